@@ -1,0 +1,58 @@
+"""``thrifty report``: cost and savings from the ledger, as a table or one JSON object."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from thrifty.ledger.reports import REPORT_GROUPS, build_report, parse_since, render_table
+from thrifty.ledger.stores.sqlite import SqliteLedgerStore
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``report`` subcommand on the main CLI's subparsers."""
+    parser = subparsers.add_parser(
+        "report",
+        help="cost and savings from the ledger",
+        description="Sum the ledger: cost, baseline cost and savings, grouped.",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--ledger", metavar="PATH", help="a SQLite ledger file")
+    source.add_argument("--config", metavar="FILE", help="a Thrifty config (uses ledger.path)")
+    parser.add_argument("--since", help="30m, 12h, 7d, 2026-11-01 or an ISO datetime (UTC)")
+    parser.add_argument("--by", choices=REPORT_GROUPS, default="model", help="group rows by")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _ledger_path(args: argparse.Namespace) -> Path:
+    if args.ledger:
+        return Path(args.ledger)
+    from thrifty.config import load_config  # lazy: the config schema pulls in every section
+
+    return Path(load_config(args.config).ledger.path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report; 0 on success, 2 on bad input (unreadable config, missing ledger)."""
+    try:
+        since = parse_since(args.since) if args.since else None
+        path = _ledger_path(args)
+    except Exception as exc:  # config errors of any kind end the command, with their message
+        print(f"thrifty report: {exc}", file=sys.stderr)
+        return 2
+    if not path.is_file():  # opening would create an empty ledger and report nothing
+        print(f"thrifty report: no ledger at {path}", file=sys.stderr)
+        return 2
+    store = SqliteLedgerStore(path)
+    try:
+        report = build_report(store, since=since, by=args.by)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2) if args.json else render_table(report))
+    return 0

@@ -1,0 +1,39 @@
+"""``thrifty serve``: run the gateway."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import uvicorn
+
+from thrifty.config import load_config
+from thrifty.server.factory import CONFIG_ENV
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser("serve", help="run the OpenAI-compatible gateway")
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--host", help="bind address (default: server.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: server.port, 8080)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: server.workers)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)  # fail fast, with the bad key named, before forking
+    os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    uvicorn.run(
+        "thrifty.server.factory:create_app",
+        factory=True,
+        host=args.host or config.server.host,
+        port=args.port if args.port is not None else config.server.port,
+        workers=args.workers or config.server.workers,
+        loop="uvloop",
+        http="httptools",
+        log_level=config.logging.level,
+        access_log=False,
+        timeout_graceful_shutdown=int(config.server.graceful_timeout_s),
+        lifespan="on",
+    )
+    return 0

@@ -1,0 +1,6 @@
+"""The library face: ``Thrifty`` / ``AsyncThrifty`` with the call shape of ``openai.OpenAI``."""
+
+from thrifty.client.async_client import AsyncThrifty
+from thrifty.client.sync_client import Thrifty
+
+__all__ = ["AsyncThrifty", "Thrifty"]

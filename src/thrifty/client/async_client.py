@@ -1,0 +1,119 @@
+"""``AsyncThrifty``: ``await client.chat.completions.create(...)`` in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from functools import cached_property
+from typing import Any
+
+from openai.types import CreateEmbeddingResponse
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+from thrifty.client.convert import to_chat_completion, to_chunk, to_embeddings, to_openai_exception
+from thrifty.client.core import load_runtime, make_context
+from thrifty.config import ThriftyConfig
+from thrifty.errors import ThriftyError
+from thrifty.pipeline.context import CHAT, EMBEDDINGS
+from thrifty.runtime import Runtime
+
+
+class AsyncChunkStream:
+    """Async iterator of ``ChatCompletionChunk``, like ``openai.AsyncStream``."""
+
+    def __init__(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+        self._chunks = chunks
+
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[ChatCompletionChunk]:
+        try:
+            async for chunk in self._chunks:
+                yield to_chunk(chunk)
+        except ThriftyError as exc:
+            raise to_openai_exception(exc, CHAT, in_stream=True) from None
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await self._chunks.aclose()  # type: ignore[attr-defined]
+
+    async def __aenter__(self) -> AsyncChunkStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class AsyncCompletions:
+    def __init__(self, client: AsyncThrifty) -> None:
+        self._client = client
+
+    async def create(self, **params: Any) -> ChatCompletion | AsyncChunkStream:
+        reply = await self._client._run(CHAT, params)
+        if reply.chunks is not None:
+            return AsyncChunkStream(reply.chunks)
+        return to_chat_completion(reply.body or {})
+
+
+class AsyncChat:
+    def __init__(self, client: AsyncThrifty) -> None:
+        self.completions = AsyncCompletions(client)
+
+
+class AsyncEmbeddings:
+    def __init__(self, client: AsyncThrifty) -> None:
+        self._client = client
+
+    async def create(self, **params: Any) -> CreateEmbeddingResponse:
+        reply = await self._client._run(EMBEDDINGS, params)
+        return to_embeddings(reply.body or {})
+
+
+class AsyncThrifty:
+    """The Thrifty pipeline in-process, called like ``openai.AsyncOpenAI``.
+
+    >>> client = AsyncThrifty(config="thrifty.yaml")
+    >>> reply = await client.chat.completions.create(model="gpt-4o-mini", messages=[...])
+
+    ``api_key`` only identifies the caller in the ledger (auth is the gateway's job).
+    Call ``await client.close()`` (or use ``async with``) to flush the ledger.
+    """
+
+    def __init__(
+        self,
+        config: str | Mapping[str, Any] | ThriftyConfig,
+        *,
+        api_key: str | None = None,
+        ledger_path: str | None = None,
+    ) -> None:
+        self._runtime: Runtime = load_runtime(config, ledger_path)
+        self.api_key = api_key
+
+    @cached_property
+    def chat(self) -> AsyncChat:
+        return AsyncChat(self)
+
+    @cached_property
+    def embeddings(self) -> AsyncEmbeddings:
+        return AsyncEmbeddings(self)
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    async def _run(self, endpoint: str, params: dict[str, Any]) -> Any:
+        try:
+            ctx = make_context(self._runtime, endpoint, params, self.api_key)
+            return await self._runtime.pipeline.run(ctx)
+        except ThriftyError as exc:
+            raise to_openai_exception(exc, endpoint) from None
+
+    async def close(self) -> None:
+        await self._runtime.aclose()
+
+    async def __aenter__(self) -> AsyncThrifty:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,189 @@
+"""The configuration schema: one YAML file, validated once at start-up.
+
+Every section forbids unknown keys so a typo is an error that names the key, never a
+setting silently ignored. Prices are per **million** tokens in USD, as providers publish
+them. Technique sections exist from day one, each off; a technique that has not landed
+yet refuses ``enabled: true`` rather than pretending to run.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    graceful_timeout_s: PositiveFloat = 30.0
+
+
+class AuthConfig(Section):
+    """Gateway keys clients must present (``Authorization: Bearer <key>``)."""
+
+    enabled: bool = True
+    keys: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _keys_when_enabled(self) -> AuthConfig:
+        if self.enabled and not [k for k in self.keys if k]:
+            raise ValueError(
+                "auth is enabled but no keys are configured: add auth.keys "
+                "(e.g. ['${THRIFTY_KEY}']) or set auth.enabled: false"
+            )
+        return self
+
+
+class ProviderConfig(Section):
+    """An OpenAI-compatible upstream (OpenAI, DeepSeek, DashScope, OpenRouter, vLLM, ...)."""
+
+    base_url: str
+    api_key: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: PositiveFloat = 120.0
+    connect_timeout_s: PositiveFloat = 10.0
+    max_connections: int = Field(default=256, ge=1)
+    price_prefix: str | None = None
+    """Catalogue prefix for price lookups (``deepseek`` → ``deepseek/<model>``);
+    defaults to the provider's name."""
+    stream_usage: bool = True
+    """Ask for ``stream_options.include_usage`` so streams are priced from true usage."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+
+class PriceConfig(Section):
+    """Price override in USD per million tokens."""
+
+    input: NonNegativeFloat
+    output: NonNegativeFloat
+    cached_input: NonNegativeFloat | None = None
+    cache_write: NonNegativeFloat | None = None
+    batch_input: NonNegativeFloat | None = None
+    batch_output: NonNegativeFloat | None = None
+
+
+class DeploymentConfig(Section):
+    provider: str
+    model: str
+
+
+class ModelConfig(Section):
+    """A public model name and where it is served.
+
+    Either ``provider`` + ``model`` (one deployment) or ``deployments`` (tried in order).
+    """
+
+    provider: str | None = None
+    model: str | None = None
+    deployments: list[DeploymentConfig] = Field(default_factory=list)
+    price: PriceConfig | None = None
+    catalogue_name: str | None = None
+    context_window: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    fallbacks: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way_to_deploy(self) -> ModelConfig:
+        if self.deployments and (self.provider or self.model):
+            raise ValueError("give either provider/model or deployments, not both")
+        if not self.deployments and not self.provider:
+            raise ValueError("needs provider (and optionally model) or a deployments list")
+        return self
+
+
+class RetryConfig(Section):
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    """Tries per deployment on 429, 5xx and connection errors (1 = no retry)."""
+    backoff_initial_s: NonNegativeFloat = 0.2
+    backoff_max_s: NonNegativeFloat = 8.0
+    max_retry_after_s: NonNegativeFloat = 20.0
+    """A longer ``Retry-After`` than this moves on to the next deployment instead of waiting."""
+
+
+class LedgerConfig(Section):
+    path: str = "thrifty-ledger.db"
+    flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
+
+
+class LoggingConfig(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class TechniqueConfig(Section):
+    """A cost technique's section. Off until the technique's implementation lands."""
+
+    enabled: bool = False
+    _available: bool = False
+
+    @model_validator(mode="after")
+    def _not_yet(self) -> TechniqueConfig:
+        if self.enabled and not self._available:
+            raise ValueError(
+                "this technique is not available in this version of thrifty; "
+                "set enabled: false (or remove the section)"
+            )
+        return self
+
+
+class ThriftyConfig(Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    auth: AuthConfig = Field(default_factory=lambda: AuthConfig(enabled=False))
+    providers: dict[str, ProviderConfig]
+    models: dict[str, ModelConfig]
+    default_model: str | None = None
+    """Used when a request names no model."""
+    baseline_model: str | None = None
+    """What savings are measured against; defaults to the model each request asked for."""
+    passthrough_provider: str | None = None
+    """Send requests for models not listed under ``models`` to this provider as-is."""
+    retries: RetryConfig = Field(default_factory=RetryConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    routing: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    cascade: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    cache: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> ThriftyConfig:
+        for name, model in self.models.items():
+            providers = (
+                [model.provider] if model.provider else [d.provider for d in model.deployments]
+            )
+            for provider in providers:
+                if provider not in self.providers:
+                    raise ValueError(
+                        f"models.{name}: provider {provider!r} is not defined under providers "
+                        f"(defined: {sorted(self.providers)})"
+                    )
+            for fallback in model.fallbacks:
+                if fallback not in self.models:
+                    raise ValueError(f"models.{name}.fallbacks: unknown model {fallback!r}")
+        for key in ("default_model", "baseline_model"):
+            value = getattr(self, key)
+            if value is not None and value not in self.models:
+                raise ValueError(f"{key}: {value!r} is not defined under models")
+        if self.passthrough_provider and self.passthrough_provider not in self.providers:
+            raise ValueError(
+                f"passthrough_provider: {self.passthrough_provider!r} is not defined "
+                "under providers"
+            )
+        return self

@@ -1,0 +1,136 @@
+"""The outermost stage: turn every request, answered or failed, into one ledger row."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from thrifty.errors import ThriftyError
+from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.writer import LedgerWriter
+from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.dispatch import attempt_cost
+from thrifty.pipeline.stage import CallNext
+from thrifty.registry import ModelRegistry
+from thrifty.usage import Usage
+
+log = logging.getLogger(__name__)
+
+
+class LedgerStage:
+    """Writes a :class:`RequestRecord` when the request ends — for a stream, when the
+    stream ends (finished, cut, or abandoned by the client)."""
+
+    def __init__(
+        self, writer: LedgerWriter, registry: ModelRegistry, baseline_model: str | None
+    ) -> None:
+        self._writer = writer
+        self._registry = registry
+        self._baseline_model = baseline_model
+
+    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+        try:
+            reply = await call_next(ctx)
+        except BaseException as exc:
+            self._record(ctx, None, exc)
+            raise
+        if reply.chunks is None:
+            record = self._record(ctx, reply, None)
+            reply.headers["x-thrifty-cost"] = _money(record.cost, record.unpriced)
+            if record.baseline_cost is not None:
+                reply.headers["x-thrifty-baseline-cost"] = _money(record.baseline_cost, False)
+        else:
+            reply.chunks = self._record_after_stream(ctx, reply, reply.chunks)
+        return reply
+
+    async def _record_after_stream(
+        self, ctx: Context, reply: Reply, chunks: AsyncIterator[dict[str, Any]]
+    ) -> AsyncIterator[dict[str, Any]]:
+        error: BaseException | None = None
+        try:
+            async for chunk in chunks:
+                yield chunk
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await chunks.aclose()  # type: ignore[attr-defined]
+            self._record(ctx, reply, error)
+
+    def baseline(self, ctx: Context, usage: Usage | None) -> tuple[str, float | None]:
+        # The configured baseline is a chat model: embeddings are measured against themselves.
+        name = (self._baseline_model if ctx.endpoint == CHAT else None) or ctx.requested_model
+        try:
+            model = self._registry.get(name)
+        except ThriftyError:
+            return name, None
+        return name, attempt_cost(usage, model) if usage is not None else None
+
+    def _record(
+        self, ctx: Context, reply: Reply | None, error: BaseException | None
+    ) -> RequestRecord:
+        costs = [a.cost for a in ctx.attempts]
+        unpriced = any(a.usage is not None and a.cost is None for a in ctx.attempts)
+        usage = reply.usage if reply is not None else None
+        if error is None:
+            status, http_status, error_type, message = "ok", 200, None, None
+        elif isinstance(error, ThriftyError):
+            status, http_status, error_type, message = (
+                "error",
+                error.status,
+                error.type,
+                error.message,
+            )
+        elif (
+            isinstance(error, GeneratorExit | KeyboardInterrupt)
+            or type(error).__name__ == "CancelledError"
+        ):
+            status, http_status, error_type, message = (
+                "cancelled",
+                499,
+                "cancelled",
+                "client went away",
+            )
+        else:
+            status, http_status, error_type, message = (
+                "error",
+                500,
+                "server_error",
+                type(error).__name__,
+            )
+        baseline_model, baseline_cost = (
+            self.baseline(ctx, usage) if status == "ok" else (None, None)
+        )
+        record = RequestRecord(
+            request_id=ctx.request_id,
+            ts=ctx.ts,
+            endpoint=ctx.endpoint,
+            key_id=ctx.key_id,
+            tags=ctx.tags,
+            requested_model=ctx.requested_model,
+            model=reply.model if reply is not None else None,
+            provider=reply.provider if reply is not None else None,
+            stream=ctx.stream,
+            status=status,
+            http_status=http_status,
+            error_type=error_type,
+            error_message=message,
+            usage=usage or Usage(),
+            cost=sum(c for c in costs if c is not None),
+            unpriced=unpriced,
+            baseline_model=baseline_model,
+            baseline_cost=baseline_cost,
+            latency_ms=(time.perf_counter() - ctx.started) * 1000,
+            ttft_ms=reply.ttft_ms if reply is not None else None,
+            techniques=ctx.techniques,
+            savings=ctx.savings,
+            attempts=list(ctx.attempts),
+        )
+        self._writer.submit(record)
+        return record
+
+
+def _money(value: float, unpriced: bool) -> str:
+    return "unpriced" if unpriced else f"{value:.8f}"

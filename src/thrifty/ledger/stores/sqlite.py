@@ -1,0 +1,274 @@
+"""The embedded ledger store: one SQLite file in WAL mode.
+
+WAL lets report readers run while the writer thread commits. ``synchronous=NORMAL`` keeps a
+commit to one ``write()`` (no fsync per transaction): a committed batch survives a crash of
+the process (SIGKILL) but the last commits may be lost on power failure or an OS crash.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from thrifty.ledger.record import AttemptRecord, RequestRecord
+from thrifty.ledger.stores.base import GROUP_BY
+
+__all__ = ["MIGRATIONS", "SqliteLedgerStore"]
+
+#: Schema migrations, applied in order; migration ``i`` brings the schema to version ``i + 1``.
+#: Never edit a released entry: append a new one.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY, ts REAL NOT NULL, day TEXT NOT NULL,
+            endpoint TEXT NOT NULL, key_id TEXT, tags TEXT NOT NULL,
+            requested_model TEXT NOT NULL, model TEXT, provider TEXT,
+            stream INTEGER NOT NULL, status TEXT NOT NULL, http_status INTEGER NOT NULL,
+            error_type TEXT, error_message TEXT,
+            input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL, tokens_estimated INTEGER NOT NULL,
+            tokens_approximate INTEGER NOT NULL,
+            cost REAL NOT NULL, unpriced INTEGER NOT NULL,
+            baseline_model TEXT, baseline_cost REAL,
+            latency_ms REAL NOT NULL, ttft_ms REAL,
+            techniques TEXT NOT NULL, savings TEXT NOT NULL)""",
+        """CREATE TABLE attempts (
+            request_id TEXT NOT NULL REFERENCES requests(request_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL, ts REAL NOT NULL, purpose TEXT NOT NULL,
+            model TEXT NOT NULL, upstream_model TEXT NOT NULL, provider TEXT NOT NULL,
+            status TEXT NOT NULL, http_status INTEGER, error TEXT,
+            input_tokens INTEGER, cached_input_tokens INTEGER, cache_write_tokens INTEGER,
+            output_tokens INTEGER, reasoning_tokens INTEGER,
+            tokens_estimated INTEGER, tokens_approximate INTEGER,
+            cost REAL, unpriced INTEGER NOT NULL, latency_ms REAL NOT NULL,
+            PRIMARY KEY (request_id, seq))""",
+        """CREATE TABLE request_tags (
+            request_id TEXT NOT NULL REFERENCES requests(request_id) ON DELETE CASCADE,
+            key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (request_id, key))""",
+        "CREATE INDEX requests_ts ON requests(ts)",
+        "CREATE INDEX requests_requested_model ON requests(requested_model)",
+        "CREATE INDEX requests_model ON requests(model)",
+        "CREATE INDEX requests_key_id ON requests(key_id)",
+        "CREATE INDEX requests_day ON requests(day)",
+        "CREATE INDEX request_tags_key_value ON request_tags(key, value)",
+    ),
+]
+
+_REQUEST_COLUMNS = (
+    "request_id", "ts", "day", "endpoint", "key_id", "tags", "requested_model", "model",
+    "provider", "stream", "status", "http_status", "error_type", "error_message",
+    "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+    "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
+    "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
+)  # fmt: skip
+_ATTEMPT_COLUMNS = (
+    "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
+    "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+    "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
+    "unpriced", "latency_ms",
+)  # fmt: skip
+_INSERT_REQUEST = (
+    f"INSERT OR IGNORE INTO requests ({', '.join(_REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
+)
+_INSERT_ATTEMPT = (
+    f"INSERT OR IGNORE INTO attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})"
+)
+_INSERT_TAG = "INSERT OR IGNORE INTO request_tags (request_id, key, value) VALUES (?, ?, ?)"
+_JSON_COLUMNS = ("tags", "techniques", "savings")
+_BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
+
+# Group key and FROM clause per ``by``; requests without the field get a visible placeholder.
+_GROUPS: dict[str, tuple[str, str]] = {
+    "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
+    "day": ("r.day", "requests r"),
+    "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
+    "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
+    "all": ("'all'", "requests r"),
+    "tag": (
+        "COALESCE(t.key || '=' || t.value, '(untagged)')",
+        "requests r LEFT JOIN request_tags t ON t.request_id = r.request_id",
+    ),
+}
+_SUMS = """COUNT(*) AS requests,
+    SUM(r.status = 'error') AS errors, SUM(r.status = 'cancelled') AS cancelled,
+    TOTAL(r.cost) AS cost, TOTAL(r.baseline_cost) AS baseline_cost,
+    TOTAL(r.baseline_cost - r.cost) AS savings,
+    SUM(r.baseline_cost IS NOT NULL) AS baseline_requests,
+    SUM(r.input_tokens) AS input_tokens, SUM(r.output_tokens) AS output_tokens,
+    SUM(r.cached_input_tokens) AS cached_input_tokens,
+    SUM(r.cache_write_tokens) AS cache_write_tokens,
+    SUM(r.reasoning_tokens) AS reasoning_tokens,
+    SUM(r.unpriced) AS unpriced, SUM(r.tokens_estimated) AS estimated"""
+
+
+def _utc_day(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+
+
+def _request_row(r: RequestRecord) -> tuple[Any, ...]:
+    u = r.usage
+    return (
+        r.request_id, r.ts, _utc_day(r.ts), r.endpoint, r.key_id, json.dumps(r.tags),
+        r.requested_model, r.model, r.provider, int(r.stream), r.status, r.http_status,
+        r.error_type, r.error_message, u.input_tokens, u.cached_input_tokens,
+        u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
+        int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
+        r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings),
+    )  # fmt: skip
+
+
+def _attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
+    u = a.usage
+    tokens: tuple[Any, ...] = (None,) * 7
+    if u is not None:
+        tokens = (
+            u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.output_tokens,
+            u.reasoning_tokens, int(u.estimated), int(u.approximate),
+        )  # fmt: skip
+    head = (a.request_id, a.seq, a.ts, a.purpose, a.model, a.upstream_model, a.provider)
+    tail = (a.cost, int(a.unpriced), a.latency_ms)
+    return (*head, a.status, a.http_status, a.error, *tokens, *tail)
+
+
+def _decode(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for name in _JSON_COLUMNS:
+        if name in out:
+            out[name] = json.loads(out[name])
+    for name in _BOOL_COLUMNS:
+        if out.get(name) is not None:
+            out[name] = bool(out[name])
+    return out
+
+
+class SqliteLedgerStore:
+    """A :class:`~thrifty.ledger.stores.base.LedgerStore` in one SQLite file.
+
+    Opening creates the parent directory and the file, and applies pending migrations. Writes
+    and reads use separate connections, each behind its own lock, so a report never waits for
+    a batch insert to finish (WAL readers see the last committed state).
+
+    >>> store = SqliteLedgerStore("/var/lib/thrifty/ledger.db")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._migrate()
+        self._reader = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def _migrate(self) -> None:
+        """Bring the schema to ``len(MIGRATIONS)``; safe when several processes start at once."""
+        conn = self._writer
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version"
+            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the version
+        try:
+            current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @property
+    def schema_version(self) -> int:
+        with self._read_lock:
+            return self._reader.execute("SELECT MAX(version) FROM schema_version").fetchone()[0]
+
+    def write_many(self, records: Sequence[RequestRecord]) -> None:
+        if not records:
+            return
+        requests = [_request_row(r) for r in records]
+        attempts = [_attempt_row(a) for r in records for a in r.attempts]
+        tags = [(r.request_id, k, str(v)) for r in records for k, v in r.tags.items()]
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(_INSERT_REQUEST, requests)
+                conn.executemany(_INSERT_ATTEMPT, attempts)
+                conn.executemany(_INSERT_TAG, tags)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, params: Sequence[Any], decode: bool = True) -> list[dict[str, Any]]:
+        with self._read_lock:
+            rows = self._reader.execute(sql, params).fetchall()
+        return [_decode(row) if decode else dict(row) for row in rows]
+
+    def query_requests(
+        self, since: float | None = None, until: float | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = _time_filter("ts", since, until)
+        sql = f"SELECT * FROM requests {where} ORDER BY ts DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._read(sql, params)
+
+    def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
+        return self._read("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", [request_id])
+
+    def aggregate(
+        self, by: str, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        if by not in _GROUPS:
+            raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
+        key, source = _GROUPS[by]
+        where, params = _time_filter("r.ts", since, until)
+        sql = f"SELECT {key} AS key, {_SUMS} FROM {source} {where} GROUP BY 1 ORDER BY 1"
+        rows = self._read(sql, params, decode=False)
+        return [{k: (v or 0) if k != "key" else v for k, v in row.items()} for row in rows]
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        with self._read_lock:
+            self._reader.close()
+
+
+def _time_filter(column: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        clauses.append(f"{column} >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < ?")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params

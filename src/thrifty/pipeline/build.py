@@ -1,0 +1,41 @@
+"""The one place that knows the order of the stages.
+
+Request path (outermost first) and the ``Context`` fields each stage reads/writes::
+
+    ledger      reads everything on the way back; writes one RequestRecord
+    (cache)     exact and semantic caches        — issue: caching
+    (compress)  rewrites ctx.body                — issue: compression
+    (route)     rewrites ctx.model               — issue: routing
+    (batch)     packs compatible requests        — issue: batching
+    (cascade)   tries tiers, checks, escalates   — issue: cascades
+    dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
+
+Admission (auth, later budgets) happens before a Context exists, in the server and the
+library. Disabled techniques are simply not in the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from thrifty.pipeline.context import Context, Reply
+from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.stage import CallNext, Stage
+
+
+class Pipeline:
+    """Runs ``stages`` in order around the terminal dispatch stage."""
+
+    def __init__(self, stages: Sequence[Stage], dispatch: DispatchStage) -> None:
+        self._stages = tuple(stages)
+        self._dispatch = dispatch
+
+    async def run(self, ctx: Context) -> Reply:
+        return await self._call(0, ctx)
+
+    async def _call(self, index: int, ctx: Context) -> Reply:
+        if index == len(self._stages):
+            return await self._dispatch(ctx)
+        next_call: CallNext = partial(self._call, index + 1)
+        return await self._stages[index](ctx, next_call)

@@ -1,0 +1,74 @@
+"""What travels down the pipeline (``Context``) and what comes back up (``Reply``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.ledger.record import AttemptRecord
+from thrifty.usage import Usage
+
+CHAT = "chat.completions"
+EMBEDDINGS = "embeddings"
+
+
+def new_request_id() -> str:
+    return f"thr-{uuid.uuid4().hex[:24]}"
+
+
+@dataclass(slots=True)
+class Context:
+    """One request on its way through the stages.
+
+    ``body`` is the OpenAI request as the caller sent it; stages that rewrite the
+    request (compress, route) change ``body``/``model`` and note what they did in
+    ``techniques``. ``attempts`` collects every model call made for this request.
+    """
+
+    endpoint: str
+    body: dict[str, Any]
+    requested_model: str
+    model: str
+    stream: bool = False
+    key_id: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    controls: dict[str, str] = field(default_factory=dict)
+    request_id: str = field(default_factory=new_request_id)
+    ts: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    techniques: dict[str, dict[str, Any]] = field(default_factory=dict)
+    savings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def client_wants_usage(self) -> bool:
+        options = self.body.get("stream_options")
+        return bool(isinstance(options, dict) and options.get("include_usage"))
+
+    def next_seq(self) -> int:
+        return len(self.attempts)
+
+
+@dataclass(slots=True)
+class Reply:
+    """The answer to a request: a complete body, or a stream of chunk dicts.
+
+    For a stream, ``usage`` and ``finished`` are filled in as the stream is consumed;
+    whoever wraps ``chunks`` must iterate it to the end or ``aclose`` it.
+    """
+
+    model: str
+    provider: str
+    body: dict[str, Any] | None = None
+    chunks: AsyncIterator[dict[str, Any]] | None = None
+    usage: Usage | None = None
+    attempt: AttemptRecord | None = None
+    ttft_ms: float | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_stream(self) -> bool:
+        return self.chunks is not None

@@ -1,0 +1,231 @@
+"""The innermost stage: call the model, with retries and fallbacks, and price each try.
+
+Order of candidates: the model's deployments in config order, then each fallback
+model's deployments. Each deployment is tried up to ``retries.max_attempts`` times on
+retryable failures (429, 5xx, connection errors, timeouts), waiting ``Retry-After``
+when the upstream gives one (up to ``retries.max_retry_after_s``) or an exponential
+backoff with jitter. Every try is an :class:`AttemptRecord`, failures included.
+
+A stream is only handed to the caller once its first event has arrived, so a stream
+that fails before producing anything is retried like any other failure. After that,
+a cut raises :class:`StreamInterrupted` through the chunk iterator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from thrifty.config.schema import RetryConfig
+from thrifty.errors import ThriftyError, UpstreamError
+from thrifty.ledger.record import AttemptRecord
+from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.estimate import estimate_usage
+from thrifty.pricing import cost as price_usage
+from thrifty.providers.base import Provider, ProviderStream
+from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
+from thrifty.usage import Usage
+
+log = logging.getLogger(__name__)
+
+
+def attempt_cost(usage: Usage | None, model: ResolvedModel) -> float | None:
+    """USD cost of a call, or None when the model has no known price (never 0 for unknown)."""
+    if usage is None:
+        return 0.0
+    if model.price is None:
+        return None
+    return price_usage(usage, model.price).total
+
+
+class DispatchStage:
+    def __init__(
+        self, registry: ModelRegistry, providers: dict[str, Provider], retries: RetryConfig
+    ) -> None:
+        self._registry = registry
+        self._providers = providers
+        self._retries = retries
+
+    def _candidates(self, model_name: str) -> Iterator[tuple[ResolvedModel, Deployment, str]]:
+        model = self._registry.get(model_name)
+        for deployment in model.deployments:
+            yield model, deployment, "main"
+        for fallback_name in model.fallbacks:
+            fallback = self._registry.get(fallback_name)
+            for deployment in fallback.deployments:
+                yield fallback, deployment, "fallback"
+
+    async def __call__(self, ctx: Context, call_next: Any = None) -> Reply:
+        last_error: ThriftyError | None = None
+        for model, deployment, purpose in self._candidates(ctx.model):
+            for try_number in range(self._retries.max_attempts):
+                attempt = AttemptRecord(
+                    request_id=ctx.request_id,
+                    seq=ctx.next_seq(),
+                    ts=time.time(),
+                    purpose=purpose if try_number == 0 else "retry",
+                    model=model.name,
+                    upstream_model=deployment.upstream_model,
+                    provider=deployment.provider,
+                    status="ok",
+                    http_status=200,
+                    error=None,
+                    usage=None,
+                    cost=0.0,
+                    latency_ms=0.0,
+                )
+                ctx.attempts.append(attempt)
+                started = time.perf_counter()
+                try:
+                    if ctx.stream and ctx.endpoint == CHAT:
+                        return await self._open_stream(ctx, model, deployment, attempt, started)
+                    return await self._send(ctx, model, deployment, attempt, started)
+                except UpstreamError as exc:
+                    attempt.status = "error"
+                    attempt.http_status = getattr(exc, "upstream_status", None)  # None: no reply
+                    attempt.error = exc.message
+                    attempt.latency_ms = (time.perf_counter() - started) * 1000
+                    last_error = exc
+                    log.warning(
+                        "upstream attempt failed",
+                        extra={
+                            "request_id": ctx.request_id,
+                            "model": model.name,
+                            "provider": deployment.provider,
+                            "status": attempt.http_status,
+                            "error": exc.message,
+                        },
+                    )
+                    if not exc.retryable:
+                        raise
+                    delay = self._delay(exc, try_number)
+                    if delay is None or try_number + 1 >= self._retries.max_attempts:
+                        break  # move on to the next deployment
+                    await asyncio.sleep(delay)
+        assert last_error is not None
+        raise last_error
+
+    def _delay(self, exc: UpstreamError, try_number: int) -> float | None:
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return retry_after if retry_after <= self._retries.max_retry_after_s else None
+        base = self._retries.backoff_initial_s * (2**try_number)
+        return min(self._retries.backoff_max_s, base) * (0.5 + random.random() / 2)
+
+    def _upstream_body(self, ctx: Context, deployment: Deployment, stream: bool) -> dict[str, Any]:
+        body = dict(ctx.body)
+        body["model"] = deployment.upstream_model
+        if stream and self._providers[deployment.provider].config.stream_usage:  # type: ignore[attr-defined]
+            options = dict(body.get("stream_options") or {})
+            options["include_usage"] = True
+            body["stream_options"] = options
+        return body
+
+    async def _send(
+        self,
+        ctx: Context,
+        model: ResolvedModel,
+        deployment: Deployment,
+        attempt: AttemptRecord,
+        started: float,
+    ) -> Reply:
+        provider = self._providers[deployment.provider]
+        reply = await provider.send(
+            ctx.endpoint.replace(".", "/"), self._upstream_body(ctx, deployment, False)
+        )
+        usage = Usage.from_openai(reply.body.get("usage")) or estimate_usage(
+            ctx.endpoint, ctx.body, reply.body, deployment.upstream_model
+        )
+        attempt.latency_ms = (time.perf_counter() - started) * 1000
+        attempt.usage = usage
+        attempt.cost = attempt_cost(usage, model)
+        return Reply(
+            model=model.name,
+            provider=deployment.provider,
+            body=reply.body,
+            usage=usage,
+            attempt=attempt,
+        )
+
+    async def _open_stream(
+        self,
+        ctx: Context,
+        model: ResolvedModel,
+        deployment: Deployment,
+        attempt: AttemptRecord,
+        started: float,
+    ) -> Reply:
+        provider = self._providers[deployment.provider]
+        stream = await provider.open_stream(
+            "chat/completions", self._upstream_body(ctx, deployment, True)
+        )
+        events = aiter(stream)
+        try:
+            first = await anext(events)
+        except StopAsyncIteration:
+            await stream.aclose()
+            raise UpstreamError("upstream stream ended without any event", retryable=True) from None
+        except BaseException:
+            await stream.aclose()
+            raise
+        reply = Reply(model=model.name, provider=deployment.provider, attempt=attempt)
+        reply.ttft_ms = (time.perf_counter() - ctx.started) * 1000
+        reply.chunks = _relay(
+            ctx, model, deployment, stream, events, first, attempt, reply, started
+        )
+        return reply
+
+
+async def _relay(
+    ctx: Context,
+    model: ResolvedModel,
+    deployment: Deployment,
+    stream: ProviderStream,
+    events: AsyncIterator[dict[str, Any]],
+    first: dict[str, Any],
+    attempt: AttemptRecord,
+    reply: Reply,
+    started: float,
+) -> AsyncIterator[dict[str, Any]]:
+    """Pass chunks through; take usage from the upstream's usage chunk (then drop that
+    chunk if the caller did not ask for it), else count the streamed text."""
+    wants_usage = ctx.client_wants_usage
+    usage: Usage | None = None
+    texts: list[str] = []
+    try:
+        event: dict[str, Any] | None = first
+        while event is not None:
+            if event.get("usage"):
+                usage = Usage.from_openai(event["usage"])
+            for choice in event.get("choices") or ():
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    texts.append(delta["content"])
+                for call in delta.get("tool_calls") or ():
+                    function = call.get("function") or {}
+                    texts.append(function.get("name") or "")
+                    texts.append(function.get("arguments") or "")
+            if wants_usage or not event.get("usage"):
+                yield event
+            elif event.get("choices"):  # usage riding on a content chunk: keep the content
+                yield {k: v for k, v in event.items() if k != "usage"}
+            event = await anext(events, None)
+    except BaseException as exc:
+        attempt.status = "error"
+        attempt.error = getattr(exc, "message", None) or type(exc).__name__
+        attempt.http_status = getattr(exc, "status", None) if isinstance(exc, ThriftyError) else 499
+        raise
+    finally:
+        await stream.aclose()
+        if usage is None:
+            usage = estimate_usage(
+                CHAT, ctx.body, {"_streamed_text": "".join(texts)}, deployment.upstream_model
+            )
+        attempt.usage = usage
+        attempt.cost = attempt_cost(usage, model)
+        attempt.latency_ms = (time.perf_counter() - started) * 1000
+        reply.usage = usage

@@ -1,0 +1,86 @@
+"""Checks of a request body, shared by the gateway and the library.
+
+Only what must hold for the pipeline to work is checked here (cheap, no schema
+library on the hot path); everything else is forwarded for the provider to judge, so
+new OpenAI parameters pass through without a Thrifty release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from thrifty.errors import InvalidRequest
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def _require_model(body: dict[str, Any], default_model: str | None) -> str:
+    model = body.get("model")
+    if model is None or model == "":
+        if default_model is None:
+            raise InvalidRequest(
+                "you must provide a model parameter",
+                param="model",
+                code="missing_required_parameter",
+            )
+        return default_model
+    if not isinstance(model, str):
+        raise InvalidRequest("model must be a string", param="model", code="invalid_type")
+    return model
+
+
+def check_chat_body(body: Any, default_model: str | None) -> str:
+    """Validate a chat completion body; return the model it asks for."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
+    model = _require_model(body, default_model)
+    messages = body.get("messages")
+    if messages is None:
+        raise InvalidRequest(
+            "'messages' is a required property", param="messages", code="missing_required_parameter"
+        )
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest(
+            "'messages' must be a non-empty array", param="messages", code="invalid_type"
+        )
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise InvalidRequest(
+                f"messages[{index}] must be an object",
+                param=f"messages[{index}]",
+                code="invalid_type",
+            )
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequest(
+                f"messages[{index}].role must be one of {sorted(_ROLES)}, got {role!r}",
+                param=f"messages[{index}].role",
+                code="invalid_value",
+            )
+    if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
+        raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
+    for key in ("n", "max_tokens", "max_completion_tokens"):
+        value = body.get(key)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise InvalidRequest(
+                f"'{key}' must be a positive integer", param=key, code="invalid_value"
+            )
+    return model
+
+
+def check_embeddings_body(body: Any, default_model: str | None) -> str:
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
+    model = _require_model(body, default_model)
+    value = body.get("input")
+    if value is None:
+        raise InvalidRequest(
+            "'input' is a required property", param="input", code="missing_required_parameter"
+        )
+    if isinstance(value, str) or (isinstance(value, list) and value):
+        return model
+    raise InvalidRequest(
+        "'input' must be a string or a non-empty array", param="input", code="invalid_type"
+    )

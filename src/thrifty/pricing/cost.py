@@ -1,0 +1,96 @@
+"""What one call cost: :class:`Usage` × :class:`ModelPrice`, split by price class.
+
+The ledger stores the split, not just the total, so savings can be credited to the
+technique that caused them (prompt caching lowers ``cached_input``, batching lowers all).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from thrifty.pricing.catalogue import ModelPrice
+from thrifty.usage import Usage
+
+__all__ = ["CostBreakdown", "cost", "cost_or_none"]
+
+
+@dataclass(frozen=True, slots=True)
+class CostBreakdown:
+    """USD cost of one call by price class; ``total`` is their exactly-rounded sum.
+
+    ``output`` excludes reasoning tokens, which are in ``reasoning``.
+    ``batch_price_missing`` is true when ``batch=True`` was asked but some tokens of this
+    call were billed at a normal price because the model has no known batch price for them.
+    """
+
+    input: float
+    cached_input: float
+    cache_write: float
+    output: float
+    reasoning: float
+    total: float
+    batch_price_missing: bool = False
+
+
+def cost(usage: Usage, price: ModelPrice, *, batch: bool = False) -> CostBreakdown:
+    """Price ``usage`` at ``price``; with ``batch=True`` use batch prices where known.
+
+    Fallbacks: an unknown cached or cache-write price is the input price; an unknown
+    reasoning price is the output price. Under ``batch=True`` those fallbacks follow the
+    batch input/output price, and a class with no batch price (input, output, cached
+    input) keeps its normal price and sets ``batch_price_missing`` if it has tokens.
+    Cache-write and reasoning prices have no batch variant in the catalogue.
+
+    >>> p = ModelPrice.from_per_million("m", input=1.0, output=2.0)
+    >>> cost(Usage(input_tokens=1_000_000, output_tokens=500_000), p).total
+    2.0
+    """
+    uncached = usage.uncached_input_tokens
+    reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+    plain_output = usage.output_tokens - reasoning
+    cached, writes = usage.cached_input_tokens, usage.cache_write_tokens
+
+    input_price, input_normal = _pick(price.input_per_token, price.batch_input_per_token, batch)
+    output_price, output_normal = _pick(price.output_per_token, price.batch_output_per_token, batch)
+    cached_price, cached_normal = input_price, input_normal
+    if batch and price.batch_cached_input_per_token is not None:
+        cached_price, cached_normal = price.batch_cached_input_per_token, False
+    elif price.cached_input_per_token is not None:
+        cached_price, cached_normal = price.cached_input_per_token, batch
+    write_price, write_normal = price.cache_write_per_token, False
+    if write_price is None:
+        write_price, write_normal = input_price, input_normal
+    reasoning_price, reasoning_normal = price.reasoning_per_token, False
+    if reasoning_price is None:
+        reasoning_price, reasoning_normal = output_price, output_normal
+    missing = (
+        (input_normal and uncached > 0)
+        or (cached_normal and cached > 0)
+        or (write_normal and writes > 0)
+        or (output_normal and plain_output > 0)
+        or (reasoning_normal and reasoning > 0)
+    )
+
+    parts = {
+        "input": uncached * input_price,
+        "cached_input": cached * cached_price,
+        "cache_write": writes * write_price,
+        "output": plain_output * output_price,
+        "reasoning": reasoning * reasoning_price,
+    }
+    return CostBreakdown(**parts, total=math.fsum(parts.values()), batch_price_missing=missing)
+
+
+def _pick(normal: float, batch_price: float | None, batch: bool) -> tuple[float, bool]:
+    """(price to use, whether a wanted batch price was missing so the normal one is used)."""
+    if batch and batch_price is not None:
+        return batch_price, False
+    return normal, batch
+
+
+def cost_or_none(usage: Usage, price: ModelPrice | None, *, batch: bool = False) -> float | None:
+    """Total USD, or None when the model is unpriced (the caller flags it; never 0)."""
+    if price is None:
+        return None
+    return cost(usage, price, batch=batch).total

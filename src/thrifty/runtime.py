@@ -1,0 +1,63 @@
+"""Owns everything a running Thrifty needs: providers, registry, ledger, pipeline.
+
+Built from a validated config by the gateway (in its lifespan) and by the library (on
+first use); ``aclose`` releases connections and flushes the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+
+from thrifty.config.schema import ThriftyConfig
+from thrifty.errors import AuthenticationFailed
+from thrifty.ledger.stage import LedgerStage
+from thrifty.ledger.stores.sqlite import SqliteLedgerStore
+from thrifty.ledger.writer import LedgerWriter
+from thrifty.pipeline.build import Pipeline
+from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.providers.base import Provider
+from thrifty.providers.openai_http import OpenAIHTTPProvider
+from thrifty.registry import ModelRegistry
+
+
+def key_id(key: str) -> str:
+    """A stable, non-reversible id for a caller key, safe to store and show."""
+    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+class Runtime:
+    def __init__(self, config: ThriftyConfig, ledger_path: str | Path | None = None) -> None:
+        self.config = config
+        self.registry = ModelRegistry.from_config(config)
+        self.providers: dict[str, Provider] = {
+            name: OpenAIHTTPProvider(name, provider) for name, provider in config.providers.items()
+        }
+        self.ledger = LedgerWriter(
+            SqliteLedgerStore(ledger_path or config.ledger.path),
+            flush_interval=config.ledger.flush_interval_ms / 1000,
+        )
+        self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]
+        self.pipeline = Pipeline(
+            stages=[LedgerStage(self.ledger, self.registry, config.baseline_model)],
+            dispatch=DispatchStage(self.registry, self.providers, config.retries),
+        )
+
+    def authenticate(self, presented: str | None) -> str | None:
+        """Check a caller's key; return its key id (None when auth is off)."""
+        if not self.config.auth.enabled:
+            return key_id(presented) if presented else None
+        if not presented:
+            raise AuthenticationFailed(
+                "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+            )
+        digest = hashlib.sha256(presented.encode()).digest()
+        if not any(hmac.compare_digest(digest, known) for known in self._key_hashes):
+            raise AuthenticationFailed("Incorrect API key provided.")
+        return key_id(presented)
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+        self.ledger.close()
