@@ -1,0 +1,1 @@
+"""Benchmarks (run with ``make bench``); each writes a small report under ``bench/results``."""
