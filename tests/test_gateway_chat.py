@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import gzip
 import json
 from importlib import resources
 
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, upstream_stats
+from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, upstream_stats
 
 MESSAGES = [
     {"role": "system", "content": "You are terse."},
@@ -165,3 +166,26 @@ def test_embeddings_and_models(gateway: Gateway, upstream: ServerThread) -> None
         * catalogue_entry("text-embedding-3-small")["input_cost_per_token"]
     )
     assert upstream_stats(upstream)  # the upstream really served it
+
+
+def test_baseline_is_the_named_model_else_the_configured_baseline(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(
+        base_config(upstream.url, default_model="gpt-4o-mini", baseline_model="gpt-4o")
+    )
+    with sdk(gateway) as client:
+        named = client.chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+        unnamed = client.chat.completions.with_raw_response.create(
+            model="", messages=MESSAGES  # no model: the default answers, the baseline is gpt-4o
+        )
+    assert named.headers["x-thrifty-cost"] == named.headers["x-thrifty-baseline-cost"]
+    assert unnamed.headers["x-thrifty-model"] == "gpt-4o-mini"
+    usage = unnamed.parse().usage
+    assert float(unnamed.headers["x-thrifty-baseline-cost"]) == pytest.approx(
+        expected_cost("gpt-4o", usage), rel=1e-9
+    )
+    row = gateway.row(unnamed.headers["x-thrifty-request-id"])
+    assert row["baseline_model"] == "gpt-4o" and row["model"] == "gpt-4o-mini"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from pathlib import Path
+from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
@@ -16,7 +17,9 @@ from thrifty.ledger.stage import LedgerStage
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.pipeline.build import Pipeline
+from thrifty.pipeline.context import Context
 from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.requests import build_context
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
 from thrifty.registry import ModelRegistry
@@ -40,7 +43,7 @@ class Runtime:
         )
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]
         self.pipeline = Pipeline(
-            stages=[LedgerStage(self.ledger, self.registry, config.baseline_model)],
+            stages=[LedgerStage(self.ledger, self.registry)],
             dispatch=DispatchStage(self.registry, self.providers, config.retries),
         )
 
@@ -56,6 +59,27 @@ class Runtime:
         if not any(hmac.compare_digest(digest, known) for known in self._key_hashes):
             raise AuthenticationFailed("Incorrect API key provided.")
         return key_id(presented)
+
+    def new_context(
+        self,
+        endpoint: str,
+        body: Any,
+        headers: dict[str, str],
+        key_id: str | None,
+        request_id: str | None = None,
+    ) -> Context:
+        """Check a request against this config; unknown models fail before any work."""
+        ctx = build_context(
+            endpoint,
+            body,
+            headers,
+            default_model=self.config.default_model,
+            baseline_model=self.config.baseline_model,
+            key_id=key_id,
+            request_id=request_id,
+        )
+        self.registry.get(ctx.model)
+        return ctx
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

@@ -10,7 +10,7 @@ from typing import Any
 from thrifty.errors import ThriftyError
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.writer import LedgerWriter
-from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
@@ -23,12 +23,9 @@ class LedgerStage:
     """Writes a :class:`RequestRecord` when the request ends — for a stream, when the
     stream ends (finished, cut, or abandoned by the client)."""
 
-    def __init__(
-        self, writer: LedgerWriter, registry: ModelRegistry, baseline_model: str | None
-    ) -> None:
+    def __init__(self, writer: LedgerWriter, registry: ModelRegistry) -> None:
         self._writer = writer
         self._registry = registry
-        self._baseline_model = baseline_model
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         try:
@@ -60,8 +57,7 @@ class LedgerStage:
             self._record(ctx, reply, error)
 
     def baseline(self, ctx: Context, usage: Usage | None) -> tuple[str, float | None]:
-        # The configured baseline is a chat model: embeddings are measured against themselves.
-        name = (self._baseline_model if ctx.endpoint == CHAT else None) or ctx.requested_model
+        name = ctx.baseline_model
         try:
             model = self._registry.get(name)
         except ThriftyError:

@@ -26,12 +26,14 @@ class Context:
     ``body`` is the OpenAI request as the caller sent it; stages that rewrite the
     request (compress, route) change ``body``/``model`` and note what they did in
     ``techniques``. ``attempts`` collects every model call made for this request.
+    ``baseline_model`` is what savings are measured against (see ``build_context``).
     """
 
     endpoint: str
     body: dict[str, Any]
     requested_model: str
     model: str
+    baseline_model: str
     stream: bool = False
     key_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)

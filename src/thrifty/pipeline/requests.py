@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from thrifty.errors import InvalidRequest
+from thrifty.pipeline.context import CHAT, Context, new_request_id
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -83,4 +84,61 @@ def check_embeddings_body(body: Any, default_model: str | None) -> str:
         return model
     raise InvalidRequest(
         "'input' must be a string or a non-empty array", param="input", code="invalid_type"
+    )
+
+
+def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
+    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``."""
+    tags: dict[str, str] = {}
+    if isinstance(metadata, dict):
+        tags.update(
+            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float)}
+        )
+    if header:
+        for item in header.split(","):
+            key, sep, value = item.partition("=")
+            if key.strip():
+                tags[key.strip()] = value.strip() if sep else "true"
+    return tags
+
+
+def build_context(
+    endpoint: str,
+    body: Any,
+    headers: dict[str, str],
+    *,
+    default_model: str | None,
+    baseline_model: str | None,
+    key_id: str | None,
+    request_id: str | None = None,
+) -> Context:
+    """Check a request and wrap it in a :class:`Context` (gateway and library alike).
+
+    ``headers`` are lower-cased; ``x-thrifty-tags`` become tags and every other
+    ``x-thrifty-*`` header a control. The baseline is the model the caller named; only a
+    request that names none is measured against ``baseline_model`` (else the default),
+    so a caller's own choice of a cheap model is never counted as Thrifty's saving.
+    """
+    named = isinstance(body, dict) and bool(body.get("model"))
+    if endpoint == CHAT:
+        model = check_chat_body(body, default_model)
+    else:
+        model = check_embeddings_body(body, default_model)
+    body["model"] = model
+    controls = {
+        k[len("x-thrifty-") :]: v
+        for k, v in headers.items()
+        if k.startswith("x-thrifty-") and k != "x-thrifty-tags"
+    }
+    return Context(
+        endpoint=endpoint,
+        body=body,
+        requested_model=model,
+        model=model,
+        baseline_model=model if named else (baseline_model or model),
+        stream=bool(body.get("stream")) and endpoint == CHAT,
+        key_id=key_id,
+        tags=parse_tags(headers.get("x-thrifty-tags"), body.get("metadata")),
+        controls=controls,
+        request_id=request_id or new_request_id(),
     )

@@ -9,13 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
-from thrifty.pipeline.context import CHAT, EMBEDDINGS, Context, new_request_id
-from thrifty.pipeline.requests import check_chat_body, check_embeddings_body
+from thrifty.pipeline.context import CHAT, EMBEDDINGS, new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, SSEResponse, error_response
-
-_TAGS_HEADER = "x-thrifty-tags"
-_CONTROL_PREFIX = "x-thrifty-"
 
 
 def _bearer(request: Request) -> str | None:
@@ -47,29 +43,6 @@ async def _read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
-def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
-    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``."""
-    tags: dict[str, str] = {}
-    if isinstance(metadata, dict):
-        tags.update(
-            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float)}
-        )
-    if header:
-        for item in header.split(","):
-            key, sep, value = item.partition("=")
-            if key.strip():
-                tags[key.strip()] = value.strip() if sep else "true"
-    return tags
-
-
-def _controls(request: Request) -> dict[str, str]:
-    return {
-        k[len(_CONTROL_PREFIX) :]: v
-        for k, v in request.headers.items()
-        if k.startswith(_CONTROL_PREFIX) and k != _TAGS_HEADER
-    }
-
-
 class Handlers:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -80,24 +53,8 @@ class Handlers:
             runtime = self.runtime
             key_id = runtime.authenticate(_bearer(request))
             body = await _read_json(request, runtime.config.server.max_body_bytes)
-            default = runtime.config.default_model
-            if endpoint == CHAT:
-                model = check_chat_body(body, default)
-            else:
-                model = check_embeddings_body(body, default)
-            runtime.registry.get(model)  # unknown model → 404 before any work
-            body["model"] = model
-            ctx = Context(
-                endpoint=endpoint,
-                body=body,
-                requested_model=model,
-                model=model,
-                stream=bool(body.get("stream")) and endpoint == CHAT,
-                key_id=key_id,
-                tags=parse_tags(request.headers.get(_TAGS_HEADER), body.get("metadata")),
-                controls=_controls(request),
-                request_id=request_id,
-            )
+            headers = {k: v for k, v in request.headers.items() if k.startswith("x-thrifty-")}
+            ctx = runtime.new_context(endpoint, body, headers, key_id, request_id)
             reply = await runtime.pipeline.run(ctx)
         except ThriftyError as exc:
             return error_response(exc, request_id)
