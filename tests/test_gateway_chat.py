@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import gzip
 import json
+from collections.abc import Callable
 from importlib import resources
 
 import openai
@@ -179,7 +179,8 @@ def test_baseline_is_the_named_model_else_the_configured_baseline(
             model="gpt-4o-mini", messages=MESSAGES
         )
         unnamed = client.chat.completions.with_raw_response.create(
-            model="", messages=MESSAGES  # no model: the default answers, the baseline is gpt-4o
+            model="",
+            messages=MESSAGES,  # no model: the default answers, the baseline is gpt-4o
         )
     assert named.headers["x-thrifty-cost"] == named.headers["x-thrifty-baseline-cost"]
     assert unnamed.headers["x-thrifty-model"] == "gpt-4o-mini"
