@@ -30,17 +30,26 @@ def free_port() -> int:
 
 
 class ServerThread:
-    """Runs an ASGI app under uvicorn in a background thread; ``stop`` is graceful
-    (in-flight requests finish, then the app's lifespan shutdown runs)."""
+    """Serve an ASGI app under uvicorn (uvloop + httptools) in a background thread.
+
+    The socket is bound before the thread starts (port 0), so no other process can take
+    the port in between. ``stop`` is graceful: in-flight requests finish, then the app's
+    lifespan shutdown runs. uvicorn installs no signal handlers off the main thread.
+    """
 
     def __init__(self, app: Any) -> None:
-        self.port = free_port()
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", 0))
+        self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
-            access_log=False, timeout_graceful_shutdown=10,
+            app, loop="uvloop", http="httptools", log_config=None, log_level="warning",
+            access_log=False, lifespan="on", timeout_graceful_shutdown=10,
         )  # fmt: skip
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
+        )
 
     @property
     def url(self) -> str:
@@ -52,12 +61,19 @@ class ServerThread:
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
                 raise RuntimeError("server did not start")
-            time.sleep(0.01)
+            time.sleep(0.005)
         return self
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=15)
+        self._socket.close()
+
+    def __enter__(self) -> ServerThread:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 def http(

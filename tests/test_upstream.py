@@ -12,7 +12,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,8 +24,7 @@ import aiohttp
 import openai
 import orjson
 import pytest
-import uvicorn
-from starlette.types import ASGIApp
+from tests.conftest import ServerThread
 
 from thrifty.tokens import count_messages, count_text
 from thrifty.upstream import (
@@ -37,52 +35,6 @@ from thrifty.upstream import (
     messages_key,
     rule_text,
 )
-
-
-class ServerThread:
-    """Serve an ASGI app with uvicorn (uvloop + httptools) on a free loopback port.
-
-    Use as a context manager; ``url`` is ``http://127.0.0.1:PORT``. uvicorn installs no
-    signal handlers off the main thread, so running ``Server.run`` in a thread is safe.
-    """
-
-    def __init__(self, app: ASGIApp, host: str = "127.0.0.1") -> None:
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((host, 0))
-        self.host, self.port = self._socket.getsockname()[:2]
-        config = uvicorn.Config(
-            app,
-            loop="uvloop",
-            http="httptools",
-            log_config=None,  # leave the test process's logging alone
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self._socket]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def __enter__(self) -> ServerThread:
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.005)
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.should_exit = True
-        self._thread.join(10)
-        self._socket.close()
-
 
 # --------------------------------------------------------------------------- fixtures
 
