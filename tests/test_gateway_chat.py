@@ -190,3 +190,27 @@ def test_baseline_is_the_named_model_else_the_configured_baseline(
     )
     row = gateway.row(unnamed.headers["x-thrifty-request-id"])
     assert row["baseline_model"] == "gpt-4o" and row["model"] == "gpt-4o-mini"
+
+
+def test_unknown_price_is_flagged_never_zero(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway]
+) -> None:
+    gateway = start_gateway(base_config(upstream.url, passthrough_provider="up"))
+    with sdk(gateway) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="my-private-finetune", messages=MESSAGES
+        )
+    assert raw.status_code == 200
+    assert raw.headers["x-thrifty-cost"] == "unpriced"
+    assert "x-thrifty-baseline-cost" not in raw.headers
+    row = gateway.row(raw.headers["x-thrifty-request-id"])
+    assert row["unpriced"] == 1 and row["baseline_cost"] is None
+    from thrifty.ledger.reports import build_report
+    from thrifty.ledger.stores.sqlite import SqliteLedgerStore
+
+    store = SqliteLedgerStore(gateway.ledger_path)
+    try:
+        report = build_report(store)
+    finally:
+        store.close()
+    assert report["unpriced"] == 1 and any("no known price" in w for w in report["warnings"])
