@@ -23,6 +23,7 @@ from thrifty.ledger import (
     SqliteLedgerStore,
     attempts_cost,
 )
+from thrifty.ledger.stores.sqlite import MIGRATIONS
 from thrifty.usage import Usage
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -85,7 +86,7 @@ def test_record_properties() -> None:
 def test_store_schema_and_pragmas(store: SqliteLedgerStore) -> None:
     assert isinstance(store, LedgerStore)
     assert store.path.parent.is_dir()
-    assert store.schema_version == 1
+    assert store.schema_version == len(MIGRATIONS)
     conn = sqlite3.connect(store.path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
-from thrifty.ledger.stage import LedgerStage
+from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.ledger.writer import LedgerWriter
-from thrifty.pipeline.build import Pipeline
+from thrifty.pipeline.build import build_pipeline
 from thrifty.pipeline.context import Context
-from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.requests import build_context
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
@@ -31,21 +31,34 @@ def key_id(key: str) -> str:
 
 
 class Runtime:
-    def __init__(self, config: ThriftyConfig, ledger_path: str | Path | None = None) -> None:
+    """One process's Thrifty. ``providers`` and ``ledger`` default to the configured HTTP
+    upstreams and the SQLite writer; replay passes recorded-answer providers and a
+    collecting sink instead, and everything else runs unchanged."""
+
+    def __init__(
+        self,
+        config: ThriftyConfig,
+        ledger_path: str | Path | None = None,
+        *,
+        providers: Mapping[str, Provider] | None = None,
+        ledger: LedgerSink | None = None,
+    ) -> None:
         self.config = config
         self.registry = ModelRegistry.from_config(config)
-        self.providers: dict[str, Provider] = {
-            name: OpenAIHTTPProvider(name, provider) for name, provider in config.providers.items()
-        }
-        self.ledger = LedgerWriter(
+        self.providers: dict[str, Provider] = (
+            dict(providers)
+            if providers is not None
+            else {
+                name: OpenAIHTTPProvider(name, provider)
+                for name, provider in config.providers.items()
+            }
+        )
+        self.ledger: LedgerSink = ledger or LedgerWriter(
             SqliteLedgerStore(ledger_path or config.ledger.path),
             flush_interval=config.ledger.flush_interval_ms / 1000,
         )
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]
-        self.pipeline = Pipeline(
-            stages=[LedgerStage(self.ledger, self.registry)],
-            dispatch=DispatchStage(self.registry, self.providers, config.retries),
-        )
+        self.pipeline = build_pipeline(config, self.registry, self.providers, self.ledger)
 
     def authenticate(self, presented: str | None) -> str | None:
         """Check a caller's key; return its key id (None when auth is off)."""

@@ -6,22 +6,36 @@ import argparse
 import sys
 
 from thrifty.errors import ConfigError
+from thrifty.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from thrifty.cli import config_check, demo, prices, report, serve, upstream
+    from thrifty.cli import (
+        config_check,
+        datasets,
+        demo,
+        prices,
+        replay,
+        report,
+        serve,
+        tune,
+        upstream,
+    )
 
     parser = argparse.ArgumentParser(
         prog="thrifty", description="Cut the bill of LLM API calls without cutting quality."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, config_check, upstream, prices, report, demo):
+    for module in (serve, config_check, upstream, prices, report, replay, tune, datasets, demo):
         module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Offline commands report through their output; per-request warnings would drown it.
+    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config")
+    configure_logging("error" if quiet else "warning", "text")
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -119,6 +119,9 @@ class RetryConfig(Section):
 class LedgerConfig(Section):
     path: str = "thrifty-ledger.db"
     flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
+    capture_bodies: bool = False
+    """Also store each chat request's messages and answer (off by default: prompts may hold
+    personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""
 
 
 class LoggingConfig(Section):

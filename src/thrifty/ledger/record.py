@@ -63,7 +63,9 @@ class RequestRecord:
     priced attempts (failed and overhead calls included); ``unpriced`` is true when any attempt
     used tokens without a known price, so ``cost`` is a lower bound. ``baseline_cost`` is what
     the request would have cost sent as-is to ``baseline_model``; None when unknown.
-    ``key_id`` is a short hash of the caller's key, never the key itself.
+    ``key_id`` is a short hash of the caller's key, never the key itself. ``body``,
+    ``answer`` and ``answer_model`` (the upstream model id that answered) are filled only
+    when ``ledger.capture_bodies`` is on, so traffic can be replayed later.
     """
 
     request_id: str
@@ -89,6 +91,9 @@ class RequestRecord:
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)
     savings: dict[str, float] = field(default_factory=dict)
     attempts: list[AttemptRecord] = field(default_factory=list)
+    body: dict[str, Any] | None = None
+    answer: str | None = None
+    answer_model: str | None = None
 
     @property
     def savings_total(self) -> float | None:

@@ -9,8 +9,8 @@ from typing import Any
 
 from thrifty.errors import ThriftyError
 from thrifty.ledger.record import RequestRecord
-from thrifty.ledger.writer import LedgerWriter
-from thrifty.pipeline.context import Context, Reply
+from thrifty.ledger.sink import LedgerSink
+from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
@@ -23,9 +23,12 @@ class LedgerStage:
     """Writes a :class:`RequestRecord` when the request ends — for a stream, when the
     stream ends (finished, cut, or abandoned by the client)."""
 
-    def __init__(self, writer: LedgerWriter, registry: ModelRegistry) -> None:
+    def __init__(
+        self, writer: LedgerSink, registry: ModelRegistry, *, capture_bodies: bool = False
+    ) -> None:
         self._writer = writer
         self._registry = registry
+        self._capture = capture_bodies
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         try:
@@ -124,8 +127,22 @@ class LedgerStage:
             savings=ctx.savings,
             attempts=list(ctx.attempts),
         )
+        if self._capture and ctx.endpoint == CHAT and reply is not None:
+            _capture(record, ctx, reply)
         self._writer.submit(record)
         return record
+
+
+_NOT_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
+
+
+def _capture(record: RequestRecord, ctx: Context, reply: Reply) -> None:
+    record.body = {
+        "messages": ctx.body.get("messages"),
+        "params": {k: v for k, v in ctx.body.items() if k not in _NOT_PARAMS},
+    }
+    record.answer = reply.answer_text()
+    record.answer_model = reply.attempt.upstream_model if reply.attempt else None
 
 
 def _money(value: float, unpriced: bool) -> str:

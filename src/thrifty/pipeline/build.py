@@ -16,12 +16,30 @@ library. Disabled techniques are simply not in the list.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
+from thrifty.config.schema import ThriftyConfig
+from thrifty.ledger.sink import LedgerSink
+from thrifty.ledger.stage import LedgerStage
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.stage import CallNext, Stage
+from thrifty.providers.base import Provider
+from thrifty.registry import ModelRegistry
+
+
+def build_pipeline(
+    config: ThriftyConfig,
+    registry: ModelRegistry,
+    providers: Mapping[str, Provider],
+    ledger: LedgerSink,
+) -> Pipeline:
+    """The stages of ``config``, outermost first; a disabled technique is not built."""
+    stages: list[Stage] = [
+        LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
+    ]
+    return Pipeline(stages, DispatchStage(registry, providers, config.retries))
 
 
 class Pipeline:

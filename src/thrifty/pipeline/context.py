@@ -70,6 +70,14 @@ class Reply:
     attempt: AttemptRecord | None = None
     ttft_ms: float | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    streamed_text: str | None = None
+
+    def answer_text(self) -> str | None:
+        """The first choice's text (for a stream: what was streamed so far)."""
+        if self.body is None:
+            return self.streamed_text
+        choices = self.body.get("choices") or [{}]
+        return (choices[0].get("message") or {}).get("content")
 
     @property
     def is_stream(self) -> bool:

@@ -229,3 +229,4 @@ async def _relay(
         attempt.cost = attempt_cost(usage, model)
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
+        reply.streamed_text = "".join(texts)

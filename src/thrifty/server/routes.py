@@ -85,4 +85,5 @@ class Handlers:
         return JSONBytesResponse({"object": "list", "data": data})
 
     async def health(self, request: Request) -> Response:
-        return JSONBytesResponse({"status": "ok", "ledger_pending": self.runtime.ledger.pending})
+        pending = getattr(self.runtime.ledger, "pending", 0)
+        return JSONBytesResponse({"status": "ok", "ledger_pending": pending})

@@ -5,13 +5,13 @@ always gets the same text, tokens and logprobs, whichever process serves it.
 
 Dataset match rule: a request matches a dataset row when the sha256 of its messages,
 reduced to ``role`` + ``content`` and serialised with ``orjson.OPT_SORT_KEYS``, equals
-the row's (:func:`messages_key`). Nothing else (params, tools, model) takes part.
+the row's (:func:`thrifty.replay.dataset.messages_key`). Nothing else (params, tools,
+model) takes part.
 """
 
 from __future__ import annotations
 
 import base64
-import gzip
 import hashlib
 import math
 import re
@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from thrifty.replay.dataset import RecordedAnswer, load_dataset, messages_key
 from thrifty.tokens import count_text, encoding_for_model
 
 _WORD_LIST = """the be to of and a in that have it for not on with he as you do at this but his
@@ -117,27 +118,21 @@ def canonical_messages(messages: Sequence[Mapping[str, Any]]) -> bytes:
     )
 
 
-def messages_key(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The dataset match key: sha256 hex of the role+content of every message."""
-    return hashlib.sha256(canonical_messages(messages)).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedAnswer:
-    text: str | None
-    output_tokens: int | None
-
-    def resolve(self, model: str, key: str) -> str | None:
-        """The text to send; a length-only record gets filler of exactly that length."""
-        if self.text is not None:
-            return self.text
-        if self.output_tokens is not None:
-            return filler_text(model, self.output_tokens, key)
-        return None
+def _resolve(answer: RecordedAnswer, model: str, key: str) -> str | None:
+    """The text to send; a length-only record gets filler of exactly that length."""
+    if answer.text is not None:
+        return answer.text
+    if answer.output_tokens is not None:
+        return filler_text(model, answer.output_tokens, key)
+    return None
 
 
 class Dataset:
-    """Recorded answers per prompt and model, loaded from JSON Lines (optionally .gz)."""
+    """Recorded answers per prompt and model, from a replay dataset (JSON Lines, or .gz).
+
+    Rows are checked by :func:`thrifty.replay.dataset.load_dataset` (a bad line raises
+    its ``DatasetError``, a ``ValueError``); rows with the same messages are merged.
+    """
 
     def __init__(self, rows: Mapping[str, Mapping[str, RecordedAnswer]]) -> None:
         self._rows = rows
@@ -147,30 +142,16 @@ class Dataset:
 
     @classmethod
     def load(cls, path: str | Path) -> Dataset:
-        path = Path(path)
-        raw = path.read_bytes()
-        if path.suffix == ".gz":
-            raw = gzip.decompress(raw)
         rows: dict[str, dict[str, RecordedAnswer]] = {}
-        for number, line in enumerate(raw.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-                key = messages_key(row["messages"])
-                answers = row.get("answers") or {}
-            except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{path}:{number}: not a dataset row ({exc})") from exc
-            merged = rows.setdefault(key, {})
-            for model, answer in answers.items():
-                merged[model] = RecordedAnswer(answer.get("text"), answer.get("output_tokens"))
+        for record in load_dataset(path):
+            rows.setdefault(record.key, {}).update(record.answers)
         return cls(rows)
 
     def lookup(self, messages: Sequence[Mapping[str, Any]], model: str) -> str | None:
         """``model``'s recorded text for these messages, or None when there is none."""
         key = messages_key(messages)
         answer = self._rows.get(key, {}).get(model)
-        return answer.resolve(model, key) if answer is not None else None
+        return _resolve(answer, model, key) if answer is not None else None
 
     def knows_prompt(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         return messages_key(messages) in self._rows

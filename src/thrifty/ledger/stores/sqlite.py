@@ -60,6 +60,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX requests_day ON requests(day)",
         "CREATE INDEX request_tags_key_value ON request_tags(key, value)",
     ),
+    (
+        # Opt-in (ledger.capture_bodies): what was asked and answered, for replay.
+        """CREATE TABLE request_bodies (
+            request_id TEXT PRIMARY KEY REFERENCES requests(request_id) ON DELETE CASCADE,
+            request TEXT NOT NULL, answer TEXT, answer_model TEXT)""",
+    ),
 ]
 
 _REQUEST_COLUMNS = (
@@ -84,6 +90,10 @@ _INSERT_ATTEMPT = (
     f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})"
 )
 _INSERT_TAG = "INSERT OR IGNORE INTO request_tags (request_id, key, value) VALUES (?, ?, ?)"
+_INSERT_BODY = (
+    "INSERT OR IGNORE INTO request_bodies (request_id, request, answer, answer_model) "
+    "VALUES (?, ?, ?, ?)"
+)
 _JSON_COLUMNS = ("tags", "techniques", "savings")
 _BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
 
@@ -211,6 +221,11 @@ class SqliteLedgerStore:
         requests = [_request_row(r) for r in records]
         attempts = [_attempt_row(a) for r in records for a in r.attempts]
         tags = [(r.request_id, k, str(v)) for r in records for k, v in r.tags.items()]
+        bodies = [
+            (r.request_id, json.dumps(r.body), r.answer, r.answer_model)
+            for r in records
+            if r.body is not None
+        ]
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
@@ -218,6 +233,7 @@ class SqliteLedgerStore:
                 conn.executemany(_INSERT_REQUEST, requests)
                 conn.executemany(_INSERT_ATTEMPT, attempts)
                 conn.executemany(_INSERT_TAG, tags)
+                conn.executemany(_INSERT_BODY, bodies)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -237,6 +253,22 @@ class SqliteLedgerStore:
             sql += " LIMIT ?"
             params.append(int(limit))
         return self._read(sql, params)
+
+    def query_bodies(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Captured requests with their answers, oldest first (see ``ledger.capture_bodies``)."""
+        where, params = _time_filter("r.ts", since, until)
+        sql = (
+            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, "
+            "b.request, b.answer, b.answer_model "
+            f"FROM requests r JOIN request_bodies b ON b.request_id = r.request_id {where} "
+            "ORDER BY r.ts"
+        )
+        rows = self._read(sql, params)
+        for row in rows:
+            row["request"] = json.loads(row["request"])
+        return rows
 
     def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
         return self._read("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", [request_id])

@@ -1,0 +1,116 @@
+"""``thrifty tune``: search the enabled techniques' knobs on recorded traffic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from thrifty.cli.replay_common import read_dataset, read_raw_config
+from thrifty.config import parse_config
+from thrifty.replay.html import render_html
+from thrifty.replay.references import model_matrix, reference_points
+from thrifty.replay.report import baseline_rows, build_report
+from thrifty.replay.search import deep_merge
+from thrifty.replay.summary import render_table, summarize, totals
+from thrifty.replay.tuner import TuneResult, tune
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = subparsers.add_parser(
+        "tune", help="find the cheapest settings that keep quality, with a held-out estimate"
+    )
+    parser.add_argument(
+        "--dataset", required=True, help="JSON Lines file, or 'arena-bench' (shipped)"
+    )
+    parser.add_argument("--config", required=True, help="config whose enabled techniques are tuned")
+    parser.add_argument(
+        "--target-quality", type=float, default=0.95, help="quality retained to keep (0..1)"
+    )
+    parser.add_argument("--out", required=True, help="where to write the tuned config")
+    parser.add_argument("--folds", type=int, default=5, help="cross-validation folds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, help="use only the first N requests")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    parser.set_defaults(func=run)
+
+
+def candidate_points(result: TuneResult) -> list[dict[str, Any]]:
+    rows = baseline_rows(result.baseline)
+    points = []
+    for item in result.evaluated:
+        t = totals(item.outcomes, result.baseline, [i for i in rows if item.outcomes[i].ok])
+        points.append(
+            {
+                "label": item.candidate.label,
+                "cost": t["actual_cost"],
+                "quality_retained": t["quality_retained"],
+                "chosen": item is result.chosen,
+            }
+        )
+    return points
+
+
+def write_tuned(raw: dict[str, Any], result: TuneResult, path: str) -> None:
+    held = result.held_out
+    header = (
+        f"# Tuned by `thrifty tune` (target quality retained {held['target_quality']}).\n"
+        f"# Chosen: {result.chosen.candidate.label}\n"
+        f"# Held-out ({held['folds']}-fold) estimate: savings {held['savings_pct']:.1f}% "
+        f"(95% CI {', '.join(f'{v:.1f}' for v in held['savings_pct_ci'])}), quality retained "
+        f"{(held['quality_retained'] or 0):.3f} "
+        f"(95% CI {', '.join(f'{v:.3f}' for v in held['quality_retained_ci'])}).\n"
+    )
+    tuned = deep_merge(raw, result.chosen.candidate.patch)
+    Path(path).write_text(header + yaml.safe_dump(tuned, sort_keys=False, allow_unicode=True))
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 < args.target_quality <= 1.5:
+        raise SystemExit("thrifty tune: --target-quality is a ratio, e.g. 0.95")
+    records = read_dataset(args.dataset, args.limit)
+    raw = read_raw_config(args.config)
+    result = tune(records, raw, args.target_quality, folds=args.folds, seed=args.seed)
+    config = parse_config(deep_merge(raw, result.chosen.candidate.patch))
+    baseline_model = config.baseline_model or config.default_model or ""
+    summary = summarize(result.chosen.outcomes, result.baseline, baseline_model)
+    write_tuned(raw, result, args.out)
+    output = {
+        "chosen": result.chosen.candidate.label,
+        "candidates": len(result.evaluated),
+        "fit_on_all_rows": result.fit,
+        "held_out": result.held_out,
+        "summary": summary,
+        "out": args.out,
+    }
+    if args.html:
+        references = reference_points(
+            model_matrix(records, config),
+            result.baseline,
+            baseline_rows(result.baseline),
+            result.held_out["actual_cost"] * len(records) / max(1, result.held_out["rows"]),
+        )
+        report = build_report(
+            f"Thrifty tune — {Path(args.dataset).name} ({len(records)} requests)",
+            summary,
+            references,
+            candidate_points(result),
+            result.held_out,
+        )
+        Path(args.html).write_text(render_html(report))
+    if args.json:
+        print(json.dumps(output, indent=2))
+        return 0
+    held = result.held_out
+    print(render_table(summary))
+    print(
+        f"\nchosen: {result.chosen.candidate.label} (of {len(result.evaluated)} candidates)\n"
+        f"held-out {held['folds']}-fold estimate: savings {held['savings_pct']:.1f}% "
+        f"{held['savings_pct_ci']}, quality retained {(held['quality_retained'] or 0):.3f} "
+        f"{held['quality_retained_ci']}\nwrote {args.out}"
+    )
+    return 0

@@ -1,0 +1,101 @@
+"""A provider that answers from recordings, for ``thrifty replay`` and ``thrifty tune``.
+
+Model M's answer to a prompt is M's recorded answer in the dataset (matched on the
+messages alone, as the test upstream does), shaped exactly as the test upstream shapes
+it, with usage counted the same way (or the recorded output length). A prompt M has no
+recording for raises :class:`NoRecordedAnswer`: an explicit outcome in the replay report,
+never a silent stand-in answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from thrifty.errors import UpstreamError
+from thrifty.providers.base import ProviderReply, ProviderStream
+from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, messages_key
+from thrifty.tokens import count_messages, count_text
+from thrifty.upstream.answers import (
+    ChatParams,
+    build_choice,
+    completion_body,
+    embedding_vector,
+    filler_text,
+    usage_body,
+)
+
+
+class NoRecordedAnswer(UpstreamError):
+    status = 404
+    code = "no_recorded_answer"
+
+
+class ReplayProvider:
+    """Serves every model of a dataset in-process; ``name`` is the configured provider."""
+
+    def __init__(self, name: str, records: Iterable[ReplayRecord]) -> None:
+        self.name = name
+        self._answers: dict[str, Mapping[str, RecordedAnswer]] = {
+            record.key: record.answers for record in records
+        }
+        self.calls = 0
+
+    def answer(self, messages: list[dict[str, Any]], model: str) -> RecordedAnswer | None:
+        return self._answers.get(messages_key(messages), {}).get(model)
+
+    async def send(self, endpoint: str, body: dict[str, Any]) -> ProviderReply:
+        self.calls += 1
+        if endpoint == "embeddings":
+            return ProviderReply(_embeddings(body))
+        try:
+            params = ChatParams.parse(body)
+        except ValueError as exc:
+            raise UpstreamError(str(exc), status=400, retryable=False) from None
+        key = messages_key(params.messages)
+        recorded = self._answers.get(key, {}).get(params.model)
+        if recorded is None or (recorded.text is None and recorded.output_tokens is None):
+            raise NoRecordedAnswer(
+                f"the dataset has no answer of {params.model!r} for this prompt", retryable=False
+            )
+        text = recorded.text
+        if text is None:
+            text = filler_text(params.model, recorded.output_tokens or 0, key)
+        choices = [build_choice(params, text, index) for index in range(params.n)]
+        usage = usage_body(count_messages(params.messages, params.model).tokens, 0, choices)
+        if recorded.output_tokens is not None and recorded.text is not None:
+            usage["completion_tokens"] = recorded.output_tokens * params.n
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        completion_id = "chatcmpl-replay-" + key[:16]
+        return ProviderReply(completion_body(completion_id, params, choices, usage))
+
+    async def open_stream(self, endpoint: str, body: dict[str, Any]) -> ProviderStream:
+        raise UpstreamError("replay answers are not streamed", status=400, retryable=False)
+
+    async def get(self, endpoint: str) -> dict[str, Any]:
+        return {"object": "list", "data": []}
+
+    async def close(self) -> None:
+        return None
+
+
+def _embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else [str(t) for t in raw or ()]
+    model = str(body.get("model"))
+    dimensions = int(body.get("dimensions") or 64)
+    data = [
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": embedding_vector(t.encode(), dimensions).tolist(),
+        }
+        for i, t in enumerate(texts)
+    ]
+    tokens = sum(count_text(t, model).tokens for t in texts)
+    return {
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

@@ -1,0 +1,73 @@
+"""Assemble the report object behind ``--json`` and the HTML page of replay and tune."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.replay.simulator import RowOutcome
+from thrifty.replay.summary import comparable
+
+
+def waterfall(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Baseline → minus each technique's gross saving → plus overheads → actual."""
+    bars: list[dict[str, Any]] = [{"label": "baseline", "value": summary["baseline_cost"]}]
+    overhead = 0.0
+    for name, row in summary["by_technique"].items():
+        if row["gross_savings"]:
+            bars.append({"label": name, "value": -row["gross_savings"]})
+        overhead += row["overhead_cost"]
+    if overhead:
+        bars.append({"label": "overhead", "value": overhead})
+    if abs(summary["unattributed_savings"]) > 1e-12:
+        bars.append({"label": "unattributed", "value": -summary["unattributed_savings"]})
+    bars.append({"label": "actual", "value": summary["actual_cost"]})
+    return bars
+
+
+def notes(summary: dict[str, Any]) -> list[str]:
+    out = []
+    if summary["missing_answers"]:
+        out.append(
+            f"{summary['missing_answers']} requests had no recorded answer for a model they "
+            "needed; they are excluded from cost and quality (see missing_answer_details)."
+        )
+    if summary["unpriced"]:
+        out.append(f"{summary['unpriced']} requests used a model with no known price.")
+    if abs(summary["unattributed_savings"]) > 1e-9:
+        out.append(
+            "Unattributed: the difference between the replayed baseline (the baseline model's "
+            "own recorded answers) and the savings the techniques booked at run time, which "
+            "price the baseline on the actual answer's length."
+        )
+    return out
+
+
+def build_report(
+    title: str,
+    summary: dict[str, Any],
+    references: list[dict[str, Any]] | None = None,
+    candidates: list[dict[str, Any]] | None = None,
+    held_out: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "title": title,
+        "generated_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "summary": summary,
+        "waterfall": waterfall(summary),
+        "by_model": [{"model": m, **row} for m, row in summary["by_model"].items()],
+        "by_technique": summary["by_technique"],
+        "notes": notes(summary),
+    }
+    if references is not None:
+        report["reference_points"] = references
+    if candidates is not None:
+        report["candidates"] = candidates
+    if held_out is not None:
+        report["held_out"] = held_out
+    return report
+
+
+def baseline_rows(baseline: Sequence[RowOutcome]) -> list[int]:
+    return comparable(baseline, baseline)

@@ -1,0 +1,130 @@
+"""Run recorded requests through the real pipeline, answered by a :class:`ReplayProvider`.
+
+Nothing here models the system: each record becomes the same ``Context`` the gateway
+would build (a request that names no model, so ``default_model`` answers unless a
+technique decides otherwise), runs through ``Runtime.pipeline``, and its ledger record
+and reply are read back. Quality is the recorded quality of the answer that came back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.config.schema import TechniqueConfig, ThriftyConfig
+from thrifty.errors import ThriftyError
+from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.sink import CollectingSink
+from thrifty.pipeline.context import CHAT
+from thrifty.providers.replay import NoRecordedAnswer, ReplayProvider
+from thrifty.replay.dataset import ReplayRecord
+from thrifty.runtime import Runtime
+
+TECHNIQUES = ("routing", "cascade", "cache", "compression", "batching")
+
+#: Which technique an attempt's ``purpose`` is overhead of (its cost counts against it).
+OVERHEAD_PURPOSES = {
+    "classify": "routing",
+    "cascade": "cascade",
+    "judge": "cascade",
+    "embed": "cache",
+    "summarise": "compression",
+}
+
+
+@dataclass(slots=True)
+class RowOutcome:
+    """One record replayed once. ``status``: ok | missing_answer | error."""
+
+    id: str
+    status: str
+    model: str | None = None
+    upstream_model: str | None = None
+    cost: float = 0.0
+    unpriced: bool = False
+    quality: float | None = None
+    savings: dict[str, float] = field(default_factory=dict)
+    overhead: dict[str, float] = field(default_factory=dict)
+    techniques: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def without_techniques(config: ThriftyConfig, model: str) -> ThriftyConfig:
+    """``config`` with every technique off and ``model`` answering everything: the baseline
+    (and the "always this model" reference points)."""
+    off = {name: TechniqueConfig() for name in TECHNIQUES}
+    return config.model_copy(update={**off, "default_model": model, "baseline_model": model})
+
+
+def _overheads(record: RequestRecord) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for attempt in record.attempts:
+        technique = OVERHEAD_PURPOSES.get(attempt.purpose)
+        if technique and attempt.cost:
+            out[technique] = out.get(technique, 0.0) + attempt.cost
+    return out
+
+
+def _outcome(
+    record_in: ReplayRecord, ledger: RequestRecord | None, reply: Any, error: Exception | None
+) -> RowOutcome:
+    if error is not None:
+        status = "missing_answer" if isinstance(error, NoRecordedAnswer) else "error"
+        message = getattr(error, "message", str(error))
+        outcome = RowOutcome(record_in.id, status, error=message)
+    else:
+        upstream_model = reply.attempt.upstream_model if reply.attempt else None
+        answer = record_in.answers.get(upstream_model or "")
+        outcome = RowOutcome(
+            record_in.id,
+            "ok",
+            model=reply.model,
+            upstream_model=upstream_model,
+            quality=answer.quality if answer else None,
+        )
+    if ledger is not None:
+        outcome.cost = ledger.cost
+        outcome.unpriced = ledger.unpriced
+        outcome.savings = dict(ledger.savings)
+        outcome.techniques = dict(ledger.techniques)
+        outcome.overhead = _overheads(ledger)
+    return outcome
+
+
+async def replay_records(
+    records: Sequence[ReplayRecord], config: ThriftyConfig
+) -> list[RowOutcome]:
+    """Replay ``records`` in order through a runtime built from ``config``."""
+    sink = CollectingSink()
+    providers = {name: ReplayProvider(name, records) for name in config.providers}
+    runtime = Runtime(config, providers=providers, ledger=sink)
+    outcomes: list[RowOutcome] = []
+    try:
+        for record in records:
+            body: dict[str, Any] = {"messages": [dict(m) for m in record.messages], **record.params}
+            body.pop("model", None)
+            body.pop("stream", None)
+            headers = {"x-thrifty-tags": ",".join(f"{k}={v}" for k, v in record.tags.items())}
+            reply, error = None, None
+            written = len(sink.records)
+            try:
+                ctx = runtime.new_context(CHAT, body, headers, key_id=None)
+                reply = await runtime.pipeline.run(ctx)
+            except ThriftyError as exc:
+                error = exc
+            ledger = sink.records[written] if len(sink.records) > written else None
+            outcomes.append(_outcome(record, ledger, reply, error))
+    finally:
+        await runtime.aclose()
+    return outcomes
+
+
+def replay(records: Sequence[ReplayRecord], config: ThriftyConfig) -> list[RowOutcome]:
+    """Synchronous wrapper for the CLI."""
+    return asyncio.run(replay_records(records, config))

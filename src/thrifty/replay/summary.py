@@ -1,0 +1,149 @@
+"""Turn replayed outcomes into the numbers ``thrifty replay`` reports.
+
+Costs and quality compare like with like: a request counts only when both its actual
+run and its baseline run got an answer; requests missing a recorded answer are counted
+and listed, never silently dropped or answered by another model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.replay.simulator import TECHNIQUES, RowOutcome
+
+
+def comparable(actual: Sequence[RowOutcome], baseline: Sequence[RowOutcome]) -> list[int]:
+    """Indices of rows where both runs answered."""
+    return [i for i, (a, b) in enumerate(zip(actual, baseline, strict=True)) if a.ok and b.ok]
+
+
+def quality_pair(actual: RowOutcome, baseline: RowOutcome) -> tuple[float, float] | None:
+    if actual.quality is None or baseline.quality is None:
+        return None
+    return actual.quality, baseline.quality
+
+
+def totals(
+    actual: Sequence[RowOutcome], baseline: Sequence[RowOutcome], rows: Sequence[int]
+) -> dict[str, float | None]:
+    """Cost and quality sums over ``rows`` (indices into both runs)."""
+    actual_cost = sum(actual[i].cost for i in rows)
+    baseline_cost = sum(baseline[i].cost for i in rows)
+    pairs = [p for i in rows if (p := quality_pair(actual[i], baseline[i])) is not None]
+    quality_actual = sum(a for a, _ in pairs) / len(pairs) if pairs else None
+    quality_baseline = sum(b for _, b in pairs) / len(pairs) if pairs else None
+    retained = (
+        quality_actual / quality_baseline
+        if quality_actual is not None and quality_baseline
+        else None
+    )
+    return {
+        "baseline_cost": baseline_cost,
+        "actual_cost": actual_cost,
+        "savings_pct": 100.0 * (1 - actual_cost / baseline_cost) if baseline_cost else 0.0,
+        "quality_baseline": quality_baseline,
+        "quality_actual": quality_actual,
+        "quality_retained": retained,
+        "quality_rows": len(pairs),
+    }
+
+
+def by_technique(actual: Sequence[RowOutcome], rows: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Gross savings, overhead and net savings per technique (net = gross − overhead)."""
+    out = {}
+    for technique in TECHNIQUES:
+        net = sum(actual[i].savings.get(technique, 0.0) for i in rows)
+        overhead = sum(actual[i].overhead.get(technique, 0.0) for i in rows)
+        out[technique] = {
+            "gross_savings": net + overhead,
+            "overhead_cost": overhead,
+            "net_savings": net,
+        }
+    return out
+
+
+def by_model(actual: Sequence[RowOutcome], rows: Sequence[int]) -> dict[str, dict[str, float]]:
+    counts: Counter[str] = Counter()
+    costs: defaultdict[str, float] = defaultdict(float)
+    for i in rows:
+        model = actual[i].model or "(none)"
+        counts[model] += 1
+        costs[model] += actual[i].cost
+    n = max(1, len(rows))
+    return {
+        model: {"requests": counts[model], "share": counts[model] / n, "cost": costs[model]}
+        for model, _ in counts.most_common()
+    }
+
+
+def summarize(
+    actual: Sequence[RowOutcome], baseline: Sequence[RowOutcome], baseline_model: str
+) -> dict[str, Any]:
+    """The ``thrifty replay --json`` object."""
+    rows = comparable(actual, baseline)
+    missing: Counter[str] = Counter()
+    for a, b in zip(actual, baseline, strict=True):
+        if a.status == "missing_answer":
+            missing[f"actual:{a.error}"] += 1
+        if b.status == "missing_answer":
+            missing[f"baseline:{b.error}"] += 1
+    techniques = by_technique(actual, rows)
+    result = {
+        "requests": len(actual),
+        "compared_requests": len(rows),
+        "baseline_model": baseline_model,
+        **totals(actual, baseline, rows),
+        "unpriced": sum(1 for a in actual if a.unpriced),
+        "missing_answers": sum(
+            1
+            for a, b in zip(actual, baseline, strict=True)
+            if "missing_answer" in (a.status, b.status)
+        ),
+        "missing_answer_details": dict(missing.most_common(20)),
+        "errors": sum(1 for a in actual if a.status == "error"),
+        "by_model": by_model(actual, rows),
+        "by_technique": techniques,
+    }
+    attributed = sum(t["net_savings"] for t in techniques.values())
+    result["unattributed_savings"] = result["baseline_cost"] - result["actual_cost"] - attributed
+    return result
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"
+
+
+def _pct(value: float | None, scale: float = 1.0) -> str:
+    return "-" if value is None else f"{value * scale:.1f}%"
+
+
+def render_table(summary: dict[str, Any]) -> str:
+    """A terminal report of :func:`summarize`'s output."""
+    lines = [
+        f"requests {summary['requests']} (compared {summary['compared_requests']}, "
+        f"missing answers {summary['missing_answers']}, errors {summary['errors']}, "
+        f"unpriced {summary['unpriced']})",
+        f"baseline  {summary['baseline_model']}: {_money(summary['baseline_cost'])}"
+        f"   quality {summary['quality_baseline'] or 0:.3f}",
+        f"actual    {_money(summary['actual_cost'])}"
+        f"   quality {summary['quality_actual'] or 0:.3f}",
+        f"savings   {_pct(summary['savings_pct'] / 100, 100)}   quality retained "
+        f"{_pct(summary['quality_retained'], 100)}",
+        "",
+        f"{'model':<40} {'requests':>8} {'share':>7} {'cost':>10}",
+    ]
+    for model, row in summary["by_model"].items():
+        share = _pct(row["share"], 100)
+        lines.append(f"{model:<40} {row['requests']:>8} {share:>7} {_money(row['cost']):>10}")
+    lines += ["", f"{'technique':<14} {'gross':>10} {'overhead':>10} {'net':>10}"]
+    for name, row in summary["by_technique"].items():
+        lines.append(
+            f"{name:<14} {_money(row['gross_savings']):>10} {_money(row['overhead_cost']):>10} "
+            f"{_money(row['net_savings']):>10}"
+        )
+    lines.append(
+        f"{'unattributed':<14} {'':>10} {'':>10} {_money(summary['unattributed_savings']):>10}"
+    )
+    return "\n".join(lines)
