@@ -169,3 +169,40 @@ def test_replay_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
         assert key in out
     assert set(out["by_technique"]) == {"routing", "cascade", "cache", "compression", "batching"}
     assert html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_tune_cli_writes_a_config_serve_and_replay_accept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import yaml
+
+    from thrifty.cli.main import main
+    from thrifty.config import load_config
+
+    records = [
+        record(f"r{i}", f"question {i}", {"big": ("a long answer " * 4, 1.0), "small": ("ok", 0.9)})
+        for i in range(20)
+    ]
+    dataset = tmp_path / "d.jsonl.gz"
+    write_dataset(records, dataset)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "auth": {"keys": ["${SOME_KEY:-k}"]},
+        "providers": {"rec": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {"big": {"provider": "rec", "price": BIG},
+                   "small": {"provider": "rec", "price": SMALL}},
+        "default_model": "big", "baseline_model": "big",
+    }))  # fmt: skip
+    out = tmp_path / "tuned.yaml"
+    html = tmp_path / "tune.html"
+    args = ["tune", "--dataset", str(dataset), "--config", str(cfg), "--out", str(out)]
+    assert main([*args, "--json", "--html", str(html), "--folds", "4"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["held_out"]["folds"] == 4 and result["held_out"]["rows"] == 20
+    assert "held-out" in out.read_text().splitlines()[2].lower()
+    assert "${SOME_KEY:-k}" in out.read_text(), "secrets stay as references, never expanded"
+    load_config(out, {})
+    assert main(["replay", "--dataset", str(dataset), "--config", str(out)]) == 0
+    assert "held-out" in html.read_text()

@@ -46,7 +46,34 @@ def _arena_load(args: argparse.Namespace) -> list[ReplayRecord]:
     return import_arena_bench(args.directory)
 
 
+def _ledger_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ledger", metavar="LEDGER", help="a ledger file (SQLite)")
+    parser.add_argument("--since", help="only traffic since: 30m, 12h, 7d, 2026-11-01, ISO time")
+
+
+def _ledger_load(args: argparse.Namespace) -> list[ReplayRecord]:
+    from thrifty.ledger.reports import parse_since
+    from thrifty.replay.importers.ledger import import_ledger
+
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        raise DatasetError(args.ledger, None, "--since", str(exc)) from None
+    records = import_ledger(args.ledger, since)
+    if not records:
+        raise DatasetError(
+            args.ledger, None, None,
+            "no captured requests: serve with `ledger: {capture_bodies: true}` to record them",
+        )  # fmt: skip
+    return records
+
+
 IMPORT_SOURCES: dict[str, ImportSource] = {
+    "ledger": ImportSource(
+        help="your own traffic from a ledger (served with ledger.capture_bodies: true)",
+        add_arguments=_ledger_arguments,
+        load=_ledger_load,
+    ),
     "arena-bench": ImportSource(
         help="arena_bench_v1: 300 prompts, 15 GPT-4-judged models",
         add_arguments=_arena_arguments,

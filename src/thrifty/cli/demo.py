@@ -1,139 +1,233 @@
-"""``thrifty demo``: the gateway end to end on this machine, no API key needed.
+"""``thrifty demo``: tune on half of a real benchmark, serve the other half, show the bill.
 
-Starts the test upstream and the gateway (``examples/local.yaml`` semantics) as real
-processes, sends a small mixed workload through the official ``openai`` SDK — plain,
-streamed, embeddings, a request whose primary deployment is down — then prints the
-ledger report. The replay/tune work grows this into a savings demo.
+No API key needed. Using the shipped arena_bench_v1 set (300 real prompts, 15 models'
+recorded answers, GPT-4 grades) and ``examples/arena.yaml``:
+
+1. ``thrifty tune`` runs on one half of the prompts (target: 95% quality retained);
+2. the test upstream starts, answering each model's request with its recorded answer;
+3. the gateway starts with the tuned config;
+4. the other half is sent through the official ``openai`` SDK (plus some repeats), as an
+   app would, naming no model, so the gateway's policy decides;
+5. the ledger report (baseline cost, actual cost, savings) is printed, with the quality
+   retained read from the recorded grades of the answers that came back, and an HTML
+   report (tuner curve, held-out estimate, waterfall) is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
-import socket
+import random
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-PROMPTS = [
-    "Give me three names for a bakery that sells only sourdough.",
-    "Translate 'where is the train station?' into French and Spanish.",
-    "Write a Python function that checks whether a string is a palindrome.",
-    "What is 17 times 23? Show the steps.",
-    "Summarise the plot of Romeo and Juliet in two sentences.",
-    "Classify the sentiment of: 'The delivery was late but the food was great.'",
-    "Explain what a hash map is to a ten-year-old.",
-    "Write a haiku about autumn rain.",
-]
+from thrifty.cli.replay_common import read_raw_config
+from thrifty.replay.dataset import ReplayRecord, bundled_dataset, load_dataset
+from thrifty.replay.search import deep_merge
+from thrifty.replay.tuner import tune
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "arena.yaml"
+KEY = "demo-key"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser(
-        "demo", help="run the gateway end to end against the test upstream"
+    parser = subparsers.add_parser("demo", help="tune, serve and bill the arena benchmark, offline")
+    parser.add_argument("--workdir", default="var/demo", help="where ledger and reports go")
+    parser.add_argument("--config", default=str(EXAMPLE), help="config to tune (arena models)")
+    parser.add_argument("--target-quality", type=float, default=0.95)
+    parser.add_argument(
+        "--repeat-share", type=float, default=0.1, help="share of prompts sent twice"
     )
-    parser.add_argument("--workdir", help="where to keep the ledger (default: a temp dir)")
     parser.set_defaults(func=run)
 
 
+def split_halves(records: Sequence[ReplayRecord]) -> tuple[list[ReplayRecord], list[ReplayRecord]]:
+    """A stable split by id hash: the tuning half never sees the served half."""
+    tune_half, serve_half = [], []
+    for record in records:
+        digit = hashlib.sha256(record.id.encode()).digest()[0]
+        (tune_half if digit % 2 == 0 else serve_half).append(record)
+    return tune_half, serve_half
+
+
 def _free_port() -> int:
+    import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"process exited early with code {process.returncode}")
+            raise RuntimeError(f"a demo process exited early (code {process.returncode})")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=1):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
                 return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError(f"{url} did not become healthy")
+    raise RuntimeError(f"port {port} did not become healthy")
 
 
-def _config(upstream_port: int, gateway_port: int, ledger: Path) -> dict:
-    return {
+def _progress(done: int, total: int, label: str) -> None:
+    width = 30
+    filled = int(width * done / max(1, total))
+    if done != total and filled == int(width * (done - 1) / max(1, total)):
+        return  # redraw only when the bar grows
+    sys.stderr.write(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {label}")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _serve_config(
+    raw: dict[str, Any], upstream_port: int, gateway_port: int, ledger: Path
+) -> dict[str, Any]:
+    config = deep_merge(raw, {
         "server": {"host": "127.0.0.1", "port": gateway_port},
-        "auth": {"keys": ["demo-key"]},
-        "providers": {
-            "local": {"base_url": f"http://127.0.0.1:{upstream_port}/v1", "price_prefix": "openai"},
-            "offline": {"base_url": "http://127.0.0.1:9/v1", "connect_timeout_s": 1},
-        },
-        "models": {
-            "gpt-4o": {"provider": "local"},
-            "gpt-4o-mini": {"provider": "local"},
-            "text-embedding-3-small": {"provider": "local"},
-            "gpt-4o-mini-ha": {
-                "deployments": [
-                    {"provider": "offline", "model": "gpt-4o-mini"},
-                    {"provider": "local", "model": "gpt-4o-mini"},
-                ]
-            },
-        },
-        "baseline_model": "gpt-4o",
-        "retries": {"max_attempts": 2, "backoff_initial_s": 0.05},
+        "auth": {"enabled": True, "keys": [KEY]},
         "ledger": {"path": str(ledger)},
         "logging": {"level": "error"},
-    }
+    })  # fmt: skip
+    for provider in config["providers"].values():
+        provider["base_url"] = f"http://127.0.0.1:{upstream_port}/v1"
+    return config
 
 
-def _workload(base_url: str) -> None:
+def _drive(
+    port: int, records: Sequence[ReplayRecord], repeat_share: float
+) -> list[tuple[ReplayRecord, str | None]]:
+    """Send each record through the SDK (no model named); return which model answered."""
     import openai
 
-    with openai.OpenAI(base_url=base_url, api_key="demo-key") as client:
-        for index, prompt in enumerate(PROMPTS):
-            messages = [{"role": "user", "content": prompt}]
-            model = "gpt-4o" if index % 2 == 0 else "gpt-4o-mini"
-            if index % 3 == 0:
-                stream = client.chat.completions.create(model=model, messages=messages, stream=True)
-                text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-            else:
-                text = (
-                    client.chat.completions.create(model=model, messages=messages)
-                    .choices[0]
-                    .message.content
-                    or ""
+    rng = random.Random(0)
+    plan = list(records) + rng.sample(list(records), int(len(records) * repeat_share))
+    served: list[tuple[ReplayRecord, str | None]] = []
+    with openai.OpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key=KEY, max_retries=0
+    ) as client:
+        for index, record in enumerate(plan, 1):
+            try:
+                raw = client.chat.completions.with_raw_response.create(
+                    model="", messages=list(record.messages), **record.params
                 )
-            print(f"  {model:<12} {prompt[:48]:<48} -> {text[:40]!r}")
-        raw = client.chat.completions.with_raw_response.create(
-            model="gpt-4o-mini-ha", messages=[{"role": "user", "content": "Are you there?"}]
-        )
-        print(f"  gpt-4o-mini-ha (first deployment offline) answered by the second, "
-              f"cost ${raw.headers['x-thrifty-cost']}")  # fmt: skip
-        client.embeddings.create(model="text-embedding-3-small", input=PROMPTS)
-        print(f"  text-embedding-3-small: {len(PROMPTS)} embeddings")
+                served.append((record, raw.headers.get("x-thrifty-model")))
+            except openai.NotFoundError:
+                served.append((record, None))  # the dataset has no answer of that model
+            _progress(index, len(plan), "requests")
+    return served
+
+
+def _quality(
+    served: Sequence[tuple[ReplayRecord, str | None]], baseline: str
+) -> tuple[float, float, int]:
+    actual = base = 0.0
+    graded = 0
+    for record, model in served:
+        answer = record.answers.get(model or "")
+        reference = record.answers.get(baseline)
+        if (
+            answer is None
+            or answer.quality is None
+            or reference is None
+            or reference.quality is None
+        ):
+            continue
+        actual += answer.quality
+        base += reference.quality
+        graded += 1
+    return actual, base, graded
 
 
 def run(args: argparse.Namespace) -> int:
-    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="thrifty-demo-"))
+    workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    ledger = workdir / "ledger.db"
+    dataset = bundled_dataset()
+    records = load_dataset(dataset)
+    tune_half, serve_half = split_halves(records)
+    raw = read_raw_config(args.config)
+    print(f"1. tuning {args.config} on {len(tune_half)} of {len(records)} arena prompts "
+          f"(target quality retained {args.target_quality:.0%})")  # fmt: skip
+    result = tune(tune_half, raw, args.target_quality)
+    held = result.held_out
+    retained = held["quality_retained"] or 0
+    print(f"   chosen: {result.chosen.candidate.label}; held-out estimate: savings "
+          f"{held['savings_pct']:.1f}%, quality retained {retained:.3f}")  # fmt: skip
+    tuned = deep_merge(raw, result.chosen.candidate.patch)
     upstream_port, gateway_port = _free_port(), _free_port()
-    config_path = workdir / "demo.yaml"
-    config_path.write_text(yaml.safe_dump(_config(upstream_port, gateway_port, ledger)))
+    ledger = workdir / "ledger.db"
+    ledger.unlink(missing_ok=True)
+    config_path = workdir / "tuned.yaml"
+    config_path.write_text(
+        yaml.safe_dump(_serve_config(tuned, upstream_port, gateway_port, ledger), sort_keys=False)
+    )
     thrifty = [sys.executable, "-m", "thrifty.cli.main"]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    upstream = subprocess.Popen([*thrifty, "upstream", "--port", str(upstream_port)], env=env)
+    upstream = subprocess.Popen(
+        [*thrifty, "upstream", "--port", str(upstream_port), "--dataset", str(dataset)], env=env
+    )
     gateway = subprocess.Popen([*thrifty, "serve", "--config", str(config_path)], env=env)
     try:
-        _wait_healthy(f"http://127.0.0.1:{upstream_port}", upstream)
-        _wait_healthy(f"http://127.0.0.1:{gateway_port}", gateway)
-        print(f"gateway on http://127.0.0.1:{gateway_port}/v1, test upstream on :{upstream_port}")
-        print("sending requests through the gateway with the official openai SDK:")
-        _workload(f"http://127.0.0.1:{gateway_port}/v1")
+        _wait_healthy(upstream_port, upstream)
+        _wait_healthy(gateway_port, gateway)
+        print(f"2. test upstream on :{upstream_port} answers from the recordings; "
+              f"gateway on :{gateway_port} runs the tuned config")  # fmt: skip
+        print(f"3. sending the other {len(serve_half)} prompts (+{args.repeat_share:.0%} repeats) "
+              "through the official openai SDK")  # fmt: skip
+        served = _drive(gateway_port, serve_half, args.repeat_share)
     finally:
         for process in (gateway, upstream):
             process.terminate()
         for process in (gateway, upstream):
             process.wait(timeout=30)
-    print(f"\nledger report ({ledger}):")
+    baseline = tuned.get("baseline_model") or tuned.get("default_model") or ""
+    actual_q, base_q, graded = _quality(served, baseline)
+    missing = sum(model is None for _, model in served)
+    print("\n4. the bill, from the gateway's ledger:")
     sys.stdout.flush()
-    return subprocess.call([*thrifty, "report", "--ledger", str(ledger), "--by", "model"])
+    subprocess.call([*thrifty, "report", "--ledger", str(ledger), "--by", "model"])
+    if graded:
+        print(f"\nquality retained (recorded GPT-4 grades of the answers served vs {baseline}'s): "
+              f"{actual_q / base_q:.1%} over {graded} graded answers; "
+              f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
+    html = workdir / "report.html"
+    html.write_text(_html_report(serve_half, tuned, result))
+    print(f"HTML report (replay of the served half, tuner curve, held-out estimate): {html}")
+    return 0
+
+
+def _html_report(records: Sequence[ReplayRecord], tuned: dict[str, Any], result: Any) -> str:
+    from thrifty.cli.tune import candidate_points
+    from thrifty.config import parse_config
+    from thrifty.replay.html import render_html
+    from thrifty.replay.references import model_matrix, reference_points
+    from thrifty.replay.report import baseline_rows, build_report
+    from thrifty.replay.simulator import replay, without_techniques
+    from thrifty.replay.summary import summarize
+
+    config = parse_config(tuned)
+    baseline_model = config.baseline_model or config.default_model or ""
+    baseline = replay(records, without_techniques(config, baseline_model))
+    summary = summarize(replay(records, config), baseline, baseline_model)
+    references = reference_points(
+        model_matrix(records, config), baseline, baseline_rows(baseline), summary["actual_cost"]
+    )
+    report = build_report(
+        f"Thrifty demo — arena_bench_v1, {len(records)} served prompts (tuned on the other half)",
+        summary,
+        references,
+        candidate_points(result),
+        result.held_out,
+    )
+    return render_html(report)

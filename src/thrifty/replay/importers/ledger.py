@@ -15,6 +15,8 @@ from pathlib import Path
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.replay.dataset import RecordedAnswer, ReplayRecord
 
+_NOT_PARAMS = frozenset({"model", "messages", "metadata"})
+
 
 def import_ledger(path: str | Path, since: float | None = None) -> list[ReplayRecord]:
     if not Path(path).exists():
@@ -39,7 +41,7 @@ def _records(store: SqliteLedgerStore, since: float | None) -> Iterator[ReplayRe
         yield ReplayRecord(
             id=row["request_id"],
             messages=tuple(request["messages"]),
-            params=dict(request.get("params") or {}),
+            params={k: v for k, v in (request.get("params") or {}).items() if k not in _NOT_PARAMS},
             tags={str(k): str(v) for k, v in (row["tags"] or {}).items()},
             answers=answers,
         )
