@@ -116,7 +116,7 @@ def test_cross_validation_never_scores_training_rows() -> None:
         Evaluated(Candidate("big"), replay(records, cfg_big)),
         Evaluated(Candidate("small"), replay(records, cfg_small)),
     ]
-    held = cross_validate(evaluated, baseline, target=0.5, folds=5, seed=7)
+    held = cross_validate(lambda train, tag: evaluated, baseline, target=0.5, folds=5, seed=7)
     rows = list(range(30))
     folds = fold_rows(rows, 5, seed=7)
     assert sorted(i for fold in folds for i in fold) == rows

@@ -25,6 +25,8 @@ class ResolvedModel:
     fallbacks: tuple[str, ...] = ()
     context_window: int | None = None
     max_output_tokens: int | None = None
+    capabilities: frozenset[str] | None = None
+    """None when unknown (routing then assumes the model capable)."""
 
     @property
     def unpriced(self) -> bool:
@@ -118,7 +120,16 @@ def _resolve(
         fallbacks=tuple(model.fallbacks),
         context_window=model.context_window or price.max_input_tokens,
         max_output_tokens=model.max_output_tokens or price.max_output_tokens,
+        capabilities=_capabilities(model, price),
     )
+
+
+def _capabilities(model: ModelConfig, price: ModelPrice) -> frozenset[str] | None:
+    if model.capabilities is not None:
+        return frozenset(model.capabilities)
+    if price.source == "catalogue":
+        return price.capabilities
+    return None
 
 
 def _price_override(name: str, **per_million: float | int | None) -> ModelPrice:

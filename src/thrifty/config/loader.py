@@ -56,11 +56,32 @@ def _format_validation_error(error: ValidationError) -> str:
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def parse_config(data: Any, env: Mapping[str, str] | None = None) -> ThriftyConfig:
-    """Validate an already-parsed YAML tree (used by tests and the library)."""
+# Files a config refers to, resolved against the config file's folder.
+_RELATIVE_PATHS = (("routing", "predictor"), ("cascade", "verifier"))
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    out = dict(data)
+    for section, key in _RELATIVE_PATHS:
+        value = (out.get(section) or {}).get(key) if isinstance(out.get(section), dict) else None
+        if isinstance(value, str) and not Path(value).is_absolute():
+            out[section] = {**out[section], key: str(base / value)}
+    return out
+
+
+def parse_config(
+    data: Any, env: Mapping[str, str] | None = None, base_dir: Path | None = None
+) -> ThriftyConfig:
+    """Validate an already-parsed YAML tree (used by tests and the library).
+
+    ``base_dir`` is where relative file references (a router's predictor, a cascade's
+    verifier) are resolved; the current directory when None.
+    """
     if not isinstance(data, dict):
         raise ConfigError("invalid configuration: the top level must be a mapping of sections")
     data = interpolate_env(data, os.environ if env is None else env)
+    if base_dir is not None:
+        data = _resolve_paths(data, base_dir)
     try:
         config = ThriftyConfig.model_validate(data)
     except ValidationError as exc:
@@ -68,6 +89,10 @@ def parse_config(data: Any, env: Mapping[str, str] | None = None) -> ThriftyConf
     from thrifty.registry import ModelRegistry  # prices are part of a valid config
 
     ModelRegistry.from_config(config)
+    if config.cascade.enabled:
+        from thrifty.cascade.build import build_tiers  # check specs fail here, by key
+
+        build_tiers(config)
     return config
 
 
@@ -84,4 +109,4 @@ def load_config(
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{file} is not valid YAML: {exc}") from None
-    return parse_config(data, env)
+    return parse_config(data, env, base_dir=file.resolve().parent)

@@ -8,7 +8,7 @@ yet refuses ``enabled: true`` rather than pretending to run.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -97,6 +97,10 @@ class ModelConfig(Section):
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
     fallbacks: list[str] = Field(default_factory=list)
+    capabilities: (
+        list[Literal["tools", "vision", "json_schema", "reasoning", "prompt_caching"]] | None
+    ) = None
+    """What the model supports, for routing guards (default: from the price catalogue)."""
 
     @model_validator(mode="after")
     def _one_way_to_deploy(self) -> ModelConfig:
@@ -145,6 +149,74 @@ class TechniqueConfig(Section):
         return self
 
 
+TASKS = ("chat", "code", "math", "summarization", "translation", "extraction", "creative")
+
+
+class RoutingConfig(Section):
+    """Route requests that leave the choice to Thrifty to the cheapest capable model.
+
+    A request is routed when it names no model, names ``auto``, or names a model in
+    ``applies_to``; ``x-thrifty-route: off`` (or a model name) overrides per request.
+    """
+
+    enabled: bool = False
+    strategy: Literal["rules", "threshold", "tradeoff"] = "rules"
+    """rules: per task, the first listed model that fits; threshold: the cheapest model
+    whose predicted quality is ≥ threshold × the reference model's; tradeoff: the model
+    maximising predicted quality − tradeoff_lambda × expected cost per 1k requests (USD)."""
+    classifier: Literal["rules", "learned"] = "rules"
+    rules: dict[str, Any] = Field(default_factory=dict)
+    """Overrides for the rule task classifier (see docs/routing.md)."""
+    candidates: list[str] = Field(default_factory=list)
+    """Models the router may pick (default: every configured chat model)."""
+    tasks: dict[str, list[str]] = Field(default_factory=dict)
+    """Per task, its candidate models in order of preference (rules) or as a set."""
+    applies_to: list[str] = Field(default_factory=list)
+    predictor: str | None = None
+    """Quality predictor trained by ``thrifty tune`` (a .npz file; relative to the config)."""
+    threshold: Annotated[float, Field(ge=0, le=1.5)] = 0.95
+    tradeoff_lambda: NonNegativeFloat = 0.0
+    reference_model: str | None = None
+    """What predicted quality is compared with (default: baseline_model, else default_model)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingConfig:
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
+        if self.enabled and self.strategy != "rules" and not self.predictor:
+            raise ValueError(f"strategy {self.strategy!r} needs a predictor (run thrifty tune)")
+        return self
+
+
+class TierConfig(Section):
+    model: str
+    checks: list[str | dict[str, Any]] = Field(default_factory=lambda: ["heuristics", "format"])
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.5
+    """The tier's answer is accepted when its combined check score is ≥ this."""
+
+
+class CascadeConfig(Section):
+    """Try a cheap model first, check its answer, escalate when the check fails.
+
+    Applies to the same requests as routing (see ``applies_to``); when routing chose a
+    model that is a tier, the cascade starts there. The last tier is always accepted.
+    """
+
+    enabled: bool = False
+    tiers: list[TierConfig] = Field(default_factory=list)
+    applies_to: list[str] = Field(default_factory=list)
+    judge_model: str | None = None
+    verifier: str | None = None
+    """Learned answer verifier trained by ``thrifty tune`` (a .npz file; relative to the config)."""
+
+    @model_validator(mode="after")
+    def _tiers(self) -> CascadeConfig:
+        if self.enabled and len(self.tiers) < 2:
+            raise ValueError("tiers: a cascade needs at least two tiers")
+        return self
+
+
 class ThriftyConfig(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=lambda: AuthConfig(enabled=False))
@@ -159,8 +231,8 @@ class ThriftyConfig(Section):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
-    routing: TechniqueConfig = Field(default_factory=TechniqueConfig)
-    cascade: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: TechniqueConfig = Field(default_factory=TechniqueConfig)
     compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
     batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
@@ -184,9 +256,26 @@ class ThriftyConfig(Section):
             value = getattr(self, key)
             if value is not None and value not in self.models:
                 raise ValueError(f"{key}: {value!r} is not defined under models")
+        self._technique_models_exist()
         if self.passthrough_provider and self.passthrough_provider not in self.providers:
             raise ValueError(
                 f"passthrough_provider: {self.passthrough_provider!r} is not defined "
                 "under providers"
             )
         return self
+
+    def _technique_models_exist(self) -> None:
+        named: list[tuple[str, str | None]] = [
+            ("routing.candidates", m) for m in self.routing.candidates
+        ]
+        named += [(f"routing.tasks.{t}", m) for t, ms in self.routing.tasks.items() for m in ms]
+        named += [(f"cascade.tiers[{i}].model", t.model) for i, t in enumerate(self.cascade.tiers)]
+        named += [
+            ("routing.reference_model", self.routing.reference_model),
+            ("cascade.judge_model", self.cascade.judge_model),
+        ]
+        for where, model in named:
+            if model is not None and model not in self.models:
+                raise ValueError(f"{where}: {model!r} is not defined under models")
+        if (self.routing.enabled or self.cascade.enabled) and not self.default_model:
+            raise ValueError("default_model: routing and cascades need one (it answers 'auto')")

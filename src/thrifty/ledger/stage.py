@@ -70,6 +70,8 @@ class LedgerStage:
     def _record(
         self, ctx: Context, reply: Reply | None, error: BaseException | None
     ) -> RequestRecord:
+        for finalize in ctx.finalizers:
+            finalize(reply if error is None else None)
         costs = [a.cost for a in ctx.attempts]
         unpriced = any(a.usage is not None and a.cost is None for a in ctx.attempts)
         usage = reply.usage if reply is not None else None

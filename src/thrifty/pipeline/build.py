@@ -36,10 +36,19 @@ def build_pipeline(
     ledger: LedgerSink,
 ) -> Pipeline:
     """The stages of ``config``, outermost first; a disabled technique is not built."""
+    dispatch = DispatchStage(registry, providers, config.retries)
     stages: list[Stage] = [
         LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
     ]
-    return Pipeline(stages, DispatchStage(registry, providers, config.retries))
+    if config.routing.enabled:
+        from thrifty.routing.build import build_routing
+
+        stages.append(build_routing(config, registry))
+    if config.cascade.enabled:
+        from thrifty.cascade.build import build_cascade
+
+        stages.append(build_cascade(config, registry, dispatch))
+    return Pipeline(stages, dispatch)
 
 
 class Pipeline:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,9 @@ class Context:
     request (compress, route) change ``body``/``model`` and note what they did in
     ``techniques``. ``attempts`` collects every model call made for this request.
     ``baseline_model`` is what savings are measured against (see ``build_context``).
+    ``auto`` is true when the caller left the model to Thrifty (no model, or ``auto``).
+    ``finalizers`` run when the request ends (for a stream, at its end), before the
+    ledger row is built: techniques book their savings there, once usage is known.
     """
 
     endpoint: str
@@ -35,6 +38,7 @@ class Context:
     model: str
     baseline_model: str
     stream: bool = False
+    auto: bool = False
     key_id: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     controls: dict[str, str] = field(default_factory=dict)
@@ -44,6 +48,7 @@ class Context:
     attempts: list[AttemptRecord] = field(default_factory=list)
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)
     savings: dict[str, float] = field(default_factory=dict)
+    finalizers: list[Callable[[Reply | None], None]] = field(default_factory=list)
 
     @property
     def client_wants_usage(self) -> bool:

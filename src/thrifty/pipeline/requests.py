@@ -12,6 +12,7 @@ from typing import Any
 from thrifty.errors import InvalidRequest
 from thrifty.pipeline.context import CHAT, Context, new_request_id
 
+AUTO_MODEL = "auto"
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
 
@@ -116,10 +117,13 @@ def build_context(
 
     ``headers`` are lower-cased; ``x-thrifty-tags`` become tags and every other
     ``x-thrifty-*`` header a control. The baseline is the model the caller named; only a
-    request that names none is measured against ``baseline_model`` (else the default),
-    so a caller's own choice of a cheap model is never counted as Thrifty's saving.
+    request that leaves the model to Thrifty (none, or ``auto``) is answered by
+    ``default_model`` and measured against ``baseline_model``, so a caller's own choice of
+    a cheap model is never counted as Thrifty's saving.
     """
-    named = isinstance(body, dict) and bool(body.get("model"))
+    auto = isinstance(body, dict) and body.get("model") in (None, "", AUTO_MODEL)
+    if auto:
+        body["model"] = default_model
     if endpoint == CHAT:
         model = check_chat_body(body, default_model)
     else:
@@ -135,7 +139,8 @@ def build_context(
         body=body,
         requested_model=model,
         model=model,
-        baseline_model=model if named else (baseline_model or model),
+        baseline_model=(baseline_model or model) if auto else model,
+        auto=auto,
         stream=bool(body.get("stream")) and endpoint == CHAT,
         key_id=key_id,
         tags=parse_tags(headers.get("x-thrifty-tags"), body.get("metadata")),

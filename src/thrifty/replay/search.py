@@ -1,7 +1,8 @@
 """What ``thrifty tune`` may change: each technique registers its search space here.
 
 A search space looks at the raw config (as written, before ``${ENV}`` interpolation) and
-returns candidate patches: small dicts deep-merged into that config. Only enabled
+the training records, fits what its technique learns (writing files under ``workdir``),
+and returns candidate patches: small dicts deep-merged into that config. Only enabled
 techniques contribute; the candidates of several techniques are combined.
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.replay.dataset import ReplayRecord
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,9 @@ class Candidate:
     patch: dict[str, Any] = field(default_factory=dict)
 
 
-SearchSpace = Callable[[Mapping[str, Any], ThriftyConfig], list[Candidate]]
+SearchSpace = Callable[
+    [Mapping[str, Any], ThriftyConfig, Sequence[ReplayRecord], Path], list[Candidate]
+]
 
 _SPACES: dict[str, SearchSpace] = {}
 
@@ -42,17 +47,28 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+def enabled(raw: Mapping[str, Any], technique: str) -> bool:
+    section = raw.get(technique)
+    return isinstance(section, Mapping) and bool(section.get("enabled"))
+
+
 def candidates_for(
-    raw: Mapping[str, Any], config: ThriftyConfig, limit: int = 200, seed: int = 0
+    raw: Mapping[str, Any],
+    config: ThriftyConfig,
+    train: Sequence[ReplayRecord],
+    workdir: Path,
+    limit: int = 200,
+    seed: int = 0,
 ) -> list[Candidate]:
     """The product of every enabled technique's candidates, plus the config as written.
 
     More than ``limit`` combinations are subsampled (deterministically, by ``seed``).
     """
+    _load_spaces()
     spaces = [
-        space(raw, config)
+        space(raw, config, train, workdir / technique)
         for technique, space in sorted(_SPACES.items())
-        if getattr(config, technique).enabled
+        if enabled(raw, technique)
     ]
     combos: list[Candidate] = [Candidate("as configured")]
     for parts in itertools.product(*spaces) if spaces else ():
@@ -64,3 +80,9 @@ def candidates_for(
         rest = random.Random(seed).sample(combos[1:], limit - 1)
         combos = [combos[0], *rest]
     return combos
+
+
+def _load_spaces() -> None:
+    """Import the techniques' search spaces (each registers itself)."""
+    import thrifty.cascade.search
+    import thrifty.routing.search  # noqa: F401

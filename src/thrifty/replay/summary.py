@@ -50,18 +50,36 @@ def totals(
     }
 
 
-def by_technique(actual: Sequence[RowOutcome], rows: Sequence[int]) -> dict[str, dict[str, float]]:
-    """Gross savings, overhead and net savings per technique (net = gross − overhead)."""
-    out = {}
-    for technique in TECHNIQUES:
-        net = sum(actual[i].savings.get(technique, 0.0) for i in rows)
-        overhead = sum(actual[i].overhead.get(technique, 0.0) for i in rows)
-        out[technique] = {
-            "gross_savings": net + overhead,
-            "overhead_cost": overhead,
-            "net_savings": net,
+def by_technique(
+    actual: Sequence[RowOutcome], baseline: Sequence[RowOutcome], rows: Sequence[int]
+) -> dict[str, dict[str, float]]:
+    """Gross savings, overhead and net savings per technique (net = gross − overhead).
+
+    At run time a technique books its saving against the baseline model priced on the
+    *actual* answer's tokens; replay knows the baseline's own answer. On each row, each
+    technique keeps what it booked and the residual (replayed baseline − actual − booked:
+    mostly the answer-length difference a model switch causes) goes to the technique that
+    booked the most, so the techniques add up to the total. A row where no technique
+    booked anything leaves its whole difference unattributed.
+    """
+    net = dict.fromkeys(TECHNIQUES, 0.0)
+    overhead = dict.fromkeys(TECHNIQUES, 0.0)
+    for i in rows:
+        booked = {t: actual[i].savings.get(t, 0.0) for t in TECHNIQUES}
+        for technique in TECHNIQUES:
+            overhead[technique] += actual[i].overhead.get(technique, 0.0)
+            net[technique] += booked[technique]
+        lead = max(TECHNIQUES, key=lambda t: abs(booked[t]))
+        if booked[lead]:
+            net[lead] += (baseline[i].cost - actual[i].cost) - sum(booked.values())
+    return {
+        t: {
+            "gross_savings": net[t] + overhead[t],
+            "overhead_cost": overhead[t],
+            "net_savings": net[t],
         }
-    return out
+        for t in TECHNIQUES
+    }
 
 
 def by_model(actual: Sequence[RowOutcome], rows: Sequence[int]) -> dict[str, dict[str, float]]:
@@ -89,7 +107,7 @@ def summarize(
             missing[f"actual:{a.error}"] += 1
         if b.status == "missing_answer":
             missing[f"baseline:{b.error}"] += 1
-    techniques = by_technique(actual, rows)
+    techniques = by_technique(actual, baseline, rows)
     result = {
         "requests": len(actual),
         "compared_requests": len(rows),

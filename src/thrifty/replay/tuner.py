@@ -1,20 +1,25 @@
 """``thrifty tune``: the cheapest configuration that keeps quality, with an honest estimate.
 
-Every candidate is replayed once over all rows (replay is deterministic per row). Then
-k-fold cross-validation: on each fold the candidate is *chosen* on the other folds and
-*measured* on this one; the pooled held-out rows give the estimate, with a bootstrap
-confidence interval. A number measured on the rows a choice was made on is never
-reported as the estimate. The configuration written out is chosen on all rows.
+Candidates come from the enabled techniques' search spaces (``search.py``); what they
+learn (a router's quality predictor, a cascade's verifier) is fitted on training rows
+only. k-fold cross-validation: on each fold, the learned parts are fitted and the
+candidate is *chosen* on the other folds, then *measured* on this one; the pooled
+held-out rows give the estimate, with a bootstrap confidence interval. A number measured
+on the rows a choice was made on is never reported as the estimate. The configuration
+written out is fitted and chosen on all rows.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from thrifty.config import parse_config
+from thrifty.errors import ConfigError
 from thrifty.replay.dataset import ReplayRecord
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import RowOutcome, replay, without_techniques
@@ -91,21 +96,31 @@ def fold_rows(rows: Sequence[int], folds: int, seed: int) -> list[list[int]]:
     return [sorted(order[fold::k]) for fold in range(k)]
 
 
+EvaluateFor = Callable[[Sequence[int], str], list[Evaluated]]
+
+
 def cross_validate(
-    evaluated: Sequence[Evaluated],
+    evaluate_for: EvaluateFor,
     baseline: Sequence[RowOutcome],
     target: float,
     folds: int,
     seed: int,
 ) -> dict[str, Any]:
+    """k-fold estimate of the selection procedure.
+
+    ``evaluate_for(train_rows, tag)`` returns the candidates, replayed on every row, with
+    anything learned (a router's predictor, a verifier) fitted on ``train_rows`` only; the
+    choice is made on the training rows and measured on the held-out fold.
+    """
     rows = comparable(baseline, baseline)
     fold_list = fold_rows(rows, folds, seed)
     held_actual: list[RowOutcome] = []
     held_baseline: list[RowOutcome] = []
     chosen_labels = []
-    for test in fold_list:
+    for number, test in enumerate(fold_list):
         held = set(test)
         train = [i for i in rows if i not in held]
+        evaluated = evaluate_for(train, f"fold{number}")
         pick = evaluated[select(evaluated, baseline, train, target)]
         chosen_labels.append(pick.candidate.label)
         for i in test:
@@ -123,6 +138,11 @@ def cross_validate(
     }
 
 
+def techniques_off(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The raw config with routing and cascade off: valid before anything is trained."""
+    return deep_merge(raw, {"routing": {"enabled": False}, "cascade": {"enabled": False}})
+
+
 def tune(
     records: Sequence[ReplayRecord],
     raw_config: Mapping[str, Any],
@@ -131,20 +151,35 @@ def tune(
     folds: int = 5,
     seed: int = 0,
     env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+    workdir: Path | None = None,
 ) -> TuneResult:
-    config = parse_config(dict(raw_config), env)
-    baseline_model = config.baseline_model or config.default_model
+    """Choose on all rows (writing learned files under ``workdir``), estimate by k-fold."""
+    base = parse_config(techniques_off(raw_config), env, base_dir)
+    baseline_model = base.baseline_model or base.default_model
     if baseline_model is None:
         raise ValueError("tuning needs baseline_model (or default_model) in the config")
     if not any(a.quality is not None for r in records for a in r.answers.values()):
         raise ValueError("tuning needs recorded answers with a quality; this dataset has none")
-    baseline = replay(records, without_techniques(config, baseline_model))
-    evaluated = []
-    for candidate in candidates_for(raw_config, config, seed=seed):
-        patched = parse_config(deep_merge(raw_config, candidate.patch), env)
-        evaluated.append(Evaluated(candidate, replay(records, patched)))
-    all_rows = comparable(evaluated[0].outcomes, baseline)
+    workdir = workdir or Path(tempfile.mkdtemp(prefix="thrifty-tune-"))
+    baseline = replay(records, without_techniques(base, baseline_model))
+
+    def evaluate_for(train: Sequence[int], tag: str) -> list[Evaluated]:
+        train_records = [records[i] for i in train]
+        evaluated = []
+        for candidate in candidates_for(raw_config, base, train_records, workdir / tag, seed=seed):
+            try:
+                patched = parse_config(deep_merge(raw_config, candidate.patch), env, base_dir)
+            except ConfigError:
+                continue  # e.g. "as configured" before a predictor exists
+            evaluated.append(Evaluated(candidate, replay(records, patched)))
+        if not evaluated:
+            raise ValueError("no candidate configuration is valid; check the technique sections")
+        return evaluated
+
+    all_rows = comparable(baseline, baseline)
+    evaluated = evaluate_for(all_rows, "final")
     chosen = evaluated[select(evaluated, baseline, all_rows, target)]
     fit = totals(chosen.outcomes, baseline, [i for i in all_rows if chosen.outcomes[i].ok])
-    held_out = cross_validate(evaluated, baseline, target, folds, seed)
+    held_out = cross_validate(evaluate_for, baseline, target, folds, seed)
     return TuneResult(chosen, evaluated, baseline, fit, held_out)

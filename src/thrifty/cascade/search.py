@@ -1,0 +1,53 @@
+"""What ``thrifty tune`` searches for cascades: fit the verifier (if a tier uses it) on
+the training rows, then try a grid of acceptance thresholds for the checked tiers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.config.schema import ThriftyConfig
+from thrifty.replay.dataset import ReplayRecord
+from thrifty.replay.search import Candidate, register_search_space
+
+THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+def _uses_verifier(tiers: Sequence[Mapping[str, Any]]) -> bool:
+    for tier in tiers:
+        for spec in tier.get("checks") or ():
+            if spec == "verifier" or (isinstance(spec, Mapping) and spec.get("name") == "verifier"):
+                return True
+    return False
+
+
+def cascade_space(
+    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+) -> list[Candidate]:
+    section = raw.get("cascade") or {}
+    tiers = [dict(t) for t in section.get("tiers") or ()]
+    if len(tiers) < 2:
+        return []
+    fitted: dict[str, Any] = {}
+    if _uses_verifier(tiers):
+        from thrifty.cascade.verifier import AnswerVerifier
+
+        checked = [t["model"] for t in tiers[:-1]]
+        verifier = AnswerVerifier.fit(train, checked, reference_model=tiers[-1]["model"])
+        fitted["verifier"] = str(verifier.save(workdir / "verifier.npz"))
+    return [
+        Candidate(
+            f"cascade ≥{t:.1f}",
+            {
+                "cascade": {
+                    **fitted,
+                    "tiers": [{**tier, "threshold": t} for tier in tiers[:-1]] + tiers[-1:],
+                }
+            },
+        )
+        for t in THRESHOLDS
+    ]
+
+
+register_search_space("cascade", cascade_space)

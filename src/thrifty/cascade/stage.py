@@ -1,0 +1,175 @@
+"""The cascade stage: answer with a cheap tier, check, escalate only when the check fails.
+
+Each tier is called through the rest of the pipeline (retries and fallbacks included)
+without streaming; its answer is scored by the tier's checks (see ``checks.py``) and
+accepted when the combined score reaches the tier's threshold. The last tier is always
+accepted. A rejected answer stays in the ledger as a ``cascade`` attempt (its cost is the
+cascade's overhead), a judge call as a ``judge`` attempt.
+
+Streaming clients get the accepted answer streamed once it is accepted: the first byte
+waits for the cheap tier's whole answer and its checks (and any escalation). Send
+``x-thrifty-cascade: off`` to stream straight from the model instead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thrifty.cascade.checks import Check, combine
+from thrifty.config.schema import CascadeConfig
+from thrifty.errors import ThriftyError, UpstreamError
+from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
+from thrifty.pipeline.stage import CallNext
+from thrifty.pipeline.synthetic_stream import stream_completion
+from thrifty.registry import ModelRegistry
+
+CASCADE_HEADER = "cascade"  # x-thrifty-cascade: off
+_JUDGE_MAX_TOKENS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    model: str
+    checks: Sequence[Check]
+    threshold: float
+
+    @property
+    def needs_logprobs(self) -> bool:
+        return any(check.needs_logprobs for check in self.checks)
+
+
+class CascadeStage:
+    def __init__(
+        self,
+        config: CascadeConfig,
+        tiers: Sequence[Tier],
+        registry: ModelRegistry,
+        dispatch: DispatchStage,
+    ) -> None:
+        self._config = config
+        self._tiers = list(tiers)
+        self._registry = registry
+        self._dispatch = dispatch
+        self._index = {tier.model: i for i, tier in enumerate(self._tiers)}
+
+    def _start(self, ctx: Context) -> int | None:
+        """Routing picks where the cascade starts; without routing, at the first tier."""
+        if "route" in ctx.techniques:
+            return self._index.get(ctx.model)
+        return 0
+
+    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+        applies = ctx.auto or ctx.requested_model in self._config.applies_to
+        if ctx.endpoint != CHAT or ctx.controls.get(CASCADE_HEADER) == "off" or not applies:
+            return await call_next(ctx)
+        start = self._start(ctx)
+        if start is None or start == len(self._tiers) - 1:
+            return await call_next(ctx)
+        entry_model, client_stream, original = ctx.model, ctx.stream, ctx.body
+        first_attempt = len(ctx.attempts)
+        ctx.stream = False
+        try:
+            reply, log = await self._climb(ctx, start, call_next)
+        finally:
+            ctx.body, ctx.stream = original, client_stream
+        if reply.body is not None and not original.get("logprobs"):
+            for choice in reply.body.get("choices") or ():
+                choice["logprobs"] = None
+        ctx.techniques["cascade"] = {
+            "start": self._tiers[start].model,
+            "accepted": ctx.model,
+            "tiers": log,
+        }
+        ctx.finalizers.append(self._booker(ctx, entry_model, first_attempt))
+        if client_stream and reply.body is not None:
+            reply.chunks = stream_completion(reply.body, ctx.client_wants_usage)
+            reply.body = None
+        return reply
+
+    async def _climb(
+        self, ctx: Context, start: int, call_next: CallNext
+    ) -> tuple[Reply, list[dict[str, Any]]]:
+        log: list[dict[str, Any]] = []
+        last = len(self._tiers) - 1
+        original = ctx.body
+        for index in range(start, last + 1):
+            tier = self._tiers[index]
+            ctx.model = tier.model
+            ctx.body = {**original, "logprobs": True} if tier.needs_logprobs else original
+            first = len(ctx.attempts)
+            started = time.perf_counter()
+            try:
+                reply = await call_next(ctx)
+            except UpstreamError as exc:
+                if index == last:
+                    raise
+                log.append(
+                    {"model": tier.model, "accepted": False, "reason": f"failed: {exc.message}"}
+                )
+                continue
+            if index == last:
+                log.append({"model": tier.model, "accepted": True, "reason": "last tier"})
+                return reply, log
+            judge = self._judge_for(ctx)
+            verdicts = [await check(ctx.body, reply.body or {}, judge) for check in tier.checks]
+            score, reason = combine(verdicts)
+            accepted = score >= tier.threshold
+            log.append({
+                "model": tier.model, "accepted": accepted, "score": round(score, 3),
+                "reason": reason, "check_ms": round((time.perf_counter() - started) * 1000, 3),
+            })  # fmt: skip
+            if accepted:
+                return reply, log
+            for attempt in ctx.attempts[first:]:
+                if attempt.status == "ok" and attempt.purpose in ("main", "retry", "fallback"):
+                    attempt.purpose = "cascade"  # a rejected answer: the cascade's overhead
+        raise AssertionError("unreachable: the last tier always returns")
+
+    def _judge_for(self, ctx: Context) -> Any:
+        judge_model = self._config.judge_model
+        if judge_model is None:
+            return None
+
+        async def judge(messages: list[dict[str, Any]]) -> str:
+            child = Context(
+                endpoint=CHAT,
+                body={
+                    "model": judge_model,
+                    "messages": messages,
+                    "temperature": 0,
+                    "max_tokens": _JUDGE_MAX_TOKENS,
+                },
+                requested_model=judge_model,
+                model=judge_model,
+                baseline_model=judge_model,
+                request_id=ctx.request_id,
+                attempts=ctx.attempts,
+            )
+            first = len(ctx.attempts)
+            try:
+                reply = await self._dispatch(child)
+            except ThriftyError:
+                return ""  # no verdict: the judge check abstains, the other checks decide
+            finally:
+                for attempt in ctx.attempts[first:]:
+                    attempt.purpose = "judge"
+            return reply.answer_text() or ""
+
+        return judge
+
+    def _booker(self, ctx: Context, entry_model: str, first_attempt: int) -> Any:
+        entry = self._registry.get(entry_model)
+
+        def book(reply: Reply | None) -> None:
+            if reply is None or reply.usage is None:
+                return
+            as_is = attempt_cost(reply.usage, entry)
+            spent = [a.cost for a in ctx.attempts[first_attempt:]]
+            if as_is is not None and None not in spent:
+                ctx.savings["cascade"] = as_is - sum(c for c in spent if c is not None)
+
+        return book

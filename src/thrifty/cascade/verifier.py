@@ -1,0 +1,173 @@
+"""A learned answer verifier: P(this answer is acceptable | prompt, answer, model).
+
+FrugalGPT's scorer idea on a budget: a logistic regression over the prompt's and the
+answer's embeddings (and their product, which carries how well they match), the answer's
+length and the answering model, trained by ``thrifty tune`` on recorded answers. An
+answer is labelled acceptable when its recorded quality is within ``margin`` of the
+reference (strongest) model's answer to the same prompt. Stored as one ``.npz`` file.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thrifty.cascade.checks import Verdict, answer_message, question_text, register_check, text_of
+from thrifty.embeddings import get_embedder
+from thrifty.replay.dataset import ReplayRecord
+from thrifty.routing.text import prompt_text
+from thrifty.tokens import count_text
+
+_cache: dict[tuple[str, float], AnswerVerifier] = {}
+_lock = threading.Lock()
+
+
+def _features(
+    prompt: np.ndarray, answer: np.ndarray, tokens: np.ndarray, onehot: np.ndarray
+) -> np.ndarray:
+    length = np.log1p(tokens)[:, None] / 8.0
+    return np.hstack([prompt, answer, prompt * answer * 10.0, length, onehot]).astype(np.float32)
+
+
+class AnswerVerifier:
+    def __init__(self, models: Sequence[str], weights: np.ndarray, bias: float) -> None:
+        self.models = list(models)
+        self.weights = weights.astype(np.float32)
+        self.bias = float(bias)
+
+    def _onehot(self, models: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(models), len(self.models)), dtype=np.float32)
+        for i, model in enumerate(models):
+            if model in self.models:
+                out[i, self.models.index(model)] = 1.0
+        return out
+
+    def probabilities(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        tokens: Sequence[int],
+        models: Sequence[str],
+    ) -> np.ndarray:
+        embed = get_embedder().embed
+        x = _features(
+            embed(prompts),
+            embed(answers),
+            np.asarray(tokens, dtype=np.float32),
+            self._onehot(models),
+        )
+        return 1.0 / (1.0 + np.exp(-(x @ self.weights + self.bias)))
+
+    @classmethod
+    def fit(
+        cls,
+        records: Sequence[ReplayRecord],
+        models: Sequence[str],
+        reference_model: str,
+        *,
+        margin: float = 0.12,
+        l2: float = 1e-2,
+        steps: int = 400,
+    ) -> AnswerVerifier:
+        prompts, answers, tokens, answered_by, labels = [], [], [], [], []
+        for record in records:
+            reference = record.answers.get(reference_model)
+            for model in models:
+                answer = record.answers.get(model)
+                if answer is None or answer.quality is None or answer.text is None:
+                    continue
+                bar = (
+                    (reference.quality - margin)
+                    if reference and reference.quality is not None
+                    else 0.78
+                )
+                prompts.append(prompt_text(record.messages))
+                answers.append(answer.text)
+                tokens.append(answer.output_tokens or count_text(answer.text, model).tokens)
+                answered_by.append(model)
+                labels.append(1.0 if answer.quality >= bar else 0.0)
+        if len(set(labels)) < 2:
+            raise ValueError("the verifier needs both acceptable and unacceptable examples")
+        shell = cls(models, np.zeros(1), 0.0)
+        embed = get_embedder().embed
+        x = _features(
+            embed(prompts),
+            embed(answers),
+            np.asarray(tokens, dtype=np.float32),
+            shell._onehot(answered_by),
+        )
+        y = np.asarray(labels, dtype=np.float32)
+        w = np.zeros(x.shape[1], dtype=np.float32)
+        b = float(math.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3)))
+        rate = 0.5
+        for _ in range(steps):  # full-batch gradient descent on L2-regularised log loss
+            p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+            grad = p - y
+            w -= rate * (x.T @ grad / len(y) + l2 * w)
+            b -= rate * float(grad.mean())
+        return cls(models, w, b)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle, models=np.array(self.models), weights=self.weights, bias=np.array(self.bias)
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> AnswerVerifier:
+        path = Path(path)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        with _lock:
+            cached = _cache.get(key)
+            if cached is None:
+                with np.load(path, allow_pickle=False) as data:
+                    cached = cls(
+                        [str(m) for m in data["models"]], data["weights"], float(data["bias"])
+                    )
+                _cache[key] = cached
+        return cached
+
+
+class VerifierCheck:
+    """The ``verifier`` cascade check: score = the verifier's P(acceptable)."""
+
+    name = "verifier"
+    needs_logprobs = False
+    needs_judge = False
+
+    def __init__(self, verifier: AnswerVerifier) -> None:
+        self._verifier = verifier
+
+    async def __call__(
+        self, request: dict[str, Any], response: dict[str, Any], judge: Any
+    ) -> Verdict | None:
+        answer = text_of(answer_message(response).get("content"))
+        if not answer:
+            return None  # the heuristics check owns empty answers
+        usage = response.get("usage") or {}
+        model = str(response.get("model") or "")
+        tokens = int(usage.get("completion_tokens") or count_text(answer, model).tokens)
+        p = float(
+            self._verifier.probabilities([question_text(request)], [answer], [tokens], [model])[0]
+        )
+        return Verdict(self.name, p, f"P(acceptable)={p:.2f}")
+
+
+def _verifier_factory(options: Mapping[str, Any]) -> VerifierCheck:
+    path = options.get("path")
+    if not isinstance(path, str):
+        raise ValueError(
+            "the verifier check needs cascade.verifier (a file trained by thrifty tune)"
+        )
+    return VerifierCheck(AnswerVerifier.load(path))
+
+
+register_check("verifier", _verifier_factory, replace=True)

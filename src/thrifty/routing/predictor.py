@@ -1,0 +1,124 @@
+"""Predicted answer quality per model, from the nearest recorded prompts.
+
+Trained by ``thrifty tune`` on replay data: each training prompt's embedding, and each
+model's recorded quality and answer length for it. A new prompt's prediction for model M
+is the similarity-weighted mean over its k nearest training prompts that M answered
+(RouteLLM's similarity-weighted idea, without a trained ranking model). Stored as one
+``.npz`` file, loaded once per process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from thrifty.embeddings import get_embedder
+from thrifty.replay.dataset import ReplayRecord
+from thrifty.routing.text import prompt_text
+
+_cache: dict[tuple[str, float], QualityPredictor] = {}
+_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    quality: float
+    output_tokens: float
+    support: float  # how much neighbour weight backed this prediction
+
+
+class QualityPredictor:
+    def __init__(
+        self,
+        models: Sequence[str],
+        embeddings: np.ndarray,
+        quality: np.ndarray,
+        output_tokens: np.ndarray,
+        k: int = 10,
+    ) -> None:
+        self.models = list(models)
+        self.embeddings = embeddings.astype(np.float32)
+        self.quality = quality.astype(np.float32)
+        self.output_tokens = output_tokens.astype(np.float32)
+        self.k = k
+
+    @classmethod
+    def fit(
+        cls, records: Sequence[ReplayRecord], models: Sequence[str], k: int = 10
+    ) -> QualityPredictor:
+        """Learn from recorded answers that have a quality; others are left out."""
+        from thrifty.tokens import count_text
+
+        texts = [prompt_text(r.messages) for r in records]
+        embeddings = get_embedder().embed(texts)
+        quality = np.full((len(records), len(models)), np.nan, dtype=np.float32)
+        tokens = np.full_like(quality, np.nan)
+        for i, record in enumerate(records):
+            for j, model in enumerate(models):
+                answer = record.answers.get(model)
+                if answer is None or answer.quality is None:
+                    continue
+                quality[i, j] = answer.quality
+                if answer.output_tokens is not None:
+                    tokens[i, j] = answer.output_tokens
+                elif answer.text is not None:
+                    tokens[i, j] = count_text(answer.text, model).tokens
+        return cls(models, embeddings, quality, tokens, k)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                models=np.array(self.models),
+                embeddings=self.embeddings.astype(np.float16),
+                quality=self.quality,
+                output_tokens=self.output_tokens,
+                k=np.array(self.k),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> QualityPredictor:
+        """Load (and cache per file version) a saved predictor."""
+        path = Path(path)
+        key = (str(path.resolve()), path.stat().st_mtime)
+        with _lock:
+            cached = _cache.get(key)
+            if cached is None:
+                with np.load(path, allow_pickle=False) as data:
+                    cached = cls(
+                        [str(m) for m in data["models"]],
+                        data["embeddings"],
+                        data["quality"],
+                        data["output_tokens"],
+                        int(data["k"]),
+                    )
+                _cache[key] = cached
+        return cached
+
+    def predict(self, embedding: np.ndarray) -> dict[str, Prediction]:
+        """Predictions for every model the neighbours have data for."""
+        similarity = self.embeddings @ embedding
+        k = min(self.k, len(similarity))
+        nearest = np.argpartition(-similarity, k - 1)[:k]
+        weights = np.maximum(similarity[nearest], 0.0) + 1e-6
+        out: dict[str, Prediction] = {}
+        for j, model in enumerate(self.models):
+            q = self.quality[nearest, j]
+            known = ~np.isnan(q)
+            if not known.any():
+                continue
+            w = weights[known]
+            t = self.output_tokens[nearest, j][known]
+            t_known = ~np.isnan(t)
+            tokens = (
+                float(np.average(t[t_known], weights=w[t_known])) if t_known.any() else float("nan")
+            )
+            out[model] = Prediction(float(np.average(q[known], weights=w)), tokens, float(w.sum()))
+        return out

@@ -1,0 +1,133 @@
+"""What ``thrifty tune`` searches for routing.
+
+* ``threshold``: fits the quality predictor on the training rows, then tries a grid of
+  thresholds;
+* ``tradeoff``: the same predictor, a grid of λ;
+* ``rules``: classifies the training prompts by task and, for each of a few quality
+  levels, assigns each task the cheapest model whose recorded quality on that task's
+  prompts reaches the level relative to the reference model.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from thrifty.config.schema import ThriftyConfig
+from thrifty.registry import ModelRegistry
+from thrifty.replay.dataset import ReplayRecord
+from thrifty.replay.search import Candidate, register_search_space
+from thrifty.routing.text import prompt_text
+from thrifty.tokens import count_messages, count_text
+
+THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.0)
+LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+RULE_LEVELS = (0.85, 0.9, 0.95, 1.0)
+
+
+def _candidate_models(section: Mapping[str, Any], config: ThriftyConfig) -> list[str]:
+    registry = ModelRegistry.from_config(config)
+    chat = [
+        n
+        for n in registry.names
+        if (p := registry.get(n).price) is None or p.mode in (None, "chat")
+    ]
+    return list(section.get("candidates") or chat)
+
+
+def _reference(section: Mapping[str, Any], config: ThriftyConfig) -> str:
+    return str(section.get("reference_model") or config.baseline_model or config.default_model)
+
+
+def routing_space(
+    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+) -> list[Candidate]:
+    section = raw.get("routing") or {}
+    models = _candidate_models(section, config)
+    strategy = section.get("strategy", "rules")
+    if strategy == "rules":
+        return _rule_candidates(section, config, train, models)
+    from thrifty.routing.predictor import QualityPredictor
+
+    reference = _reference(section, config)
+    path = QualityPredictor.fit(train, sorted({*models, reference})).save(workdir / "predictor.npz")
+    if strategy == "tradeoff":
+        return [
+            Candidate(
+                f"route λ={lam}", {"routing": {"predictor": str(path), "tradeoff_lambda": lam}}
+            )
+            for lam in LAMBDAS
+        ]
+    return [
+        Candidate(f"route ≥{t:.2f}", {"routing": {"predictor": str(path), "threshold": t}})
+        for t in THRESHOLDS
+    ]
+
+
+def _rule_candidates(
+    section: Mapping[str, Any],
+    config: ThriftyConfig,
+    train: Sequence[ReplayRecord],
+    models: list[str],
+) -> list[Candidate]:
+    from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier
+
+    classifier = (
+        LearnedTaskClassifier()
+        if section.get("classifier") == "learned"
+        else RuleTaskClassifier(section.get("rules") or None)
+    )
+    registry = ModelRegistry.from_config(config)
+    reference = _reference(section, config)
+    by_task: dict[str, list[ReplayRecord]] = defaultdict(list)
+    for record in train:
+        by_task[classifier.classify(prompt_text(record.messages)).task].append(record)
+    candidates = []
+    for level in RULE_LEVELS:
+        tasks = {}
+        for task, records in sorted(by_task.items()):
+            tasks[task] = [
+                _cheapest_good_enough(records, models, reference, registry, level),
+                reference,
+            ]
+        candidates.append(Candidate(f"rules at {level:.0%}", {"routing": {"tasks": tasks}}))
+    return candidates
+
+
+def _cheapest_good_enough(
+    records: Sequence[ReplayRecord],
+    models: list[str],
+    reference: str,
+    registry: ModelRegistry,
+    level: float,
+) -> str:
+    """The model with the lowest recorded cost whose mean quality ≥ level × the reference's."""
+
+    def stats(model: str) -> tuple[float, float] | None:
+        price = registry.get(model).price
+        quality = cost = 0.0
+        for record in records:
+            answer = record.answers.get(model)
+            if answer is None or answer.quality is None or price is None:
+                return None  # a model without a recorded answer for a prompt of this task
+            output = answer.output_tokens or count_text(answer.text or "", model).tokens
+            prompt = count_messages(list(record.messages), model).tokens
+            quality += answer.quality
+            cost += prompt * price.input_per_token + output * price.output_per_token
+        return quality, cost
+
+    ref = stats(reference)
+    best, best_cost = reference, ref[1] if ref else float("inf")
+    for model in models:
+        result = stats(model)
+        if result is None or ref is None:
+            continue
+        quality, cost = result
+        if quality >= level * ref[0] and cost < best_cost:
+            best, best_cost = model, cost
+    return best
+
+
+register_search_space("routing", routing_space)

@@ -1,0 +1,51 @@
+"""The routing stage: pick the model for requests that leave the choice to Thrifty."""
+
+from __future__ import annotations
+
+from thrifty.config.schema import RoutingConfig
+from thrifty.pipeline.context import Context, Reply
+from thrifty.pipeline.dispatch import attempt_cost
+from thrifty.pipeline.stage import CallNext
+from thrifty.registry import ModelRegistry
+from thrifty.routing.policy import Router
+
+ROUTE_HEADER = "route"  # x-thrifty-route: off | <model>
+
+
+def applies(ctx: Context, applies_to: list[str]) -> bool:
+    return ctx.auto or ctx.requested_model in applies_to
+
+
+class RoutingStage:
+    """Sets ``ctx.model``; books ``savings["routing"]`` = the answer's tokens at the
+    baseline's price minus the same tokens at the routed model's price."""
+
+    def __init__(self, config: RoutingConfig, registry: ModelRegistry, router: Router) -> None:
+        self._config = config
+        self._registry = registry
+        self._router = router
+
+    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+        control = ctx.controls.get(ROUTE_HEADER)
+        if control == "off" or not applies(ctx, self._config.applies_to):
+            return await call_next(ctx)
+        if control:
+            self._registry.get(control)  # an unknown model is the caller's 404
+            ctx.model = control
+            ctx.techniques["route"] = {"model": control, "reason": "x-thrifty-route header"}
+        else:
+            decision = self._router.decide(ctx.body)
+            ctx.model = decision.model
+            ctx.techniques["route"] = decision.as_dict()
+        routed = self._registry.get(ctx.model)
+        baseline = self._registry.get(ctx.baseline_model)
+
+        def book(reply: Reply | None) -> None:
+            if reply is None or reply.usage is None:
+                return
+            before, after = attempt_cost(reply.usage, baseline), attempt_cost(reply.usage, routed)
+            if before is not None and after is not None:
+                ctx.savings["routing"] = before - after
+
+        ctx.finalizers.append(book)
+        return await call_next(ctx)
