@@ -146,7 +146,8 @@ def report(name: str, y: list[str], pred: list[str]) -> dict:
     recall = {t: f"{sum(p == t for g, p in zip(y, pred, strict=True) if g == t)}/{y.count(t)}"
               for t in labels if t in y}  # fmt: skip
     confusion = Counter(f"{g}→{p}" for g, p in zip(y, pred, strict=True) if g != p)
-    print(f"{name}: held-out accuracy {acc:.3f} ({sum(a == b for a, b in zip(y, pred))}/{len(y)})")
+    right = sum(a == b for a, b in zip(y, pred, strict=True))
+    print(f"{name}: held-out accuracy {acc:.3f} ({right}/{len(y)})")
     print(f"  recall per true label: {recall}")
     print(f"  confusions: {dict(confusion.most_common())}")
     return {"accuracy": round(acc, 4), "recall": recall, "confusions": dict(confusion)}

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from thrifty.cli.replay_common import read_raw_config
+from thrifty.cli.tune import place_learned_files
 from thrifty.replay.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
@@ -159,12 +160,15 @@ def run(args: argparse.Namespace) -> int:
     raw = read_raw_config(args.config)
     print(f"1. tuning {args.config} on {len(tune_half)} of {len(records)} arena prompts "
           f"(target quality retained {args.target_quality:.0%})")  # fmt: skip
-    result = tune(tune_half, raw, args.target_quality)
+    base_dir = Path(args.config).resolve().parent
+    result = tune(tune_half, raw, args.target_quality, base_dir=base_dir)
     held = result.held_out
     retained = held["quality_retained"] or 0
     print(f"   chosen: {result.chosen.candidate.label}; held-out estimate: savings "
           f"{held['savings_pct']:.1f}%, quality retained {retained:.3f}")  # fmt: skip
-    tuned = deep_merge(raw, result.chosen.candidate.patch)
+    tuned = deep_merge(
+        raw, place_learned_files(result.chosen.candidate.patch, workdir / "tuned.yaml")
+    )
     upstream_port, gateway_port = _free_port(), _free_port()
     ledger = workdir / "ledger.db"
     ledger.unlink(missing_ok=True)
@@ -202,12 +206,14 @@ def run(args: argparse.Namespace) -> int:
               f"{actual_q / base_q:.1%} over {graded} graded answers; "
               f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
     html = workdir / "report.html"
-    html.write_text(_html_report(serve_half, tuned, result))
+    html.write_text(_html_report(serve_half, tuned, result, workdir))
     print(f"HTML report (replay of the served half, tuner curve, held-out estimate): {html}")
     return 0
 
 
-def _html_report(records: Sequence[ReplayRecord], tuned: dict[str, Any], result: Any) -> str:
+def _html_report(
+    records: Sequence[ReplayRecord], tuned: dict[str, Any], result: Any, workdir: Path
+) -> str:
     from thrifty.cli.tune import candidate_points
     from thrifty.config import parse_config
     from thrifty.replay.html import render_html
@@ -216,7 +222,7 @@ def _html_report(records: Sequence[ReplayRecord], tuned: dict[str, Any], result:
     from thrifty.replay.simulator import replay, without_techniques
     from thrifty.replay.summary import summarize
 
-    config = parse_config(tuned)
+    config = parse_config(tuned, base_dir=workdir.resolve())
     baseline_model = config.baseline_model or config.default_model or ""
     baseline = replay(records, without_techniques(config, baseline_model))
     summary = summarize(replay(records, config), baseline, baseline_model)

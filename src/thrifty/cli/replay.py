@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 
 def run(args: argparse.Namespace) -> int:
     records = read_dataset(args.dataset, args.limit)
-    config = parse_config(read_raw_config(args.config))
+    config = parse_config(read_raw_config(args.config), base_dir=Path(args.config).resolve().parent)
     baseline_model = config.baseline_model or config.default_model
     if baseline_model is None:
         raise SystemExit("thrifty replay: the config needs baseline_model or default_model")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,23 @@ def write_tuned(raw: dict[str, Any], result: TuneResult, path: str) -> None:
         f"{(held['quality_retained'] or 0):.3f} "
         f"(95% CI {', '.join(f'{v:.3f}' for v in held['quality_retained_ci'])}).\n"
     )
-    tuned = deep_merge(raw, result.chosen.candidate.patch)
+    tuned = deep_merge(raw, place_learned_files(result.chosen.candidate.patch, Path(path)))
     Path(path).write_text(header + yaml.safe_dump(tuned, sort_keys=False, allow_unicode=True))
+
+
+LEARNED_FILES = (("routing", "predictor"), ("cascade", "verifier"))
+
+
+def place_learned_files(patch: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Copy what tuning learned next to the tuned config; refer to it by a relative name."""
+    patch = {k: dict(v) if isinstance(v, dict) else v for k, v in patch.items()}
+    for section, key in LEARNED_FILES:
+        source = (patch.get(section) or {}).get(key)
+        if source:
+            target = out.with_name(f"{out.stem}.{key}.npz")
+            shutil.copyfile(source, target)
+            patch[section][key] = target.name
+    return patch
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,8 +90,11 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("thrifty tune: --target-quality is a ratio, e.g. 0.95")
     records = read_dataset(args.dataset, args.limit)
     raw = read_raw_config(args.config)
-    result = tune(records, raw, args.target_quality, folds=args.folds, seed=args.seed)
-    config = parse_config(deep_merge(raw, result.chosen.candidate.patch))
+    base_dir = Path(args.config).resolve().parent
+    result = tune(
+        records, raw, args.target_quality, folds=args.folds, seed=args.seed, base_dir=base_dir
+    )
+    config = parse_config(deep_merge(raw, result.chosen.candidate.patch), base_dir=base_dir)
     baseline_model = config.baseline_model or config.default_model or ""
     summary = summarize(result.chosen.outcomes, result.baseline, baseline_model)
     write_tuned(raw, result, args.out)

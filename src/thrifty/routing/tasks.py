@@ -47,9 +47,10 @@ _LANGS = (
     "swahili|latin|romanian|hungarian|catalan|tagalog"
 )
 _CODE_LANGS = (
-    "python|javascript|typescript|java|c\\+\\+|c#|golang|rust|ruby|php|kotlin|swift|scala|"
-    "haskell|bash|powershell|sql|html|css|react|django|flask|pandas|numpy|matlab|vba|zig|lua"
-)
+    "python", "javascript", "typescript", "java", "c++", "c#", "golang", "rust", "ruby", "php",
+    "kotlin", "swift", "scala", "haskell", "bash", "powershell", "sql", "html", "css", "react",
+    "django", "flask", "pandas", "numpy", "matlab", "vba", "zig", "lua",
+)  # fmt: skip
 
 # Each label: keywords (whole words/phrases, case-insensitive) and regexes, each with a
 # weight. A label's score is the sum of the weights of the distinct rules that match.
@@ -57,7 +58,7 @@ _CODE_LANGS = (
 DEFAULT_RULES: dict[str, Any] = {
     "default": "chat",
     "default_score": 1.0,
-    "scan_chars": 3000,  # look at the head and the tail of long prompts, not the middle
+    "scan_chars": 2000,  # look at the head and the tail of long prompts, not the middle
     "labels": {
         "code": {
             "keywords": {
@@ -65,10 +66,10 @@ DEFAULT_RULES: dict[str, Any] = {
                 "compile": 1.0, "refactor": 1.5, "implement": 1.0, "algorithm": 1.0,
                 "program": 1.0, "api": 0.5, "class": 0.5, "regex": 1.5, "unit test": 1.5,
                 "stack trace": 1.5, "exception": 1.0, "syntax": 1.0,
+                **dict.fromkeys(_CODE_LANGS, 1.5),
             },
             "patterns": {
                 r"```": 3.0,
-                rf"\b(?:{_CODE_LANGS})\b": 1.5,
                 r"\b(?:def|fn|func)\s+\w+\s*\(|\bpublic\s+(?:static|class|void)\b": 2.0,
                 r"^\s*(?:import|from)\s+[\w.]+|\b(?:const|let|var)\s+\w+\s*=": 1.5,
                 r"#include|console\.log|System\.out|Traceback \(most recent": 3.0,
@@ -155,10 +156,7 @@ def _prediction(scores: Mapping[str, float], by: str) -> TaskPrediction:
     return TaskPrediction(task, dist[task], dist, by)
 
 
-@dataclass(frozen=True, slots=True)
-class _LabelRules:
-    keywords: tuple[tuple[re.Pattern[str], float], ...]
-    patterns: tuple[tuple[re.Pattern[str], float], ...]
+_WORD = re.compile(r"\w+")
 
 
 class RuleTaskClassifier:
@@ -174,29 +172,41 @@ class RuleTaskClassifier:
         rules = DEFAULT_RULES if rules is None else rules
         self.default = str(rules.get("default", "chat"))
         self.default_score = float(rules.get("default_score", 1.0))
-        self.scan_chars = int(rules.get("scan_chars", 3000))
+        self.scan_chars = int(rules.get("scan_chars", 2000))
         unknown = set(rules.get("labels", {})) - set(TASKS)
         if unknown or self.default not in TASKS:
             raise ValueError(f"unknown task label(s): {sorted(unknown) or self.default}")
-        flags = re.IGNORECASE | re.MULTILINE
-        self._labels: dict[str, _LabelRules] = {}
+        # One-word keywords are looked up in the text's word set; phrases are found with
+        # str.find and a boundary check: both far cheaper than one regex per keyword.
+        self._words: dict[str, list[tuple[str, float]]] = {}
+        self._phrases: list[tuple[str, str, float]] = []
+        self._patterns: list[tuple[str, re.Pattern[str], float]] = []
         for label, spec in rules.get("labels", {}).items():
-            kws = _weighted(spec.get("keywords", {}))
-            pats = _weighted(spec.get("patterns", {}))
-            self._labels[label] = _LabelRules(
-                tuple((re.compile(rf"(?<!\w){re.escape(k)}(?!\w)", flags), w) for k, w in kws),
-                tuple((re.compile(p, flags), w) for p, w in pats),
-            )
+            for keyword, weight in _weighted(spec.get("keywords", {})):
+                key = keyword.lower()
+                if _WORD.fullmatch(key):
+                    self._words.setdefault(key, []).append((label, weight))
+                else:
+                    self._phrases.append((label, key, weight))
+            for pattern, weight in _weighted(spec.get("patterns", {})):
+                flags = re.IGNORECASE | re.MULTILINE
+                self._patterns.append((label, re.compile(pattern, flags), weight))
 
     def raw_scores(self, text: str) -> dict[str, float]:
         """Summed rule weights per label, before the softmax (for debugging rules)."""
         if len(text) > 2 * self.scan_chars:
             text = text[: self.scan_chars] + "\n" + text[-self.scan_chars :]
+        lower = text.lower()
         scores = dict.fromkeys(TASKS, 0.0)
-        for label, rules in self._labels.items():
-            for pattern, weight in (*rules.keywords, *rules.patterns):
-                if pattern.search(text):
-                    scores[label] += weight
+        for word in set(_WORD.findall(lower)) & self._words.keys():
+            for label, weight in self._words[word]:
+                scores[label] += weight
+        for label, phrase, weight in self._phrases:
+            if _has_phrase(lower, phrase):
+                scores[label] += weight
+        for label, pattern, weight in self._patterns:
+            if pattern.search(text):
+                scores[label] += weight
         scores[self.default] += self.default_score
         return scores
 
@@ -204,6 +214,19 @@ class RuleTaskClassifier:
         raw = self.raw_scores(text)
         top = max(raw.values())
         return _prediction({t: math.exp(s - top) for t, s in raw.items()}, "rules")
+
+
+def _has_phrase(text: str, phrase: str) -> bool:
+    """``phrase`` occurs in ``text`` not glued to a word character on either side."""
+    start = text.find(phrase)
+    while start >= 0:
+        end = start + len(phrase)
+        before = text[start - 1] if start else " "
+        after = text[end] if end < len(text) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = text.find(phrase, start + 1)
+    return False
 
 
 def _weighted(spec: Mapping[str, float] | Sequence[str]) -> list[tuple[str, float]]:

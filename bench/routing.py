@@ -1,0 +1,168 @@
+"""Routing and cascades on the shipped arena set: tune on one half, replay the other.
+
+For each setup (rules-only routing, learned routing, cascade, both) and each quality
+target (0.95, 0.90): ``tune`` on half A (k-fold inside it), then ``replay`` of half B
+with the tuned config — numbers on rows the tuner never saw. Reference points on half B:
+always-cheapest, random-at-equal-cost, oracle. Decision latency of the router (rules and
+learned) per request, one core. Writes ``bench/results/<date>-routing.{md,json}``.
+
+    python -m bench.routing [--targets 0.95 0.90]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from thrifty.cli.demo import split_halves
+from thrifty.cli.replay_common import read_raw_config
+from thrifty.cli.tune import place_learned_files
+from thrifty.config import parse_config
+from thrifty.replay.dataset import bundled_dataset, load_dataset
+from thrifty.replay.references import model_matrix, reference_points
+from thrifty.replay.report import baseline_rows
+from thrifty.replay.search import deep_merge
+from thrifty.replay.simulator import replay, without_techniques
+from thrifty.replay.summary import summarize
+from thrifty.replay.tuner import tune
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+CHEAP_TIER = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+STRONG = "gpt-4-1106-preview"
+SETUPS: dict[str, dict[str, Any]] = {
+    "rules-only routing": {"routing": {"enabled": True, "strategy": "rules"}},
+    "learned routing": {"routing": {"enabled": True, "strategy": "threshold"}},
+    "cascade": {"cascade": {"enabled": True, "tiers": [
+        {"model": CHEAP_TIER, "checks": ["heuristics", "verifier"]}, {"model": STRONG}]}},
+    "routing + cascade": {
+        "routing": {"enabled": True, "strategy": "threshold"},
+        "cascade": {"enabled": True, "tiers": [
+            {"model": CHEAP_TIER, "checks": ["heuristics", "verifier"]}, {"model": STRONG}]},
+    },
+}  # fmt: skip
+
+
+def run_setup(
+    raw: dict[str, Any], setup: dict[str, Any], target: float, halves: Any, workdir: Path
+) -> dict[str, Any]:
+    tune_half, test_half = halves
+    candidate_raw = deep_merge(raw, setup)
+    started = time.perf_counter()
+    result = tune(
+        tune_half, candidate_raw, target, base_dir=ROOT / "examples", workdir=workdir / "tune"
+    )
+    tune_s = time.perf_counter() - started
+    out = workdir / "tuned.yaml"
+    tuned = deep_merge(candidate_raw, place_learned_files(result.chosen.candidate.patch, out))
+    config = parse_config(tuned, base_dir=workdir)
+    baseline = replay(test_half, without_techniques(config, STRONG))
+    summary = summarize(replay(test_half, config), baseline, STRONG)
+    return {
+        "chosen": result.chosen.candidate.label,
+        "tune_seconds": round(tune_s, 1),
+        "held_out_in_A": {k: result.held_out[k] for k in ("savings_pct", "savings_pct_ci", "quality_retained", "quality_retained_ci")},
+        "half_B": {k: summary[k] for k in ("requests", "compared_requests", "savings_pct", "quality_retained", "actual_cost", "baseline_cost", "missing_answers")},
+        "by_technique_B": {t: round(v["net_savings"], 4) for t, v in summary["by_technique"].items() if v["net_savings"]},
+        "config": config,
+    }  # fmt: skip
+
+
+def decision_latency(
+    config_raw: dict[str, Any], workdir: Path, prompts: list[str]
+) -> dict[str, float]:
+    from thrifty.routing.build import build_routing
+    from thrifty.registry import ModelRegistry
+
+    out = {}
+    for name in ("rules-only routing", "learned routing"):
+        tuned_path = workdir / name.replace(" ", "-") / "0.95" / "tuned.yaml"
+        config = parse_config(
+            read_raw_config(tuned_path)
+            if tuned_path.exists()
+            else deep_merge(config_raw, SETUPS[name]),
+            base_dir=tuned_path.parent,
+        )
+        stage = build_routing(config, ModelRegistry.from_config(config))
+        router = stage._router  # the decision alone, without the call it leads to
+        for prompt in prompts[:20]:
+            router.decide({"messages": [{"role": "user", "content": prompt}]})  # warm-up
+        times = []
+        for prompt in prompts:
+            started = time.perf_counter()
+            router.decide({"messages": [{"role": "user", "content": prompt}]})
+            times.append((time.perf_counter() - started) * 1000)
+        out[name] = round(statistics.median(times), 3)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.90])
+    args = parser.parse_args()
+    records = load_dataset(bundled_dataset())
+    halves = split_halves(records)
+    raw = read_raw_config(ROOT / "examples" / "arena.yaml")
+    raw = deep_merge(raw, {"routing": {"enabled": False}, "cascade": {"enabled": False}})
+    workroot = Path(tempfile.mkdtemp(prefix="thrifty-bench-routing-"))
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "setups": {},
+    }
+    for name, setup in SETUPS.items():
+        for target in args.targets:
+            print(f"{name} @ {target} ...", file=sys.stderr)
+            outcome = run_setup(
+                raw, setup, target, halves, workroot / name.replace(" ", "-") / str(target)
+            )
+            outcome.pop("config")
+            results["setups"][f"{name} @ {target}"] = outcome
+    base_config = parse_config(raw, base_dir=ROOT / "examples")
+    baseline = replay(halves[1], without_techniques(base_config, STRONG))
+    results["references_B"] = reference_points(
+        model_matrix(halves[1], base_config), baseline, baseline_rows(baseline), None
+    )
+    prompts = [r.messages[-1]["content"] for r in halves[1]]
+    results["decision_ms_median"] = decision_latency(raw, workroot, prompts)
+    write(results)
+    return 0
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{dt.date.today().isoformat()}-routing"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    lines = [
+        f"# Routing and cascades on arena_bench_v1 ({results['date']})", "",
+        "Tuned on half A (k-fold estimate inside A), replayed on half B (never seen by the tuner).",
+        "Baseline: every request to gpt-4-1106-preview. Quality: recorded GPT-4 grades.", "",
+        "| setup @ target | chosen | A: held-out savings / quality | B: savings | B: quality retained |",
+        "|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, r in results["setups"].items():
+        a, b = r["held_out_in_A"], r["half_B"]
+        lines.append(
+            f"| {name} | {r['chosen']} | {a['savings_pct']:.1f}% / {(a['quality_retained'] or 0):.3f} "
+            f"| {b['savings_pct']:.1f}% | {(b['quality_retained'] or 0):.3f} |"
+        )
+    lines += ["", "Reference points on half B (cost, quality retained):", ""]
+    base_cost = next(p["cost"] for p in results["references_B"] if p["label"] == "always-baseline")
+    for point in results["references_B"]:
+        saving = 100 * (1 - point["cost"] / base_cost) if base_cost else 0
+        lines.append(
+            f"* {point['label']}: savings {saving:.1f}%, quality retained {(point['quality_retained'] or 0):.3f}"
+        )
+    lines += ["", f"Router decision time, median per request: {results['decision_ms_median']}", ""]
+    stem.with_suffix(".md").write_text("\n".join(lines))
+    sys.stdout.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
