@@ -21,10 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from thrifty.cli.demo import split_halves
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
 from thrifty.config import parse_config
+from thrifty.logs import configure_logging
 from thrifty.replay.dataset import bundled_dataset, load_dataset
 from thrifty.replay.references import model_matrix, reference_points
 from thrifty.replay.report import baseline_rows
@@ -60,8 +63,10 @@ def run_setup(
         tune_half, candidate_raw, target, base_dir=ROOT / "examples", workdir=workdir / "tune"
     )
     tune_s = time.perf_counter() - started
+    workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "tuned.yaml"
     tuned = deep_merge(candidate_raw, place_learned_files(result.chosen.candidate.patch, out))
+    out.write_text(yaml.safe_dump(tuned, sort_keys=False))
     config = parse_config(tuned, base_dir=workdir)
     baseline = replay(test_half, without_techniques(config, STRONG))
     summary = summarize(replay(test_half, config), baseline, STRONG)
@@ -107,6 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--targets", type=float, nargs="+", default=[0.95, 0.90])
     args = parser.parse_args()
+    configure_logging("error", "text")
     records = load_dataset(bundled_dataset())
     halves = split_halves(records)
     raw = read_raw_config(ROOT / "examples" / "arena.yaml")

@@ -119,7 +119,10 @@ class DispatchStage:
     def _upstream_body(self, ctx: Context, deployment: Deployment, stream: bool) -> dict[str, Any]:
         body = dict(ctx.body)
         body["model"] = deployment.upstream_model
-        if stream and self._providers[deployment.provider].config.stream_usage:  # type: ignore[attr-defined]
+        if not stream:  # a stage may answer a streaming client from a complete reply
+            body.pop("stream", None)
+            body.pop("stream_options", None)
+        elif self._providers[deployment.provider].stream_usage:
             options = dict(body.get("stream_options") or {})
             options["include_usage"] = True
             body["stream_options"] = options

@@ -35,6 +35,8 @@ class ProviderStream(Protocol):
 
 class Provider(Protocol):
     name: str
+    stream_usage: bool
+    """Whether to ask for ``stream_options.include_usage`` (priced streams need it)."""
 
     async def send(self, endpoint: str, body: dict[str, Any]) -> ProviderReply:
         """POST ``body`` to ``endpoint`` (e.g. ``chat/completions``) and return the JSON."""

@@ -51,6 +51,7 @@ class OpenAIHTTPProvider:
     def __init__(self, name: str, config: ProviderConfig) -> None:
         self.name = name
         self.config = config
+        self.stream_usage = config.stream_usage
         self._base = config.base_url
         self._headers = {"content-type": _JSON, **config.headers}
         if config.api_key:

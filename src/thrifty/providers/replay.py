@@ -36,6 +36,7 @@ class ReplayProvider:
 
     def __init__(self, name: str, records: Iterable[ReplayRecord]) -> None:
         self.name = name
+        self.stream_usage = False
         self._answers: dict[str, Mapping[str, RecordedAnswer]] = {
             record.key: record.answers for record in records
         }

@@ -26,10 +26,12 @@ def build_routing(config: ThriftyConfig, registry: ModelRegistry) -> RoutingStag
     predictor = None
     embed = None
     if section.strategy != "rules" and section.predictor:
-        from thrifty.embeddings import get_embedder
         from thrifty.routing.predictor import QualityPredictor
 
         predictor = QualityPredictor.load(section.predictor)
+    if predictor is not None or section.classifier == "learned":
+        from thrifty.embeddings import get_embedder
+
         embed = get_embedder().embed_one
     router = Router(section, registry, reference_model(config), classifier, predictor, embed)
     return RoutingStage(section, registry, router)

@@ -86,7 +86,12 @@ class Router:
         started = time.perf_counter()
         messages = body.get("messages") or []
         text = prompt_text(messages)
-        task: TaskPrediction = self._classifier.classify(text)
+        embedding = self._embed(text) if self._embed is not None else None
+        task: TaskPrediction = (
+            self._classifier.classify(text, embedding=embedding)
+            if embedding is not None and hasattr(self._classifier, "classify_many")
+            else self._classifier.classify(text)
+        )
         candidates = self._config.tasks.get(task.task) or self._all
         prompt_tokens = count_messages(messages, self._reference).tokens
         max_output = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
@@ -100,18 +105,20 @@ class Router:
                 excluded[name] = problem
             else:
                 fitting.append(model)
-        decision = self._pick(text, fitting, prompt_tokens)
+        decision = self._pick(embedding, fitting, prompt_tokens)
         decision.task, decision.task_confidence = task.task, task.confidence
         decision.excluded = excluded
         decision.decision_ms = (time.perf_counter() - started) * 1000
         return decision
 
-    def _pick(self, text: str, fitting: list[ResolvedModel], prompt_tokens: int) -> RouteDecision:
+    def _pick(
+        self, embedding: Any, fitting: list[ResolvedModel], prompt_tokens: int
+    ) -> RouteDecision:
         if not fitting:
             return RouteDecision(self._reference, "", 0.0, "no candidate fits: reference model")
-        if self._config.strategy == "rules" or self._predictor is None:
+        if self._config.strategy == "rules" or self._predictor is None or embedding is None:
             return RouteDecision(fitting[0].name, "", 0.0, "first fitting model for the task")
-        predictions = self._predictor.predict(self._embed(text))
+        predictions = self._predictor.predict(embedding)
         predicted = {m.name: predictions[m.name].quality for m in fitting if m.name in predictions}
         if not predicted:
             return RouteDecision(self._reference, "", 0.0, "no prediction: reference model")
