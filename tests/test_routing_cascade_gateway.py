@@ -8,8 +8,8 @@ from typing import Any
 
 import openai
 import pytest
-
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
+
 from thrifty.cascade.judge import JudgeCheck
 from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, write_dataset
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
@@ -77,7 +77,8 @@ def test_rules_routing_with_context_and_capability_guards(
 def cascade_config(upstream_url: str, checks: list[Any], **extra: Any) -> dict[str, Any]:
     return routed_config(upstream_url, cascade={
         "enabled": True,
-        "tiers": [{"model": "gpt-4o-mini", "checks": checks, "threshold": 0.5}, {"model": "gpt-4o"}],
+        "tiers": [{"model": "gpt-4o-mini", "checks": checks, "threshold": 0.5},
+                  {"model": "gpt-4o"}],
         **extra,
     })  # fmt: skip
 

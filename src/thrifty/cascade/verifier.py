@@ -5,6 +5,10 @@ answer's embeddings (and their product, which carries how well they match), the 
 length and the answering model, trained by ``thrifty tune`` on recorded answers. An
 answer is labelled acceptable when its recorded quality is within ``margin`` of the
 reference (strongest) model's answer to the same prompt. Stored as one ``.npz`` file.
+
+Cross-fitted like the router's predictor: one model per prompt group (a hash of the
+prompt), each trained without its group, and a prompt is scored by its group's model.
+A training answer is therefore never scored by a model that saw it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 from thrifty.cascade.checks import Verdict, answer_message, question_text, register_check, text_of
 from thrifty.embeddings import get_embedder
 from thrifty.replay.dataset import ReplayRecord
+from thrifty.routing.predictor import FOLDS, fold_of
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_text
 
@@ -35,10 +40,10 @@ def _features(
 
 
 class AnswerVerifier:
-    def __init__(self, models: Sequence[str], weights: np.ndarray, bias: float) -> None:
+    def __init__(self, models: Sequence[str], weights: np.ndarray, bias: np.ndarray) -> None:
         self.models = list(models)
-        self.weights = weights.astype(np.float32)
-        self.bias = float(bias)
+        self.weights = np.atleast_2d(weights).astype(np.float32)  # (groups, features)
+        self.bias = np.atleast_1d(bias).astype(np.float32)
 
     def _onehot(self, models: Sequence[str]) -> np.ndarray:
         out = np.zeros((len(models), len(self.models)), dtype=np.float32)
@@ -61,7 +66,9 @@ class AnswerVerifier:
             np.asarray(tokens, dtype=np.float32),
             self._onehot(models),
         )
-        return 1.0 / (1.0 + np.exp(-(x @ self.weights + self.bias)))
+        groups = np.array([fold_of(p, len(self.bias)) for p in prompts])
+        logits = np.einsum("ij,ij->i", x, self.weights[groups]) + self.bias[groups]
+        return 1.0 / (1.0 + np.exp(-logits))
 
     @classmethod
     def fit(
@@ -93,7 +100,7 @@ class AnswerVerifier:
                 labels.append(1.0 if answer.quality >= bar else 0.0)
         if len(set(labels)) < 2:
             raise ValueError("the verifier needs both acceptable and unacceptable examples")
-        shell = cls(models, np.zeros(1), 0.0)
+        shell = cls(models, np.zeros((1, 1)), np.zeros(1))
         embed = get_embedder().embed
         x = _features(
             embed(prompts),
@@ -102,15 +109,9 @@ class AnswerVerifier:
             shell._onehot(answered_by),
         )
         y = np.asarray(labels, dtype=np.float32)
-        w = np.zeros(x.shape[1], dtype=np.float32)
-        b = float(math.log((y.mean() + 1e-3) / (1 - y.mean() + 1e-3)))
-        rate = 0.5
-        for _ in range(steps):  # full-batch gradient descent on L2-regularised log loss
-            p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
-            grad = p - y
-            w -= rate * (x.T @ grad / len(y) + l2 * w)
-            b -= rate * float(grad.mean())
-        return cls(models, w, b)
+        groups = np.array([fold_of(p) for p in prompts])
+        fitted = [_logistic(x[groups != g], y[groups != g], l2, steps) for g in range(FOLDS)]
+        return cls(models, np.stack([w for w, _ in fitted]), np.array([b for _, b in fitted]))
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -129,11 +130,22 @@ class AnswerVerifier:
             cached = _cache.get(key)
             if cached is None:
                 with np.load(path, allow_pickle=False) as data:
-                    cached = cls(
-                        [str(m) for m in data["models"]], data["weights"], float(data["bias"])
-                    )
+                    cached = cls([str(m) for m in data["models"]], data["weights"], data["bias"])
                 _cache[key] = cached
         return cached
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int) -> tuple[np.ndarray, float]:
+    """Full-batch gradient descent on L2-regularised log loss."""
+    w = np.zeros(x.shape[1], dtype=np.float32)
+    mean = float(y.mean()) if len(y) else 0.5
+    b = math.log((mean + 1e-3) / (1 - mean + 1e-3))
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-(x @ w + b)))
+        grad = p - y
+        w -= 0.5 * (x.T @ grad / max(1, len(y)) + l2 * w)
+        b -= 0.5 * float(grad.mean())
+    return w, b
 
 
 class VerifierCheck:

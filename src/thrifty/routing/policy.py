@@ -105,20 +105,20 @@ class Router:
                 excluded[name] = problem
             else:
                 fitting.append(model)
-        decision = self._pick(embedding, fitting, prompt_tokens)
+        decision = self._pick(text, embedding, fitting, prompt_tokens)
         decision.task, decision.task_confidence = task.task, task.confidence
         decision.excluded = excluded
         decision.decision_ms = (time.perf_counter() - started) * 1000
         return decision
 
     def _pick(
-        self, embedding: Any, fitting: list[ResolvedModel], prompt_tokens: int
+        self, text: str, embedding: Any, fitting: list[ResolvedModel], prompt_tokens: int
     ) -> RouteDecision:
         if not fitting:
             return RouteDecision(self._reference, "", 0.0, "no candidate fits: reference model")
         if self._config.strategy == "rules" or self._predictor is None or embedding is None:
             return RouteDecision(fitting[0].name, "", 0.0, "first fitting model for the task")
-        predictions = self._predictor.predict(embedding)
+        predictions = self._predictor.predict(embedding, text)
         predicted = {m.name: predictions[m.name].quality for m in fitting if m.name in predictions}
         if not predicted:
             return RouteDecision(self._reference, "", 0.0, "no prediction: reference model")

@@ -5,10 +5,16 @@ model's recorded quality and answer length for it. A new prompt's prediction for
 is the similarity-weighted mean over its k nearest training prompts that M answered
 (RouteLLM's similarity-weighted idea, without a trained ranking model). Stored as one
 ``.npz`` file, loaded once per process.
+
+Cross-fitting: every prompt falls in one of ``FOLDS`` groups by a hash of its text, and a
+prediction only uses neighbours from the other groups. A training prompt is therefore
+never predicted from its own recorded answers (which would make any threshold look
+perfect to the tuner), and a new prompt loses a fifth of the neighbours, no more.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +26,15 @@ from thrifty.embeddings import get_embedder
 from thrifty.replay.dataset import ReplayRecord
 from thrifty.routing.text import prompt_text
 
+FOLDS = 5
 _cache: dict[tuple[str, float], QualityPredictor] = {}
+
+
+def fold_of(text: str, folds: int = FOLDS) -> int:
+    """The cross-fitting group of a prompt (stable across processes)."""
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % folds
+
+
 _lock = threading.Lock()
 
 
@@ -38,9 +52,11 @@ class QualityPredictor:
         embeddings: np.ndarray,
         quality: np.ndarray,
         output_tokens: np.ndarray,
+        folds: np.ndarray,
         k: int = 10,
     ) -> None:
         self.models = list(models)
+        self.folds = folds.astype(np.int8)
         self.embeddings = embeddings.astype(np.float32)
         self.quality = quality.astype(np.float32)
         self.output_tokens = output_tokens.astype(np.float32)
@@ -67,7 +83,8 @@ class QualityPredictor:
                     tokens[i, j] = answer.output_tokens
                 elif answer.text is not None:
                     tokens[i, j] = count_text(answer.text, model).tokens
-        return cls(models, embeddings, quality, tokens, k)
+        folds = np.array([fold_of(t) for t in texts], dtype=np.int8)
+        return cls(models, embeddings, quality, tokens, folds, k)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -79,6 +96,7 @@ class QualityPredictor:
                 embeddings=self.embeddings.astype(np.float16),
                 quality=self.quality,
                 output_tokens=self.output_tokens,
+                folds=self.folds,
                 k=np.array(self.k),
             )
         return path
@@ -97,16 +115,21 @@ class QualityPredictor:
                         data["embeddings"],
                         data["quality"],
                         data["output_tokens"],
+                        data["folds"],
                         int(data["k"]),
                     )
                 _cache[key] = cached
         return cached
 
-    def predict(self, embedding: np.ndarray) -> dict[str, Prediction]:
-        """Predictions for every model the neighbours have data for."""
+    def predict(self, embedding: np.ndarray, text: str) -> dict[str, Prediction]:
+        """Predictions for every model the neighbours (outside ``text``'s group) have data for."""
         similarity = self.embeddings @ embedding
+        similarity = np.where(self.folds == fold_of(text), -np.inf, similarity)
         k = min(self.k, len(similarity))
         nearest = np.argpartition(-similarity, k - 1)[:k]
+        nearest = nearest[np.isfinite(similarity[nearest])]
+        if len(nearest) == 0:
+            return {}
         weights = np.maximum(similarity[nearest], 0.0) + 1e-6
         out: dict[str, Prediction] = {}
         for j, model in enumerate(self.models):
