@@ -59,7 +59,7 @@ class AnswerVerifier:
         tokens: Sequence[int],
         models: Sequence[str],
     ) -> np.ndarray:
-        embed = get_embedder().embed
+        embed = get_embedder().embed_cached
         x = _features(
             embed(prompts),
             embed(answers),
@@ -101,7 +101,7 @@ class AnswerVerifier:
         if len(set(labels)) < 2:
             raise ValueError("the verifier needs both acceptable and unacceptable examples")
         shell = cls(models, np.zeros((1, 1)), np.zeros(1))
-        embed = get_embedder().embed
+        embed = get_embedder().embed_cached
         x = _features(
             embed(prompts),
             embed(answers),

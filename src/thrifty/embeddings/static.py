@@ -19,9 +19,10 @@ Pooling is model2vec 0.10's ``StaticModel.encode`` (checked equal by the distil 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -139,8 +140,30 @@ class StaticEmbedder:
         return out
 
     def embed_one(self, text: str) -> np.ndarray:
-        """Embed a single text; returns a float32 vector of shape ``(dimensions,)``."""
-        return self.embed([text])[0]
+        """Embed a single text; returns a read-only float32 vector ``(dimensions,)``.
+
+        Recent texts are remembered (a bounded LRU): the same prompt is embedded again by
+        the router, the verifier and, in tuning, by every candidate replay.
+        """
+        return self._cached(text)
+
+    def embed_cached(self, texts: Sequence[str]) -> np.ndarray:
+        """Like :meth:`embed`, through the same LRU as :meth:`embed_one`."""
+        import numpy as np
+
+        if not texts:
+            return self.embed([])
+        return np.stack([self._cached(t) for t in texts])
+
+    @functools.cached_property
+    def _cached(self) -> Callable[[str], np.ndarray]:
+        @functools.lru_cache(maxsize=8192)
+        def one(text: str) -> np.ndarray:
+            vector = self.embed([text])[0]
+            vector.flags.writeable = False
+            return vector
+
+        return one
 
 
 _shared: StaticEmbedder | None = None

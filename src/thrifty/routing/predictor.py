@@ -130,18 +130,20 @@ class QualityPredictor:
         nearest = nearest[np.isfinite(similarity[nearest])]
         if len(nearest) == 0:
             return {}
-        weights = np.maximum(similarity[nearest], 0.0) + 1e-6
+        weights = (np.maximum(similarity[nearest], 0.0) + 1e-6)[:, None]
+        quality = self.quality[nearest]  # (k, models)
+        tokens = self.output_tokens[nearest]
+        known_q, known_t = ~np.isnan(quality), ~np.isnan(tokens)
+        support = (weights * known_q).sum(axis=0)
+        mean_q = (weights * np.nan_to_num(quality)).sum(axis=0) / np.maximum(support, 1e-12)
+        support_t = (weights * known_t).sum(axis=0)
+        mean_t = np.where(
+            support_t > 0,
+            (weights * np.nan_to_num(tokens)).sum(axis=0) / np.maximum(support_t, 1e-12),
+            np.nan,
+        )
         out: dict[str, Prediction] = {}
         for j, model in enumerate(self.models):
-            q = self.quality[nearest, j]
-            known = ~np.isnan(q)
-            if not known.any():
-                continue
-            w = weights[known]
-            t = self.output_tokens[nearest, j][known]
-            t_known = ~np.isnan(t)
-            tokens = (
-                float(np.average(t[t_known], weights=w[t_known])) if t_known.any() else float("nan")
-            )
-            out[model] = Prediction(float(np.average(q[known], weights=w)), tokens, float(w.sum()))
+            if known_q[:, j].any():
+                out[model] = Prediction(float(mean_q[j]), float(mean_t[j]), float(support[j]))
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import threading
@@ -80,9 +81,16 @@ def encoding_for_model(model: str) -> tuple[tiktoken.Encoding, bool]:
     return _get_encoding("o200k_base"), not exact
 
 
+@functools.lru_cache(maxsize=16384)
+def _count(encoding: str, text: str) -> int:
+    """Tokens of ``text``; recent texts are remembered (prompts repeat: retries, cascade
+    tiers, replays), which costs a hash of the text instead of a BPE pass."""
+    return len(_get_encoding(encoding).encode_ordinary(text))
+
+
 def count_text(text: str, model: str) -> TokenCount:
     enc, approximate = encoding_for_model(model)
-    return TokenCount(len(enc.encode_ordinary(text)), approximate)
+    return TokenCount(_count(enc.name, text), approximate)
 
 
 def _content_text(content: Any) -> str:
@@ -102,7 +110,8 @@ def count_messages(messages: list[dict[str, Any]], model: str) -> TokenCount:
     depends on resolution) and make the count approximate.
     """
     enc, approximate = encoding_for_model(model)
-    encode = enc.encode_ordinary
+    count = functools.partial(_count, enc.name)
+
     total = _TOKENS_REPLY_PRIMER
     for message in messages:
         total += _TOKENS_PER_MESSAGE
@@ -111,12 +120,12 @@ def count_messages(messages: list[dict[str, Any]], model: str) -> TokenCount:
             isinstance(p, dict) and p.get("type") not in (None, "text") for p in content
         ):
             approximate = True
-        total += len(encode(_content_text(content)))
-        total += len(encode(str(message.get("role", ""))))
+        total += count(_content_text(content))
+        total += count(str(message.get("role", "")))
         if message.get("name"):
-            total += _TOKENS_PER_NAME + len(encode(str(message["name"])))
+            total += _TOKENS_PER_NAME + count(str(message["name"]))
         for call in message.get("tool_calls") or ():
             function = call.get("function") or {}
-            total += len(encode(str(function.get("name", ""))))
-            total += len(encode(str(function.get("arguments", ""))))
+            total += count(str(function.get("name", "")))
+            total += count(str(function.get("arguments", "")))
     return TokenCount(total, approximate)
