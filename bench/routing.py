@@ -59,13 +59,15 @@ def run_setup(
     tune_half, test_half = halves
     candidate_raw = deep_merge(raw, setup)
     started = time.perf_counter()
-    result = tune(
-        tune_half, candidate_raw, target, base_dir=ROOT / "examples", workdir=workdir / "tune"
-    )
+    examples = ROOT / "examples"
+    result = tune(tune_half, candidate_raw, target, base_dir=examples, workdir=workdir / "tune")
     tune_s = time.perf_counter() - started
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "tuned.yaml"
-    tuned = deep_merge(candidate_raw, place_learned_files(result.chosen.candidate.patch, out))
+    tuned = deep_merge(
+        candidate_raw,
+        place_learned_files(result.chosen.candidate.patch, out, candidate_raw, examples),
+    )
     out.write_text(yaml.safe_dump(tuned, sort_keys=False))
     config = parse_config(tuned, base_dir=workdir)
     baseline = replay(test_half, without_techniques(config, STRONG))
@@ -132,7 +134,8 @@ def main() -> int:
     records = load_dataset(bundled_dataset())
     halves = split_halves(records)
     raw = read_raw_config(ROOT / "examples" / "arena.yaml")
-    raw = deep_merge(raw, {"routing": {"enabled": False}, "cascade": {"enabled": False}})
+    # the setups below replace the example's tuned technique sections entirely
+    raw = {k: v for k, v in raw.items() if k not in ("routing", "cascade")}
     workroot = Path(tempfile.mkdtemp(prefix="thrifty-bench-routing-"))
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

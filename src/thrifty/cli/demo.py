@@ -167,7 +167,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"   chosen: {result.chosen.candidate.label}; held-out estimate: savings "
           f"{held['savings_pct']:.1f}%, quality retained {retained:.3f}")  # fmt: skip
     tuned = deep_merge(
-        raw, place_learned_files(result.chosen.candidate.patch, workdir / "tuned.yaml")
+        raw,
+        place_learned_files(result.chosen.candidate.patch, workdir / "tuned.yaml", raw, base_dir),
     )
     upstream_port, gateway_port = _free_port(), _free_port()
     ledger = workdir / "ledger.db"

@@ -56,7 +56,7 @@ def candidate_points(result: TuneResult) -> list[dict[str, Any]]:
     return points
 
 
-def write_tuned(raw: dict[str, Any], result: TuneResult, path: str) -> None:
+def write_tuned(raw: dict[str, Any], result: TuneResult, path: str, base_dir: Path) -> None:
     held = result.held_out
     header = (
         f"# Tuned by `thrifty tune` (target quality retained {held['target_quality']}).\n"
@@ -66,22 +66,33 @@ def write_tuned(raw: dict[str, Any], result: TuneResult, path: str) -> None:
         f"{(held['quality_retained'] or 0):.3f} "
         f"(95% CI {', '.join(f'{v:.3f}' for v in held['quality_retained_ci'])}).\n"
     )
-    tuned = deep_merge(raw, place_learned_files(result.chosen.candidate.patch, Path(path)))
+    tuned = deep_merge(
+        raw, place_learned_files(result.chosen.candidate.patch, Path(path), raw, base_dir)
+    )
     Path(path).write_text(header + yaml.safe_dump(tuned, sort_keys=False, allow_unicode=True))
 
 
 LEARNED_FILES = (("routing", "predictor"), ("cascade", "verifier"))
 
 
-def place_learned_files(patch: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Copy what tuning learned next to the tuned config; refer to it by a relative name."""
+def place_learned_files(
+    patch: dict[str, Any], out: Path, raw: dict[str, Any], base_dir: Path
+) -> dict[str, Any]:
+    """Copy the learned files the tuned config uses next to it, under relative names.
+
+    A file comes from the chosen patch, or (for the config as written) from the raw
+    config, resolved against the folder of the config it came from.
+    """
     patch = {k: dict(v) if isinstance(v, dict) else v for k, v in patch.items()}
     for section, key in LEARNED_FILES:
-        source = (patch.get(section) or {}).get(key)
-        if source:
-            target = out.with_name(f"{out.stem}.{key}.npz")
-            shutil.copyfile(source, target)
-            patch[section][key] = target.name
+        source = (patch.get(section) or {}).get(key) or (raw.get(section) or {}).get(key)
+        if not source:
+            continue
+        source_path = Path(source) if Path(source).is_absolute() else base_dir / source
+        target = out.with_name(f"{out.stem}.{key}.npz")
+        if source_path.resolve() != target.resolve():
+            shutil.copyfile(source_path, target)
+        patch.setdefault(section, {})[key] = target.name
     return patch
 
 
@@ -97,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     config = parse_config(deep_merge(raw, result.chosen.candidate.patch), base_dir=base_dir)
     baseline_model = config.baseline_model or config.default_model or ""
     summary = summarize(result.chosen.outcomes, result.baseline, baseline_model)
-    write_tuned(raw, result, args.out)
+    write_tuned(raw, result, args.out, base_dir)
     output = {
         "chosen": result.chosen.candidate.label,
         "candidates": len(result.evaluated),
