@@ -83,6 +83,9 @@ def test_shipped_examples_are_valid() -> None:
     env = {k: "x" for k in ("THRIFTY_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY",
                             "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY")}  # fmt: skip
     load_config(root / "examples" / "providers.yaml", env)
+    arena = load_config(root / "examples" / "arena.yaml", {})  # its learned files resolve
+    assert arena.routing.enabled and Path(arena.routing.predictor or "").exists()
+    assert arena.cascade.enabled and Path(arena.cascade.verifier or "").exists()
 
 
 def test_config_check_command(tmp_path: Path) -> None:

@@ -207,14 +207,20 @@ def run(args: argparse.Namespace) -> int:
               f"{actual_q / base_q:.1%} over {graded} graded answers; "
               f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
     html = workdir / "report.html"
-    html.write_text(_html_report(serve_half, tuned, result, workdir))
+    html.write_text(_html_report(tune_half, serve_half, tuned, result, workdir))
     print(f"HTML report (replay of the served half, tuner curve, held-out estimate): {html}")
     return 0
 
 
 def _html_report(
-    records: Sequence[ReplayRecord], tuned: dict[str, Any], result: Any, workdir: Path
+    tune_half: Sequence[ReplayRecord],
+    records: Sequence[ReplayRecord],
+    tuned: dict[str, Any],
+    result: Any,
+    workdir: Path,
 ) -> str:
+    """Cards, waterfall and shares: the served half. The cost–quality chart: the tuner's
+    candidates and the reference points on the tuning half, where the choice was made."""
     from thrifty.cli.tune import candidate_points
     from thrifty.config import parse_config
     from thrifty.replay.html import render_html
@@ -227,8 +233,12 @@ def _html_report(
     baseline_model = config.baseline_model or config.default_model or ""
     baseline = replay(records, without_techniques(config, baseline_model))
     summary = summarize(replay(records, config), baseline, baseline_model)
+    chosen_cost = next(p["cost"] for p in candidate_points(result) if p["chosen"])
     references = reference_points(
-        model_matrix(records, config), baseline, baseline_rows(baseline), summary["actual_cost"]
+        model_matrix(tune_half, config),
+        result.baseline,
+        baseline_rows(result.baseline),
+        chosen_cost,
     )
     report = build_report(
         f"Thrifty demo — arena_bench_v1, {len(records)} served prompts (tuned on the other half)",
@@ -236,5 +246,10 @@ def _html_report(
         references,
         candidate_points(result),
         result.held_out,
+    )
+    report["notes"].insert(
+        0,
+        f"The cost-vs-quality chart shows the tuning half ({len(tune_half)} prompts), where the "
+        f"tuner chose; everything else shows the {len(records)} served prompts it never saw.",
     )
     return render_html(report)
