@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from thrifty.messages import last_user_text, text_of
+
 log = logging.getLogger(__name__)
 
 JudgeCall = Callable[[list[dict[str, Any]]], Awaitable[str]]
@@ -182,22 +184,9 @@ def build_checks(
 # --- reading the bodies ---------------------------------------------------------------
 
 
-def text_of(content: Any) -> str:
-    """Text of a message ``content``: a string, or the text parts of a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = (p.get("text") for p in content if isinstance(p, dict))
-        return "\n".join(p for p in parts if isinstance(p, str))
-    return ""
-
-
 def question_text(request: Mapping[str, Any]) -> str:
-    """The text of the last user message (what the answer must answer)."""
-    for message in reversed(request.get("messages") or []):
-        if isinstance(message, dict) and message.get("role") == "user":
-            return text_of(message.get("content"))
-    return ""
+    """The text of the request's last user message (what the answer must answer)."""
+    return last_user_text(request.get("messages") or [])
 
 
 def first_choice(response: Mapping[str, Any]) -> dict[str, Any] | None:

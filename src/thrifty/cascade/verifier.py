@@ -14,7 +14,6 @@ A training answer is therefore never scored by a model that saw it.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +22,11 @@ import numpy as np
 
 from thrifty.cascade.checks import Verdict, answer_message, question_text, register_check, text_of
 from thrifty.embeddings import get_embedder
+from thrifty.learned import load_cached, save_arrays
 from thrifty.replay.dataset import ReplayRecord
 from thrifty.routing.predictor import FOLDS, fold_of
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_text
-
-_cache: dict[tuple[str, float], AnswerVerifier] = {}
-_lock = threading.Lock()
 
 
 def _features(
@@ -114,25 +111,14 @@ class AnswerVerifier:
         return cls(models, np.stack([w for w, _ in fitted]), np.array([b for _, b in fitted]))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            np.savez_compressed(
-                handle, models=np.array(self.models), weights=self.weights, bias=np.array(self.bias)
-            )
-        return path
+        return save_arrays(path, models=np.array(self.models), weights=self.weights, bias=self.bias)
 
     @classmethod
     def load(cls, path: str | Path) -> AnswerVerifier:
-        path = Path(path)
-        key = (str(path.resolve()), path.stat().st_mtime)
-        with _lock:
-            cached = _cache.get(key)
-            if cached is None:
-                with np.load(path, allow_pickle=False) as data:
-                    cached = cls([str(m) for m in data["models"]], data["weights"], data["bias"])
-                _cache[key] = cached
-        return cached
+        def build(data: Any) -> AnswerVerifier:
+            return cls([str(m) for m in data["models"]], data["weights"], data["bias"])
+
+        return load_cached(path, build, "verifier")
 
 
 def _logistic(x: np.ndarray, y: np.ndarray, l2: float, steps: int) -> tuple[np.ndarray, float]:

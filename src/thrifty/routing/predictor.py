@@ -15,27 +15,24 @@ perfect to the tuner), and a new prompt loses a fifth of the neighbours, no more
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from thrifty.embeddings import get_embedder
+from thrifty.learned import load_cached, save_arrays
 from thrifty.replay.dataset import ReplayRecord
 from thrifty.routing.text import prompt_text
 
 FOLDS = 5
-_cache: dict[tuple[str, float], QualityPredictor] = {}
 
 
 def fold_of(text: str, folds: int = FOLDS) -> int:
     """The cross-fitting group of a prompt (stable across processes)."""
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % folds
-
-
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,39 +84,31 @@ class QualityPredictor:
         return cls(models, embeddings, quality, tokens, folds, k)
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("wb") as handle:
-            np.savez_compressed(
-                handle,
-                models=np.array(self.models),
-                embeddings=self.embeddings.astype(np.float16),
-                quality=self.quality,
-                output_tokens=self.output_tokens,
-                folds=self.folds,
-                k=np.array(self.k),
-            )
-        return path
+        return save_arrays(
+            path,
+            models=np.array(self.models),
+            embeddings=self.embeddings.astype(np.float16),
+            quality=self.quality,
+            output_tokens=self.output_tokens,
+            folds=self.folds,
+            k=self.k,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> QualityPredictor:
         """Load (and cache per file version) a saved predictor."""
-        path = Path(path)
-        key = (str(path.resolve()), path.stat().st_mtime)
-        with _lock:
-            cached = _cache.get(key)
-            if cached is None:
-                with np.load(path, allow_pickle=False) as data:
-                    cached = cls(
-                        [str(m) for m in data["models"]],
-                        data["embeddings"],
-                        data["quality"],
-                        data["output_tokens"],
-                        data["folds"],
-                        int(data["k"]),
-                    )
-                _cache[key] = cached
-        return cached
+
+        def build(data: Any) -> QualityPredictor:
+            return cls(
+                [str(m) for m in data["models"]],
+                data["embeddings"],
+                data["quality"],
+                data["output_tokens"],
+                data["folds"],
+                int(data["k"]),
+            )
+
+        return load_cached(path, build, "predictor")
 
     def predict(self, embedding: np.ndarray, text: str) -> dict[str, Prediction]:
         """Predictions for every model the neighbours (outside ``text``'s group) have data for."""

@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty.messages import last_user_text, text_of
+
 MAX_CHARS = 4000  # long prompts: their head says what the task is
-
-
-def content_text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
 
 
 def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
     """The last user message (what is being asked now), bounded in length."""
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))[:MAX_CHARS]
-    return content_text(messages[-1].get("content"))[:MAX_CHARS] if messages else ""
+    text = last_user_text(messages)
+    if not text and messages:
+        text = text_of(messages[-1].get("content"))
+    return text[:MAX_CHARS]

@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from thrifty.messages import last_user_text, text_of
 from thrifty.replay.dataset import RecordedAnswer, load_dataset, messages_key
 from thrifty.tokens import count_text, encoding_for_model
 
@@ -58,20 +59,7 @@ def is_reasoning_model(model: str) -> bool:
     return base.startswith(_REASONING_PREFIXES) or "reason" in base or "thinking" in base
 
 
-def content_text(content: Any) -> str:
-    """The text of a message's content, whether a string or a list of parts."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
-    return ""
-
-
-def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
-    for message in reversed(messages):
-        if message.get("role") == "user":
-            return content_text(message.get("content"))
-    return ""
+content_text = text_of  # kept for this module's readers
 
 
 def _byte_stream(seed: bytes) -> Iterator[int]:
