@@ -42,6 +42,7 @@ class Runtime:
         *,
         providers: Mapping[str, Provider] | None = None,
         ledger: LedgerSink | None = None,
+        ephemeral: bool = False,
     ) -> None:
         self.config = config
         self.registry = ModelRegistry.from_config(config)
@@ -58,7 +59,9 @@ class Runtime:
             flush_interval=config.ledger.flush_interval_ms / 1000,
         )
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]
-        self.pipeline = build_pipeline(config, self.registry, self.providers, self.ledger)
+        self.pipeline = build_pipeline(
+            config, self.registry, self.providers, self.ledger, ephemeral=ephemeral
+        )
 
     def authenticate(self, presented: str | None) -> str | None:
         """Check a caller's key; return its key id (None when auth is off)."""
@@ -95,6 +98,7 @@ class Runtime:
         return ctx
 
     async def aclose(self) -> None:
+        self.pipeline.close()
         for provider in self.providers.values():
             await provider.close()
         self.ledger.close()

@@ -99,6 +99,7 @@ def _serve_config(
         "server": {"host": "127.0.0.1", "port": gateway_port},
         "auth": {"enabled": True, "keys": [KEY]},
         "ledger": {"path": str(ledger)},
+        "cache": {"path": str(ledger.with_name("cache.db"))},
         "logging": {"level": "error"},
     })  # fmt: skip
     for provider in config["providers"].values():
@@ -172,7 +173,8 @@ def run(args: argparse.Namespace) -> int:
     )
     upstream_port, gateway_port = _free_port(), _free_port()
     ledger = workdir / "ledger.db"
-    ledger.unlink(missing_ok=True)
+    for stale in workdir.glob("*.db*"):
+        stale.unlink()  # a fresh ledger and an empty cache: the demo starts cold
     config_path = workdir / "tuned.yaml"
     config_path.write_text(
         yaml.safe_dump(_serve_config(tuned, upstream_port, gateway_port, ledger), sort_keys=False)

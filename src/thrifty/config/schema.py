@@ -217,6 +217,48 @@ class CascadeConfig(Section):
         return self
 
 
+GUARDS = ("numbers", "units", "negation", "entities", "order")
+
+
+class ExactCacheConfig(Section):
+    enabled: bool = True
+
+
+class SemanticCacheConfig(Section):
+    """Serve a stored answer to a *similar* question — only when the guards agree."""
+
+    enabled: bool = False
+    threshold: Annotated[float, Field(ge=0, le=1)] = 0.92
+    """Cosine similarity of the final user messages at or above which a hit is possible."""
+    guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
+        default_factory=lambda: list(GUARDS)
+    )
+    max_entries: int = Field(default=100_000, ge=1)
+    multi_turn: bool = False
+    """Off by default: earlier turns make "the same question" mean something else."""
+    tools: bool = False
+    """Off by default for requests with tools (answers depend on the tool results)."""
+    max_temperature: NonNegativeFloat = 0.0
+
+
+class CacheConfig(Section):
+    """Exact and semantic answer caches, scoped per tenant (the caller's key by default)."""
+
+    enabled: bool = False
+    store: Literal["sqlite", "memory"] = "sqlite"
+    path: str = "thrifty-cache.db"
+    ttl_s: PositiveFloat | None = 86_400.0
+    max_entries: int = Field(default=100_000, ge=1)
+    max_bytes: int | None = Field(default=None, ge=1024)
+    scope: Literal["key", "global"] = "key"
+    """key: each caller key has its own cache; global: all callers share one."""
+    cache_nondeterministic: bool = False
+    """Also cache sampled requests (temperature > 0 or unset); a request can allow it with
+    ``x-thrifty-cache: allow-random``."""
+    exact: ExactCacheConfig = Field(default_factory=ExactCacheConfig)
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+
+
 class ThriftyConfig(Section):
     server: ServerConfig = Field(default_factory=ServerConfig)
     auth: AuthConfig = Field(default_factory=lambda: AuthConfig(enabled=False))
@@ -233,7 +275,7 @@ class ThriftyConfig(Section):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
-    cache: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
     batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
 

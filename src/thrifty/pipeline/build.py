@@ -3,11 +3,11 @@
 Request path (outermost first) and the ``Context`` fields each stage reads/writes::
 
     ledger      reads everything on the way back; writes one RequestRecord
-    (cache)     exact and semantic caches        — issue: caching
+    cache       exact, then semantic: may answer; stores answers on the way back
     (compress)  rewrites ctx.body                — issue: compression
-    (route)     rewrites ctx.model               — issue: routing
+    route       rewrites ctx.model; books savings["routing"]
     (batch)     packs compatible requests        — issue: batching
-    (cascade)   tries tiers, checks, escalates   — issue: cascades
+    cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
 Admission (auth, later budgets) happens before a Context exists, in the server and the
@@ -34,12 +34,18 @@ def build_pipeline(
     registry: ModelRegistry,
     providers: Mapping[str, Provider],
     ledger: LedgerSink,
+    *,
+    ephemeral: bool = False,
 ) -> Pipeline:
     """The stages of ``config``, outermost first; a disabled technique is not built."""
     dispatch = DispatchStage(registry, providers, config.retries)
     stages: list[Stage] = [
         LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
     ]
+    if config.cache.enabled:
+        from thrifty.cache.build import build_cache_stages
+
+        stages.extend(build_cache_stages(config.cache, registry, ephemeral=ephemeral))
     if config.routing.enabled:
         from thrifty.routing.build import build_routing
 
@@ -60,6 +66,13 @@ class Pipeline:
 
     async def run(self, ctx: Context) -> Reply:
         return await self._call(0, ctx)
+
+    def close(self) -> None:
+        """Release what stages hold (cache stores, indexes)."""
+        for stage in self._stages:
+            close = getattr(stage, "close", None)
+            if close is not None:
+                close()
 
     async def _call(self, index: int, ctx: Context) -> Reply:
         if index == len(self._stages):

@@ -103,7 +103,7 @@ async def replay_records(
     """Replay ``records`` in order through a runtime built from ``config``."""
     sink = CollectingSink()
     providers = {name: ReplayProvider(name, records) for name in config.providers}
-    runtime = Runtime(config, providers=providers, ledger=sink)
+    runtime = Runtime(config, providers=providers, ledger=sink, ephemeral=True)
     outcomes: list[RowOutcome] = []
     try:
         for record in records:

@@ -1,0 +1,95 @@
+"""Pick the semantic cache's similarity threshold for a false-hit budget (pure functions).
+
+Input: labelled candidate pairs (new question, cached question) with their cosine
+similarity, whether they really ask the same thing (``same``) and whether the guards passed
+(``guard_ok``). A pair is a *hit* at threshold ``t`` when ``similarity >= t`` and the guards
+pass; a *false hit* is a hit whose pair is not the same question. The false-hit rate is
+false hits / hits (the share of served answers that are wrong); recall is true pairs hit /
+true pairs. Example::
+
+    >>> pick_threshold([0.99, 0.97, 0.95], [True, False, True], [True, False, True], 0.01)
+    ThresholdChoice(threshold=0.95, false_hit_rate=0.0, recall=1.0, hits=2)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["ThresholdChoice", "evaluate", "pick_threshold"]
+
+
+class ThresholdChoice(NamedTuple):
+    """The chosen threshold and what it gives on the data it was chosen on.
+
+    ``threshold`` is ``math.inf`` (never hit) when no threshold meets the budget.
+    """
+
+    threshold: float
+    false_hit_rate: float
+    recall: float
+    hits: int
+
+
+def _check(similarities: Sequence[float], same: Sequence[bool], guard_ok: Sequence[bool]) -> None:
+    if not len(similarities) == len(same) == len(guard_ok):
+        raise ValueError("similarities, same and guard_ok must have the same length")
+
+
+def evaluate(
+    threshold: float,
+    similarities: Sequence[float],
+    same: Sequence[bool],
+    guard_ok: Sequence[bool],
+) -> dict[str, Any]:
+    """Hits, false hits, false-hit rate (of hits; 0 when no hit) and recall at ``threshold``."""
+    _check(similarities, same, guard_ok)
+    hits = false_hits = 0
+    for sim, is_same, ok in zip(similarities, same, guard_ok, strict=True):
+        if ok and sim >= threshold:
+            hits += 1
+            false_hits += not is_same
+    positives = sum(bool(s) for s in same)
+    return {
+        "threshold": threshold,
+        "pairs": len(same),
+        "positives": positives,
+        "hits": hits,
+        "false_hits": false_hits,
+        "false_hit_rate": false_hits / hits if hits else 0.0,
+        "recall": (hits - false_hits) / positives if positives else 0.0,
+    }
+
+
+def pick_threshold(
+    similarities: Sequence[float],
+    same: Sequence[bool],
+    guard_ok: Sequence[bool],
+    false_hit_budget: float,
+) -> ThresholdChoice:
+    """The lowest threshold (most recall) whose false-hit rate is ≤ ``false_hit_budget``.
+
+    Candidates are the similarities of guard-passing pairs (a threshold between two of them
+    behaves like the next one up). The rate is not monotone in the threshold, so every
+    candidate is checked; ties hit together. O(n log n).
+    """
+    _check(similarities, same, guard_ok)
+    if not 0.0 <= false_hit_budget <= 1.0:
+        raise ValueError("false_hit_budget must be in [0, 1]")
+    candidates = sorted(
+        ((float(s), bool(y)) for s, y, ok in zip(similarities, same, guard_ok, strict=True) if ok),
+        reverse=True,
+    )
+    positives = sum(bool(s) for s in same)
+    best = ThresholdChoice(math.inf, 0.0, 0.0, 0)
+    hits = false_hits = 0
+    for i, (sim, is_same) in enumerate(candidates):
+        hits += 1
+        false_hits += not is_same
+        if i + 1 < len(candidates) and candidates[i + 1][0] == sim:
+            continue  # equal similarities are hit together
+        if false_hits <= false_hit_budget * hits:
+            recall = (hits - false_hits) / positives if positives else 0.0
+            best = ThresholdChoice(sim, false_hits / hits, recall, hits)
+    return best

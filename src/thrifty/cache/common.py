@@ -1,0 +1,118 @@
+"""What the exact and semantic cache stages share: controls, hits, storing answers."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from thrifty.pipeline.assemble import ChunkAssembler
+from thrifty.pipeline.context import Context, Reply
+from thrifty.pipeline.dispatch import attempt_cost
+from thrifty.pipeline.synthetic_stream import stream_completion
+from thrifty.registry import ModelRegistry
+from thrifty.usage import Usage
+
+CACHE_HEADER = "cache"  # x-thrifty-cache: no-store | no-cache | refresh | allow-random
+TTL_HEADER = "cache-ttl"  # x-thrifty-cache-ttl: seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Controls:
+    lookup: bool
+    store: bool
+    allow_random: bool
+    ttl_s: float | None
+
+    @classmethod
+    def of(cls, ctx: Context, default_ttl: float | None) -> Controls:
+        words = {
+            w.strip().lower() for w in ctx.controls.get(CACHE_HEADER, "").split(",") if w.strip()
+        }
+        ttl = default_ttl
+        raw_ttl = ctx.controls.get(TTL_HEADER)
+        if raw_ttl:
+            # a bad TTL header keeps the configured TTL rather than failing the call
+            with contextlib.suppress(ValueError):
+                ttl = max(1.0, float(raw_ttl))
+        return cls(
+            lookup=not ({"no-cache", "refresh"} & words),
+            store="no-store" not in words,
+            allow_random="allow-random" in words,
+            ttl_s=ttl,
+        )
+
+
+def scope_of(ctx: Context, scope: str) -> str:
+    """The tenant whose entries a request may see: its caller key, or everyone."""
+    return "global" if scope == "global" else (ctx.key_id or "anonymous")
+
+
+def hit_reply(
+    ctx: Context, stored: bytes, registry: ModelRegistry, kind: str, headers: dict[str, str]
+) -> Reply:
+    """Answer from a stored response; the saving is the whole baseline cost."""
+    record = orjson.loads(stored)
+    body, model = record["body"], record["model"]
+    usage = Usage.from_openai(body.get("usage")) or Usage()
+    reply = Reply(
+        model=model,
+        provider="cache",
+        usage=usage,
+        headers={"x-thrifty-cache": f"hit-{kind}", **headers},
+    )
+    if ctx.stream:
+        reply.chunks = stream_completion(body, ctx.client_wants_usage)
+    else:
+        reply.body = body
+    baseline = registry.get(ctx.baseline_model)
+
+    def book(final: Reply | None) -> None:
+        if final is not None and (saved := attempt_cost(usage, baseline)) is not None:
+            ctx.savings["cache"] = saved
+
+    ctx.finalizers.append(book)
+    return reply
+
+
+def encode_answer(model: str, body: dict[str, Any]) -> bytes:
+    return orjson.dumps({"model": model, "body": body, "stored_at": time.time()})
+
+
+def store_after(reply: Reply, save: Callable[[bytes], None]) -> Reply:
+    """Call ``save`` with the answer once it is complete (for a stream: at its end, and
+    only if it finished; a cut stream is never cached)."""
+    if reply.body is not None:
+        if _cacheable(reply.body):
+            save(encode_answer(reply.model, reply.body))
+        return reply
+    if reply.chunks is not None:
+        reply.chunks = _assemble_then_save(reply, reply.chunks, save)
+    return reply
+
+
+def _cacheable(body: dict[str, Any]) -> bool:
+    """Only finished answers (a truncated one is fine: ``max_tokens`` is in the key)."""
+    choices = body.get("choices") or []
+    return bool(choices) and all(c.get("finish_reason") for c in choices)
+
+
+async def _assemble_then_save(
+    reply: Reply, chunks: AsyncIterator[dict[str, Any]], save: Callable[[bytes], None]
+) -> AsyncIterator[dict[str, Any]]:
+    assembler = ChunkAssembler()
+    try:
+        async for chunk in chunks:
+            assembler.add(chunk)
+            yield chunk
+    finally:
+        await chunks.aclose()  # type: ignore[attr-defined]
+    body = assembler.body()
+    if body is not None and _cacheable(body):
+        if "usage" not in body and reply.usage is not None:
+            body["usage"] = reply.usage.to_openai()
+        save(encode_answer(reply.model, body))

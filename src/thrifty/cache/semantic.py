@@ -1,0 +1,90 @@
+"""The semantic cache stage: a *similar* question gets the stored answer — when it is
+close enough, asks in the same context with the same parameters, and passes the guards
+(numbers, units, negation, entities, word order must agree)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from thrifty.cache.common import Controls, hit_reply, scope_of, store_after
+from thrifty.cache.guards import guard_verdict
+from thrifty.cache.keys import semantic_partition
+from thrifty.cache.semantic_index import SemanticIndex
+from thrifty.config.schema import CacheConfig
+from thrifty.messages import last_user_text
+from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.stage import CallNext
+from thrifty.registry import ModelRegistry
+
+log = logging.getLogger(__name__)
+
+
+def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
+    section = config.semantic
+    messages = body.get("messages") or []
+    turns = [m for m in messages if m.get("role") not in ("system", "developer")]
+    if len(turns) > 1 and not section.multi_turn:
+        return "multi-turn"
+    if (body.get("tools") or body.get("functions")) and not section.tools:
+        return "tools"
+    temperature = body.get("temperature")
+    if (1.0 if temperature is None else float(temperature)) > section.max_temperature:
+        return "temperature"
+    if not last_user_text(messages).strip():
+        return "no question text"
+    return None
+
+
+class SemanticCacheStage:
+    def __init__(
+        self,
+        config: CacheConfig,
+        index: SemanticIndex,
+        registry: ModelRegistry,
+        embed: Any,
+    ) -> None:
+        self._config = config
+        self._index = index
+        self._registry = registry
+        self._embed = embed
+
+    def close(self) -> None:
+        self._index.close()
+
+    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+        if ctx.endpoint != CHAT:
+            return await call_next(ctx)
+        reason = why_not_eligible(ctx.body, self._config)
+        if reason is not None:
+            ctx.techniques.setdefault("cache", {})["semantic"] = f"skipped: {reason}"
+            return await call_next(ctx)
+        controls = Controls.of(ctx, self._config.ttl_s)
+        scope = scope_of(ctx, self._config.scope)
+        partition = semantic_partition(ctx.body, scope)
+        question = last_user_text(ctx.body["messages"])
+        started = time.perf_counter()
+        vector = self._embed(question)
+        note: dict[str, Any] = {"embed_ms": round((time.perf_counter() - started) * 1000, 3)}
+        if controls.lookup and (match := self._index.search(partition, vector)) is not None:
+            note["similarity"] = round(match.similarity, 4)
+            if match.similarity >= self._config.semantic.threshold:
+                verdict = guard_verdict(question, match.question, self._config.semantic.guards)
+                if verdict.ok:
+                    ctx.techniques["cache"] = {"result": "hit", "type": "semantic", **note}
+                    headers = {"x-thrifty-cache-similarity": f"{match.similarity:.4f}"}
+                    return hit_reply(ctx, match.response, self._registry, "semantic", headers)
+                note["blocked_by"] = f"{verdict.failed}: {verdict.detail}"
+        ctx.techniques.setdefault("cache", {"result": "miss"})["semantic"] = note
+        reply = await call_next(ctx)
+        if not controls.store:
+            return reply
+
+        def save(value: bytes) -> None:
+            try:
+                self._index.add(partition, scope, question, vector, value, controls.ttl_s)
+            except Exception:  # a cache that cannot write must not fail the request
+                log.warning("semantic cache write failed", exc_info=True)
+
+        return store_after(reply, save)

@@ -1,0 +1,184 @@
+"""Exact and semantic caching through the real gateway, against the test upstream."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, upstream_stats
+
+Q = [{"role": "user", "content": "List three primary colours."}]
+
+
+def cache_config(upstream_url: str, tmp_path: Path, **cache: Any) -> dict[str, Any]:
+    config = base_config(upstream_url)
+    config["auth"] = {"keys": [GATEWAY_KEY, "other-tenant-key"]}
+    config["cache"] = {"enabled": True, "path": str(tmp_path / "cache.db"), **cache}
+    return config
+
+
+def sdk(gateway: Gateway, key: str = GATEWAY_KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gateway.base_url, api_key=key, max_retries=0)
+
+
+def ask(client: openai.OpenAI, messages: list[dict[str, Any]] = Q, **params: Any) -> Any:
+    params.setdefault("temperature", 0)
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=messages, **params
+    )
+
+
+def upstream_calls(upstream: ServerThread) -> int:
+    return int(upstream_stats(upstream)["by_endpoint"].get("chat.completions", 0))
+
+
+@pytest.fixture
+def cached(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> Gateway:
+    return start_gateway(cache_config(upstream.url, tmp_path))
+
+
+def test_exact_hit_costs_nothing_and_saves_the_baseline(
+    cached: Gateway, upstream: ServerThread
+) -> None:
+    with sdk(cached) as client:
+        first = ask(client)
+        before = upstream_calls(upstream)
+        second = ask(client)
+    assert upstream_calls(upstream) == before, "the hit never reached the upstream"
+    assert first.headers["x-thrifty-cache"] == "miss"
+    assert second.headers["x-thrifty-cache"] == "hit-exact"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert float(second.headers["x-thrifty-cost"]) == 0.0
+    row = cached.row(second.headers["x-thrifty-request-id"])
+    assert row["cost"] == 0 and row["baseline_cost"] > 0
+    assert row["savings"]["cache"] == pytest.approx(row["baseline_cost"])
+    assert row["techniques"]["cache"]["result"] == "hit" and row["provider"] == "cache"
+    assert cached.attempts(row["request_id"]) == []
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"max_tokens": 5}, {"seed": 7}, {"top_p": 0.5}, {"stop": ["\n"]}, {"n": 2},
+     {"response_format": {"type": "json_object"}}, {"presence_penalty": 0.1}],
+)  # fmt: skip
+def test_parameter_changes_miss(cached: Gateway, change: dict[str, Any]) -> None:
+    with sdk(cached) as client:
+        ask(client)
+        assert ask(client, **change).headers["x-thrifty-cache"] == "miss"
+
+
+def test_sampled_requests_bypass_unless_allowed(cached: Gateway) -> None:
+    with sdk(cached) as client:
+        for _ in range(2):
+            sampled = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=Q)
+        assert "x-thrifty-cache" not in sampled.headers
+        allow = {"x-thrifty-cache": "allow-random"}
+        client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=Q, extra_headers=allow
+        )
+        again = client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=Q, extra_headers=allow
+        )
+    assert again.headers["x-thrifty-cache"] == "hit-exact"
+
+
+def test_tenants_never_see_each_other(cached: Gateway) -> None:
+    with sdk(cached) as mine, sdk(cached, "other-tenant-key") as theirs:
+        ask(mine)
+        assert ask(theirs).headers["x-thrifty-cache"] == "miss"
+        assert ask(mine).headers["x-thrifty-cache"] == "hit-exact"
+
+
+def test_request_controls(cached: Gateway) -> None:
+    with sdk(cached) as client:
+        ask(client, extra_headers={"x-thrifty-cache": "no-store"})
+        assert ask(client).headers["x-thrifty-cache"] == "miss", "no-store stored nothing"
+        assert (
+            ask(client, extra_headers={"x-thrifty-cache": "no-cache"}).headers["x-thrifty-cache"]
+            == "miss"
+        )
+        assert (
+            ask(client, extra_headers={"x-thrifty-cache": "refresh"}).headers["x-thrifty-cache"]
+            == "miss"
+        )
+        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+
+
+def test_ttl_expiry(cached: Gateway) -> None:
+    with sdk(cached) as client:
+        ask(client, extra_headers={"x-thrifty-cache-ttl": "1"})
+        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+        time.sleep(1.2)
+        assert ask(client).headers["x-thrifty-cache"] == "miss"
+
+
+def test_streaming_client_gets_a_cached_answer_as_a_stream(cached: Gateway) -> None:
+    with sdk(cached) as client:
+        first = ask(client).parse()
+        raw = ask(client, stream=True, stream_options={"include_usage": True})
+        chunks = list(raw.parse())
+        # and a streamed answer is cached for a later plain request
+        streamed = list(
+            ask(client, [{"role": "user", "content": "Name a fruit."}], stream=True).parse()
+        )
+        plain = ask(client, [{"role": "user", "content": "Name a fruit."}])
+    assert raw.headers["x-thrifty-cache"] == "hit-exact"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == first.choices[0].message.content
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    assert plain.headers["x-thrifty-cache"] == "hit-exact"
+    assert plain.parse().choices[0].message.content == "".join(
+        c.choices[0].delta.content or "" for c in streamed if c.choices
+    )
+
+
+def test_restart_keeps_the_sqlite_cache(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    config = cache_config(upstream.url, tmp_path)
+    first = start_gateway(config)
+    with sdk(first) as client:
+        ask(client)
+    first.server.stop()
+    second = start_gateway(config)
+    with sdk(second) as client:
+        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+
+
+def test_semantic_hit_for_a_paraphrase_and_guard_pairs_miss(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    gateway = start_gateway(
+        cache_config(upstream.url, tmp_path, semantic={"enabled": True, "threshold": 0.8})
+    )
+
+    def user(text: str) -> list[dict[str, Any]]:
+        return [{"role": "user", "content": text}]
+
+    with sdk(gateway) as client:
+        ask(client, user("What is the capital city of France?"))
+        paraphrase = ask(client, user("Tell me the capital city of France."))
+        ask(client, user("Convert 100 km to miles."))
+        swapped = ask(client, user("Convert 100 miles to km."))
+        ask(client, user("Is aspirin safe for young children?"))
+        negated = ask(client, user("Is aspirin not safe for young children?"))
+        other_number = ask(client, user("Convert 250 km to miles."))
+        multi_turn = ask(client, [*user("Hi"), {"role": "assistant", "content": "Hello!"},
+                                  *user("What is the capital city of France?")])  # fmt: skip
+    assert paraphrase.headers["x-thrifty-cache"] == "hit-semantic"
+    assert float(paraphrase.headers["x-thrifty-cache-similarity"]) >= 0.8
+    row = gateway.row(paraphrase.headers["x-thrifty-request-id"])
+    assert row["cost"] == 0 and row["techniques"]["cache"]["type"] == "semantic"
+    for response in (swapped, negated, other_number):
+        assert response.headers["x-thrifty-cache"] == "miss"
+        note = gateway.row(response.headers["x-thrifty-request-id"])["techniques"]["cache"][
+            "semantic"
+        ]
+        assert "blocked_by" in note, note
+    assert multi_turn.headers["x-thrifty-cache"] == "miss"
