@@ -206,3 +206,45 @@ def test_tune_cli_writes_a_config_serve_and_replay_accept(
     load_config(out, {})
     assert main(["replay", "--dataset", str(dataset), "--config", str(out)]) == 0
     assert "held-out" in html.read_text()
+
+
+def test_tune_picks_the_semantic_threshold_on_held_out_pairs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import yaml
+
+    from thrifty.cli.main import main
+
+    pairs = tmp_path / "pairs.jsonl"
+    rows = []
+    for i in range(40):
+        rows.append(
+            {
+                "a": f"How do I sort a list of {i} numbers in Python?",
+                "b": f"How can I sort a Python list of {i} numbers?",
+                "same": True,
+            }
+        )
+        rows.append(
+            {"a": f"Convert {i} km to miles", "b": f"Convert {i} miles to km", "same": False}
+        )
+    pairs.write_text("\n".join(json.dumps(r) for r in rows))
+    dataset = tmp_path / "d.jsonl"
+    write_dataset(RECORDS, dataset)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "providers": {"rec": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {"big": {"provider": "rec", "price": BIG}},
+        "default_model": "big", "baseline_model": "big",
+        "cache": {"enabled": True, "store": "memory", "semantic": {"enabled": True}},
+    }))  # fmt: skip
+    out = tmp_path / "tuned.yaml"
+    args = ["tune", "--dataset", str(dataset), "--config", str(cfg), "--out", str(out), "--json"]
+    assert main([*args, "--cache-pairs", str(pairs), "--false-hit-budget", "0.01"]) == 0
+    choice = json.loads(capsys.readouterr().out)["semantic_cache"]
+    held = choice["held_out"]
+    assert held["pairs"] == 40 and held["false_hit_rate"] <= 0.05  # the guards block the swaps
+    tuned = yaml.safe_load(out.read_text())
+    assert tuned["cache"]["semantic"]["threshold"] == choice["threshold"]

@@ -37,6 +37,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--limit", type=int, help="use only the first N requests")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    parser.add_argument(
+        "--cache-pairs",
+        metavar="FILE",
+        help="labelled question pairs (JSON Lines a, b, same): picks cache.semantic.threshold",
+    )
+    parser.add_argument(
+        "--false-hit-budget", type=float, default=0.01, help="semantic cache: false hits per hit"
+    )
     parser.set_defaults(func=run)
 
 
@@ -54,6 +62,25 @@ def candidate_points(result: TuneResult) -> list[dict[str, Any]]:
             }
         )
     return points
+
+
+def _tune_cache(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Choose the semantic threshold on half the pairs, report the other half; a budget
+    no threshold meets turns the semantic cache off rather than serving wrong answers."""
+    from thrifty.cache.tune import load_pairs, tune_threshold
+    from thrifty.config.schema import GUARDS
+
+    semantic = (raw.get("cache") or {}).get("semantic") or {}
+    choice = tune_threshold(
+        load_pairs(args.cache_pairs), args.false_hit_budget, semantic.get("guards") or GUARDS
+    )
+    patch = (
+        {"threshold": choice["threshold"]}
+        if choice["threshold"] is not None
+        else {"enabled": False}
+    )
+    raw.update(deep_merge(raw, {"cache": {"semantic": patch}}))
+    return choice
 
 
 def write_tuned(raw: dict[str, Any], result: TuneResult, path: str, base_dir: Path) -> None:
@@ -108,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     config = parse_config(deep_merge(raw, result.chosen.candidate.patch), base_dir=base_dir)
     baseline_model = config.baseline_model or config.default_model or ""
     summary = summarize(result.chosen.outcomes, result.baseline, baseline_model)
+    cache_choice = _tune_cache(raw, args) if args.cache_pairs else None
     write_tuned(raw, result, args.out, base_dir)
     output = {
         "chosen": result.chosen.candidate.label,
@@ -116,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "held_out": result.held_out,
         "summary": summary,
         "out": args.out,
+        "semantic_cache": cache_choice,
     }
     if args.html:
         references = reference_points(
@@ -137,6 +166,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     held = result.held_out
     print(render_table(summary))
+    if output["semantic_cache"]:
+        print(f"\nsemantic cache: {output['semantic_cache']}")
     print(
         f"\nchosen: {result.chosen.candidate.label} (of {len(result.evaluated)} candidates)\n"
         f"held-out {held['folds']}-fold estimate: savings {held['savings_pct']:.1f}% "
