@@ -182,3 +182,49 @@ def test_semantic_hit_for_a_paraphrase_and_guard_pairs_miss(
         ]
         assert "blocked_by" in note, note
     assert multi_turn.headers["x-thrifty-cache"] == "miss"
+
+
+def test_semantic_verifier_confirms_or_blocks_and_is_billed(
+    start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    from thrifty.cache.verify import verify_messages
+    from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, write_dataset
+    from thrifty.upstream.app import UpstreamOptions, build_upstream_app
+
+    q1, q2, q3 = (
+        "What is the capital city of France?",
+        "Tell me the capital city of France.",
+        "Which is the capital city of France?",
+    )
+
+    def record(rid: str, messages: list[dict[str, str]], model: str, text: str) -> ReplayRecord:
+        return ReplayRecord(rid, tuple(messages), {}, {}, {model: RecordedAnswer(text=text)})
+
+    dataset = tmp_path / "recorded.jsonl"
+    write_dataset([
+        record("q1", [{"role": "user", "content": q1}], "gpt-4o", "Paris."),
+        record("q3", [{"role": "user", "content": q3}], "gpt-4o", "Paris, of course."),
+        record("v2", verify_messages(q2, q1), "verifier", "YES"),
+        record("v3", verify_messages(q3, q1), "verifier", "No - different wording matters here."),
+    ], dataset)  # fmt: skip
+    with ServerThread(build_upstream_app(UpstreamOptions(dataset=dataset))) as recorded:
+        config = cache_config(recorded.url, tmp_path, semantic={
+            "enabled": True, "threshold": 0.8, "verify_model": "verifier"})  # fmt: skip
+        config["models"]["verifier"] = {"provider": "up", "price": {"input": 0.1, "output": 0.1}}
+        gateway = start_gateway(config)
+        with sdk(gateway) as client:
+            ask(client, [{"role": "user", "content": q1}])
+            confirmed = ask(client, [{"role": "user", "content": q2}])
+            blocked = ask(client, [{"role": "user", "content": q3}])
+    assert confirmed.headers["x-thrifty-cache"] == "hit-semantic"
+    assert confirmed.parse().choices[0].message.content == "Paris."
+    hit = gateway.row(confirmed.headers["x-thrifty-request-id"])
+    assert [a["purpose"] for a in gateway.attempts(hit["request_id"])] == ["cache_verify"]
+    assert 0 < hit["cost"] < hit["baseline_cost"]
+    assert hit["savings"]["cache"] == pytest.approx(hit["baseline_cost"] - hit["cost"])
+    assert blocked.headers["x-thrifty-cache"] == "miss"
+    assert blocked.parse().choices[0].message.content == "Paris, of course."
+    miss = gateway.row(blocked.headers["x-thrifty-request-id"])
+    assert [a["purpose"] for a in gateway.attempts(miss["request_id"])] == ["cache_verify", "main"]
+    assert miss["savings"]["cache"] < 0, "a verifier call that ends in a miss is the cache's loss"
+    assert "verifier" in miss["techniques"]["cache"]["semantic"]["blocked_by"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from thrifty.config.schema import CacheConfig
+from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.stage import Stage
 from thrifty.registry import ModelRegistry
 
 
 def build_cache_stages(
-    config: CacheConfig, registry: ModelRegistry, *, ephemeral: bool
+    config: CacheConfig, registry: ModelRegistry, dispatch: DispatchStage, *, ephemeral: bool
 ) -> list[Stage]:
     """``ephemeral`` (replay): in-memory stores that start empty."""
     stages: list[Stage] = []
@@ -33,5 +34,7 @@ def build_cache_stages(
 
         path = None if memory else Path(config.path).with_suffix(".semantic.db")
         index = SemanticIndex(path, config.semantic.max_entries)
-        stages.append(SemanticCacheStage(config, index, registry, get_embedder().embed_one))
+        stages.append(
+            SemanticCacheStage(config, index, registry, get_embedder().embed_one, dispatch)
+        )
     return stages

@@ -73,10 +73,15 @@ def hit_reply(
 
     def book(final: Reply | None) -> None:
         if final is not None and (saved := attempt_cost(usage, baseline)) is not None:
-            ctx.savings["cache"] = saved
+            ctx.savings["cache"] = saved - verify_overhead(ctx)
 
     ctx.finalizers.append(book)
     return reply
+
+
+def verify_overhead(ctx: Context) -> float:
+    """What the semantic cache's verifier calls cost this request."""
+    return sum(a.cost or 0.0 for a in ctx.attempts if a.purpose == "cache_verify")
 
 
 def encode_answer(model: str, body: dict[str, Any]) -> bytes:

@@ -8,13 +8,16 @@ import logging
 import time
 from typing import Any
 
-from thrifty.cache.common import Controls, hit_reply, scope_of, store_after
+from thrifty.cache.common import Controls, hit_reply, scope_of, store_after, verify_overhead
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
 from thrifty.cache.semantic_index import SemanticIndex
+from thrifty.cache.verify import says_yes, verify_messages
 from thrifty.config.schema import CacheConfig
 from thrifty.messages import last_user_text
 from thrifty.pipeline.context import CHAT, Context, Reply
+from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
 
@@ -44,11 +47,13 @@ class SemanticCacheStage:
         index: SemanticIndex,
         registry: ModelRegistry,
         embed: Any,
+        dispatch: DispatchStage,
     ) -> None:
         self._config = config
         self._index = index
         self._registry = registry
         self._embed = embed
+        self._dispatch = dispatch
 
     def close(self) -> None:
         self._index.close()
@@ -71,11 +76,15 @@ class SemanticCacheStage:
             note["similarity"] = round(match.similarity, 4)
             if match.similarity >= self._config.semantic.threshold:
                 verdict = guard_verdict(question, match.question, self._config.semantic.guards)
-                if verdict.ok:
+                if verdict.ok and not await self._confirmed(ctx, question, match.question):
+                    note["blocked_by"] = "verifier: not the same request"
+                    ctx.finalizers.append(_book_verifier_overhead(ctx))
+                elif verdict.ok:
                     ctx.techniques["cache"] = {"result": "hit", "type": "semantic", **note}
                     headers = {"x-thrifty-cache-similarity": f"{match.similarity:.4f}"}
                     return hit_reply(ctx, match.response, self._registry, "semantic", headers)
-                note["blocked_by"] = f"{verdict.failed}: {verdict.detail}"
+                else:
+                    note["blocked_by"] = f"{verdict.failed}: {verdict.detail}"
         ctx.techniques.setdefault("cache", {"result": "miss"})["semantic"] = note
         reply = await call_next(ctx)
         if not controls.store:
@@ -88,3 +97,22 @@ class SemanticCacheStage:
                 log.warning("semantic cache write failed", exc_info=True)
 
         return store_after(reply, save)
+
+    async def _confirmed(self, ctx: Context, question: str, stored: str) -> bool:
+        model = self._config.semantic.verify_model
+        if model is None:
+            return True
+        reply = await side_call(
+            self._dispatch, ctx, model, verify_messages(question, stored),
+            purpose="cache_verify", max_tokens=4,
+        )  # fmt: skip
+        return says_yes(reply)
+
+
+def _book_verifier_overhead(ctx: Context) -> Any:
+    """A verifier call that ended in a miss is the cache's loss."""
+
+    def book(reply: Reply | None) -> None:
+        ctx.savings["cache"] = ctx.savings.get("cache", 0.0) - verify_overhead(ctx)
+
+    return book

@@ -20,15 +20,16 @@ from typing import Any
 
 from thrifty.cascade.checks import Check, combine
 from thrifty.config.schema import CascadeConfig
-from thrifty.errors import ThriftyError, UpstreamError
+from thrifty.errors import UpstreamError
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
+from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.pipeline.synthetic_stream import stream_completion
 from thrifty.registry import ModelRegistry
 
 CASCADE_HEADER = "cascade"  # x-thrifty-cascade: off
-_JUDGE_MAX_TOKENS = 32
+_JUDGE_MAX_TOKENS = 160  # two sentences of justification, then the rating
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,29 +136,15 @@ class CascadeStage:
             return None
 
         async def judge(messages: list[dict[str, Any]]) -> str:
-            child = Context(
-                endpoint=CHAT,
-                body={
-                    "model": judge_model,
-                    "messages": messages,
-                    "temperature": 0,
-                    "max_tokens": _JUDGE_MAX_TOKENS,
-                },
-                requested_model=judge_model,
-                model=judge_model,
-                baseline_model=judge_model,
-                request_id=ctx.request_id,
-                attempts=ctx.attempts,
+            # "" (a failed call) leaves the judge check without a rating: it abstains
+            return await side_call(
+                self._dispatch,
+                ctx,
+                judge_model,
+                messages,
+                purpose="judge",
+                max_tokens=_JUDGE_MAX_TOKENS,
             )
-            first = len(ctx.attempts)
-            try:
-                reply = await self._dispatch(child)
-            except ThriftyError:
-                return ""  # no verdict: the judge check abstains, the other checks decide
-            finally:
-                for attempt in ctx.attempts[first:]:
-                    attempt.purpose = "judge"
-            return reply.answer_text() or ""
 
         return judge
 

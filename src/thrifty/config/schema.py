@@ -239,6 +239,9 @@ class SemanticCacheConfig(Section):
     tools: bool = False
     """Off by default for requests with tools (answers depend on the tool results)."""
     max_temperature: NonNegativeFloat = 0.0
+    verify_model: str | None = None
+    """Optional second stage: this model must confirm that the two requests want the
+    same answer before a hit is served (its calls are the cache's overhead)."""
 
 
 class CacheConfig(Section):
@@ -315,6 +318,7 @@ class ThriftyConfig(Section):
         named += [
             ("routing.reference_model", self.routing.reference_model),
             ("cascade.judge_model", self.cascade.judge_model),
+            ("cache.semantic.verify_model", self.cache.semantic.verify_model),
         ]
         for where, model in named:
             if model is not None and model not in self.models:

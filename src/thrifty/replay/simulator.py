@@ -30,6 +30,7 @@ OVERHEAD_PURPOSES = {
     "cascade": "cascade",
     "judge": "cascade",
     "embed": "cache",
+    "cache_verify": "cache",
     "summarise": "compression",
 }
 
