@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-routing clean
+.PHONY: install demo test lint bench bench-routing bench-litellm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(STAMP)
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m bench.routing
+
+bench-litellm: $(STAMP)
+	$(BIN)/python -m bench.litellm_compare
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
