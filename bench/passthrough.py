@@ -3,7 +3,8 @@ through ``thrifty serve`` (ledger on), in the same run, reported as ratios.
 
 Processes: upstream pinned to core 1, gateway (1 worker) to core 0, the load generator
 (aiohttp, this process) unpinned. Figures: latency p50/p99 at concurrency 1, requests/s at
-concurrency 32, and streaming time to first chunk. Usage::
+concurrency 32, streaming time to first chunk, and an exact cache hit end to end (a second
+gateway with the in-memory exact cache on, the same request sent over and over). Usage::
 
     python -m bench.passthrough [--seconds 8] [--requests 1500]
 """
@@ -35,6 +36,7 @@ BODY = orjson.dumps(
     {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Say hello in five words."}]}
 )
 STREAM_BODY = orjson.dumps({**orjson.loads(BODY), "stream": True})
+CACHE_BODY = orjson.dumps({**orjson.loads(BODY), "temperature": 0})
 KEY = "bench-key"
 
 
@@ -63,7 +65,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def latencies(url: str, n: int, body: bytes, first_byte: bool = False) -> list[float]:
+async def latencies(
+    url: str, n: int, body: bytes, first_byte: bool = False, cache_hit: bool = False
+) -> list[float]:
+    """Sequential request latencies in ms (after 50 warm-up requests); with ``cache_hit``,
+    every measured reply must have been served by the exact cache."""
     headers = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
     out: list[float] = []
     async with aiohttp.ClientSession() as session:
@@ -78,6 +84,8 @@ async def latencies(url: str, n: int, body: bytes, first_byte: bool = False) -> 
                     await resp.read()
                     elapsed = time.perf_counter() - start
                 assert resp.status == 200, resp.status
+                if cache_hit and i >= 50:
+                    assert resp.headers.get("x-thrifty-cache") == "hit-exact", resp.headers
             if i >= 50:  # warm-up
                 out.append(elapsed * 1000)
     return out
@@ -114,20 +122,42 @@ def summarise(direct: list[float], gateway: list[float]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def run(seconds: float, requests: int) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="thrifty-bench-"))
-    up_port, gw_port = free_port(), free_port()
+def gateway_config(workdir: Path, name: str, up_port: int, gw_port: int, **extra: Any) -> Path:
     config = {
         "server": {"port": gw_port},
         "auth": {"keys": [KEY]},
         "providers": {"up": {"base_url": f"http://127.0.0.1:{up_port}/v1"}},
         "models": {"gpt-4o-mini": {"provider": "up"}},
-        "ledger": {"path": str(workdir / "ledger.db")},
+        "ledger": {"path": str(workdir / f"{name}.db")},
         "logging": {"level": "warning"},
+        **extra,
     }
-    (workdir / "bench.yaml").write_text(yaml.safe_dump(config))
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def cache_hit_latencies(workdir: Path, up_port: int, requests: int) -> list[float]:
+    """An exact hit end to end: a gateway with the in-memory exact cache, one request
+    (temperature 0) answered once by the upstream, then served from the cache."""
+    port = free_port()
+    cache = {"enabled": True, "store": "memory", "cache_nondeterministic": True}
+    config = gateway_config(workdir, "cache", up_port, port, cache=cache)
+    gateway = spawn(["serve", "--config", str(config)], 0, port)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        return asyncio.run(latencies(url, requests, CACHE_BODY, cache_hit=True))
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=30)
+
+
+def run(seconds: float, requests: int) -> dict[str, Any]:
+    workdir = Path(tempfile.mkdtemp(prefix="thrifty-bench-"))
+    up_port, gw_port = free_port(), free_port()
+    config = gateway_config(workdir, "bench", up_port, gw_port)
     upstream = spawn(["upstream", "--port", str(up_port)], 1, up_port)
-    gateway = spawn(["serve", "--config", str(workdir / "bench.yaml")], 0, gw_port)
+    gateway = spawn(["serve", "--config", str(config)], 0, gw_port)
     direct_url = f"http://127.0.0.1:{up_port}/v1/chat/completions"
     gateway_url = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
     try:
@@ -141,6 +171,9 @@ def run(seconds: float, requests: int) -> dict[str, Any]:
         )
         direct_rps = asyncio.run(throughput(direct_url, 32, seconds))
         gateway_rps = asyncio.run(throughput(gateway_url, 32, seconds))
+        gateway.terminate()
+        gateway.wait(timeout=30)
+        hits = cache_hit_latencies(workdir, up_port, requests)
     finally:
         for process in (gateway, upstream):
             process.terminate()
@@ -155,6 +188,10 @@ def run(seconds: float, requests: int) -> dict[str, Any]:
             "gateway": round(gateway_rps),
             "ratio": round(gateway_rps / direct_rps, 2),
         },
+        "exact_cache_hit": {
+            "p50_ms": round(statistics.median(hits), 3),
+            "p99_ms": round(percentile(hits, 0.99), 3),
+        },
     }
 
 
@@ -168,7 +205,7 @@ def write_report(result: dict[str, Any]) -> Path:
     stem = RESULTS / f"{dt.date.today().isoformat()}-passthrough"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     c1, ttft = result["concurrency_1"], result["stream_first_chunk"]
-    rps = result["rps_concurrency_32"]
+    rps, hit = result["rps_concurrency_32"], result["exact_cache_hit"]
     lines = [
         f"# Pass-through overhead ({result['date']}, {result['machine']})",
         "",
@@ -181,6 +218,10 @@ def write_report(result: dict[str, Any]) -> Path:
         _row("stream first chunk p50", ttft, "p50"),
         _row("stream first chunk p99", ttft, "p99"),
         f"| requests/s at c=32 | {rps['direct']} | {rps['gateway']} | ×{rps['ratio']} |",
+        "",
+        "Exact cache hit end to end (c=1, in-memory store; the upstream is not called):",
+        f"p50 {hit['p50_ms']} ms, p99 {hit['p99_ms']} ms (direct to upstream: p50 "
+        f"{c1['direct_p50_ms']} ms).",
         "",
     ]
     stem.with_suffix(".md").write_text("\n".join(lines))

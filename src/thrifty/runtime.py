@@ -27,7 +27,11 @@ from thrifty.registry import ModelRegistry
 
 def key_id(key: str) -> str:
     """A stable, non-reversible id for a caller key, safe to store and show."""
-    return "key-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+    return _key_id_of(hashlib.sha256(key.encode()).digest())
+
+
+def _key_id_of(digest: bytes) -> str:
+    return "key-" + digest.hex()[:12]
 
 
 class Runtime:
@@ -74,7 +78,7 @@ class Runtime:
         digest = hashlib.sha256(presented.encode()).digest()
         if not any(hmac.compare_digest(digest, known) for known in self._key_hashes):
             raise AuthenticationFailed("Incorrect API key provided.")
-        return key_id(presented)
+        return _key_id_of(digest)  # the hash already made: not hashed twice
 
     def new_context(
         self,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +16,12 @@ EMBEDDINGS = "embeddings"
 
 
 def new_request_id() -> str:
-    return f"thr-{uuid.uuid4().hex[:24]}"
+    """``thr-`` and 24 random hex digits (96 bits), unique, not secret.
+
+    From ``random`` (reseeded in a forked child), not ``uuid4``: ``os.urandom`` is a
+    system call that releases the GIL, and under load the ledger thread then holds it.
+    """
+    return f"thr-{random.getrandbits(96):024x}"
 
 
 @dataclass(slots=True)

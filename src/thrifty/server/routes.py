@@ -1,38 +1,86 @@
-"""Thin HTTP handlers: read and check the body, run the pipeline, render the reply."""
+"""Thin HTTP handlers: read and check the body, run the pipeline, render the reply.
+
+The two model endpoints (``POST /v1/chat/completions``, ``/v1/embeddings``) are raw ASGI
+apps (:class:`ModelEndpoint`): they read the ASGI scope and receive channel directly, with
+no ``Request`` object, and ``server/app.py`` calls them before Starlette's middleware and
+router. The rest (``/v1/models``, ``/health``) are ordinary Starlette handlers.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
-from thrifty.pipeline.context import CHAT, EMBEDDINGS, new_request_id
+from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, SSEResponse, error_response
 
+_THRIFTY_PREFIX = b"x-thrifty-"
+#: The only request headers the model endpoints read, besides ``x-thrifty-*``.
+_WANTED = frozenset({b"authorization", b"api-key", b"x-api-key", b"content-length"})
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+
+def _bearer_from(get: Any) -> str | None:
+    """The caller's key from ``Authorization: Bearer``, ``api-key`` or ``x-api-key``."""
+    header = get("authorization")
     if header:
         scheme, _, token = header.partition(" ")
         return token.strip() if scheme.lower() == "bearer" else header.strip()
-    return request.headers.get("api-key") or request.headers.get("x-api-key")
+    return get("api-key") or get("x-api-key")
 
 
-async def _read_json(request: Request, limit: int) -> Any:
-    declared = request.headers.get("content-length")
+def _bearer(request: Request) -> str | None:
+    return _bearer_from(request.headers.get)
+
+
+def _read_headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
+    """``(wanted, thrifty)`` from the raw ASGI headers (names arrive lower-cased).
+
+    ``wanted``: the few headers in ``_WANTED``, first value wins (as ``Headers.get``);
+    ``thrifty``: every ``x-thrifty-*`` header, last value wins (as a dict of ``items()``).
+    """
+    wanted: dict[str, str] = {}
+    thrifty: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        if raw_name.startswith(_THRIFTY_PREFIX):
+            thrifty[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        elif raw_name in _WANTED:
+            wanted.setdefault(raw_name.decode("latin-1"), raw_value.decode("latin-1"))
+    return wanted, thrifty
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
+
+
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | bytearray:
+    """The whole request body, refused once it passes ``limit`` bytes."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
+        raise _too_large(limit)
     body = bytearray()
-    async for part in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        part = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not more and not body:  # the usual case: one message, no copy
+            if len(part) > limit:
+                raise _too_large(limit)
+            return part
         body += part
         if len(body) > limit:
-            raise PayloadTooLarge(
-                f"request body is larger than the gateway's limit of {limit} bytes"
-            )
+            raise _too_large(limit)
+        if not more:
+            return body
+
+
+def _parse_json(body: bytes | bytearray) -> Any:
     if not body:
         raise InvalidRequest("the request body is empty; send a JSON object", code="invalid_body")
     try:
@@ -43,18 +91,35 @@ async def _read_json(request: Request, limit: int) -> Any:
         ) from None
 
 
-class Handlers:
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+class ModelEndpoint:
+    """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``).
 
-    async def _run(self, request: Request, endpoint: str) -> Response:
+    Same contract as a Starlette handler behind the app's exception handlers: a
+    ``ThriftyError`` becomes its OpenAI-style error; any other exception raised before the
+    response starts is rendered as a 500 and re-raised, so the server logs it.
+    """
+
+    def __init__(self, runtime: Runtime, endpoint: str) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self._limit = runtime.config.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self._respond(scope, receive)
+        except Exception as exc:
+            await error_response(exc)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response:
         request_id = new_request_id()
         try:
             runtime = self.runtime
-            key_id = runtime.authenticate(_bearer(request))
-            body = await _read_json(request, runtime.config.server.max_body_bytes)
-            headers = {k: v for k, v in request.headers.items() if k.startswith("x-thrifty-")}
-            ctx = runtime.new_context(endpoint, body, headers, key_id, request_id)
+            wanted, thrifty_headers = _read_headers(scope)
+            key_id = runtime.authenticate(_bearer_from(wanted.get))
+            body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
+            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, key_id, request_id)
             reply = await runtime.pipeline.run(ctx)
         except ThriftyError as exc:
             return error_response(exc, request_id)
@@ -67,11 +132,12 @@ class Handlers:
             return SSEResponse(reply.chunks, headers)
         return JSONBytesResponse(reply.body, headers=headers)
 
-    async def chat_completions(self, request: Request) -> Response:
-        return await self._run(request, CHAT)
 
-    async def embeddings(self, request: Request) -> Response:
-        return await self._run(request, EMBEDDINGS)
+class Handlers:
+    """The Starlette handlers of the non-model routes."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
 
     async def models(self, request: Request) -> Response:
         try:
