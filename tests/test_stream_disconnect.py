@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 
 import orjson
-
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 
 
