@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from thrifty.cache.stores.base import CacheEntry, check_bounds
+from thrifty.sqlite_schema import migrate
 
 __all__ = ["EVICT_TO", "MIGRATIONS", "TOUCH_BATCH", "SqliteCacheStore"]
 
@@ -125,25 +126,7 @@ class SqliteCacheStore:
         return conn
 
     def _migrate(self) -> None:
-        """Bring the schema to ``len(MIGRATIONS)``; safe when several processes start at once."""
-        conn = self._writer
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS cache_schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the version
-        try:
-            row = conn.execute("SELECT MAX(version) FROM cache_schema_version").fetchone()
-            for version in range((row[0] or 0) + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO cache_schema_version VALUES (?, ?)", (version, time.time())
-                )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        migrate(self._writer, "cache_schema_version", MIGRATIONS)
 
     @property
     def schema_version(self) -> int:

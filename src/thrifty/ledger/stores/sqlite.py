@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.base import GROUP_BY
+from thrifty.sqlite_schema import migrate
 
 __all__ = ["MIGRATIONS", "SqliteLedgerStore"]
 
@@ -192,23 +192,7 @@ class SqliteLedgerStore:
         return conn
 
     def _migrate(self) -> None:
-        """Bring the schema to ``len(MIGRATIONS)``; safe when several processes start at once."""
-        conn = self._writer
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version"
-            " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
-        conn.execute("BEGIN IMMEDIATE")  # take the write lock before reading the version
-        try:
-            current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        migrate(self._writer, "schema_version", MIGRATIONS)
 
     @property
     def schema_version(self) -> int:
