@@ -182,3 +182,22 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert report_cli.run(cli("report", "--ledger", str(missing), "--since", "soon")) == 2
     with pytest.raises(SystemExit):
         cli("report")  # --ledger or --config is required
+
+
+def test_savings_by_technique(tmp_path: Path) -> None:
+    store = SqliteLedgerStore(tmp_path / "t.db")
+    try:
+        store.write_many([
+            rec("t1", 1_000.0, savings={"routing": 0.25, "cascade": -0.05}),
+            rec("t2", 1_001.0, savings={"routing": 0.5, "cache": 1.0}),
+            rec("t3", 1_002.0),
+        ])  # fmt: skip
+        report = build_report(store)
+    finally:
+        store.close()
+    assert report["by_technique"] == {
+        "cache": pytest.approx(1.0),
+        "cascade": pytest.approx(-0.05),
+        "routing": pytest.approx(0.75),
+    }
+    assert "savings by technique" in render_table(report)

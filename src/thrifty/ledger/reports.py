@@ -69,6 +69,7 @@ def build_report(
         "totals": totals,
         "groups": groups,
         "unpriced": totals["unpriced_requests"],
+        "by_technique": store.technique_savings(since, until),
         "warnings": _warnings(totals),
     }
 
@@ -152,6 +153,9 @@ def render_table(report: dict[str, Any]) -> str:
         f"out {t['output_tokens']:,} (reasoning {t['reasoning_tokens']:,})",
         f"unpriced requests: {report['unpriced']:,}",
     ]
+    if report.get("by_technique"):
+        parts = [f"{name} {_money(saved)}" for name, saved in report["by_technique"].items()]
+        lines.append("savings by technique (net of their overhead): " + ", ".join(parts))
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     headers = [report["by"], *_COLUMNS]
     rows = [_cells(g) for g in report["groups"]]

@@ -51,6 +51,12 @@ class LedgerStore(Protocol):
         """
         ...
 
+    def technique_savings(
+        self, since: float | None = None, until: float | None = None
+    ) -> dict[str, float]:
+        """Net savings per technique (routing, cascade, cache, ...) booked in scope."""
+        ...
+
     def close(self) -> None:
         """Release connections; idempotent."""
         ...

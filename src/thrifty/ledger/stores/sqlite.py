@@ -268,6 +268,17 @@ class SqliteLedgerStore:
         rows = self._read(sql, params, decode=False)
         return [{k: (v or 0) if k != "key" else v for k, v in row.items()} for row in rows]
 
+    def technique_savings(
+        self, since: float | None = None, until: float | None = None
+    ) -> dict[str, float]:
+        """Net savings each technique booked, summed over the requests in scope."""
+        where, params = _time_filter("r.ts", since, until)
+        sql = (
+            "SELECT s.key AS technique, TOTAL(s.value) AS saved "
+            f"FROM requests r, json_each(r.savings) s {where} GROUP BY 1 ORDER BY 1"
+        )
+        return {row["technique"]: row["saved"] for row in self._read(sql, params, decode=False)}
+
     def close(self) -> None:
         if self._closed:
             return
