@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from typing import Any
 import aiohttp
 import orjson
 import yaml
+
+from thrifty.cli.processes import free_port
 
 BENCH = Path(__file__).parent
 RESULTS = BENCH / "results"
@@ -61,13 +62,6 @@ LITELLM_ENV = {
 
 
 # ---------------------------------------------------------------- processes
-
-
-def free_port() -> int:
-    """An unused TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -17,19 +17,19 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import yaml
+
+from thrifty.cli.processes import free_port, wait_healthy
 
 RESULTS = Path(__file__).parent / "results"
 BODY = orjson.dumps(
@@ -40,24 +40,15 @@ CACHE_BODY = orjson.dumps({**orjson.loads(BODY), "temperature": 0})
 KEY = "bench-key"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def spawn(args: list[str], core: int, port: int) -> subprocess.Popen[bytes]:
     prefix = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
     process = subprocess.Popen([*prefix, sys.executable, "-m", "thrifty.cli.main", *args])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{args[0]} did not start")
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", process, timeout=20)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -23,12 +23,6 @@ from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 GATEWAY_KEY = "test-gateway-key"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ServerThread:
     """Serve an ASGI app under uvicorn (uvloop + httptools) in a background thread.
 

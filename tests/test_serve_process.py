@@ -8,30 +8,22 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 import yaml
-from tests.conftest import free_port
 
+from thrifty.cli.processes import free_port
+from thrifty.cli.processes import wait_healthy as healthy
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 THRIFTY = [sys.executable, "-m", "thrifty.cli.main"]
 
 
 def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"process exited with {process.returncode}"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not become healthy")
+    healthy(f"http://127.0.0.1:{port}/health", process, timeout=20)
 
 
 @pytest.fixture

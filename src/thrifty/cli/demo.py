@@ -21,13 +21,13 @@ import os
 import random
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
 from thrifty.replay.dataset import ReplayRecord, bundled_dataset, load_dataset
@@ -56,29 +56,6 @@ def split_halves(records: Sequence[ReplayRecord]) -> tuple[list[ReplayRecord], l
         digit = hashlib.sha256(record.id.encode()).digest()[0]
         (tune_half if digit % 2 == 0 else serve_half).append(record)
     return tune_half, serve_half
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"a demo process exited early (code {process.returncode})")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} did not become healthy")
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -184,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         raw,
         place_learned_files(result.chosen.candidate.patch, workdir / "tuned.yaml", raw, base_dir),
     )
-    upstream_port, gateway_port = _free_port(), _free_port()
+    upstream_port, gateway_port = free_port(), free_port()
     ledger = workdir / "ledger.db"
     for stale in workdir.glob("*.db*"):
         stale.unlink()  # a fresh ledger and an empty cache: the demo starts cold
@@ -199,8 +176,8 @@ def run(args: argparse.Namespace) -> int:
     )
     gateway = subprocess.Popen([*thrifty, "serve", "--config", str(config_path)], env=env)
     try:
-        _wait_healthy(upstream_port, upstream)
-        _wait_healthy(gateway_port, gateway)
+        wait_healthy(f"http://127.0.0.1:{upstream_port}/health", upstream)
+        wait_healthy(f"http://127.0.0.1:{gateway_port}/health", gateway)
         print(f"2. test upstream on :{upstream_port} answers from the recordings; "
               f"gateway on :{gateway_port} runs the tuned config")  # fmt: skip
         print(f"3. sending the other {len(serve_half)} prompts (+{args.repeat_share:.0%} repeats) "
