@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.cascade.checks import Verdict, answer_message, question_text, register_check, text_of
+from thrifty.cascade.checks import Verdict, answer_message, register_check, text_of
 from thrifty.embeddings import get_embedder
 from thrifty.learned import load_cached, save_arrays
 from thrifty.replay.dataset import ReplayRecord
@@ -49,7 +49,7 @@ class AnswerVerifier:
                 out[i, self.models.index(model)] = 1.0
         return out
 
-    def probabilities(
+    def _matrix(
         self,
         prompts: Sequence[str],
         answers: Sequence[str],
@@ -57,12 +57,23 @@ class AnswerVerifier:
         models: Sequence[str],
     ) -> np.ndarray:
         embed = get_embedder().embed_cached
-        x = _features(
+        return _features(
             embed(prompts),
             embed(answers),
             np.asarray(tokens, dtype=np.float32),
             self._onehot(models),
         )
+
+    def probabilities(
+        self,
+        prompts: Sequence[str],
+        answers: Sequence[str],
+        tokens: Sequence[int],
+        models: Sequence[str],
+    ) -> np.ndarray:
+        """P(acceptable) per answer; ``prompts`` as :func:`prompt_text` gives them (the
+        cross-fitting group is a hash of exactly that text)."""
+        x = self._matrix(prompts, answers, tokens, models)
         groups = np.array([fold_of(p, len(self.bias)) for p in prompts])
         logits = np.einsum("ij,ij->i", x, self.weights[groups]) + self.bias[groups]
         return 1.0 / (1.0 + np.exp(-logits))
@@ -97,13 +108,8 @@ class AnswerVerifier:
                 labels.append(1.0 if answer.quality >= bar else 0.0)
         if len(set(labels)) < 2:
             raise ValueError("the verifier needs both acceptable and unacceptable examples")
-        shell = cls(models, np.zeros((1, 1)), np.zeros(1))
-        embed = get_embedder().embed_cached
-        x = _features(
-            embed(prompts),
-            embed(answers),
-            np.asarray(tokens, dtype=np.float32),
-            shell._onehot(answered_by),
+        x = cls(models, np.zeros((1, 1)), np.zeros(1))._matrix(
+            prompts, answers, tokens, answered_by
         )
         y = np.asarray(labels, dtype=np.float32)
         groups = np.array([fold_of(p) for p in prompts])
@@ -153,9 +159,8 @@ class VerifierCheck:
         usage = response.get("usage") or {}
         model = str(response.get("model") or "")
         tokens = int(usage.get("completion_tokens") or count_text(answer, model).tokens)
-        p = float(
-            self._verifier.probabilities([question_text(request)], [answer], [tokens], [model])[0]
-        )
+        prompt = prompt_text(request.get("messages") or [])  # the text the groups hashed
+        p = float(self._verifier.probabilities([prompt], [answer], [tokens], [model])[0])
         return Verdict(self.name, p, f"P(acceptable)={p:.2f}")
 
 
