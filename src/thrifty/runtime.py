@@ -63,6 +63,9 @@ class Runtime:
             flush_interval=config.ledger.flush_interval_ms / 1000,
         )
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]
+        self._admin_hashes = [
+            hashlib.sha256(k.encode()).digest() for k in config.auth.admin_keys if k
+        ]
         self.pipeline = build_pipeline(
             config, self.registry, self.providers, self.ledger, ephemeral=ephemeral
         )
@@ -79,6 +82,16 @@ class Runtime:
         if not any(hmac.compare_digest(digest, known) for known in self._key_hashes):
             raise AuthenticationFailed("Incorrect API key provided.")
         return _key_id_of(digest)  # the hash already made: not hashed twice
+
+    def is_admin(self, presented: str | None) -> bool:
+        """Whether ``presented`` is one of ``auth.admin_keys`` (constant-time compare).
+
+        No admin keys configured means no admin access at all, even with auth off.
+        """
+        if not presented or not self._admin_hashes:
+            return False
+        digest = hashlib.sha256(presented.encode()).digest()
+        return any(hmac.compare_digest(digest, known) for known in self._admin_hashes)
 
     def new_context(
         self,

@@ -33,6 +33,8 @@ class AuthConfig(Section):
 
     enabled: bool = True
     keys: list[str] = Field(default_factory=list)
+    # Keys for the admin API and the dashboard; never accepted on the model endpoints.
+    admin_keys: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> AuthConfig:
