@@ -47,6 +47,7 @@ from thrifty.upstream.answers import (
     stream_events,
     usage_body,
 )
+from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
     EventStreamResponse,
     FaultBook,
@@ -89,6 +90,7 @@ class UpstreamOptions:
     model_faults: model name -> fault spec (``faults.py`` syntax), always applied.
     embedding_dimensions: vector size when a request does not ask for ``dimensions``.
     prefix_cache_size: how many prompt-prefix hashes the prompt-cache simulation keeps.
+    batch_polls: batch jobs report in_progress this many retrieves, then completed.
     """
 
     models: Sequence[str] = ()
@@ -101,6 +103,8 @@ class UpstreamOptions:
     model_faults: Mapping[str, str] = field(default_factory=dict)
     embedding_dimensions: int = 64
     prefix_cache_size: int = 10_000
+    batch_polls: int = 1
+    """Batch jobs report ``in_progress`` for this many retrieves before ``completed``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -373,6 +377,35 @@ class Upstream:
             return TruncatedResponse(payload, len(payload) // 2)
         return Response(payload, media_type=_JSON)
 
+    def complete_offline(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer a chat body as ``chat_completions`` would, without HTTP, latency or
+        faults (a batch job's line): ``(status, completion or error body)``."""
+        model = body.get("model")
+        try:
+            if not isinstance(model, str) or not model:
+                raise InvalidRequest("you must provide a model parameter", "model")
+            self.stats.count_model("batches", model)
+            if self.options.models and model not in self.options.models:
+                message = f"The model `{model}` does not exist or you do not have access to it."
+                return 404, {"error": {"message": message, "type": "invalid_request_error",
+                                       "param": "model", "code": "model_not_found"}}  # fmt: skip
+            params = ChatParams.parse({**body, "stream": False})
+            items = packed_items(params.messages)
+            if items:
+                packed = render_packed(items, self._packed_answers(params, items), None, 2)
+                texts = [packed] * params.n
+            else:
+                texts = self._answer_texts(params)
+        except _Reject as reject:
+            return reject.reply.status_code, orjson.loads(bytes(reject.reply.body))
+        except InvalidRequest as exc:
+            return 400, {"error": {"message": str(exc), "type": "invalid_request_error",
+                                   "param": exc.param, "code": None}}  # fmt: skip
+        choices = [build_choice(params, text, i) for i, text in enumerate(texts)]
+        usage = usage_body(count_messages(params.messages, params.model).tokens, 0, choices)
+        completion_id = "chatcmpl-" + secrets.token_hex(12)
+        return 200, completion_body(completion_id, params, choices, usage)
+
     async def embeddings(self, request: Request) -> Response:
         try:
             body, model = await self._admit(request, "embeddings")
@@ -440,8 +473,10 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
     The handlers object is at ``app.state.upstream`` (stats, options) for in-process use.
     """
     upstream = Upstream(options or UpstreamOptions())
+    batches = UpstreamBatches(upstream.complete_offline, upstream.options.batch_polls)
     app = UpstreamApp(
         routes=[
+            *batches.routes(),
             Route("/v1/chat/completions", upstream.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", upstream.embeddings, methods=["POST"]),
             Route("/v1/models", upstream.models, methods=["GET"]),
@@ -451,4 +486,5 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
         ]
     )
     app.state.upstream = upstream
+    app.state.batches = batches
     return app
