@@ -44,7 +44,10 @@ def expected(upstream_url: str) -> dict[str, str]:
         return {
             f"q{i}": direct.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": q}]
-            ).choices[0].message.content or ""
+            )
+            .choices[0]
+            .message.content
+            or ""
             for i, q in enumerate(QUESTIONS)
         }
 
@@ -139,3 +142,27 @@ def test_cli_submit_status_results(
         assert_batch_priced(store.query_requests(), batch_id)
     finally:
         store.close()
+
+
+def test_callers_see_only_their_own_files_and_batches(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    config = jobs_config(upstream.url, tmp_path)
+    config["auth"] = {"keys": [GATEWAY_KEY, "other-key"]}
+    gateway = start_gateway(config)
+    with (
+        openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as owner,
+        openai.OpenAI(base_url=gateway.base_url, api_key="other-key", max_retries=0) as other,
+    ):
+        file = owner.files.create(file=upload(batch_file(tmp_path / "in.jsonl")), purpose="batch")
+        batch = owner.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h")  # fmt: skip
+        with pytest.raises(openai.NotFoundError):
+            other.files.retrieve(file.id)
+        with pytest.raises(openai.NotFoundError):
+            other.batches.retrieve(batch.id)
+        with pytest.raises(openai.NotFoundError):
+            other.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
+                                 completion_window="24h")  # fmt: skip
+        assert other.batches.list().data == []
+        assert [b.id for b in owner.batches.list().data] == [batch.id]
