@@ -105,3 +105,27 @@ def test_window_is_opt_in_and_checks_its_header(
          "content-type": "application/json"},
     )  # fmt: skip
     assert status == 400 and body["error"]["param"] == "x-thrifty-batch"
+
+
+def test_window_by_default_and_opt_out(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway]
+) -> None:
+    config = window_config(upstream.url)
+    config["batching"]["window"]["default"] = True
+    config["batching"]["packing"]["max_batch_size"] = 2
+    gateway = start_gateway(config)
+
+    async def ask(headers: dict[str, str]) -> list[str]:
+        async with openai.AsyncOpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY,
+                                      max_retries=0) as client:  # fmt: skip
+            raw = await asyncio.gather(*(
+                client.chat.completions.with_raw_response.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": q}],
+                    extra_headers=headers)
+                for q in QUESTIONS[:2]))  # fmt: skip
+        return [r.headers["x-thrifty-request-id"] for r in raw]
+
+    windowed = asyncio.run(ask({}))
+    alone = asyncio.run(ask({"x-thrifty-batch": "off"}))
+    assert {gateway.row(i)["techniques"]["batch"]["mode"] for i in windowed} == {"packed"}
+    assert all("batch" not in gateway.row(i)["techniques"] for i in alone)
