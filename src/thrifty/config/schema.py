@@ -12,6 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.dashboard.config import DashboardConfig
+from thrifty.metrics.config import MetricsConfig
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -278,6 +281,8 @@ class ThriftyConfig(Section):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)

@@ -15,7 +15,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.dashboard.routes import dashboard_routes
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.metrics.endpoint import metrics_routes
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
 from thrifty.server.responses import error_response
@@ -93,6 +95,8 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", handlers.models, methods=["GET"]),
             Route("/health", handlers.health, methods=["GET"]),
+            *metrics_routes(runtime),
+            *dashboard_routes(runtime),
         ],
         exception_handlers={
             HTTPException: _http_error,
