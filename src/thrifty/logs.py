@@ -27,7 +27,8 @@ _RESERVED = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "asc
 _SHAPED = re.compile(
     r"(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+"
     r"|(Bearer\s+)[^\s\"',;]+"
-    r"|((?:authorization|x-api-key|api[-_]?key|cookie)[\"']?\s*[:=]\s*[\"']?)[^\s\"',;]+",
+    r"|((?:authorization|x-api-key|api[-_]?key|cookie)[\"']?\s*[:=]\s*[\"']?"
+    r"(?:(?:bearer|basic|token)\s+)?)[^\s\"',;]+",
     re.IGNORECASE,
 )
 _SECRET_FIELDS = frozenset({
