@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
 from tests.test_dashboard import request
 
+from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.ledger.record import RequestRecord
 from thrifty.metrics.recorder import MAX_EXTRA_MODELS, MetricsRecorder
 
@@ -117,3 +126,46 @@ def test_model_labels_stay_bounded() -> None:
     )
     assert labels["gpt-4o"] == 1 and labels["other"] == 1
     assert len(labels) == MAX_EXTRA_MODELS + 2
+
+
+def test_two_worker_processes_are_summed(tmp_path: Path, upstream: ServerThread) -> None:
+    """``thrifty serve --workers 2``: any worker's /metrics counts every worker's requests."""
+    port = free_port()
+    config = base_config(upstream.url, server={"port": port, "workers": 2},
+                         ledger={"path": str(tmp_path / "ledger.db"), "flush_interval_ms": 20},
+                         logging={"level": "warning"})  # fmt: skip
+    path = tmp_path / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thrifty.cli.main", "serve", "--config", str(path)], env=env
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(f"{url}/health", process, timeout=30)
+        for _ in range(8):  # a new connection each time, so both workers get some
+            with openai.OpenAI(base_url=f"{url}/v1", api_key=GATEWAY_KEY) as client:
+                client.chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "x"}]
+                )
+        deadline = time.monotonic() + 30
+        while True:  # the writers count after their next flush; then every scrape says 8
+            counts = [_scrape_total(url) for _ in range(6)]
+            if all(c == 8 for c in counts) or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert counts == [8] * 6
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def _scrape_total(url: str) -> float:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "thrifty_requests_total"
+    )

@@ -15,15 +15,16 @@ and every worker writes its values there; ``/metrics`` on any worker sums them a
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from thrifty.ledger.record import RequestRecord
-
-log = logging.getLogger(__name__)
 
 MAX_EXTRA_MODELS = 100
 #: Latency buckets in seconds: a cache hit (ms) up to a long reasoning answer (minutes).
@@ -158,6 +159,28 @@ class MetricsRecorder:
             self.cascade.labels("escalated" if escalated else "accepted").inc()
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
 def multiprocess_dir() -> str | None:
     """The shared directory of a multi-worker gateway's metrics, when there is one."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def prepare_multiprocess() -> str:
+    """Before forking workers: give them a fresh shared directory for their values.
+
+    An operator's own ``PROMETHEUS_MULTIPROC_DIR`` is kept but emptied of the last run's
+    files (stale counters would be added to the new ones); otherwise a temporary
+    directory is made and removed at exit.
+    """
+    path = multiprocess_dir()
+    if path is None:
+        path = tempfile.mkdtemp(prefix="thrifty-metrics-")
+        atexit.register(shutil.rmtree, path, True)
+        os.environ[MULTIPROC_ENV] = path
+    else:
+        os.makedirs(path, exist_ok=True)
+        for stale in Path(path).glob("*.db"):
+            stale.unlink()
+    return path
