@@ -24,6 +24,7 @@ from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
 from thrifty.dashboard.session import COOKIE, SessionSigner
 from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied, ThriftyError
+from thrifty.ledger.stores.base import LedgerStore
 from thrifty.runtime import Runtime, key_id
 from thrifty.server.responses import error_response
 
@@ -64,7 +65,9 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
 
 
 class Dashboard:
-    def __init__(self, runtime: Runtime, store: object, path: Path) -> None:
+    """The handlers, holding the session signer and the static files read once."""
+
+    def __init__(self, runtime: Runtime, store: LedgerStore, path: Path) -> None:
         self.runtime = runtime
         self.store = store
         self.path = path
@@ -86,7 +89,7 @@ class Dashboard:
             return error_response(InvalidRequest(
                 f"range={range_name!r} is not one of {', '.join(RANGES)}", param="range"
             ))  # fmt: skip
-        data = await asyncio.to_thread(load_dashboard, self.store, self.path, range_name)  # type: ignore[arg-type]
+        data = await asyncio.to_thread(load_dashboard, self.store, self.path, range_name)
         usages = await budget_usage(self.runtime)
         budget_html = None if usages is None else render_budget_section(usages)
         return HTMLResponse(dashboard_page(data, who, budget_html), headers=_HEADERS)
