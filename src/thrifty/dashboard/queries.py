@@ -62,13 +62,32 @@ def load_dashboard(
         "series": series,
         "waterfall": _waterfall(totals, by_model["by_technique"]),
         "by_model": by_model["groups"],
-        "by_key": build_report(store, since, by="key")["groups"],
+        "by_key": _groups(store, "key", since),
         "by_team": by_team,
-        "by_tag": build_report(store, since, by="tag")["groups"],
+        "by_tag": _groups(store, "tag", since),
         "decisions": decisions,
         "warnings": by_model["warnings"],
         "latest": store.query_requests(since, limit=LATEST_LIMIT),
     }
+
+
+def _groups(store: LedgerStore, by: str, since: float | None) -> list[dict[str, Any]]:
+    """Per-group sums, costliest first; what ``build_report`` returns as ``groups``,
+    without the totals it would query again for each grouping."""
+    rows = store.aggregate(by, since)
+    return sorted(
+        (
+            {
+                "key": row["key"],
+                "requests": int(row["requests"]),
+                "cost": float(row["cost"]),
+                "savings": float(row["savings"]) if row["baseline_requests"] else None,
+                "unpriced": int(row["unpriced"]),
+            }
+            for row in rows
+        ),
+        key=lambda g: (-g["cost"], str(g["key"])),
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
