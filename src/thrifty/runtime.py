@@ -17,6 +17,7 @@ from thrifty.errors import AuthenticationFailed
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.ledger.writer import LedgerWriter
+from thrifty.logs import config_secrets, register_secrets
 from thrifty.pipeline.build import build_pipeline
 from thrifty.pipeline.context import Context
 from thrifty.pipeline.requests import build_context
@@ -49,6 +50,7 @@ class Runtime:
         ephemeral: bool = False,
     ) -> None:
         self.config = config
+        register_secrets(config_secrets(config))  # never in a log line, whatever logs it
         self.registry = ModelRegistry.from_config(config)
         self.providers: dict[str, Provider] = (
             dict(providers)
