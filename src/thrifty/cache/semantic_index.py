@@ -165,6 +165,11 @@ class SemanticIndex:
                 self._remove(self._order.popleft())  # oldest first; removed ids are skipped
         return entry_id
 
+    def remove(self, entry_id: int) -> None:
+        """Forget one entry (no-op if it is gone); the Redis index uses it to invalidate."""
+        with self._lock:
+            self._remove(entry_id)
+
     def _remove(self, entry_id: int) -> None:
         partition = self._where.pop(entry_id, None)
         if partition is None:
