@@ -22,6 +22,9 @@ __all__ = ["INSTALL_HINT", "Breaker", "RedisLink", "redis_errors"]
 
 log = logging.getLogger("thrifty.redis")
 
+#: How long a command waits for a free pooled connection when all are busy.
+POOL_WAIT_S = 5.0
+
 INSTALL_HINT = "Redis support needs the redis extra: pip install 'thrifty[redis]'"
 
 
@@ -104,31 +107,39 @@ class RedisLink:
         self._async: Any = None
 
     def _options(self) -> dict[str, Any]:
-        retry = _redis().retry.Retry(_redis().backoff.NoBackoff(), 1)
         return {
             "socket_timeout": self.config.timeout_s,
             "socket_connect_timeout": self.config.timeout_s,
             "max_connections": self.config.max_connections,
-            "retry": retry,  # one reconnect: a pooled socket may be stale after a restart
+            # a full pool waits for a free connection instead of failing the command
+            "timeout": POOL_WAIT_S,
         }
 
     @property
     def sync(self) -> Any:
-        """A thread-safe ``redis.Redis`` (connection pool), created on first use."""
+        """A thread-safe ``redis.Redis`` (blocking connection pool), created on first use."""
         if self._sync is None:
-            self._sync = _redis().Redis.from_url(self.config.url, **self._options())
+            redis = _redis()
+            # one reconnect: a pooled socket may be stale after a Redis restart
+            retry = redis.retry.Retry(redis.backoff.NoBackoff(), 1)
+            pool = redis.BlockingConnectionPool.from_url(
+                self.config.url, retry=retry, **self._options()
+            )
+            self._sync = redis.Redis.from_pool(pool)  # closing the client closes the pool
         return self._sync
 
     @property
     def aio(self) -> Any:
         """A ``redis.asyncio.Redis`` for the event loop it is first used on."""
         if self._async is None:
-            from redis.asyncio import Redis
+            from redis.asyncio import BlockingConnectionPool, Redis
             from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
 
-            options = {**self._options(), "retry": Retry(NoBackoff(), 1)}
-            self._async = Redis.from_url(self.config.url, **options)
+            pool = BlockingConnectionPool.from_url(
+                self.config.url, retry=Retry(NoBackoff(), 1), **self._options()
+            )
+            self._async = Redis.from_pool(pool)
         return self._async
 
     def close(self) -> None:
