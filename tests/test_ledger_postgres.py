@@ -154,3 +154,12 @@ def test_writer_batches_from_eight_threads(postgres_dsn: str) -> None:
         assert build_report(check)["totals"]["requests"] == 2000
     finally:
         check.close()
+
+
+def test_store_reconnects_after_a_database_restart(pg, postgres_server) -> None:
+    pg.write_many([make_record("before")])
+    postgres_server.restart()
+    with pytest.raises(Exception):  # noqa: B017 - the batch in flight fails (writer retries it)
+        pg.write_many([make_record("during")])
+    pg.write_many([make_record("during"), make_record("after")])  # a new connection
+    assert sorted(r["request_id"] for r in pg.query_requests()) == ["after", "before", "during"]

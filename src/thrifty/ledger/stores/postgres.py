@@ -233,10 +233,18 @@ class PostgresLedgerStore:
                         cursor.executemany(sql, rows)
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a query; a connection lost since the last one (restart) is replaced once."""
+        psycopg = _psycopg()
         with self._read_lock:
-            if self._reader.closed or self._reader.broken:
-                self._reader = self._connect()
-            return list(self._reader.execute(sql, params).fetchall())
+            for attempt in (1, 2):
+                if self._reader.closed or self._reader.broken:
+                    self._reader = self._connect()
+                try:
+                    return list(self._reader.execute(sql, params).fetchall())
+                except psycopg.OperationalError:
+                    if attempt == 2 or not self._reader.broken:
+                        raise
+        raise AssertionError("unreachable")
 
     def query_requests(
         self, since: float | None = None, until: float | None = None, limit: int | None = None
