@@ -76,7 +76,7 @@ class RedisServer:
         self.start()
 
 
-def _pg_bin(name: str) -> str | None:
+def pg_bin(name: str) -> str | None:
     found = shutil.which(name)
     if found:
         return found
@@ -173,7 +173,7 @@ def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     pytest.importorskip("psycopg", reason="pip install 'thrifty[postgres]'")
-    initdb = _pg_bin("initdb")
+    initdb = pg_bin("initdb")
     if initdb is None:
         _missing("PostgreSQL (initdb)")
     server = PostgresServer(Path(str(initdb)).parent).start()

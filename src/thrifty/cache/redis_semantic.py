@@ -44,7 +44,8 @@ class RedisSemanticIndex:
         self._stream = f"{link.prefix}{namespace}log"
         self._max = max_entries
         self._local = SemanticIndex(None, max_entries)
-        self._by_scope: defaultdict[str, set[int]] = defaultdict(set)
+        self._by_scope: defaultdict[str, set[int]] = defaultdict(set)  # for invalidation
+        self._tracked = 0
         self._last_id = "0-0"
         self._sync_lock = threading.Lock()
         self._errors = redis_errors()
@@ -105,10 +106,17 @@ class RedisSemanticIndex:
     ) -> int:
         entry_id = self._local.add(partition, scope, question, vector, response, ttl_s)
         self._by_scope[scope].add(entry_id)
+        self._tracked += 1
+        if self._tracked > 2 * self._max + 64:  # drop ids the bound or TTL already evicted
+            for ids in self._by_scope.values():
+                ids.intersection_update([i for i in ids if i in self._local])
+            self._tracked = sum(len(ids) for ids in self._by_scope.values())
         return entry_id
 
     def _forget(self, scope: str) -> None:
-        for entry_id in self._by_scope.pop(scope, set()):
+        ids = self._by_scope.pop(scope, set())
+        self._tracked -= len(ids)
+        for entry_id in ids:
             self._local.remove(entry_id)
 
     def search(self, partition: str, vector: np.ndarray) -> Match | None:

@@ -109,6 +109,9 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self._where)
 
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._where
+
     def _insert(
         self,
         entry_id: int,
