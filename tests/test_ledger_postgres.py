@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 from tests.test_ledger import make_record
 from tests.test_reports import RECORDS, rec
 
+from thrifty.cli import report as report_cli
 from thrifty.ledger import LedgerStore, LedgerWriter, SqliteLedgerStore, build_report
 from thrifty.ledger.reports import REPORT_GROUPS
 from thrifty.ledger.stores import sqlite as sqlite_store
@@ -163,3 +165,28 @@ def test_store_reconnects_after_a_database_restart(pg, postgres_server) -> None:
         pg.write_many([make_record("during")])
     pg.write_many([make_record("during"), make_record("after")])  # a new connection
     assert sorted(r["request_id"] for r in pg.query_requests()) == ["after", "before", "during"]
+
+
+def test_report_command_reads_the_configured_postgres(
+    pg, postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+    from tests.test_reports import cli
+
+    pg.write_many(RECORDS)
+    config = {
+        "providers": {"up": {"base_url": "http://127.0.0.1:1/v1"}},
+        "models": {"gpt-4o-mini": {"provider": "up"}},
+        "ledger": {"store": "postgres", "dsn": postgres_dsn},
+    }
+    path = tmp_path / "thrifty.yaml"
+    path.write_text(yaml.safe_dump(config))
+    args = cli("report", "--config", str(path), "--by", "tag", "--json")
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["by"] == "tag" and report["unpriced"] == 1
+    assert report["totals"]["cost"] == pytest.approx(0.0045)
+    config["ledger"]["dsn"] = "postgresql://nobody@127.0.0.1:1/none"
+    path.write_text(yaml.safe_dump(config))
+    assert report_cli.run(cli("report", "--config", str(path))) == 2
+    assert "thrifty report:" in capsys.readouterr().err
