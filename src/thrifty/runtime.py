@@ -15,7 +15,7 @@ from typing import Any
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
 from thrifty.ledger.sink import LedgerSink
-from thrifty.ledger.stores.sqlite import SqliteLedgerStore
+from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.logs import config_secrets, register_secrets
 from thrifty.pipeline.build import build_pipeline
@@ -37,7 +37,7 @@ def _key_id_of(digest: bytes) -> str:
 
 class Runtime:
     """One process's Thrifty. ``providers`` and ``ledger`` default to the configured HTTP
-    upstreams and the SQLite writer; replay passes recorded-answer providers and a
+    upstreams and the configured ledger store; replay passes recorded-answer providers and a
     collecting sink instead, and everything else runs unchanged."""
 
     def __init__(
@@ -61,7 +61,7 @@ class Runtime:
             }
         )
         self.ledger: LedgerSink = ledger or LedgerWriter(
-            SqliteLedgerStore(ledger_path or config.ledger.path),
+            open_ledger_store(config.ledger, ledger_path),
             flush_interval=config.ledger.flush_interval_ms / 1000,
         )
         self._key_hashes = [hashlib.sha256(k.encode()).digest() for k in config.auth.keys if k]

@@ -109,6 +109,9 @@ class SemanticIndex:
     def __len__(self) -> int:
         return len(self._where)
 
+    def __contains__(self, entry_id: object) -> bool:
+        return entry_id in self._where
+
     def _insert(
         self,
         entry_id: int,
@@ -164,6 +167,11 @@ class SemanticIndex:
             while len(self._where) > self._max and self._order:
                 self._remove(self._order.popleft())  # oldest first; removed ids are skipped
         return entry_id
+
+    def remove(self, entry_id: int) -> None:
+        """Forget one entry (no-op if it is gone); the Redis index uses it to invalidate."""
+        with self._lock:
+            self._remove(entry_id)
 
     def _remove(self, entry_id: int) -> None:
         partition = self._where.pop(entry_id, None)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from thrifty.batching.config import BatchingConfig
 from thrifty.dashboard.config import DashboardConfig
 from thrifty.metrics.config import MetricsConfig
+from thrifty.scaleout.config import RedisConfig
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -127,11 +128,20 @@ class RetryConfig(Section):
 
 
 class LedgerConfig(Section):
+    store: Literal["sqlite", "postgres"] = "sqlite"
     path: str = "thrifty-ledger.db"
+    dsn: str | None = None
+    """PostgreSQL connection string for ``store: postgres`` (docs/deploy.md)."""
     flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
     capture_bodies: bool = False
     """Also store each chat request's messages and answer (off by default: prompts may hold
     personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> LedgerConfig:
+        if self.store == "postgres" and not self.dsn:
+            raise ValueError("dsn: store 'postgres' needs a dsn (postgresql://user@host/db)")
+        return self
 
 
 class LoggingConfig(Section):
@@ -254,7 +264,8 @@ class CacheConfig(Section):
     """Exact and semantic answer caches, scoped per tenant (the caller's key by default)."""
 
     enabled: bool = False
-    store: Literal["sqlite", "memory"] = "sqlite"
+    store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """redis: shared by every replica (settings under the top-level ``redis:``)."""
     path: str = "thrifty-cache.db"
     ttl_s: PositiveFloat | None = 86_400.0
     max_entries: int = Field(default=100_000, ge=1)
@@ -281,6 +292,7 @@ class ThriftyConfig(Section):
     """Send requests for models not listed under ``models`` to this provider as-is."""
     retries: RetryConfig = Field(default_factory=RetryConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)

@@ -47,7 +47,11 @@ def build_pipeline(
     if config.cache.enabled:
         from thrifty.cache.build import build_cache_stages
 
-        stages.extend(build_cache_stages(config.cache, registry, dispatch, ephemeral=ephemeral))
+        stages.extend(
+            build_cache_stages(
+                config.cache, registry, dispatch, ephemeral=ephemeral, redis=config.redis
+            )
+        )
     if config.routing.enabled:
         from thrifty.routing.build import build_routing
 
