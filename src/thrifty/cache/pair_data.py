@@ -1,0 +1,120 @@
+"""Labelled question pairs for the semantic cache's pair check, split train / dev / test.
+
+One place decides the splits, so the training script (``scripts/train_pair_check.py``)
+and the bench (``bench/semantic_cache.py``) can never disagree about which rows were seen:
+the model is fitted on ``train``, its thresholds are chosen on ``dev``, and every number
+the docs quote is on ``test``.
+
+Sources (``shared/data``; each folder's README has source and license):
+
+* ``paws``: PAWS-Wiki dev + test (16,000 adversarial pairs; label 1 = same meaning). A
+  sentence can occur in several pairs, so pairs are grouped by connected sentences and a
+  whole group goes to one split (no sentence is in two splits).
+* ``gptcache``: GPTCache's 999 (origin, similar) pairs. Positive = similar vs its origin;
+  negative = similar vs the nearest *other* origin among all 999 (by the shipped
+  embedder). Grouped by origin text.
+* ``guard_pairs``: ``bench/data/guard_pairs.jsonl`` (hand-written negation, number, unit,
+  entity, swapped-argument, antonym pairs and paraphrases): its ``report`` rows are the
+  test split; its ``design`` rows (on which the guards were designed) go to train and dev.
+
+Splits are by a stable hash of the group key (60 / 20 / 20), not by a random generator,
+so they do not change when a source gains rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+Split = Literal["train", "dev", "test"]
+SPLITS: tuple[Split, ...] = ("train", "dev", "test")
+GUARD_PAIRS = Path(__file__).resolve().parents[3] / "bench" / "data" / "guard_pairs.jsonl"
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    query: str  # the new question
+    cached: str  # the stored question
+    same: bool  # one answer serves both
+    source: str  # paws | gptcache | guard_pairs
+    kind: str  # paws-0/1, paraphrase, nearest, or a guard-pair kind
+
+
+def split_of(key: str, shares: tuple[float, float] = (0.6, 0.8)) -> Split:
+    """Stable split for a group key: train below ``shares[0]``, dev below ``shares[1]``."""
+    digest = hashlib.sha256(key.encode("utf-8")).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "train" if u < shares[0] else "dev" if u < shares[1] else "test"
+
+
+def paws_pairs(data: Path) -> dict[Split, list[Pair]]:
+    rows: list[tuple[str, str, bool]] = []
+    for name in ("dev.tsv", "test.tsv"):
+        for line in (data / "paws_wiki" / name).read_text("utf-8").splitlines()[1:]:
+            _, s1, s2, label = line.split("\t")
+            rows.append((s1, s2, label == "1"))
+    parent: dict[str, str] = {}
+
+    def root(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for s1, s2, _ in rows:
+        parent[root(s1)] = root(s2)
+    members: dict[str, list[str]] = {}
+    for sentence in list(parent):
+        members.setdefault(root(sentence), []).append(sentence)
+    group_key = {r: min(m) for r, m in members.items()}
+    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
+    for s1, s2, same in rows:
+        split = split_of("paws:" + group_key[root(s1)])
+        out[split].append(Pair(s1, s2, same, "paws", f"paws-{int(same)}"))
+    return out
+
+
+def gptcache_pairs(data: Path, embed: Callable[[Sequence[str]], Any]) -> dict[Split, list[Pair]]:
+    import numpy as np
+
+    mock = json.loads((data / "gptcache_mock_pairs" / "mock_data.json").read_text("utf-8"))
+    origins = [row["origin"] for row in mock]
+    similars = [row["similar"] for row in mock]
+    sims = np.asarray(embed(similars)) @ np.asarray(embed(origins)).T
+    same_text = np.array(origins)[:, None] == np.array(origins)[None, :]
+    sims = np.where(same_text, -np.inf, sims)
+    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
+    for i, query in enumerate(similars):
+        split = split_of("gptcache:" + origins[i])
+        nearest = origins[int(np.argmax(sims[i]))]
+        out[split].append(Pair(query, origins[i], True, "gptcache", "paraphrase"))
+        out[split].append(Pair(query, nearest, False, "gptcache", "nearest"))
+    return out
+
+
+def guard_pairs(path: Path = GUARD_PAIRS) -> dict[Split, list[Pair]]:
+    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
+    for line in path.read_text("utf-8").splitlines():
+        if not line.strip():
+            continue
+        r = json.loads(line)
+        pair = Pair(r["a"], r["b"], bool(r["same"]), "guard_pairs", r["kind"])
+        split: Split = "test" if r["split"] == "report" else split_of(r["a"], (0.65, 1.0))
+        out[split].append(pair)
+    return out
+
+
+def load_all(
+    data: Path, embed: Callable[[Sequence[str]], Any]
+) -> dict[str, dict[Split, list[Pair]]]:
+    """{source: {split: pairs}} for every source."""
+    return {
+        "gptcache": gptcache_pairs(data, embed),
+        "paws": paws_pairs(data),
+        "guard_pairs": guard_pairs(),
+    }
