@@ -9,13 +9,20 @@ Sources (``shared/data``; each folder's README has source and license):
 
 * ``paws``: PAWS-Wiki dev + test (16,000 adversarial pairs; label 1 = same meaning). A
   sentence can occur in several pairs, so pairs are grouped by connected sentences and a
-  whole group goes to one split (no sentence is in two splits).
+  whole group goes to one split (no sentence is in two splits). The 61 pairs whose two
+  sentences are identical once lower-cased and stripped of punctuation are left out
+  (52 labelled paraphrase, 9 labelled not: no text method can tell those apart, an exact
+  cache would serve them too, and "not the same" is a labelling error there).
 * ``gptcache``: GPTCache's 999 (origin, similar) pairs. Positive = similar vs its origin;
   negative = similar vs the nearest *other* origin among all 999 (by the shipped
   embedder). Grouped by origin text.
 * ``guard_pairs``: ``bench/data/guard_pairs.jsonl`` (hand-written negation, number, unit,
   entity, swapped-argument, antonym pairs and paraphrases): its ``report`` rows are the
   test split; its ``design`` rows (on which the guards were designed) go to train and dev.
+* ``rewrites``: the same question retyped (lower case, contractions, dropped articles,
+  punctuation, a "please"), generated from the GPTCache and PAWS sentences of the same
+  split: positives that look like nothing in PAWS, where every near-identical pair with
+  the same words is adversarial.
 
 Splits are by a stable hash of the group key (60 / 20 / 20), not by a random generator,
 so they do not change when a source gains rows.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,12 +59,17 @@ def split_of(key: str, shares: tuple[float, float] = (0.6, 0.8)) -> Split:
     return "train" if u < shares[0] else "dev" if u < shares[1] else "test"
 
 
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[^\W_]+", text.lower()))
+
+
 def paws_pairs(data: Path) -> dict[Split, list[Pair]]:
     rows: list[tuple[str, str, bool]] = []
     for name in ("dev.tsv", "test.tsv"):
         for line in (data / "paws_wiki" / name).read_text("utf-8").splitlines()[1:]:
             _, s1, s2, label = line.split("\t")
-            rows.append((s1, s2, label == "1"))
+            if _normal(s1) != _normal(s2):
+                rows.append((s1, s2, label == "1"))
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:
@@ -109,12 +122,65 @@ def guard_pairs(path: Path = GUARD_PAIRS) -> dict[Split, list[Pair]]:
     return out
 
 
+_CONTRACTIONS = (
+    ("What is", "What's"), ("what is", "what's"), ("It is", "It's"), ("it is", "it's"),
+    ("do not", "don't"), ("does not", "doesn't"), ("is not", "isn't"), ("can not", "can't"),
+    ("I am", "I'm"), ("you are", "you're"), ("there is", "there's"), ("How is", "How's"),
+)  # fmt: skip
+
+
+def rewrite(text: str, seed: str) -> str:
+    """The same question retyped: one to three surface edits, chosen by ``seed``."""
+    digest = hashlib.sha256(seed.encode("utf-8")).digest()
+    out = text
+    for k in range(1 + digest[0] % 3):
+        edit = digest[1 + k] % 6
+        if edit == 0:
+            out = out.lower()
+        elif edit == 1:
+            out = out.rstrip(" .?!") + ("?" if digest[5 + k] % 2 else "")
+        elif edit == 2:
+            for long, short in _CONTRACTIONS:
+                if long in out or short in out:
+                    out = out.replace(long, short) if long in out else out.replace(short, long)
+                    break
+        elif edit == 3:
+            for article in (" the ", " a ", " an ", " The "):
+                if article in out:
+                    out = out.replace(article, " ", 1)
+                    break
+        elif edit == 4:
+            out = "Please, " + out[:1].lower() + out[1:] if out else out
+        else:
+            out = " ".join(out.split()).replace(" ,", ",").replace(" .", ".")
+    return out
+
+
+def rewrite_pairs(
+    sources: dict[str, dict[Split, list[Pair]]], per_split: int = 1500
+) -> dict[Split, list[Pair]]:
+    """Up to ``per_split`` retyped questions per split, from that split's texts only."""
+    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
+    for split in SPLITS:
+        texts = sorted(
+            {p.cached for name in ("gptcache", "paws") for p in sources[name][split]},
+            key=lambda t: hashlib.sha256(t.encode("utf-8")).digest(),
+        )
+        for text in texts:
+            retyped = rewrite(text, "rewrite:" + text)
+            if retyped != text and len(out[split]) < per_split:
+                out[split].append(Pair(retyped, text, True, "rewrites", "rewrite"))
+    return out
+
+
 def load_all(
     data: Path, embed: Callable[[Sequence[str]], Any]
 ) -> dict[str, dict[Split, list[Pair]]]:
     """{source: {split: pairs}} for every source."""
-    return {
+    sources = {
         "gptcache": gptcache_pairs(data, embed),
         "paws": paws_pairs(data),
         "guard_pairs": guard_pairs(),
     }
+    sources["rewrites"] = rewrite_pairs(sources)
+    return sources
