@@ -15,7 +15,12 @@ Sources (``shared/data``; each folder's README has source and license):
   cache would serve them too, and "not the same" is a labelling error there).
 * ``gptcache``: GPTCache's 999 (origin, similar) pairs. Positive = similar vs its origin;
   negative = similar vs the nearest *other* origin among all 999 (by the shipped
-  embedder). Grouped by origin text.
+  embedder). Grouped by origin text. The data states many facts twice in other words,
+  so the nearest other origin is often the same fact: ``bench/data/gptcache_nearest_audit
+  .jsonl`` judges, by reading them, every dev and test negative that the guards pass at
+  similarity ≥ 0.85 (80 pairs; 72 state the same fact). With ``audited=True`` (default)
+  those 72 are left out of dev and test: they are neither right nor wrong to serve.
+  Train keeps its raw labels (unread, noisy).
 * ``guard_pairs``: ``bench/data/guard_pairs.jsonl`` (hand-written negation, number, unit,
   entity, swapped-argument, antonym pairs and paraphrases): its ``report`` rows are the
   test split; its ``design`` rows (on which the guards were designed) go to train and dev.
@@ -40,7 +45,9 @@ from typing import Any, Literal
 
 Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
-GUARD_PAIRS = Path(__file__).resolve().parents[3] / "bench" / "data" / "guard_pairs.jsonl"
+BENCH_DATA = Path(__file__).resolve().parents[3] / "bench" / "data"
+GUARD_PAIRS = BENCH_DATA / "guard_pairs.jsonl"
+AUDIT = BENCH_DATA / "gptcache_nearest_audit.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +99,15 @@ def paws_pairs(data: Path) -> dict[Split, list[Pair]]:
     return out
 
 
-def gptcache_pairs(data: Path, embed: Callable[[Sequence[str]], Any]) -> dict[Split, list[Pair]]:
+def same_fact_pairs(path: Path = AUDIT) -> set[tuple[str, str]]:
+    """(query, cached) negatives that the audit found to state the same fact."""
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    return {(r["query"], r["cached"]) for r in rows if r["same_fact"]}
+
+
+def gptcache_pairs(
+    data: Path, embed: Callable[[Sequence[str]], Any], *, audited: bool = True
+) -> dict[Split, list[Pair]]:
     import numpy as np
 
     mock = json.loads((data / "gptcache_mock_pairs" / "mock_data.json").read_text("utf-8"))
@@ -101,12 +116,14 @@ def gptcache_pairs(data: Path, embed: Callable[[Sequence[str]], Any]) -> dict[Sp
     sims = np.asarray(embed(similars)) @ np.asarray(embed(origins)).T
     same_text = np.array(origins)[:, None] == np.array(origins)[None, :]
     sims = np.where(same_text, -np.inf, sims)
+    drop = same_fact_pairs() if audited else set()
     out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
     for i, query in enumerate(similars):
         split = split_of("gptcache:" + origins[i])
         nearest = origins[int(np.argmax(sims[i]))]
         out[split].append(Pair(query, origins[i], True, "gptcache", "paraphrase"))
-        out[split].append(Pair(query, nearest, False, "gptcache", "nearest"))
+        if split == "train" or (query, nearest) not in drop:
+            out[split].append(Pair(query, nearest, False, "gptcache", "nearest"))
     return out
 
 
@@ -174,11 +191,11 @@ def rewrite_pairs(
 
 
 def load_all(
-    data: Path, embed: Callable[[Sequence[str]], Any]
+    data: Path, embed: Callable[[Sequence[str]], Any], *, audited: bool = True
 ) -> dict[str, dict[Split, list[Pair]]]:
     """{source: {split: pairs}} for every source."""
     sources = {
-        "gptcache": gptcache_pairs(data, embed),
+        "gptcache": gptcache_pairs(data, embed, audited=audited),
         "paws": paws_pairs(data),
         "guard_pairs": guard_pairs(),
     }
