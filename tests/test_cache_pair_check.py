@@ -209,3 +209,8 @@ def test_gateway_pair_check_can_be_turned_off(
         swapped = ask(client, user(SWAPPED[0][1]))
     assert swapped.headers["x-thrifty-cache"] == "hit-semantic", "guards alone serve the swap"
     assert "x-thrifty-cache-pair-check" not in swapped.headers
+
+
+def test_a_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(pydantic.ValidationError, match=r"pair_check\.model"):
+        SemanticCacheConfig.model_validate({"pair_check": {"model": str(tmp_path / "no.npz")}})

@@ -6,9 +6,10 @@ the section in. Forbids unknown keys like every other section.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class PairCheckConfig(BaseModel):
@@ -23,3 +24,10 @@ class PairCheckConfig(BaseModel):
     model: str | None = None
     """A model file written by ``scripts/train_pair_check.py`` or ``thrifty tune``; None:
     the shipped one."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no pair-check model file at {value!r}")
+        return value

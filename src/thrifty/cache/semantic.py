@@ -60,7 +60,9 @@ class SemanticCacheStage:
         section = config.semantic
         self._pair_check: PairCheck | None = None
         self._pair_threshold = 0.0
-        self._threshold = section.threshold or _THRESHOLD_WITHOUT_PAIR_CHECK
+        self._threshold = (
+            _THRESHOLD_WITHOUT_PAIR_CHECK if section.threshold is None else section.threshold
+        )
         if section.pair_check.enabled:
             self._pair_check = load_pair_check(section.pair_check.model)
             self._pair_threshold = (
