@@ -24,11 +24,12 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from bench.embeddings import one_core
+
+if TYPE_CHECKING:  # numpy is imported after one_core() pins BLAS to one thread
+    import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -44,6 +45,8 @@ def _p(values: list[float], q: float) -> float:
 
 def breakdown(scored: Any, hit: np.ndarray) -> dict[str, Any]:
     """Counts per source, pooled, and per guard-pair kind."""
+    import numpy as np
+
     from thrifty.cache.pair_eval import counts
 
     out = {
@@ -61,6 +64,8 @@ def breakdown(scored: Any, hit: np.ndarray) -> dict[str, Any]:
 
 
 def accuracy(dev: Any, test: Any, check: Any, raw_gpt: Any) -> dict[str, Any]:
+    import numpy as np
+
     from thrifty.cache.calibrate import hits_at, pick_operating_point
 
     dev_p = check.model.predict(dev.features)
@@ -216,6 +221,8 @@ def step_costs(data: Path, check: Any) -> dict[str, Any]:
 
 def lookup(data: Path) -> dict[str, Any]:
     """Embed + search in the real SemanticIndex: exact scan vs prefilter, same vectors."""
+    import numpy as np
+
     from thrifty.cache.semantic_index import SemanticIndex
     from thrifty.embeddings import get_embedder
 

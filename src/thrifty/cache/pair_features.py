@@ -175,10 +175,13 @@ def _moves(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[float, float]:
         k = _bisect(tails, x)
         tails[k : k + 1] = [x]
     moved = 1.0 - len(tails) / len(seq)
-    for i in range(len(seq)):
-        for j in range(i + 2, len(seq)):
-            if seq[i] > seq[j] and any(seq[j] < seq[k] < seq[i] for k in range(i + 1, j)):
-                return moved, 1.0
+    for i, first in enumerate(seq):  # O(n²): keep the largest value below ``first`` seen
+        between = -1  # since i; a later smaller value below it has a pivot between them
+        for later in seq[i + 1 :]:
+            if later < first:
+                if between > later:
+                    return moved, 1.0
+                between = max(between, later)
     return moved, 0.0
 
 
