@@ -35,6 +35,10 @@ RETYPED = [
     ("What is the capital city of France?", "what is the capital city of france"),
     ("How do I reverse a list in Python?", "how do I reverse a list in python"),
 ]
+PARAPHRASES = [
+    ("Explain how photosynthesis works.", "Can you explain how photosynthesis works?"),
+    ("Is it safe to eat raw eggs?", "Are raw eggs safe to eat?"),
+]
 
 
 def similarity(a: str, b: str) -> float:
@@ -51,7 +55,8 @@ def test_shipped_model_tells_a_swap_from_a_retyped_question() -> None:
         assert guard_verdict(a, b).ok, "the guards alone would serve this pair"
         assert similarity(a, b) >= check.similarity_threshold
         assert check.probability(a, b, similarity(a, b)) < check.pair_threshold
-    for a, b in RETYPED:
+    for a, b in RETYPED + PARAPHRASES:
+        assert similarity(a, b) >= check.similarity_threshold
         assert check.probability(a, b, similarity(a, b)) >= check.pair_threshold
 
 
@@ -166,17 +171,18 @@ def user(text: str) -> list[dict[str, Any]]:
     return [{"role": "user", "content": text}]
 
 
-def test_gateway_serves_retyped_questions_and_blocks_swaps_and_guard_pairs(
+def test_gateway_serves_paraphrases_and_blocks_swaps_and_guard_pairs(
     upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     # default semantic settings: the shipped operating point, pair check on
     gateway = start_gateway(cache_config(upstream.url, tmp_path, semantic={"enabled": True}))
-    stored = [RETYPED[0][0], RETYPED[1][0], SWAPPED[0][0], "Convert 100 km to miles."]
+    served = RETYPED + PARAPHRASES
+    stored = [a for a, _ in served] + [SWAPPED[0][0], "Convert 100 km to miles."]
     with sdk(gateway) as client:
         for text in stored:
             ask(client, user(text))
         before = upstream_calls(upstream)
-        hits = [ask(client, user(b)) for _, b in RETYPED]
+        hits = [ask(client, user(b)) for _, b in served]
         assert upstream_calls(upstream) == before, "the hits never reached the upstream"
         swapped = ask(client, user(SWAPPED[0][1]))
         units = ask(client, user("Convert 100 miles to km."))

@@ -7,10 +7,12 @@ matrix per partition, grown by doubling. Up to ``PREFILTER_FROM`` entries a sear
 exact top-1 by dot product (~0.2 ms at 10k). Above it, scanning the float matrix is
 memory-bound (100k × 256 float32 = 102 MB per query, ~10 ms), so each vector also gets a
 256-bit sign code (after subtracting the partition's mean, fixed when the code is first
-built); a search ranks all codes by Hamming distance (3.2 MB at 100k), and reranks the
-``RERANK`` nearest exactly. ``bench/semantic_cache.py`` measures both paths and how often
-the prefilter's top-1 equals the exact one. Entries are persisted in SQLite and loaded at
-start, so a restart keeps the cache. Bounded by ``max_entries`` (oldest first out) and TTL.
+built); a search computes every code's Hamming distance (3.2 MB at 100k) and reranks
+the ``RERANK`` nearest (and ties) exactly. ``bench/semantic_cache.py`` measures both
+paths and how often the prefilter's top-1 equals the exact one. Approximate on purpose: a
+missed top-1 turns a hit into a miss, never into a wrong answer (the guards and the pair
+check judge whatever is found). Entries are persisted in SQLite and loaded at start, so a
+restart keeps the cache. Bounded by ``max_entries`` (oldest first out) and by TTL.
 """
 
 from __future__ import annotations
@@ -103,7 +105,10 @@ class _Partition:
         distance = np.bitwise_count(self.codes[0, :n] ^ query[0]).astype(np.uint16)
         for word in range(1, self.codes.shape[0]):
             distance += np.bitwise_count(self.codes[word, :n] ^ query[word])
-        candidates = np.argpartition(distance, RERANK)[:RERANK]
+        # the RERANK nearest codes (and any tied with the last): a histogram of the
+        # distances is ~2x cheaper than argpartition over all entries
+        cut = int(np.searchsorted(np.cumsum(np.bincount(distance)), RERANK))
+        candidates = np.flatnonzero(distance <= cut)
         scores = self.matrix[candidates] @ vector
         top = int(np.argmax(scores))
         return int(candidates[top]), float(scores[top])
