@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from thrifty.batching.config import BatchingConfig
+from thrifty.cache.config import PairCheckConfig
 from thrifty.dashboard.config import DashboardConfig
 from thrifty.metrics.config import MetricsConfig
 from thrifty.scaleout.config import RedisConfig
@@ -244,8 +245,9 @@ class SemanticCacheConfig(Section):
     """Serve a stored answer to a *similar* question — only when the guards agree."""
 
     enabled: bool = False
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.92
-    """Cosine similarity of the final user messages at or above which a hit is possible."""
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    """Cosine similarity of the final user messages at or above which a hit is possible;
+    None: the pair check's shipped operating point (0.92 with the pair check off)."""
     guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
         default_factory=lambda: list(GUARDS)
     )
@@ -258,6 +260,7 @@ class SemanticCacheConfig(Section):
     verify_model: str | None = None
     """Optional second stage: this model must confirm that the two requests want the
     same answer before a hit is served (its calls are the cache's overhead)."""
+    pair_check: PairCheckConfig = Field(default_factory=PairCheckConfig)
 
 
 class CacheConfig(Section):
