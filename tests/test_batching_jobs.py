@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client as http_client
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -166,3 +167,75 @@ def test_callers_see_only_their_own_files_and_batches(
                                  completion_window="24h")  # fmt: skip
         assert other.batches.list().data == []
         assert [b.id for b in owner.batches.list().data] == [batch.id]
+
+
+def _multipart(fields: dict[str, tuple[bytes, str | None]]) -> tuple[bytes, dict[str, str]]:
+    """A hand-made multipart body (the SDK would never send these bytes)."""
+    body = b""
+    for name, (value, filename) in fields.items():
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--XX\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value + b"\r\n"
+    headers = {"authorization": f"Bearer {GATEWAY_KEY}",
+               "content-type": "multipart/form-data; boundary=XX"}  # fmt: skip
+    return body + b"--XX--\r\n", headers
+
+
+def test_malformed_uploads_and_queries_are_a_4xx_not_a_500(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    config = jobs_config(upstream.url, tmp_path)
+    config["batching"]["jobs"]["max_file_bytes"] = 2048
+    gateway = start_gateway(config)
+    line = batch_file(tmp_path / "in.jsonl").read_bytes().splitlines()[0]
+    body, headers = _multipart({"purpose": (b"\xff\xfe", None), "file": (line, "in.jsonl")})
+    status, _, error = http("POST", f"{gateway.base_url}/files", headers=headers, raw=body)
+    assert status == 400 and error["error"]["param"] == "purpose"
+
+    # "²" is a digit to str.isdigit() but not to int()
+    status, _, error = http("GET", f"{gateway.base_url}/batches?limit=%C2%B2",
+                            headers={"authorization": f"Bearer {GATEWAY_KEY}"})  # fmt: skip
+    assert status == 400 and error["error"]["param"] == "limit"
+
+    # a chunked upload declares no length: the limit holds while reading, not after
+    conn = http_client.HTTPConnection("127.0.0.1", gateway.server.port, timeout=30)
+    try:
+        conn.putrequest("POST", "/v1/files")
+        for name, value in {**headers, "transfer-encoding": "chunked"}.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        chunk = b"x" * 65_536
+        for _ in range(4):
+            conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        conn.send(b"0\r\n\r\n")
+        response = conn.getresponse()
+        assert response.status == 413
+        assert orjson.loads(response.read())["error"]["type"] == "invalid_request_error"
+    finally:
+        conn.close()
+
+
+def test_the_files_api_takes_the_same_key_headers_as_the_model_endpoints(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    gateway = start_gateway(jobs_config(upstream.url, tmp_path))
+    status, _, body = http("GET", f"{gateway.base_url}/batches",
+                           headers={"x-api-key": GATEWAY_KEY})  # fmt: skip
+    assert status == 200 and body["object"] == "list"
+
+
+def test_result_lines_of_odd_shapes_book_as_errors_not_crashes(
+    upstream: ServerThread, tmp_path: Path
+) -> None:
+    """A provider's result line is outside our control: a bad shape is an error row."""
+    from thrifty.batching.jobs import BatchJobs
+    from thrifty.config.loader import parse_config
+    from thrifty.registry import ModelRegistry
+
+    config = parse_config(jobs_config(upstream.url, tmp_path))
+    jobs = BatchJobs(config, ModelRegistry.from_config(config), ledger=None)  # type: ignore[arg-type]
+    row = {"id": "batch_thr1", "key_id": None, "provider": "up"}
+    for line in ({"custom_id": "a", "response": "not an object"},
+                 {"custom_id": "b", "response": {"status_code": "200", "body": []}},
+                 {"custom_id": "c", "response": {"status_code": 500, "body": {"error": "x"}}}):
+        record = jobs._record(row, line, {"a": "gpt-4o-mini"})
+        assert record.status == "error" and record.http_status == 500 and record.cost == 0.0

@@ -154,3 +154,12 @@ def test_money_and_decision_wording() -> None:
         "cache": {"result": "miss", "type": "exact"},
         "cascade": {"start": "mini", "accepted": "big", "tiers": []},
     }) == ["cache miss", "cascade mini → big (escalated)"]  # fmt: skip
+
+
+def test_login_origin_that_is_not_a_url_or_null_is_refused(dash: Gateway) -> None:
+    for origin in ("http://[::1", "null"):
+        status, headers, body = login(dash, ADMIN_KEY, origin=origin)
+        assert status == 403 and "set-cookie" not in headers
+        assert orjson.loads(body)["error"]["type"] == "permission_error"
+    status, headers, _ = login(dash, ADMIN_KEY, origin=f"http://127.0.0.1:{dash.server.port}")
+    assert status == 303 and COOKIE in headers["set-cookie"]

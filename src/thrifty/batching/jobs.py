@@ -12,6 +12,7 @@ writes nothing twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import time
 from typing import Any
@@ -29,8 +30,15 @@ from thrifty.pricing import cost as price
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
 
+log = logging.getLogger(__name__)
+
 ENDPOINT = "/v1/chat/completions"
 _DONE = frozenset({"completed", "cancelled", "expired", "failed"})
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` when it is a JSON object, else empty: result lines come from elsewhere."""
+    return value if isinstance(value, dict) else {}
 
 
 def _not_found(what: str, id_: str) -> InvalidRequest:
@@ -208,19 +216,29 @@ class BatchJobs:
             if not upstream.get(field):
                 continue
             content = await api.content(str(upstream[field]))
-            for raw in content.splitlines():
-                if raw.strip():
-                    self._ledger.submit(self._record(row, orjson.loads(raw), models))
+            for number, raw in enumerate(content.splitlines(), 1):
+                if not raw.strip():
+                    continue
+                try:
+                    line = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    line = None
+                if not isinstance(line, dict):  # the provider's fault: skip, never a 500
+                    log.warning("batch result line is not a JSON object; not booked",
+                                extra={"batch_id": row["id"], "line": number})  # fmt: skip
+                    continue
+                self._ledger.submit(self._record(row, line, models))
 
     def _record(
         self, row: dict[str, Any], line: dict[str, Any], models: dict[str, str]
     ) -> RequestRecord:
         custom_id = str(line.get("custom_id"))
-        response = line.get("response") or {}
-        body = response.get("body") or {}
-        status = int(response.get("status_code") or 500)
+        response = _object(line.get("response"))
+        body = _object(response.get("body"))
+        code = response.get("status_code")
+        status = code if isinstance(code, int) and not isinstance(code, bool) else 500
         model_name = models.get(custom_id) or str(body.get("model") or "unknown")
-        usage = Usage.from_openai(body.get("usage")) if status == 200 else None
+        usage = Usage.from_openai(_object(body.get("usage"))) if status == 200 else None
         digest = hashlib.sha256(f"{row['id']}\x00{custom_id}".encode()).hexdigest()
         request_id = f"thr-{digest[:24]}"
         batch_cost: float | None = 0.0
@@ -235,7 +253,7 @@ class BatchJobs:
         except ThriftyError:
             batch_cost = None if usage is not None else 0.0
         ok = status == 200
-        error = (body.get("error") or line.get("error") or {}) if not ok else {}
+        error = _object(body.get("error") or line.get("error")) if not ok else {}
         attempt = AttemptRecord(
             request_id=request_id, seq=0, ts=time.time(), purpose="batch_api",
             model=model_name, upstream_model=upstream_model, provider=provider,

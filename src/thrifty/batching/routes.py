@@ -20,11 +20,17 @@ from thrifty.batching.multipart import parse_form
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, error_response
+from thrifty.server.routes import caller_key
+
+#: Room for the multipart framing and the ``purpose`` field around the file itself.
+_FORM_OVERHEAD = 65_536
 
 Handler = Callable[[Request, str | None], Awaitable[Any]]
 
 
 class JobRoutes:
+    """The handlers, sharing one :class:`BatchJobs` (and its job store)."""
+
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger)
@@ -44,10 +50,7 @@ class JobRoutes:
     def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                header = request.headers.get("authorization", "")
-                scheme, _, token = header.partition(" ")
-                presented = token.strip() if scheme.lower() == "bearer" else header or None
-                key_id = self.runtime.authenticate(presented)
+                key_id = self.runtime.authenticate(caller_key(request))
                 result = await handler(request, key_id)
             except ThriftyError as exc:
                 return error_response(exc)
@@ -65,17 +68,38 @@ class JobRoutes:
                 "the request body is not valid JSON", code="invalid_json"
             ) from None
 
-    async def upload(self, request: Request, key_id: str | None) -> Any:
+    async def _bounded_body(self, request: Request) -> bytes:
+        """The upload's body, refused once past the file limit plus room for the form.
+
+        Read in chunks: a chunked upload declares no length, and reading it whole first
+        would hold any amount in memory before the limit is checked.
+        """
+        limit = self._limit + _FORM_OVERHEAD
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self._limit + 65_536:
-            raise PayloadTooLarge(f"the file is larger than the limit of {self._limit} bytes")
+        too_large = PayloadTooLarge(f"the file is larger than the limit of {self._limit} bytes")
+        if declared.isascii() and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def upload(self, request: Request, key_id: str | None) -> Any:
+        body = await self._bounded_body(request)
         try:
-            form = parse_form(request.headers.get("content-type", ""), await request.body())
+            form = parse_form(request.headers.get("content-type", ""), body)
         except ValueError as exc:
             raise InvalidRequest(str(exc), param="file") from None
         if "file" not in form:
             raise InvalidRequest("'file' is required", param="file")
-        purpose = form["purpose"].value.decode() if "purpose" in form else ""
+        try:
+            purpose = form["purpose"].value.decode() if "purpose" in form else ""
+        except UnicodeDecodeError:
+            raise InvalidRequest("purpose is not valid UTF-8", param="purpose") from None
         upload = form["file"]
         return await self.jobs.upload(key_id, upload.filename or "batch.jsonl", purpose,
                                       upload.value)  # fmt: skip
@@ -97,7 +121,8 @@ class JobRoutes:
 
     async def list(self, request: Request, key_id: str | None) -> Any:
         raw = request.query_params.get("limit", "20")
-        if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        # isascii: str.isdigit() is also true for digits int() refuses, such as "²"
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise InvalidRequest("limit must be an integer from 1 to 100", param="limit")
         return self.jobs.list(key_id, int(raw), request.query_params.get("after"))
 

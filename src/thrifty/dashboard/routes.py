@@ -154,11 +154,20 @@ def _client(request: Request) -> str | None:
 
 
 def _same_origin(request: Request) -> None:
-    """Refuse a form post sent from another site's page (login CSRF)."""
+    """Refuse a form post sent from another site's page (login CSRF).
+
+    ``Origin: null`` is refused too: browsers send it from sandboxed frames and after
+    cross-site redirects, which is how a hostile page would hide where it posts from; a
+    form on the dashboard's own page always sends its real origin.
+    """
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
+    if origin is None:
         return
-    if urlsplit(origin).netloc != request.headers.get("host"):
+    try:
+        netloc = urlsplit(origin).netloc
+    except ValueError:  # e.g. "http://[::1": not a URL at all
+        netloc = None
+    if netloc is None or netloc != request.headers.get("host"):
         raise PermissionDenied("cross-site form posts to the dashboard are refused")
 
 

@@ -35,7 +35,8 @@ def _bearer_from(get: Any) -> str | None:
     return get("api-key") or get("x-api-key")
 
 
-def _bearer(request: Request) -> str | None:
+def caller_key(request: Request) -> str | None:
+    """The caller's key from a Starlette request (the same headers as the model endpoints)."""
     return _bearer_from(request.headers.get)
 
 
@@ -143,7 +144,7 @@ class Handlers:
 
     async def models(self, request: Request) -> Response:
         try:
-            self.runtime.authenticate(_bearer(request))
+            self.runtime.authenticate(caller_key(request))
         except ThriftyError as exc:
             return error_response(exc)
         data = [
