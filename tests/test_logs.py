@@ -94,3 +94,18 @@ def test_text_format_is_redacted_too() -> None:
     })  # fmt: skip
     line = TextFormatter().format(record)
     assert "sk-abcdef***" in line and "Bearer ***" in line and "1234567890" not in line
+
+
+def test_redis_and_postgres_passwords_are_registered_secrets() -> None:
+    from thrifty.config import parse_config
+    from thrifty.logs import config_secrets, redact, register_secrets
+
+    config = parse_config(base_config(
+        "http://127.0.0.1:9",
+        redis={"url": "redis://:redis-pw-9f8e7d@127.0.0.1:6379/0"},
+        ledger={"store": "postgres", "dsn": "postgresql://thrifty:pg%40pw-1a2b@db/thrifty"},
+    ))  # fmt: skip
+    secrets = config_secrets(config)
+    assert "redis-pw-9f8e7d" in secrets and "pg@pw-1a2b" in secrets
+    register_secrets(secrets)
+    assert redact("auth failed for pg@pw-1a2b and redis-pw-9f8e7d") == "auth failed for *** and ***"

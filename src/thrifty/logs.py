@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -57,12 +58,27 @@ def register_secrets(values: Iterable[str | None]) -> None:
 
 
 def config_secrets(config: Any) -> list[str]:
-    """The secrets a Thrifty config holds: gateway, admin and provider keys, provider headers."""
+    """The secrets a Thrifty config holds: gateway, admin and provider keys, provider
+    headers, and the passwords in the Redis URL and the PostgreSQL ledger's DSN (a
+    driver's connection error may quote them)."""
     out = [*config.auth.keys, *config.auth.admin_keys]
     for provider in config.providers.values():
         out.append(provider.api_key)
         out.extend(provider.headers.values())
+    out.append(_url_password(config.redis.url))
+    out.append(_url_password(config.ledger.dsn))
     return [v for v in out if v]
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password of ``scheme://user:password@host/...`` (as written), if any."""
+    if not url:
+        return None
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return None
+    return unquote(password) if password else None
 
 
 def redact(text: str) -> str:
