@@ -205,3 +205,33 @@ def test_config_names_bad_store_keys(store: str) -> None:
         parse_config(config)
     with pytest.raises(ConfigError, match="budgets_on_error"):
         parse_config(base_config("http://127.0.0.1:1", redis={"budgets_on_error": "maybe"}))
+
+
+def test_a_hung_redis_does_not_stall_the_event_loop(
+    upstream: ServerThread,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    own_redis: Any,
+) -> None:
+    """A cache lookup waiting on Redis waits in a worker thread, not on the event loop:
+    while one request is stuck on a frozen Redis, the gateway still answers others."""
+    import signal
+
+    from tests.conftest import http
+
+    config = base_config(upstream.url)
+    config["cache"] = {"enabled": True, "store": "redis"}
+    config["redis"] = {"url": own_redis.url, "timeout_s": 20}
+    gateway = start_gateway(config)
+    with sdk(gateway) as client:
+        ask(client, user("warm the connection pool"))  # a pooled connection exists
+        own_redis.process.send_signal(signal.SIGSTOP)
+        try:
+            stuck = threading.Thread(target=ask, args=(client, user("waits on Redis")))
+            stuck.start()
+            status, _, _ = http("GET", f"{gateway.url}/health")
+            assert status == 200
+            assert stuck.is_alive(), "the health check waited for the frozen Redis"
+        finally:
+            own_redis.process.send_signal(signal.SIGCONT)
+        stuck.join(timeout=30)
+        assert not stuck.is_alive()

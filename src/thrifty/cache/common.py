@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -16,6 +17,8 @@ from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.synthetic_stream import stream_completion
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
+
+T = TypeVar("T")
 
 CACHE_HEADER = "cache"  # x-thrifty-cache: no-store | no-cache | refresh | allow-random
 TTL_HEADER = "cache-ttl"  # x-thrifty-cache-ttl: seconds
@@ -88,15 +91,30 @@ def encode_answer(model: str, body: dict[str, Any]) -> bytes:
     return orjson.dumps({"model": model, "body": body, "stored_at": time.time()})
 
 
-def store_after(reply: Reply, save: Callable[[bytes], None]) -> Reply:
+async def off_loop(remote: bool, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``: in a worker thread for a ``remote`` store, inline otherwise.
+
+    A remote store (Redis) answers over the network; on the event loop every round trip
+    (up to ``redis.timeout_s`` when Redis hangs) would stall every request the process
+    serves. A local store answers in microseconds, less than a thread hop costs.
+    """
+    if remote:
+        return await asyncio.to_thread(call, *args)
+    return call(*args)
+
+
+async def store_after(
+    reply: Reply, save: Callable[[bytes], None], *, remote: bool = False
+) -> Reply:
     """Call ``save`` with the answer once it is complete (for a stream: at its end, and
-    only if it finished; a cut stream is never cached)."""
+    only if it finished; a cut stream is never cached). The write is awaited, so the next
+    identical request finds it; for a ``remote`` store it runs off the event loop."""
     if reply.body is not None:
         if _cacheable(reply.body):
-            save(encode_answer(reply.model, reply.body))
+            await off_loop(remote, save, encode_answer(reply.model, reply.body))
         return reply
     if reply.chunks is not None:
-        reply.chunks = _assemble_then_save(reply, reply.chunks, save)
+        reply.chunks = _assemble_then_save(reply, reply.chunks, save, remote)
     return reply
 
 
@@ -107,7 +125,10 @@ def _cacheable(body: dict[str, Any]) -> bool:
 
 
 async def _assemble_then_save(
-    reply: Reply, chunks: AsyncIterator[dict[str, Any]], save: Callable[[bytes], None]
+    reply: Reply,
+    chunks: AsyncIterator[dict[str, Any]],
+    save: Callable[[bytes], None],
+    remote: bool,
 ) -> AsyncIterator[dict[str, Any]]:
     assembler = ChunkAssembler()
     try:
@@ -120,4 +141,4 @@ async def _assemble_then_save(
     if body is not None and _cacheable(body):
         if "usage" not in body and reply.usage is not None:
             body["usage"] = reply.usage.to_openai()
-        save(encode_answer(reply.model, body))
+        await off_loop(remote, save, encode_answer(reply.model, body))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from thrifty.cache.common import Controls, hit_reply, scope_of, store_after
+from thrifty.cache.common import Controls, hit_reply, off_loop, scope_of, store_after
 from thrifty.cache.keys import exact_key, is_deterministic
 from thrifty.cache.stores.base import CacheStore
 from thrifty.config.schema import CacheConfig
@@ -21,6 +21,7 @@ class ExactCacheStage:
         self._config = config
         self._store = store
         self._registry = registry
+        self._remote = bool(getattr(store, "remote", False))
 
     def close(self) -> None:
         self._store.close()
@@ -41,7 +42,8 @@ class ExactCacheStage:
             return await call_next(ctx)
         scope = scope_of(ctx, self._config.scope)
         key = exact_key(ctx.body, scope)
-        if controls.lookup and (entry := self._store.get(key)) is not None:
+        entry = await off_loop(self._remote, self._store.get, key) if controls.lookup else None
+        if entry is not None:
             ctx.techniques["cache"] = {
                 "result": "hit",
                 "type": "exact",
@@ -55,10 +57,10 @@ class ExactCacheStage:
             return reply
 
         def save(value: bytes) -> None:
-            # inline (~0.1 ms on SQLite): the next identical request must find it
+            # awaited (~0.1 ms on SQLite): the next identical request must find it
             try:
                 self._store.set(key, value, ttl_s=controls.ttl_s, scope=scope)
             except Exception:  # a cache that cannot write must not fail the request
                 log.warning("cache write failed", exc_info=True)
 
-        return store_after(reply, save)
+        return await store_after(reply, save, remote=self._remote)

@@ -39,6 +39,9 @@ class RedisSemanticIndex:
     """Same methods as :class:`SemanticIndex` (``search``, ``add``, ``close``) plus
     ``clear(scope)``. The index owns ``link``: :meth:`close` closes it."""
 
+    remote = True
+    """Searches and adds talk to Redis: the semantic stage runs them off the event loop."""
+
     def __init__(self, link: RedisLink, max_entries: int, *, namespace: str = "semantic:") -> None:
         self._link = link
         self._stream = f"{link.prefix}{namespace}log"

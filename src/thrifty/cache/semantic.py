@@ -9,7 +9,14 @@ import logging
 import time
 from typing import Any
 
-from thrifty.cache.common import Controls, hit_reply, scope_of, store_after, verify_overhead
+from thrifty.cache.common import (
+    Controls,
+    hit_reply,
+    off_loop,
+    scope_of,
+    store_after,
+    verify_overhead,
+)
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
@@ -54,6 +61,7 @@ class SemanticCacheStage:
     ) -> None:
         self._config = config
         self._index = index
+        self._remote = bool(getattr(index, "remote", False))
         self._registry = registry
         self._embed = embed
         self._dispatch = dispatch
@@ -90,7 +98,12 @@ class SemanticCacheStage:
         started = time.perf_counter()
         vector = self._embed(question)
         note: dict[str, Any] = {"embed_ms": round((time.perf_counter() - started) * 1000, 3)}
-        if controls.lookup and (match := self._index.search(partition, vector)) is not None:
+        match = (
+            await off_loop(self._remote, self._index.search, partition, vector)
+            if controls.lookup
+            else None
+        )
+        if match is not None:
             note["similarity"] = round(match.similarity, 4)
             if match.similarity >= self._threshold:
                 blocked = self._blocked(question, match.question, match.similarity, note)
@@ -116,7 +129,7 @@ class SemanticCacheStage:
             except Exception:  # a cache that cannot write must not fail the request
                 log.warning("semantic cache write failed", exc_info=True)
 
-        return store_after(reply, save)
+        return await store_after(reply, save, remote=self._remote)
 
     def _blocked(
         self, question: str, stored: str, similarity: float, note: dict[str, Any]

@@ -136,6 +136,9 @@ class RedisCacheStore:
     >>> store = RedisCacheStore(RedisLink(RedisConfig()), max_entries=100_000)  # doctest: +SKIP
     """
 
+    remote = True
+    """Every call is a network round trip: the cache stages run them off the event loop."""
+
     def __init__(
         self,
         link: RedisLink,
