@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, upstream_stats
+from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http, upstream_stats
 
 Q = [{"role": "user", "content": "List three primary colours."}]
 
@@ -233,3 +233,21 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
     assert [a["purpose"] for a in gateway.attempts(miss["request_id"])] == ["cache_verify", "main"]
     assert miss["savings"]["cache"] < 0, "a verifier call that ends in a miss is the cache's loss"
     assert "verifier" in miss["techniques"]["cache"]["semantic"]["blocked_by"]
+
+
+@pytest.mark.parametrize("temperature", ["warm", [0]])
+def test_semantic_cache_skips_a_temperature_that_is_not_a_number(
+    upstream: ServerThread,
+    start_gateway: Callable[..., Gateway],
+    tmp_path: Path,
+    temperature: Any,
+) -> None:
+    """Not the cache's to refuse: it steps aside and the upstream judges the value."""
+    gateway = start_gateway(cache_config(upstream.url, tmp_path, semantic={"enabled": True}))
+    body = {"model": "gpt-4o", "messages": Q, "temperature": temperature}
+    status, headers, _ = http("POST", f"{gateway.base_url}/chat/completions", body,
+                              {"authorization": f"Bearer {GATEWAY_KEY}",
+                               "content-type": "application/json"})  # fmt: skip
+    assert status == 200  # the test upstream does not check temperature
+    row = gateway.row(headers["x-thrifty-request-id"])
+    assert row["techniques"]["cache"]["semantic"] == "skipped: temperature is not a number"

@@ -42,8 +42,12 @@ def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
         return "multi-turn"
     if (body.get("tools") or body.get("functions")) and not section.tools:
         return "tools"
-    temperature = body.get("temperature")
-    if (1.0 if temperature is None else float(temperature)) > section.max_temperature:
+    temperature = body.get("temperature", 1.0)
+    if temperature is None:
+        temperature = 1.0
+    if not isinstance(temperature, int | float):  # the upstream answers it with its own 400
+        return "temperature is not a number"
+    if temperature > section.max_temperature:
         return "temperature"
     if not last_user_text(messages).strip():
         return "no question text"
