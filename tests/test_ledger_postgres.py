@@ -26,7 +26,7 @@ def pg(postgres_dsn: str):
 
 
 def _count(store, table: str) -> int:
-    return store._read(f"SELECT COUNT(*) AS n FROM {table}", [])[0]["n"]
+    return store._fetch(f"SELECT COUNT(*) AS n FROM {table}", [])[0]["n"]
 
 
 def test_migrations_mirror_sqlite_and_apply_once(postgres_dsn: str) -> None:
@@ -52,7 +52,7 @@ def test_migrations_mirror_sqlite_and_apply_once(postgres_dsn: str) -> None:
     assert isinstance(store, LedgerStore)
     assert store.schema_version == len(MIGRATIONS)
     assert _count(store, "schema_version") == len(MIGRATIONS)
-    indexes = {r["indexname"] for r in store._read("SELECT indexname FROM pg_indexes", [])}
+    indexes = {r["indexname"] for r in store._fetch("SELECT indexname FROM pg_indexes", [])}
     for column in ("ts", "requested_model", "model", "key_id", "day"):
         assert f"requests_{column}" in indexes
     assert "request_tags_key_value" in indexes

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from thrifty.ledger.record import RequestRecord
-from thrifty.ledger.stores.base import GROUP_BY
+from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
@@ -133,18 +133,7 @@ _INSERT_BODY = _insert(
 )
 _BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
 
-# The same groups as SQLite's; PostgreSQL spells the sums differently.
-_GROUPS: dict[str, tuple[str, str]] = {
-    "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
-    "day": ("r.day", "requests r"),
-    "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
-    "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
-    "all": ("'all'", "requests r"),
-    "tag": (
-        "COALESCE(t.key || '=' || t.value, '(untagged)')",
-        "requests r LEFT JOIN request_tags t ON t.request_id = r.request_id",
-    ),
-}
+# The same groups as SQLite's (sql_reads.GROUPS); PostgreSQL spells the sums differently.
 _SUMS = """COUNT(*) AS requests,
     COUNT(*) FILTER (WHERE r.status = 'error') AS errors,
     COUNT(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
@@ -173,7 +162,7 @@ def _decode(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-class PostgresLedgerStore:
+class PostgresLedgerStore(SqlLedgerReads):
     """A :class:`~thrifty.ledger.stores.base.LedgerStore` in PostgreSQL.
 
     Opening connects (a writer and a reader connection, each behind its own lock, so a
@@ -181,6 +170,11 @@ class PostgresLedgerStore:
 
     >>> store = PostgresLedgerStore("postgresql://thrifty@db/thrifty")  # doctest: +SKIP
     """
+
+    _MARK = "%s"
+    _SUMS = _SUMS
+    _SAVINGS = "requests r, jsonb_each_text(r.savings) s"
+    _SAVED = "COALESCE(SUM(s.value::double precision), 0)"
 
     def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
         self.dsn = dsn
@@ -254,7 +248,7 @@ class PostgresLedgerStore:
                     if rows:
                         conn.execute(sql, _as_arrays(rows, width))
 
-    def _read(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a query; a connection lost since the last one (restart) is replaced once."""
         psycopg = _psycopg()
         with self._read_lock:
@@ -268,72 +262,5 @@ class PostgresLedgerStore:
                         raise
         raise AssertionError("unreachable")
 
-    def query_requests(
-        self, since: float | None = None, until: float | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        where, params = _time_filter("ts", since, until)
-        sql = f"SELECT * FROM requests {where} ORDER BY ts DESC"
-        if limit is not None:
-            sql += " LIMIT %s"
-            params.append(int(limit))
-        return [_decode(row) for row in self._read(sql, params)]
-
-    def query_bodies(
-        self, since: float | None = None, until: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Captured requests with their answers, oldest first (see ``ledger.capture_bodies``)."""
-        where, params = _time_filter("r.ts", since, until)
-        sql = (
-            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, "
-            "b.request, b.answer, b.answer_model "
-            f"FROM requests r JOIN request_bodies b ON b.request_id = r.request_id {where} "
-            "ORDER BY r.ts"
-        )
-        return self._read(sql, params)
-
-    def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
-        sql = "SELECT * FROM attempts WHERE request_id = %s ORDER BY seq"
-        return [_decode(row) for row in self._read(sql, [request_id])]
-
-    def aggregate(
-        self, by: str, since: float | None = None, until: float | None = None
-    ) -> list[dict[str, Any]]:
-        if by not in _GROUPS:
-            raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
-        key, source = _GROUPS[by]
-        where, params = _time_filter("r.ts", since, until)
-        sql = f"SELECT {key} AS key, {_SUMS} FROM {source} {where} GROUP BY 1 ORDER BY 1"
-        rows = self._read(sql, params)
-        return [{k: (v or 0) if k != "key" else v for k, v in row.items()} for row in rows]
-
-    def technique_savings(
-        self, since: float | None = None, until: float | None = None
-    ) -> dict[str, float]:
-        """Net savings each technique booked, summed over the requests in scope."""
-        where, params = _time_filter("r.ts", since, until)
-        sql = (
-            "SELECT s.key AS technique, COALESCE(SUM(s.value::double precision), 0) AS saved "
-            f"FROM requests r, jsonb_each_text(r.savings) s {where} GROUP BY 1 ORDER BY 1"
-        )
-        return {row["technique"]: row["saved"] for row in self._read(sql, params)}
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with self._write_lock:
-            self._writer.close()
-        with self._read_lock:
-            self._reader.close()
-
-
-def _time_filter(column: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses.append(f"{column} >= %s")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"{column} < %s")
-        params.append(until)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+    def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        return _decode(row)

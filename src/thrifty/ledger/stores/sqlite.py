@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.ledger.record import AttemptRecord, RequestRecord
-from thrifty.ledger.stores.base import GROUP_BY
+from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.sqlite_schema import migrate
 
 __all__ = ["MIGRATIONS", "SqliteLedgerStore"]
@@ -97,18 +97,6 @@ _INSERT_BODY = (
 _JSON_COLUMNS = ("tags", "techniques", "savings")
 _BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
 
-# Group key and FROM clause per ``by``; requests without the field get a visible placeholder.
-_GROUPS: dict[str, tuple[str, str]] = {
-    "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
-    "day": ("r.day", "requests r"),
-    "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
-    "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
-    "all": ("'all'", "requests r"),
-    "tag": (
-        "COALESCE(t.key || '=' || t.value, '(untagged)')",
-        "requests r LEFT JOIN request_tags t ON t.request_id = r.request_id",
-    ),
-}
 _SUMS = """COUNT(*) AS requests,
     SUM(r.status = 'error') AS errors, SUM(r.status = 'cancelled') AS cancelled,
     TOTAL(r.cost) AS cost, TOTAL(r.baseline_cost) AS baseline_cost,
@@ -150,7 +138,7 @@ def _attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
     return (*head, a.status, a.http_status, a.error, *tokens, *tail)
 
 
-def _decode(row: sqlite3.Row) -> dict[str, Any]:
+def _decode(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
     out = dict(row)
     for name in _JSON_COLUMNS:
         if name in out:
@@ -161,7 +149,7 @@ def _decode(row: sqlite3.Row) -> dict[str, Any]:
     return out
 
 
-class SqliteLedgerStore:
+class SqliteLedgerStore(SqlLedgerReads):
     """A :class:`~thrifty.ledger.stores.base.LedgerStore` in one SQLite file.
 
     Opening creates the parent directory and the file, and applies pending migrations. Writes
@@ -170,6 +158,11 @@ class SqliteLedgerStore:
 
     >>> store = SqliteLedgerStore("/var/lib/thrifty/ledger.db")  # doctest: +SKIP
     """
+
+    _MARK = "?"
+    _SUMS = _SUMS
+    _SAVINGS = "requests r, json_each(r.savings) s"
+    _SAVED = "TOTAL(s.value)"
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -223,79 +216,15 @@ class SqliteLedgerStore:
                 conn.execute("ROLLBACK")
                 raise
 
-    def _read(self, sql: str, params: Sequence[Any], decode: bool = True) -> list[dict[str, Any]]:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         with self._read_lock:
             rows = self._reader.execute(sql, params).fetchall()
-        return [_decode(row) if decode else dict(row) for row in rows]
+        return [dict(row) for row in rows]
 
-    def query_requests(
-        self, since: float | None = None, until: float | None = None, limit: int | None = None
-    ) -> list[dict[str, Any]]:
-        where, params = _time_filter("ts", since, until)
-        sql = f"SELECT * FROM requests {where} ORDER BY ts DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        return self._read(sql, params)
+    def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
+        return _decode(row)
 
-    def query_bodies(
-        self, since: float | None = None, until: float | None = None
-    ) -> list[dict[str, Any]]:
-        """Captured requests with their answers, oldest first (see ``ledger.capture_bodies``)."""
-        where, params = _time_filter("r.ts", since, until)
-        sql = (
-            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, "
-            "b.request, b.answer, b.answer_model "
-            f"FROM requests r JOIN request_bodies b ON b.request_id = r.request_id {where} "
-            "ORDER BY r.ts"
-        )
-        rows = self._read(sql, params)
-        for row in rows:
-            row["request"] = json.loads(row["request"])
-        return rows
-
-    def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
-        return self._read("SELECT * FROM attempts WHERE request_id = ? ORDER BY seq", [request_id])
-
-    def aggregate(
-        self, by: str, since: float | None = None, until: float | None = None
-    ) -> list[dict[str, Any]]:
-        if by not in _GROUPS:
-            raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
-        key, source = _GROUPS[by]
-        where, params = _time_filter("r.ts", since, until)
-        sql = f"SELECT {key} AS key, {_SUMS} FROM {source} {where} GROUP BY 1 ORDER BY 1"
-        rows = self._read(sql, params, decode=False)
-        return [{k: (v or 0) if k != "key" else v for k, v in row.items()} for row in rows]
-
-    def technique_savings(
-        self, since: float | None = None, until: float | None = None
-    ) -> dict[str, float]:
-        """Net savings each technique booked, summed over the requests in scope."""
-        where, params = _time_filter("r.ts", since, until)
-        sql = (
-            "SELECT s.key AS technique, TOTAL(s.value) AS saved "
-            f"FROM requests r, json_each(r.savings) s {where} GROUP BY 1 ORDER BY 1"
-        )
-        return {row["technique"]: row["saved"] for row in self._read(sql, params, decode=False)}
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with self._write_lock:
-            self._writer.close()
-        with self._read_lock:
-            self._reader.close()
-
-
-def _time_filter(column: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if since is not None:
-        clauses.append(f"{column} >= ?")
-        params.append(since)
-    if until is not None:
-        clauses.append(f"{column} < ?")
-        params.append(until)
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
+    def _decode_body(self, row: dict[str, Any]) -> dict[str, Any]:
+        out = _decode(row)
+        out["request"] = json.loads(out["request"])
+        return out
