@@ -239,3 +239,34 @@ def test_result_lines_of_odd_shapes_book_as_errors_not_crashes(
                  {"custom_id": "c", "response": {"status_code": 500, "body": {"error": "x"}}}):
         record = jobs._record(row, line, {"a": "gpt-4o-mini"})
         assert record.status == "error" and record.http_status == 500 and record.cost == 0.0
+
+
+def test_a_locked_job_store_does_not_stall_the_event_loop(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """Job-store reads wait for SQLite's lock in a worker thread: while the CLI (here: a
+    test connection) holds the file, the gateway still answers everything else."""
+    import sqlite3
+    import threading
+    import time
+
+    gateway = start_gateway(jobs_config(upstream.url, tmp_path))
+    auth = {"authorization": f"Bearer {GATEWAY_KEY}"}
+    holder = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        listed: list[int] = []
+        waiting = threading.Thread(target=lambda: listed.append(
+            http("GET", f"{gateway.base_url}/batches", headers=auth)[0]))  # fmt: skip
+        waiting.start()
+        # give the list request a head start; the check below does not depend on how long
+        # it takes (the thread stays blocked for SQLite's 10 s busy timeout)
+        time.sleep(0.5)
+        status, _, _ = http("GET", f"{gateway.url}/health")
+        assert status == 200
+        assert waiting.is_alive(), "the health check waited for the job store's lock"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    waiting.join(timeout=30)
+    assert listed == [200]  # it waited for the lock, then read (not a 500 "database is locked")

@@ -11,11 +11,13 @@ writes nothing twice.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import secrets
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import orjson
 
@@ -31,6 +33,7 @@ from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ENDPOINT = "/v1/chat/completions"
 _DONE = frozenset({"completed", "cancelled", "expired", "failed"})
@@ -59,6 +62,11 @@ class BatchJobs:
         self._registry = registry
         self._ledger = ledger
         self.store = store or JobStore(config.batching.jobs.path)
+
+    async def _db(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A job-store call in a worker thread: SQLite may wait up to its busy timeout
+        for the CLI's write, and the event loop must not wait with it."""
+        return await asyncio.to_thread(call, *args, **kwargs)
 
     def _api(self, provider: str) -> ProviderBatchAPI:
         return ProviderBatchAPI(provider, self._config.providers[provider])
@@ -116,25 +124,25 @@ class BatchJobs:
         provider, rewritten, models = self._check_lines(content)
         upstream = await self._api(provider).upload(filename, rewritten, purpose)
         file_id = "file-thr" + secrets.token_hex(10)
-        self.store.add_file(file_id, key_id=key_id, provider=provider,
+        await self._db(self.store.add_file, file_id, key_id=key_id, provider=provider,
                             upstream_id=str(upstream["id"]), filename=filename, purpose=purpose,
                             size=len(content), models=models)  # fmt: skip
-        return self.file(key_id, file_id)
+        return await self.file(key_id, file_id)
 
     def _owned(self, row: dict[str, Any] | None, key_id: str | None, what: str, id_: str) -> Any:
         if row is None or (key_id is not None and row["key_id"] not in (None, key_id)):
             raise _not_found(what, id_)
         return row
 
-    def file(self, key_id: str | None, file_id: str) -> dict[str, Any]:
-        row = self._owned(self.store.file(file_id), key_id, "file", file_id)
+    async def file(self, key_id: str | None, file_id: str) -> dict[str, Any]:
+        row = self._owned(await self._db(self.store.file, file_id), key_id, "file", file_id)
         return {"id": row["id"], "object": "file", "bytes": row["bytes"],
                 "created_at": row["created_at"], "filename": row["filename"],
                 "purpose": row["purpose"], "status": "processed",
                 "status_details": None}  # fmt: skip
 
     async def file_content(self, key_id: str | None, file_id: str) -> bytes:
-        row = self._owned(self.store.file(file_id), key_id, "file", file_id)
+        row = self._owned(await self._db(self.store.file, file_id), key_id, "file", file_id)
         return await self._api(row["provider"]).content(row["upstream_id"])
 
     # ------------------------------------------------------------------ batches
@@ -145,7 +153,7 @@ class BatchJobs:
         file_id = body.get("input_file_id")
         if not isinstance(file_id, str):
             raise InvalidRequest("input_file_id is required", param="input_file_id")
-        source = self._owned(self.store.file(file_id), key_id, "file", file_id)
+        source = self._owned(await self._db(self.store.file, file_id), key_id, "file", file_id)
         if body.get("endpoint") != ENDPOINT:
             raise InvalidRequest(f"endpoint must be {ENDPOINT!r}", param="endpoint")
         window = body.get("completion_window", "24h")
@@ -155,53 +163,53 @@ class BatchJobs:
             request["metadata"] = body["metadata"]
         upstream = await self._api(source["provider"]).post("batches", request)
         batch_id = "batch_thr" + secrets.token_hex(10)
-        self.store.add_batch(batch_id, key_id=key_id, provider=source["provider"],
+        await self._db(self.store.add_batch, batch_id, key_id=key_id, provider=source["provider"],
                              upstream_id=str(upstream["id"]), input_file_id=file_id,
                              last=upstream)  # fmt: skip
-        return self._render(self.store.batch(batch_id) or {}, upstream)
+        return await self._render(await self._db(self.store.batch, batch_id) or {}, upstream)
 
     async def retrieve(self, key_id: str | None, batch_id: str) -> dict[str, Any]:
-        row = self._owned(self.store.batch(batch_id), key_id, "batch", batch_id)
+        row = self._owned(await self._db(self.store.batch, batch_id), key_id, "batch", batch_id)
         api = self._api(row["provider"])
         upstream = await api.get(f"batches/{row['upstream_id']}")
         booked = bool(row["booked"])
         if upstream.get("status") in _DONE and not booked:
             await self._book(row, upstream, api)
             booked = True
-        self.store.update_batch(batch_id, upstream, booked=booked)
-        return self._render(row, upstream)
+        await self._db(self.store.update_batch, batch_id, upstream, booked=booked)
+        return await self._render(row, upstream)
 
     async def cancel(self, key_id: str | None, batch_id: str) -> dict[str, Any]:
-        row = self._owned(self.store.batch(batch_id), key_id, "batch", batch_id)
+        row = self._owned(await self._db(self.store.batch, batch_id), key_id, "batch", batch_id)
         upstream = await self._api(row["provider"]).post(f"batches/{row['upstream_id']}/cancel")
-        self.store.update_batch(batch_id, upstream, booked=False)
-        return self._render(row, upstream)
+        await self._db(self.store.update_batch, batch_id, upstream, booked=False)
+        return await self._render(row, upstream)
 
-    def list(self, key_id: str | None, limit: int, after: str | None) -> dict[str, Any]:
-        rows = self.store.batches(key_id, limit + 1, after)
-        data = [self._render(row, row["last"]) for row in rows[:limit]]
+    async def list(self, key_id: str | None, limit: int, after: str | None) -> dict[str, Any]:
+        rows = await self._db(self.store.batches, key_id, limit + 1, after)
+        data = [await self._render(row, row["last"]) for row in rows[:limit]]
         return {"object": "list", "data": data,
                 "first_id": data[0]["id"] if data else None,
                 "last_id": data[-1]["id"] if data else None,
                 "has_more": len(rows) > limit}  # fmt: skip
 
-    def _render(self, row: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
+    async def _render(self, row: dict[str, Any], upstream: dict[str, Any]) -> dict[str, Any]:
         """The provider's batch object with the gateway's ids in place of its own."""
         out = dict(upstream)
         out["id"] = row["id"]
         out["input_file_id"] = row["input_file_id"]
         for field in ("output_file_id", "error_file_id"):
             if upstream.get(field):
-                out[field] = self._local_file(row, str(upstream[field]))
+                out[field] = await self._local_file(row, str(upstream[field]))
         return out
 
-    def _local_file(self, row: dict[str, Any], upstream_id: str) -> str:
-        known = self.store.file_by_upstream(row["provider"], upstream_id)
+    async def _local_file(self, row: dict[str, Any], upstream_id: str) -> str:
+        known = await self._db(self.store.file_by_upstream, row["provider"], upstream_id)
         if known is not None:
             return str(known["id"])
         file_id = "file-thr" + secrets.token_hex(10)
-        source = self.store.file(row["input_file_id"]) or {"models": {}}
-        self.store.add_file(file_id, key_id=row["key_id"], provider=row["provider"],
+        source = await self._db(self.store.file, row["input_file_id"]) or {"models": {}}
+        await self._db(self.store.add_file, file_id, key_id=row["key_id"], provider=row["provider"],
                             upstream_id=upstream_id, filename=f"{row['id']}_output.jsonl",
                             purpose="batch_output", size=0,
                             models=source["models"])  # fmt: skip
@@ -211,7 +219,7 @@ class BatchJobs:
 
     async def _book(self, row: dict[str, Any], upstream: dict[str, Any], api: Any) -> None:
         """One ledger row per result line (errors included), at batch prices."""
-        models = (self.store.file(row["input_file_id"]) or {"models": {}})["models"]
+        models = (await self._db(self.store.file, row["input_file_id"]) or {"models": {}})["models"]
         for field in ("output_file_id", "error_file_id"):
             if not upstream.get(field):
                 continue

@@ -105,7 +105,7 @@ class JobRoutes:
                                       upload.value)  # fmt: skip
 
     async def file(self, request: Request, key_id: str | None) -> Any:
-        return self.jobs.file(key_id, request.path_params["file_id"])
+        return await self.jobs.file(key_id, request.path_params["file_id"])
 
     async def content(self, request: Request, key_id: str | None) -> Any:
         return await self.jobs.file_content(key_id, request.path_params["file_id"])
@@ -124,7 +124,7 @@ class JobRoutes:
         # isascii: str.isdigit() is also true for digits int() refuses, such as "²"
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise InvalidRequest("limit must be an integer from 1 to 100", param="limit")
-        return self.jobs.list(key_id, int(raw), request.query_params.get("after"))
+        return await self.jobs.list(key_id, int(raw), request.query_params.get("after"))
 
 
 def job_routes(runtime: Runtime) -> list[Route]:
