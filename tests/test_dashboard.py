@@ -6,16 +6,20 @@ import http.client
 import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import openai
 import orjson
 import pytest
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 
 from thrifty.budgets.store import BucketUsage, BudgetBucket
+from thrifty.config import parse_config
 from thrifty.dashboard.budget_panel import render_budget_section
 from thrifty.dashboard.page import decisions, usd
 from thrifty.dashboard.session import COOKIE, SessionSigner
+from thrifty.server import build_app
 
 ADMIN_KEY = "admin-key-for-http-tests"
 
@@ -163,3 +167,23 @@ def test_login_origin_that_is_not_a_url_or_null_is_refused(dash: Gateway) -> Non
         assert orjson.loads(body)["error"]["type"] == "permission_error"
     status, headers, _ = login(dash, ADMIN_KEY, origin=f"http://127.0.0.1:{dash.server.port}")
     assert status == 303 and COOKIE in headers["set-cookie"]
+
+
+def test_the_page_reads_a_ledger_whose_path_has_uri_characters(
+    upstream: ServerThread, tmp_path: Path
+) -> None:
+    """``#`` in a file URI starts a fragment: the page must still open this very file."""
+    ledger = tmp_path / "ledgers #1" / "ledger.db"
+    config = base_config(upstream.url, auth={"keys": [GATEWAY_KEY], "admin_keys": [ADMIN_KEY]})
+    app = build_app(parse_config(config), ledger_path=str(ledger))
+    with ServerThread(app) as server:
+        gateway = Gateway(server, ledger)
+        with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY) as client:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi #1"}]
+            )
+        gateway.flush()
+        _, headers, _ = login(gateway, ADMIN_KEY)
+        status, _, body = request(gateway, "GET", "/dashboard?range=all",
+                                  headers={"cookie": cookie_of(headers)})  # fmt: skip
+    assert status == 200 and b"gpt-4o-mini" in body

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ def load_dashboard(
     since = None if span.seconds is None else now - span.seconds
     by_model = build_report(store, since, by="model")
     totals = by_model["totals"]
-    with _connect(path) as conn:
+    with closing(_connect(path)) as conn:  # sqlite3's own ``with`` commits, never closes
         series = _series(conn, since, span.bucket_s, now)
         by_team = _by_team(conn, since)
         decisions = _decisions(conn, since)
@@ -91,7 +92,13 @@ def _groups(store: LedgerStore, by: str, since: float | None) -> list[dict[str, 
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0)
+    """A read-only connection to the ledger file.
+
+    The URI is built by ``Path.as_uri`` (percent-encoded): pasted into ``file:...`` as is,
+    a ``#``, ``?`` or ``%`` in the path would name another file.
+    """
+    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=10.0)
     conn.row_factory = sqlite3.Row
     return conn
 
