@@ -39,7 +39,9 @@ _HEADERS = {
     ),
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with
+    # the page's own form posts, which _same_origin must refuse (a sandboxed frame sends it)
+    "referrer-policy": "same-origin",
 }
 _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
 STATIC_FILES = ("chart.umd.min.js", "dashboard.js", "dashboard.css")
