@@ -187,3 +187,29 @@ def test_the_page_reads_a_ledger_whose_path_has_uri_characters(
         status, _, body = request(gateway, "GET", "/dashboard?range=all",
                                   headers={"cookie": cookie_of(headers)})  # fmt: skip
     assert status == 200 and b"gpt-4o-mini" in body
+
+
+def test_budget_section_says_so_when_the_budget_store_is_down() -> None:
+    """The hook reads a real Redis budget store at a port nothing listens on."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from thrifty.budgets.redis_store import RedisBudgetStore
+    from thrifty.dashboard.budget_panel import budget_section
+    from thrifty.scaleout.config import RedisConfig
+    from thrifty.scaleout.redis_link import RedisLink
+
+    pytest.importorskip("redis")
+    store = RedisBudgetStore(RedisLink(RedisConfig(url="redis://127.0.0.1:9/0", timeout_s=1)))
+    bucket = BudgetBucket("key:key-1", "day", "2026-11-28", 5.0, None)
+
+    runtime = SimpleNamespace(budget_usage=lambda: store.usage((bucket,)))
+
+    async def page_section() -> str | None:
+        try:
+            return await budget_section(runtime)
+        finally:
+            await store.aclose()
+
+    html = asyncio.run(page_section())
+    assert html is not None and "budget use is unavailable" in html

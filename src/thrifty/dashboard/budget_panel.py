@@ -8,12 +8,16 @@ the dashboard has no budget section at all. Nothing here reserves, settles or de
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
+from thrifty.budgets.redis_store import StoreUnavailable
 from thrifty.budgets.store import BucketUsage
+
+log = logging.getLogger(__name__)
 
 
 async def budget_usage(runtime: Any) -> list[BucketUsage] | None:
@@ -22,6 +26,23 @@ async def budget_usage(runtime: Any) -> list[BucketUsage] | None:
     if source is None:
         return None
     return list(await source())
+
+
+async def budget_section(runtime: Any) -> str | None:
+    """The budget section's HTML, None without budgets; a note when the store is down.
+
+    A shared budget store (Redis) can be unreachable; the page must still show the
+    ledger, which does not depend on it.
+    """
+    try:
+        usages = await budget_usage(runtime)
+    except StoreUnavailable:
+        log.warning("dashboard: budget use unavailable (budget store down)")
+        return _section(
+            "<tr><td colspan=8>budget use is unavailable: the budget store cannot be "
+            "reached</td></tr>"
+        )
+    return None if usages is None else render_budget_section(usages)
 
 
 def render_budget_section(usages: Sequence[BucketUsage]) -> str:
@@ -43,7 +64,10 @@ def render_budget_section(usages: Sequence[BucketUsage]) -> str:
             f"<td class=num><meter class={level} min=0 max=1 value={min(used, 1):.4f}></meter> "
             f"{used * 100:.1f}%</td><td>{resets}</td></tr>"
         )
-    body = "".join(rows) or "<tr><td colspan=8>no budgets configured</td></tr>"
+    return _section("".join(rows) or "<tr><td colspan=8>no budgets configured</td></tr>")
+
+
+def _section(body: str) -> str:
     return (
         "<section id=budgets><h2>Budget use</h2><table class=data><thead><tr>"
         "<th>scope</th><th>period</th><th>window</th><th>limit</th><th>spent</th>"

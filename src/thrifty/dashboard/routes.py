@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from thrifty.dashboard.budget_panel import budget_usage, render_budget_section
+from thrifty.dashboard.budget_panel import budget_section
 from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
 from thrifty.dashboard.session import COOKIE, SessionSigner
@@ -92,8 +92,7 @@ class Dashboard:
                 f"range={range_name!r} is not one of {', '.join(RANGES)}", param="range"
             ))  # fmt: skip
         data = await asyncio.to_thread(load_dashboard, self.store, self.path, range_name)
-        usages = await budget_usage(self.runtime)
-        budget_html = None if usages is None else render_budget_section(usages)
+        budget_html = await budget_section(self.runtime)
         return HTMLResponse(dashboard_page(data, who, budget_html), headers=_HEADERS)
 
     async def login_form(self, request: Request) -> Response:
