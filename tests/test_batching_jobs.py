@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client as http_client
 import json
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 import pytest
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
 
+from thrifty.batching.jobs import ENDPOINT
 from thrifty.cli.main import main
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.pricing import PriceCatalogue, cost
@@ -270,3 +272,27 @@ def test_a_locked_job_store_does_not_stall_the_event_loop(
         holder.close()
     waiting.join(timeout=30)
     assert listed == [200]  # it waited for the lock, then read (not a 500 "database is locked")
+
+
+def test_polls_racing_on_a_finished_job_book_it_once(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """The ledger would drop repeated rows, but /metrics counts what was submitted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gateway = start_gateway(jobs_config(upstream.url, tmp_path))
+    with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as client:
+        uploaded = client.files.create(file=upload(batch_file(tmp_path / "in.jsonl")),
+                                       purpose="batch")  # fmt: skip
+        batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
+                                      completion_window="24h")  # fmt: skip
+        assert client.batches.retrieve(batch.id).status == "in_progress"
+        with ThreadPoolExecutor(6) as pool:
+            polls = list(pool.map(lambda _: client.batches.retrieve(batch.id).status, range(6)))
+    assert polls == ["completed"] * 6
+    assert len([r for r in gateway.requests() if r["tags"].get("batch_id") == batch.id]) == 3
+    with urllib.request.urlopen(f"{gateway.url}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                  if line.startswith("thrifty_requests_total{"))  # fmt: skip
+    assert counted == 3

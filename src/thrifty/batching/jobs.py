@@ -62,6 +62,7 @@ class BatchJobs:
         self._registry = registry
         self._ledger = ledger
         self.store = store or JobStore(config.batching.jobs.path)
+        self._booking = asyncio.Lock()
 
     async def _db(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A job-store call in a worker thread: SQLite may wait up to its busy timeout
@@ -174,9 +175,14 @@ class BatchJobs:
         upstream = await api.get(f"batches/{row['upstream_id']}")
         booked = bool(row["booked"])
         if upstream.get("status") in _DONE and not booked:
-            await self._book(row, upstream, api)
-            booked = True
-        await self._db(self.store.update_batch, batch_id, upstream, booked=booked)
+            async with self._booking:  # polls racing on a finished job book it once
+                latest = await self._db(self.store.batch, batch_id)
+                if not (latest and latest["booked"]):
+                    await self._book(row, upstream, api)
+                booked = True
+                await self._db(self.store.update_batch, batch_id, upstream, booked=True)
+        else:
+            await self._db(self.store.update_batch, batch_id, upstream, booked=booked)
         return await self._render(row, upstream)
 
     async def cancel(self, key_id: str | None, batch_id: str) -> dict[str, Any]:
