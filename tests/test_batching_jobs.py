@@ -42,6 +42,15 @@ def upload(path: Path) -> tuple[str, bytes]:
     return path.name, path.read_bytes()
 
 
+def submit(client: openai.OpenAI, tmp_path: Path, **create: Any) -> tuple[Any, Any]:
+    """Upload the three questions and start a batch job on them: (file, batch)."""
+    uploaded = client.files.create(file=upload(batch_file(tmp_path / "in.jsonl")),
+                                   purpose="batch")  # fmt: skip
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
+                                  completion_window="24h", **create)  # fmt: skip
+    return uploaded, batch
+
+
 def expected(upstream_url: str) -> dict[str, str]:
     with openai.OpenAI(base_url=f"{upstream_url}/v1", api_key="x") as direct:
         return {
@@ -74,12 +83,9 @@ def test_files_and_batches_round_trip_with_the_openai_sdk(
 ) -> None:
     gateway = start_gateway(jobs_config(upstream.url, tmp_path))
     with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as client:
-        uploaded = client.files.create(file=upload(batch_file(tmp_path / "in.jsonl")),
-                                       purpose="batch")  # fmt: skip
+        uploaded, batch = submit(client, tmp_path, metadata={"job": "t"})
         assert uploaded.id.startswith("file-thr") and uploaded.purpose == "batch"
         assert client.files.retrieve(uploaded.id).bytes == uploaded.bytes
-        batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
-                                      completion_window="24h", metadata={"job": "t"})  # fmt: skip
         assert batch.status == "validating" and batch.input_file_id == uploaded.id
         seen = [client.batches.retrieve(batch.id).status for _ in range(2)]
         assert seen == ["in_progress", "completed"]
@@ -282,10 +288,7 @@ def test_polls_racing_on_a_finished_job_book_it_once(
 
     gateway = start_gateway(jobs_config(upstream.url, tmp_path))
     with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as client:
-        uploaded = client.files.create(file=upload(batch_file(tmp_path / "in.jsonl")),
-                                       purpose="batch")  # fmt: skip
-        batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
-                                      completion_window="24h")  # fmt: skip
+        _, batch = submit(client, tmp_path)
         assert client.batches.retrieve(batch.id).status == "in_progress"
         with ThreadPoolExecutor(6) as pool:
             polls = list(pool.map(lambda _: client.batches.retrieve(batch.id).status, range(6)))
