@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.keys.admin import admin_routes
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
 from thrifty.server.responses import error_response
@@ -93,6 +94,7 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", handlers.models, methods=["GET"]),
             Route("/health", handlers.health, methods=["GET"]),
+            *admin_routes(runtime),
         ],
         exception_handlers={
             HTTPException: _http_error,
