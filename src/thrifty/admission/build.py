@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from thrifty.admission.admit import Admission
 from thrifty.budgets.store import BudgetStore, RateLimitStore
 from thrifty.config.schema import ThriftyConfig
@@ -9,6 +11,8 @@ from thrifty.keys.auth import KeyAuthenticator
 from thrifty.registry import ModelRegistry
 
 __all__ = ["build_admission"]
+
+log = logging.getLogger(__name__)
 
 
 def build_admission(
@@ -26,6 +30,12 @@ def build_admission(
         return Admission(config, registry, auth)
     if ephemeral or section.store == "memory":
         from thrifty.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
+
+        if config.server.workers > 1 and not ephemeral:
+            log.warning(
+                "governance.store is memory but server.workers > 1: each worker keeps its own "
+                "budgets and rate limits; use store: sqlite to share them"
+            )
 
         budgets: BudgetStore = MemoryBudgetStore()
         rates: RateLimitStore = MemoryRateLimitStore()
