@@ -226,3 +226,29 @@ def test_key_store_keeps_only_a_hash(tmp_path: Path) -> None:
     raw = (tmp_path / "keys.db").read_bytes()
     assert secret.encode() not in raw and secret[len("sk-thr-") :].encode() not in raw
     assert key.id.encode() in raw
+
+
+def test_patch_changes_a_key_for_the_next_request(gateway: Gateway) -> None:
+    created = create_key(gateway, owner="ana", team="search", models=["gpt-4o-mini"])
+    with sdk(gateway, created["key"]) as client:
+        with pytest.raises(openai.PermissionDeniedError):
+            ask(client, model="gpt-4o")
+        status, _, body = admin(
+            gateway,
+            "PATCH",
+            f"/admin/keys/{created['id']}",
+            {"models": ["gpt-4o-mini", "gpt-4o"], "budgets": [{"period": "day", "limit_usd": 0}]},
+        )
+        assert status == 200 and body["models"] == ["gpt-4o-mini", "gpt-4o"]
+        assert body["team"] == "search" and body["owner"] == "ana", "fields not given are kept"
+        with pytest.raises(openai.RateLimitError) as refused:  # allowed now, but a $0 budget
+            ask(client, model="gpt-4o")
+        assert refused.value.code == "budget_exceeded"
+        status, _, body = admin(
+            gateway, "PATCH", f"/admin/keys/{created['id']}", {"budgets": [], "team": "ops"}
+        )
+        assert status == 200 and body["budgets"] == [] and body["team"] == "ops"
+        raw = ask(client, model="gpt-4o")
+    assert gateway.row(raw.headers["x-thrifty-request-id"])["team"] == "ops"
+    status, _, body = admin(gateway, "PATCH", f"/admin/keys/{created['id']}", {"models": ["x"]})
+    assert status == 400 and "x" in body["error"]["message"]

@@ -5,6 +5,7 @@
     POST   /admin/keys            create (body: KeySpec) -> 201, the secret shown once
     GET    /admin/keys            list (no secrets)
     GET    /admin/keys/{id}       one key
+    PATCH  /admin/keys/{id}       change the fields given (budgets, models, limits, ...)
     DELETE /admin/keys/{id}       revoke: refused by the next request, in every worker
     GET    /admin/budgets         spend and reservations of every configured budget
 """
@@ -138,6 +139,17 @@ class KeysAdmin:
             return error_response(exc)
         return JSONBytesResponse(key.to_dict())
 
+    async def update(self, request: Request) -> Response:
+        try:
+            store = self._store(request)
+            key = self._key(store, request.path_params["key_id"])
+            spec = parse_spec(await request.body())
+            check_spec(self.runtime.config, self.runtime.registry, spec)
+            key = store.update(key.id, spec) or key
+        except ThriftyError as exc:
+            return error_response(exc)
+        return JSONBytesResponse(key.to_dict())
+
     async def revoke(self, request: Request) -> Response:
         try:
             store = self._store(request)
@@ -182,6 +194,7 @@ def admin_routes(runtime: Any) -> list[Route]:
         Route("/admin/keys", admin.create, methods=["POST"]),
         Route("/admin/keys", admin.list, methods=["GET"]),
         Route("/admin/keys/{key_id}", admin.get, methods=["GET"]),
+        Route("/admin/keys/{key_id}", admin.update, methods=["PATCH"]),
         Route("/admin/keys/{key_id}", admin.revoke, methods=["DELETE"]),
         Route("/admin/budgets", admin.budgets, methods=["GET"]),
     ]

@@ -190,6 +190,30 @@ class SqliteKeyStore:
             ).fetchone()
         return _from_row(row) if row is not None else None
 
+    def update(self, key_id: str, spec: KeySpec) -> VirtualKey | None:
+        """Change the fields ``spec`` was given (``model_fields_set``); None if unknown."""
+        columns = {
+            "owner": lambda: spec.owner,
+            "name": lambda: spec.name,
+            "team": lambda: spec.team,
+            "tags": lambda: json.dumps(spec.tags),
+            "models": lambda: json.dumps(spec.models) if spec.models is not None else None,
+            "overrides": lambda: json.dumps(Overrides(**spec.overrides.model_dump()).as_dict()),
+            "budgets": lambda: json.dumps([b.model_dump() for b in spec.budgets]),
+            "requests_per_minute": lambda: spec.requests_per_minute,
+            "tokens_per_minute": lambda: spec.tokens_per_minute,
+        }
+        changed = [name for name in columns if name in spec.model_fields_set]
+        if changed:
+            assignments = ", ".join(f"{name} = ?" for name in changed)
+            values = [columns[name]() for name in changed]
+            with self._lock:
+                self._conn.execute(
+                    f"UPDATE virtual_keys SET {assignments} WHERE id = ?", (*values, key_id)
+                )
+                self._cache.clear()
+        return self.get(key_id)
+
     def revoke(self, key_id: str) -> VirtualKey | None:
         """Revoke (the row stays, so the ledger's key id keeps its owner); None if unknown."""
         with self._lock:
