@@ -15,6 +15,7 @@ from thrifty.budgets.buckets import buckets_for, window
 from thrifty.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
 from thrifty.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
 from thrifty.budgets.store import BudgetBucket, BudgetExceeded, BudgetStore, RateLimitStore
+from thrifty.config import parse_config
 from thrifty.keys.identity import Caller, KeyBudget
 
 TEAM = BudgetBucket("team:research", "day", "2026-11-28", 1.00, 1764374400.0)
@@ -232,3 +233,23 @@ def test_sqlite_store_never_overspends_across_processes(tmp_path: Path) -> None:
         return usage.spent_usd
 
     assert asyncio.run(spent()) == pytest.approx(1.0)
+
+
+def test_governance_config_errors_name_the_key() -> None:
+    from tests.test_config import MINIMAL, error_of
+
+    def governance(**section: object) -> str:
+        return error_of({**MINIMAL, "governance": section})
+
+    message = governance(budgets=[{"scope": "project:x", "limit_usd": 1}])
+    assert "governance.budgets.0.scope" in message and "team:<name>" in message
+    assert "governance.budgets.0.period" in governance(
+        budgets=[{"scope": "team:a", "period": "week", "limit_usd": 1}]
+    )
+    assert "governance.rate_limits.rpm" in governance(rate_limits={"rpm": 5})
+    assert "governance.alerts.webhook_url" in governance(alerts={"webhook_url": "hooks.local"})
+    assert "governance.store" in governance(store="redis")
+    config = parse_config(
+        {**MINIMAL, "auth": {"admin_keys": ["a"]}, "governance": {"keys_path": "k.db"}}, {}
+    )
+    assert config.auth.enabled and config.governance.needs_store, "admin keys alone may run auth"

@@ -211,6 +211,11 @@ def test_rate_limits_answer_429_with_retry_after(
             ask(client, max_tokens=10)  # its prompt would pass the limit
     assert "tokens per minute" in refused.value.message
     assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+    tiny = create_key(gateway, owner="cy", tokens_per_minute=prompt - 1)
+    with sdk(gateway, tiny["key"]) as client, pytest.raises(openai.RateLimitError) as refused:
+        ask(client)  # could never fit: no Retry-After, and the SDKs are told not to retry
+    assert refused.value.code == "request_too_large"
+    assert refused.value.response.headers["x-should-retry"] == "false"
     status, headers, body = http(
         "POST",
         f"{gateway.base_url}/chat/completions",

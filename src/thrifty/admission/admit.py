@@ -14,6 +14,7 @@ Order (each step refuses with an OpenAI-style error, nothing after it runs)::
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 from collections.abc import AsyncIterator
@@ -40,6 +41,8 @@ from thrifty.pipeline.context import Context, Reply
 from thrifty.registry import ModelRegistry
 
 __all__ = ["Admission", "Plan"]
+
+log = logging.getLogger(__name__)
 
 _MINUTE = 60.0
 _UNLIMITED = sys.maxsize  # a hit that only counts (tokens known after the fact)
@@ -176,17 +179,25 @@ class Admission:
     async def _rate_limit(
         self, caller: Caller, rpm: int | None, tpm: int | None, guess: Estimate
     ) -> None:
-        assert self.rates is not None or not (rpm or tpm)
+        rates = self.rates
+        if rates is None:
+            return
         if rpm:
-            decision = await self.rates.hit(f"rpm:{caller.key_id}", rpm, 1, _MINUTE)  # type: ignore[union-attr]
+            decision = await rates.hit(f"rpm:{caller.key_id}", rpm, 1, _MINUTE)
             if not decision.allowed:
                 raise _rate_error("requests", rpm, decision.retry_after_s)
-        if tpm:
-            decision = await self.rates.hit(  # type: ignore[union-attr]
-                f"tpm:{caller.key_id}", tpm, guess.prompt_tokens, _MINUTE
+        if not tpm:
+            return
+        if guess.prompt_tokens > tpm:
+            raise RateLimited(
+                f"Request too large: its prompt has about {guess.prompt_tokens} tokens and this "
+                f"key may send {tpm} tokens per minute.",
+                code="request_too_large",
+                headers={"x-should-retry": "false"},
             )
-            if not decision.allowed:
-                raise _rate_error("tokens", tpm, decision.retry_after_s)
+        decision = await rates.hit(f"tpm:{caller.key_id}", tpm, guess.prompt_tokens, _MINUTE)
+        if not decision.allowed:
+            raise _rate_error("tokens", tpm, decision.retry_after_s)
 
     async def _settle_after(
         self,
@@ -212,19 +223,24 @@ class Admission:
         guess: Estimate,
         reservation: Reservation | None,
     ) -> None:
-        if reservation is not None and self.budgets is not None:
-            actual, _ = attempts_cost(ctx.attempts)
-            await self.budgets.settle(reservation, actual)
-            if self._alerts is not None:
-                self._alerts.watch(reservation.buckets)
-        if tpm and self.rates is not None:
-            used = sum(
-                a.usage.input_tokens + a.usage.output_tokens for a in ctx.attempts if a.usage
-            )
-            if used > guess.prompt_tokens:
-                await self.rates.hit(
-                    f"tpm:{caller.key_id}", _UNLIMITED, used - guess.prompt_tokens, _MINUTE
+        """Never fails the request: a store error is logged, and an unsettled reservation
+        expires after ``reservation_ttl_s``, counted as spent (the safe side)."""
+        try:
+            if reservation is not None and self.budgets is not None:
+                actual, _ = attempts_cost(ctx.attempts)
+                await self.budgets.settle(reservation, actual)
+                if self._alerts is not None:
+                    self._alerts.watch(reservation.buckets)
+            if tpm and self.rates is not None:
+                used = sum(
+                    a.usage.input_tokens + a.usage.output_tokens for a in ctx.attempts if a.usage
                 )
+                if used > guess.prompt_tokens:
+                    await self.rates.hit(
+                        f"tpm:{caller.key_id}", _UNLIMITED, used - guess.prompt_tokens, _MINUTE
+                    )
+        except Exception:
+            log.exception("settling a request failed", extra={"request_id": ctx.request_id})
 
     async def usage(self, buckets: tuple[BudgetBucket, ...]) -> list[Any]:
         return await self.budgets.usage(buckets) if self.budgets is not None else []
