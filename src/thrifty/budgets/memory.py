@@ -24,6 +24,7 @@ __all__ = ["MemoryBudgetStore", "MemoryRateLimitStore", "over_limit"]
 
 BucketKey = tuple[str, str, str]
 
+_FORGET_EXPIRED_S = 86_400.0
 #: Tolerance of the limit check: sums of float dollars must not refuse an exact fit.
 _EPSILON = 1e-12
 
@@ -62,16 +63,21 @@ class MemoryBudgetStore:
         self._lock = threading.Lock()
         self._totals = _Totals()
         self._open: dict[str, _Open] = {}
-        self._settled: set[str] = set()
         self._alerts: set[tuple[BucketKey, float]] = set()
 
     def _expire(self, now: float) -> None:
-        """Count reservations past their ttl as spent at their reserved amount."""
-        for entry in self._open.values():
+        """Count reservations past their ttl as spent at their reserved amount; forget them
+        a day later (a late settle can correct the spend until then)."""
+        forget = []
+        for reservation_id, entry in self._open.items():
             if not entry.expired and entry.expires_at <= now:
                 entry.expired = True
                 for key in entry.keys:
                     self._totals.add(key, spent=entry.amount, reserved=-entry.amount)
+            elif entry.expired and entry.expires_at < now - _FORGET_EXPIRED_S:
+                forget.append(reservation_id)
+        for reservation_id in forget:
+            del self._open[reservation_id]
 
     async def reserve(
         self, buckets: tuple[BudgetBucket, ...], amount_usd: float, ttl_s: float

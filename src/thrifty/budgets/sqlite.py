@@ -43,7 +43,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
             scope TEXT NOT NULL, period TEXT NOT NULL, window TEXT NOT NULL,
             spent REAL NOT NULL DEFAULT 0, reserved REAL NOT NULL DEFAULT 0,
             PRIMARY KEY (scope, period, window))""",
-        # state: open -> settled, or open -> expired (counted as spent) -> settled
+        # state: open, or expired (counted as spent); a settled reservation is deleted
         """CREATE TABLE budget_reservations (
             id TEXT PRIMARY KEY, amount REAL NOT NULL, expires_at REAL NOT NULL,
             state TEXT NOT NULL, buckets TEXT NOT NULL, updated_at REAL NOT NULL)""",
@@ -58,8 +58,8 @@ MIGRATIONS: list[tuple[str, ...]] = [
     ),
 ]
 
-#: Settled reservations are kept this long (so a repeated settle stays a no-op), then dropped.
-_KEEP_SETTLED_S = 86_400.0
+#: An expired reservation is kept this long for a late settle to correct, then forgotten.
+_FORGET_EXPIRED_S = 86_400.0
 _ADD = (
     "INSERT INTO budget_buckets (scope, period, window, spent, reserved) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (scope, period, window) DO UPDATE SET "
@@ -145,6 +145,10 @@ def _expire(conn: sqlite3.Connection, now: float) -> None:
             "UPDATE budget_reservations SET state = 'expired', updated_at = ? WHERE id = ?",
             (now, reservation_id),
         )
+    conn.execute(  # expired and never settled: forget them (they stay counted as spent)
+        "DELETE FROM budget_reservations WHERE state = 'expired' AND expires_at < ?",
+        (now - _FORGET_EXPIRED_S,),
+    )
 
 
 def _usage(conn: sqlite3.Connection, bucket: BudgetBucket) -> BucketUsage:
@@ -189,27 +193,19 @@ class SqliteBudgetStore:
 
     async def settle(self, reservation: Reservation, actual_usd: float) -> None:
         def work(conn: sqlite3.Connection) -> None:
-            now = time.time()
             row = conn.execute(
                 "SELECT amount, state, buckets FROM budget_reservations WHERE id = ?",
                 (reservation.id,),
             ).fetchone()
-            if row is None or row[1] == "settled":
-                return  # idempotent
+            if row is None:
+                return  # settled before (idempotent), or expired long ago
             amount, state, buckets = row
             for scope, period, window in json.loads(buckets):
                 if state == "expired":  # counted at its reserved amount: correct it
                     conn.execute(_ADD, (scope, period, window, actual_usd - amount, 0.0))
                 else:
                     conn.execute(_ADD, (scope, period, window, actual_usd, -amount))
-            conn.execute(
-                "UPDATE budget_reservations SET state = 'settled', updated_at = ? WHERE id = ?",
-                (now, reservation.id),
-            )
-            conn.execute(
-                "DELETE FROM budget_reservations WHERE state = 'settled' AND updated_at < ?",
-                (now - _KEEP_SETTLED_S,),
-            )
+            conn.execute("DELETE FROM budget_reservations WHERE id = ?", (reservation.id,))
 
         await self._file.call(work)
 
