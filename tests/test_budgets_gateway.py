@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,11 +21,16 @@ from typing import Any
 
 import openai
 import pytest
+import yaml
 from tests.conftest import Gateway, ServerThread, http
 from tests.test_gateway_chat import catalogue_entry
 from tests.test_keys import MESSAGES, admin, create_key, keys_config, sdk
 
 from thrifty import Thrifty
+from thrifty.cli.processes import free_port, wait_healthy
+from thrifty.keys.spec import KeySpec
+from thrifty.keys.store import SqliteKeyStore
+from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.runtime import key_id
 from thrifty.tokens import count_messages
 
@@ -316,3 +324,53 @@ def test_library_enforces_the_same_budgets(upstream: ServerThread, tmp_path: Pat
                 model="gpt-4o-mini", messages=MESSAGES, max_tokens=ANSWER_TOKENS
             )
     assert refused.value.code == "budget_exceeded" and "lifetime budget" in refused.value.message
+
+
+def test_two_gateway_workers_share_one_budget(upstream: ServerThread, tmp_path: Path) -> None:
+    """``thrifty serve`` with 2 worker processes, 80 concurrent requests, a budget for 20:
+    exactly 20 are admitted, whichever worker serves them (the SQLite store is shared; its
+    atomicity across processes is tested directly in test_budget_stores.py)."""
+    port = free_port()
+    config = keys_config(upstream.url, tmp_path)
+    config["server"] = {"port": port, "workers": 2}
+    config["logging"] = {"level": "warning"}
+    config["ledger"] = {"path": str(tmp_path / "ledger.db"), "flush_interval_ms": 20}
+    config["governance"]["budgets"] = [
+        {"scope": "team:shared", "period": "month", "limit_usd": 20.5 * request_cost()}
+    ]
+    path = tmp_path / "thrifty.yaml"
+    path.write_text(yaml.safe_dump(config))
+    store = SqliteKeyStore(config["governance"]["keys_path"])
+    _, secret = store.create(KeySpec(owner="ana", team="shared"))
+    store.close()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thrifty.cli.main", "serve", "--config", str(path)]
+    )
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}/health", process, timeout=30)
+
+        async def one(client: openai.AsyncOpenAI) -> bool:
+            try:
+                await client.chat.completions.create(
+                    model="gpt-4o-mini", messages=MESSAGES, max_tokens=ANSWER_TOKENS
+                )
+            except openai.RateLimitError:
+                return False
+            return True
+
+        async def burst() -> list[bool]:
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key=secret, max_retries=0
+            ) as client:
+                return await asyncio.gather(*(one(client) for _ in range(80)))
+
+        admitted = asyncio.run(burst()).count(True)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert admitted == 20
+    ledger = SqliteLedgerStore(tmp_path / "ledger.db")
+    rows = ledger.query_requests()
+    ledger.close()
+    assert len(rows) == 20 and {r["team"] for r in rows} == {"shared"}
+    assert sum(r["cost"] for r in rows) <= 20.5 * request_cost()
