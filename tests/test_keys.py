@@ -16,6 +16,7 @@ from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
 from thrifty.cli.main import main as thrifty_main
 from thrifty.keys.spec import KeySpec
 from thrifty.keys.store import SqliteKeyStore
+from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 ADMIN_KEY = "test-admin-key"
 MESSAGES = [{"role": "user", "content": "Name a colour."}]
@@ -136,6 +137,10 @@ def test_virtual_key_identity_reaches_the_ledger(gateway: Gateway) -> None:
     with sdk(gateway, GATEWAY_KEY) as client:  # config keys keep working, without a team
         plain = ask(client, model="gpt-4o")
     assert gateway.row(plain.headers["x-thrifty-request-id"])["team"] is None
+    store = SqliteLedgerStore(gateway.ledger_path)
+    by_team = {row["key"]: row["requests"] for row in store.aggregate("team")}
+    store.close()
+    assert by_team == {"search": 1, "(no team)": 1}
 
 
 def test_revoked_key_is_refused_by_the_next_request(gateway: Gateway, tmp_path: Path) -> None:
