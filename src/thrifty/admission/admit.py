@@ -20,12 +20,13 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thrifty.admission.worst_case import Estimate, candidate_models, estimate
 from thrifty.budgets.alerts import BudgetAlerts
 from thrifty.budgets.buckets import buckets_for
 from thrifty.budgets.store import (
+    BucketUsage,
     BudgetBucket,
     BudgetExceeded,
     BudgetStore,
@@ -40,6 +41,9 @@ from thrifty.ledger.record import attempts_cost
 from thrifty.pipeline.context import Context, Reply
 from thrifty.registry import ModelRegistry
 
+if TYPE_CHECKING:
+    from thrifty.pipeline.build import Pipeline
+
 __all__ = ["Admission", "Plan"]
 
 log = logging.getLogger(__name__)
@@ -53,7 +57,7 @@ class Plan:
     """A pipeline and the config it was built from (per-key overrides give other plans)."""
 
     config: ThriftyConfig
-    pipeline: Any  # thrifty.pipeline.build.Pipeline
+    pipeline: Pipeline
 
 
 def _when(ts: float | None) -> str:
@@ -242,7 +246,8 @@ class Admission:
         except Exception:
             log.exception("settling a request failed", extra={"request_id": ctx.request_id})
 
-    async def usage(self, buckets: tuple[BudgetBucket, ...]) -> list[Any]:
+    async def usage(self, buckets: tuple[BudgetBucket, ...]) -> list[BucketUsage]:
+        """Spent and reserved USD of ``buckets`` (empty when no budget store is open)."""
         return await self.budgets.usage(buckets) if self.budgets is not None else []
 
     async def aclose(self) -> None:

@@ -21,7 +21,7 @@ def build_admission(
     """``ephemeral`` (replay): budgets and rate limits in memory, starting empty."""
     section = config.governance
     keys = None
-    if section.keys_path:
+    if section.keys_path and not ephemeral:  # replay authenticates no one
         from thrifty.keys.store import SqliteKeyStore
 
         keys = SqliteKeyStore(section.keys_path)

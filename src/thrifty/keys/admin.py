@@ -37,16 +37,9 @@ from thrifty.keys.spec import KeySpec
 from thrifty.keys.store import SqliteKeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
 from thrifty.server.responses import JSONBytesResponse, error_response
+from thrifty.server.routes import _bearer as presented_key
 
 __all__ = ["admin_routes", "check_spec"]
-
-
-def _presented(request: Request) -> str | None:
-    header = request.headers.get("authorization")
-    if header:
-        scheme, _, token = header.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else header.strip()
-    return request.headers.get("api-key") or request.headers.get("x-api-key")
 
 
 def parse_spec(raw: bytes) -> KeySpec:
@@ -90,7 +83,7 @@ class KeysAdmin:
         self.runtime = runtime
 
     def _store(self, request: Request) -> SqliteKeyStore:
-        presented = _presented(request)
+        presented = presented_key(request)
         if not self.runtime.is_admin(presented):
             if not self.runtime.config.auth.admin_keys:
                 raise PermissionDenied(
