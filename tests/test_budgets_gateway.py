@@ -374,3 +374,26 @@ def test_two_gateway_workers_share_one_budget(upstream: ServerThread, tmp_path: 
     ledger.close()
     assert len(rows) == 20 and {r["team"] for r in rows} == {"shared"}
     assert sum(r["cost"] for r in rows) <= 20.5 * request_cost()
+
+
+def test_abandoned_stream_still_settles(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    gateway = start(start_gateway, upstream, tmp_path)
+    key = create_key(gateway, owner="ana", budgets=[{"period": "day", "limit_usd": 10}])
+    with sdk(gateway, key["key"]) as client:
+        stream = client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True, max_tokens=40
+        )
+        next(iter(stream))  # one chunk, then hang up
+        stream.close()
+    deadline = time.monotonic() + 20
+    while True:  # the gateway settles when it notices the client left
+        _, _, budgets = admin(gateway, "GET", "/admin/budgets")
+        [usage] = budgets["data"]
+        if usage["reserved_usd"] < 1e-12 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert usage["reserved_usd"] == pytest.approx(0, abs=1e-12)
+    [row] = [r for r in gateway.requests() if r["key_id"] == key["id"]]
+    assert usage["spent_usd"] == pytest.approx(row["cost"], rel=1e-9)
