@@ -118,7 +118,7 @@ class Admission:
         """403 when the key may not use what the request asks for."""
         if caller.models is None:
             return
-        route = ctx.controls.get("route")
+        route = ctx.controls.get("route") if config.routing.enabled else None
         if ctx.auto:
             allowed = "auto" in caller.models or candidate_models(
                 ctx, config, self._registry
