@@ -37,9 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Offline commands report through their output; per-request warnings would drown it.
-    quiet = args.command in (
-        "replay", "tune", "report", "datasets", "prices", "config", "demo", "keys",
-    )  # fmt: skip
+    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo")
     configure_logging("error" if quiet else "warning", "text")
     try:
         return int(args.func(args) or 0)
