@@ -183,7 +183,8 @@ def test_buckets_for_key_team_tags() -> None:
         BudgetConfig(scope="key:key-1", period="day", limit_usd=1.0),  # lower: wins
         BudgetConfig(scope="team:other", period="day", limit_usd=1),
     ]
-    buckets = buckets_for(caller, {"env": "prod", "beta": "true"}, configured, 1795886000.0)
+    tags = {"env": "prod", "beta": "true"}
+    buckets = buckets_for(caller, "research", tags, configured, 1795886000.0)
     got = {(b.scope, b.period, b.limit_usd) for b in buckets}
     assert got == {
         ("team:research", "month", 50),

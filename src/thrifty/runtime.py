@@ -20,6 +20,7 @@ from thrifty.keys.store import key_id_of_digest
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.ledger.writer import LedgerWriter
+from thrifty.logs import config_secrets, register_secrets
 from thrifty.pipeline.build import build_pipeline
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.requests import build_context
@@ -48,6 +49,7 @@ class Runtime:
         ephemeral: bool = False,
     ) -> None:
         self.config = config
+        register_secrets(config_secrets(config))  # never in a log line, whatever logs it
         self.registry = ModelRegistry.from_config(config)
         self.providers: dict[str, Provider] = (
             dict(providers)
@@ -108,7 +110,8 @@ class Runtime:
         """Check a request against this config; unknown models fail before any work.
 
         The ledger's key, team and tags come from ``caller`` (the key's tags win over the
-        request's); ``key_id`` alone is for callers without an identity (replay).
+        request's; a key without a team takes the request's ``team`` tag); ``key_id`` alone
+        is for callers without an identity (replay).
         """
         caller = caller or ANONYMOUS
         ctx = build_context(
@@ -120,9 +123,9 @@ class Runtime:
             key_id=caller.key_id or key_id,
             request_id=request_id,
         )
-        ctx.team = caller.team
         if caller.tags:
             ctx.tags.update(caller.tags)
+        ctx.team = caller.team or ctx.tags.get("team")
         self.registry.get(ctx.model)
         return ctx
 

@@ -142,7 +142,7 @@ class Admission:
         self.check_model(ctx, caller, plan.config)
         rpm, tpm = self._limits(caller)
         buckets = (
-            buckets_for(caller, ctx.tags, self._governance.budgets, ctx.ts)
+            buckets_for(caller, ctx.team, ctx.tags, self._governance.budgets, ctx.ts)
             if self.budgets is not None
             else ()
         )

@@ -4,7 +4,8 @@ A request counts against its key's budgets (from the key and from config
 ``key:<id>`` entries), its team's (``team:<name>``) and each of its tags'
 (``tag:<name>=<value>``). Tags are the key's own tags merged with the request's
 (``x-thrifty-tags``, ``metadata``); the key's win on a clash, so a caller cannot
-rename its key's tag away. A request can add tags, and with them budgets, to itself.
+rename its key's tag away. The team is the key's; a key without one takes the request's
+``team`` tag. A request can add tags (and a team), and with them budgets, to itself.
 """
 
 from __future__ import annotations
@@ -32,21 +33,25 @@ def window(period: Period, now: float) -> tuple[str, float | None]:
     return start.strftime("%Y-%m"), start.replace(year=year, month=month).timestamp()
 
 
-def scopes_for(caller: Caller, tags: dict[str, str]) -> list[str]:
+def scopes_for(caller: Caller, team: str | None, tags: dict[str, str]) -> list[str]:
     scopes = []
     if caller.key_id:
         scopes.append(f"key:{caller.key_id}")
-    if caller.team:
-        scopes.append(f"team:{caller.team}")
+    if team:
+        scopes.append(f"team:{team}")
     scopes += [f"tag:{tag_label(name, value)}" for name, value in tags.items()]
     return scopes
 
 
 def buckets_for(
-    caller: Caller, tags: dict[str, str], configured: list[BudgetConfig], now: float
+    caller: Caller,
+    team: str | None,
+    tags: dict[str, str],
+    configured: list[BudgetConfig],
+    now: float,
 ) -> tuple[BudgetBucket, ...]:
     """Every bucket the request must fit in: config budgets on its scopes, the key's own."""
-    scopes = set(scopes_for(caller, tags))
+    scopes = set(scopes_for(caller, team, tags))
     limits: list[tuple[str, Period, float]] = [
         (b.scope, b.period, b.limit_usd) for b in configured if b.scope in scopes
     ]

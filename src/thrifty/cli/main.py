@@ -11,6 +11,7 @@ from thrifty.logs import configure_logging
 
 def build_parser() -> argparse.ArgumentParser:
     from thrifty.cli import (
+        batch,
         config_check,
         datasets,
         demo,
@@ -28,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
-        serve, config_check, upstream, prices, report, replay, tune, datasets, demo, keys,
+        serve, config_check, upstream, prices, report, replay, tune, datasets, demo, batch, keys,
     ):  # fmt: skip
         module.add_parser(sub)
     return parser
@@ -37,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Offline commands report through their output; per-request warnings would drown it.
-    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo")
+    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo",
+                             "batch")  # fmt: skip
     configure_logging("error" if quiet else "warning", "text")
     try:
         return int(args.func(args) or 0)

@@ -13,6 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from thrifty.admission.config import GovernanceConfig
+from thrifty.batching.config import BatchingConfig
+from thrifty.dashboard.config import DashboardConfig
+from thrifty.metrics.config import MetricsConfig
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -281,11 +284,13 @@ class ThriftyConfig(Section):
     retries: RetryConfig = Field(default_factory=RetryConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
-    batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")

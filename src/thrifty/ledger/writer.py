@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from thrifty.ledger.record import RequestRecord
@@ -72,6 +72,9 @@ class LedgerWriter:
         self._pending = 0
         self._lock = threading.Lock()
         self._closed = False
+        #: Called on the writer thread with each batch once it is stored (metrics, logs):
+        #: work that must not slow the request path. An observer's error is logged.
+        self.observers: list[Callable[[Sequence[RequestRecord]], None]] = []
         self._thread = threading.Thread(target=self._run, name="thrifty-ledger", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -164,6 +167,11 @@ class LedgerWriter:
                 else:
                     time.sleep(delay)
                     delay *= 2
+        for observe in self.observers:
+            try:
+                observe(batch)
+            except Exception:
+                logger.exception("ledger observer failed", extra={"observer": repr(observe)})
         with self._lock:
             self._pending -= len(batch)
         batch.clear()

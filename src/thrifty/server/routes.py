@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, SSEResponse, error_response
@@ -114,6 +115,7 @@ class ModelEndpoint:
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response:
         request_id = new_request_id()
+        request_id_var.set(request_id)  # this task's log lines carry it
         try:
             runtime = self.runtime
             wanted, thrifty_headers = _read_headers(scope)
