@@ -397,3 +397,36 @@ def test_abandoned_stream_still_settles(
     assert usage["reserved_usd"] == pytest.approx(0, abs=1e-12)
     [row] = [r for r in gateway.requests() if r["key_id"] == key["id"]]
     assert usage["spent_usd"] == pytest.approx(row["cost"], rel=1e-9)
+
+
+def test_dashboard_hook_only_with_budgets(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    from tests.conftest import base_config
+
+    from thrifty.dashboard.budget_panel import budget_usage
+
+    plain = start_gateway(base_config(upstream.url))
+    assert asyncio.run(budget_usage(plain.server.server.config.app.state.runtime)) is None
+    limit = 10 * request_cost()
+    gateway = start(
+        start_gateway,
+        upstream,
+        tmp_path,
+        budgets=[{"scope": "team:search", "period": "day", "limit_usd": limit}],
+    )
+    key = create_key(gateway, team="search", budgets=[{"period": "lifetime", "limit_usd": 1}])
+    with sdk(gateway, key["key"]) as client:
+        ask(client)
+    usages = asyncio.run(budget_usage(gateway.server.server.config.app.state.runtime))
+    assert usages is not None and {u.bucket.scope for u in usages} == {
+        "team:search",
+        f"key:{key['id']}",
+    }
+    status, _, listed = admin(gateway, "GET", "/admin/budgets")
+    assert status == 200
+    spent = {(b["scope"], b["period"]): b["spent_usd"] for b in listed["data"]}
+    assert spent == {
+        ("team:search", "day"): pytest.approx(request_cost(), rel=1e-9),
+        (f"key:{key['id']}", "lifetime"): pytest.approx(request_cost(), rel=1e-9),
+    }

@@ -69,6 +69,9 @@ class Runtime:
             config, self.registry, self.providers, self.ledger, ephemeral=ephemeral
         )
         self._plans: dict[Overrides, Plan] = {Overrides(): Plan(config, self.pipeline)}
+        if self.admission.budgets is not None:
+            # the dashboard's hook: present only when there are budgets to show
+            self.budget_usage = self.admission.budget_usage
 
     def authenticate(self, presented: str | None, *, enforce: bool = True) -> Caller:
         """The caller behind ``presented`` (see :class:`~thrifty.keys.auth.KeyAuthenticator`);

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from thrifty.admission.worst_case import Estimate, candidate_models, estimate
 from thrifty.budgets.alerts import BudgetAlerts
-from thrifty.budgets.buckets import buckets_for
+from thrifty.budgets.buckets import buckets_for, window
 from thrifty.budgets.store import (
     BucketUsage,
     BudgetBucket,
@@ -249,6 +250,20 @@ class Admission:
     async def usage(self, buckets: tuple[BudgetBucket, ...]) -> list[BucketUsage]:
         """Spent and reserved USD of ``buckets`` (empty when no budget store is open)."""
         return await self.budgets.usage(buckets) if self.budgets is not None else []
+
+    async def budget_usage(self) -> list[BucketUsage]:
+        """Every configured budget and every active key's own, in its current window
+        (the admin API's ``/admin/budgets`` and the dashboard's budget section)."""
+        now = time.time()
+        limits = [(b.scope, b.period, b.limit_usd) for b in self._governance.budgets]
+        store = self.auth.store
+        for key in store.list(include_revoked=False) if store is not None else ():
+            limits += [(f"key:{key.id}", b.period, b.limit_usd) for b in key.budgets]
+        buckets = []
+        for scope, period, limit in limits:
+            name, resets_at = window(period, now)
+            buckets.append(BudgetBucket(scope, period, name, limit, resets_at))
+        return await self.usage(tuple(buckets))
 
     async def aclose(self) -> None:
         if self._alerts is not None:

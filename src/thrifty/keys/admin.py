@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import orjson
@@ -21,8 +20,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from thrifty.budgets.buckets import window
-from thrifty.budgets.store import BudgetBucket
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import (
     AuthenticationFailed,
@@ -154,18 +151,10 @@ class KeysAdmin:
 
     async def budgets(self, request: Request) -> Response:
         try:
-            store = self._store(request)
+            self._store(request)
         except ThriftyError as exc:
             return error_response(exc)
-        now = time.time()
-        limits = [(b.scope, b.period, b.limit_usd) for b in self.runtime.config.governance.budgets]
-        for key in store.list(include_revoked=False):
-            limits += [(f"key:{key.id}", b.period, b.limit_usd) for b in key.budgets]
-        buckets = []
-        for scope, period, limit in limits:
-            name, resets_at = window(period, now)
-            buckets.append(BudgetBucket(scope, period, name, limit, resets_at))
-        usage = await self.runtime.admission.usage(tuple(buckets))
+        usage = await self.runtime.admission.budget_usage()
         data = [
             {
                 "scope": u.bucket.scope,
