@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.admission.config import GovernanceConfig
 from thrifty.batching.config import BatchingConfig
 from thrifty.cache.config import PairCheckConfig
 from thrifty.dashboard.config import DashboardConfig
@@ -44,10 +45,11 @@ class AuthConfig(Section):
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> AuthConfig:
-        if self.enabled and not [k for k in self.keys if k]:
+        if self.enabled and not [k for k in self.keys + self.admin_keys if k]:
             raise ValueError(
                 "auth is enabled but no keys are configured: add auth.keys "
-                "(e.g. ['${THRIFTY_KEY}']) or set auth.enabled: false"
+                "(e.g. ['${THRIFTY_KEY}']), auth.admin_keys (to create virtual keys), "
+                "or set auth.enabled: false"
             )
         return self
 
@@ -304,6 +306,7 @@ class ThriftyConfig(Section):
     cache: CacheConfig = Field(default_factory=CacheConfig)
     compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references_exist(self) -> ThriftyConfig:

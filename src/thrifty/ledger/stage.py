@@ -109,6 +109,7 @@ class LedgerStage:
             ts=ctx.ts,
             endpoint=ctx.endpoint,
             key_id=ctx.key_id,
+            team=ctx.team,
             tags=ctx.tags,
             requested_model=ctx.requested_model,
             model=reply.model if reply is not None else None,

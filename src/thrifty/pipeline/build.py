@@ -12,7 +12,8 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
-Admission (auth, later budgets) happens before a Context exists, in the server and the
+Admission (auth, allowed models, rate limits, budget reservation; settlement when the
+request ends) wraps the pipeline: ``admission/admit.py``, used by the server and the
 library. Disabled techniques are simply not in the list.
 """
 

@@ -45,6 +45,7 @@ class Context:
     stream: bool = False
     auto: bool = False
     key_id: str | None = None
+    team: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     controls: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=new_request_id)
