@@ -39,6 +39,12 @@ def build_admission(
 
         budgets: BudgetStore = MemoryBudgetStore()
         rates: RateLimitStore = MemoryRateLimitStore()
+    elif section.store == "redis":
+        from thrifty.budgets.redis_store import RedisBudgetStore, RedisRateLimitStore
+        from thrifty.scaleout.redis_link import RedisLink
+
+        budgets = RedisBudgetStore(RedisLink(config.redis))
+        rates = RedisRateLimitStore(RedisLink(config.redis))
     else:
         from thrifty.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
 

@@ -77,8 +77,10 @@ class GovernanceConfig(_Section):
 
     keys_path: str | None = None
     """SQLite file of the virtual keys; setting it turns virtual keys on."""
-    store: Literal["sqlite", "memory"] = "sqlite"
-    """Where budget spend and rate-limit counters live (memory: this process only)."""
+    store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """Where budget spend and rate-limit counters live (memory: this process only; sqlite:
+    the processes of one host; redis: every replica, settings under the top-level
+    ``redis:``, outage policy ``redis.budgets_on_error``)."""
     store_path: str = "thrifty-budgets.db"
     budgets: list[BudgetConfig] = Field(default_factory=list)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)

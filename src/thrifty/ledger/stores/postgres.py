@@ -71,6 +71,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             request_id TEXT PRIMARY KEY REFERENCES requests(request_id) ON DELETE CASCADE,
             request JSONB NOT NULL, answer TEXT, answer_model TEXT)""",
     ),
+    (
+        "ALTER TABLE requests ADD COLUMN team TEXT",
+        "CREATE INDEX requests_team ON requests(team)",
+    ),
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
@@ -81,6 +85,7 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
+    "team",
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -93,7 +98,7 @@ _ATTEMPT_COLUMNS = (
 _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
-    "text", "float8", "float8", "float8", "jsonb", "jsonb",
+    "text", "float8", "float8", "float8", "jsonb", "jsonb", "text",
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
@@ -138,6 +143,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
     "day": ("r.day", "requests r"),
     "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
+    "team": ("COALESCE(r.team, '(no team)')", "requests r"),
     "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
     "all": ("'all'", "requests r"),
     "tag": (
