@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.compression.config import CompressionConfig
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -281,7 +283,7 @@ class ThriftyConfig(Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
     batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
 
     @model_validator(mode="after")
@@ -321,6 +323,7 @@ class ThriftyConfig(Section):
             ("routing.reference_model", self.routing.reference_model),
             ("cascade.judge_model", self.cascade.judge_model),
             ("cache.semantic.verify_model", self.cache.semantic.verify_model),
+            ("compression.abstractive.model", self.compression.abstractive.model),
         ]
         for where, model in named:
             if model is not None and model not in self.models:
