@@ -135,3 +135,14 @@ def test_config_errors_name_the_key(section: dict[str, object], needle: str) -> 
     }
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
         parse_config(config)
+
+
+def test_json_members_are_selected_when_asked_and_stay_valid_json() -> None:
+    records = {f"key-{i:03d}-{place.lower()}": f"value {i}" for i, place in enumerate(PLACES * 3)}
+    text = "Look up the key below.\n\n" + json.dumps(records, indent=1)
+    whole = compressor()
+    assert json.dumps(records, separators=(",", ":")) in whole.compress_text(text, "key-020")
+    members = compressor(extractive={"json_members": True})
+    out = members.compress_text(text, 'Key: "key-020-bergen"', ratio=4.0)
+    kept = json.loads(out[out.index("{") :])
+    assert kept["key-020-bergen"] == "value 20" and len(kept) < len(records) / 2

@@ -31,8 +31,13 @@ class ExtractiveConfig(_Section):
     """Weight of the BM25 score against the final question."""
     position_weight: Weight = 0.1
     """Weight of the position in its message (openings and endings score higher)."""
+    paragraph_weight: Weight = 0.0
+    """Weight of the BM25 score of the unit's whole paragraph (keeps relevant passages whole)."""
     neighbour_weight: Weight = 0.4
     """Share of the better neighbour's score a sentence inherits (keeps evidence contiguous)."""
+    json_members: bool = False
+    """Also select among the top-level members of JSON blocks (off: JSON is kept whole;
+    a schema or config in a prompt usually must stay complete)."""
 
     @model_validator(mode="after")
     def _some_weight(self) -> ExtractiveConfig:
