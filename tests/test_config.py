@@ -70,7 +70,7 @@ def test_model_without_price_fails() -> None:
 
 
 def test_technique_not_yet_available_refuses_enabled() -> None:
-    assert "compression" in error_of({**MINIMAL, "compression": {"enabled": True}})
+    assert "batching" in error_of({**MINIMAL, "batching": {"enabled": True}})
 
 
 def test_auth_enabled_without_keys() -> None:

@@ -1,8 +1,12 @@
 """The compression passes over a request's context, without any I/O (the stage adds the
 summariser calls and the ledger): used by the stage, the bench and library callers.
 
-    >>> c = Compressor(CompressionConfig(), "gpt-4o-mini")
-    >>> text = c.compress_text(long_document, "Who won the first Nobel prize in physics?")
+Example::
+
+    from thrifty.embeddings import get_embedder
+
+    c = Compressor(CompressionConfig(), "gpt-4o-mini", get_embedder().embed)
+    short = c.compress_text(document, "Who won the first Nobel prize in physics?", ratio=3)
 """
 
 from __future__ import annotations

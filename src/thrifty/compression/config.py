@@ -20,20 +20,23 @@ class _Section(BaseModel):
 
 
 class ExtractiveConfig(_Section):
-    """Query-aware extractive compression: keep the context's best sentences, in order."""
+    """Query-aware extractive compression: keep the context's best sentences, in order.
+
+    Default weights: the best of a grid on the tuning split of ``bench/compression.py``
+    (only their ratios matter)."""
 
     enabled: bool = True
     ratio: Ratio = 3.0
     """Target reduction of the compressible prose: tokens before / tokens after."""
-    embedding_weight: Weight = 0.3
+    embedding_weight: Weight = 0.2
     """Weight of the embedding similarity to the final question (shipped static embedder)."""
     lexical_weight: Weight = 0.6
     """Weight of the BM25 score against the final question."""
     position_weight: Weight = 0.1
     """Weight of the position in its message (openings and endings score higher)."""
-    paragraph_weight: Weight = 0.0
+    paragraph_weight: Weight = 0.4
     """Weight of the BM25 score of the unit's whole paragraph (keeps relevant passages whole)."""
-    neighbour_weight: Weight = 0.4
+    neighbour_weight: Weight = 0.5
     """Share of the better neighbour's score a sentence inherits (keeps evidence contiguous)."""
     json_members: bool = False
     """Also select among the top-level members of JSON blocks (off: JSON is kept whole;

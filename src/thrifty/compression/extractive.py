@@ -2,8 +2,9 @@
 
 The compressible messages are scored together (one budget for the whole context, so a
 long document gives up more than a short instruction): every prose unit gets
-``lexical_weight × BM25 + embedding_weight × cosine + position_weight × position``, plus a
-share of its better neighbour's score. Units are taken best-first while they fit in
+``lexical_weight × BM25 + embedding_weight × cosine + position_weight × position``, plus
+``neighbour_weight`` × its better neighbour's score, plus ``paragraph_weight`` × its
+paragraph's BM25. Units are taken best-first while they fit in
 ``prose tokens / ratio``, then emitted in their original order. Protected segments (code,
 ``<keep>`` spans) are always kept and do not count against the budget; JSON blocks too,
 unless ``json_members`` is on: then the top-level members of a JSON object or array are

@@ -85,7 +85,8 @@ class CompressionStage:
         return reply
 
     def _applies(self, ctx: Context) -> bool:
-        if ctx.endpoint != CHAT or ctx.controls.get(COMPRESS_HEADER, "").lower() == "off":
+        control = ctx.controls.get(COMPRESS_HEADER, "").strip().lower()
+        if ctx.endpoint != CHAT or control in ("off", "false", "no", "0"):
             return False
         applies_to = self._config.applies_to
         return not applies_to or ctx.requested_model in applies_to
