@@ -7,6 +7,7 @@ the tests can read exactly what was sent upstream.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import openai
@@ -239,3 +240,41 @@ def test_bad_messages_still_get_an_openai_error(
                            {"model": "big", "messages": "not a list"},
                            {"authorization": f"Bearer {GATEWAY_KEY}"})  # fmt: skip
     assert status == 400 and body["error"]["type"] == "invalid_request_error"
+
+
+def test_concurrent_first_requests_pay_for_one_summary(
+    start_gateway: Callable[..., Gateway],
+) -> None:
+    # a slow upstream makes the requests overlap; whatever the timing, one summary call
+    recorder = Recorder(build_upstream_app(UpstreamOptions(latency_ms=300)))
+    with ServerThread(recorder) as upstream:
+        config = compression_config(
+            upstream, abstractive={"enabled": True, "model": "small", "min_tokens": 300}
+        )
+        gateway = start_gateway(config)
+        system = {"role": "system", "content": "Landmarks.\n\n" + document(THINGS[4:])}
+        questions = [f"Which {thing} is oldest?" for thing in THINGS[4:]]
+        with ThreadPoolExecutor(len(questions)) as pool:
+            replies = list(
+                pool.map(lambda q: ask(gateway, [system, {"role": "user", "content": q}]),
+                         questions)
+            )  # fmt: skip
+        assert len(recorder.calls("gpt-4o-mini")) == 1
+        assert len({b["messages"][0]["content"] for b in recorder.calls("gpt-4o")}) == 1
+        rows = [gateway.row(r.headers["x-thrifty-request-id"]) for r in replies]
+        assert sorted(r["techniques"]["compress"]["summaries"][0] for r in rows) == [
+            "new", "reused", "reused", "reused"
+        ]  # fmt: skip
+
+
+def test_multipart_content_is_left_alone(
+    recorded: tuple[ServerThread, Recorder], start_gateway: Callable[..., Gateway]
+) -> None:
+    upstream, recorder = recorded
+    gateway = start_gateway(compression_config(upstream))
+    messages = conversation()
+    messages[1] = {"role": "user", "content": [{"type": "text", "text": document(THINGS[4:])}]}
+    ask(gateway, messages)
+    sent = recorder.bodies[-1]["messages"]
+    assert sent[1] == messages[1] and sent[3] == messages[3]
+    assert len(sent[0]["content"]) < len(messages[0]["content"])
