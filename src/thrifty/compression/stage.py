@@ -36,6 +36,7 @@ from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
+from thrifty.tokens import encoding_for_model
 from thrifty.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -110,17 +111,19 @@ class CompressionStage:
         if before < self._config.min_tokens:
             ctx.techniques["compress"] = {"result": "skip", "reason": "below min_tokens"}
             return None
-        cached_upto = self._cached_prefix(ctx, messages[:last_user], parts)
+        self._mark_cached_prefix(ctx, messages[:last_user], parts)
         await self._summaries(ctx, parts, compressor)
-        self._choose_extractive(ctx, parts, cached_upto)
+        self._choose_extractive(ctx, parts)
         query = text_of(messages[last_user].get("content"))
         await asyncio.to_thread(compressor.extract, parts, query)
         return self._finish(ctx, messages, parts, compressor)
 
     def _compressor(self, model: str) -> Compressor:
-        if model not in self._compressors:
-            self._compressors[model] = Compressor(self._config, model, self._embed)
-        return self._compressors[model]
+        """One per tokenizer (not per model name: pass-through names come from callers)."""
+        encoding = encoding_for_model(model)[0].name
+        if encoding not in self._compressors:
+            self._compressors[encoding] = Compressor(self._config, model, self._embed)
+        return self._compressors[encoding]
 
     @staticmethod
     def _prepare(
@@ -132,17 +135,17 @@ class CompressionStage:
             for i in candidates
         ]
 
-    def _cached_prefix(self, ctx: Context, prefix: list[dict[str, Any]], parts: list[Part]) -> int:
-        """How many leading messages the provider likely serves from its cache (0: none)."""
+    def _mark_cached_prefix(
+        self, ctx: Context, prefix: list[dict[str, Any]], parts: list[Part]
+    ) -> None:
+        """Mark the parts the provider likely serves from its cache (a repeated prefix)."""
         if self._tracker is None:
-            return 0
+            return
         repeated = self._tracker.repeated(ctx.model, prefix)
         tokens = sum(p.tokens_before for p in parts if p.index < repeated)
-        if tokens < self._config.prompt_cache.min_tokens:
-            return 0
-        for part in parts:
-            part.cached_prefix = part.index < repeated
-        return repeated
+        if tokens >= self._config.prompt_cache.min_tokens:
+            for part in parts:
+                part.cached_prefix = part.index < repeated
 
     async def _summaries(self, ctx: Context, parts: list[Part], compressor: Compressor) -> None:
         summariser, section = self._summariser, self._config.abstractive
@@ -164,7 +167,7 @@ class CompressionStage:
             if summary.segments is not None:
                 part.segments, part.method = summary.segments, "abstractive"
 
-    def _choose_extractive(self, ctx: Context, parts: list[Part], cached_upto: int) -> None:
+    def _choose_extractive(self, ctx: Context, parts: list[Part]) -> None:
         section = self._config.extractive
         if not section.enabled:
             return
