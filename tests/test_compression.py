@@ -64,6 +64,8 @@ def test_lossless_normalises_prose_only_and_drops_repeats() -> None:
     assert out.startswith("A line with spaces.\n\n" + repeated)
     assert CODE in out, "code is byte for byte"
     assert out.count(repeated) == 1 and out.endswith("Last.")
+    tsv = "name\tcity\t\tyear\nAda\tLondon\t\t1815"
+    assert "".join(s.text for s in lossless(split_segments(tsv), set())) == tsv
 
 
 def test_json_minified_with_literals_kept() -> None:

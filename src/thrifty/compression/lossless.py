@@ -1,6 +1,6 @@
 """The safe pass: same content, fewer tokens. Touches prose and JSON, never protected text.
 
-* whitespace: runs of spaces/tabs inside a line become one space (indentation stays),
+* whitespace: runs of spaces inside a line become one (indentation and tabs stay),
   trailing spaces go, three or more line breaks become one blank line;
 * repeated blocks: a prose paragraph (>= ``MIN_REPEAT_CHARS``) already seen earlier in the
   compressible context is dropped;
@@ -15,7 +15,7 @@ import re
 from thrifty.compression.segments import Segment
 
 MIN_REPEAT_CHARS = 80
-_INNER_SPACES = re.compile(r"(?<=\S)[ \t]{2,}")
+_INNER_SPACES = re.compile(r"(?<=\S) {2,}")  # spaces only: tabs may separate table cells
 _TRAILING = re.compile(r"[ \t]+(?=\n)")  # not at the very end: a <keep> span may follow
 _BLANK_RUNS = re.compile(r"\n{3,}")
 _PARAGRAPHS = re.compile(r"(\n\s*\n)")
