@@ -249,7 +249,7 @@ def test_governance_config_errors_name_the_key() -> None:
     )
     assert "governance.rate_limits.rpm" in governance(rate_limits={"rpm": 5})
     assert "governance.alerts.webhook_url" in governance(alerts={"webhook_url": "hooks.local"})
-    assert "governance.store" in governance(store="redis")
+    assert "governance.store" in governance(store="mongo")
     config = parse_config(
         {**MINIMAL, "auth": {"admin_keys": ["a"]}, "governance": {"keys_path": "k.db"}}, {}
     )

@@ -65,6 +65,8 @@ class LedgerStage:
             model = self._registry.get(name)
         except ThriftyError:
             return name, None
+        if usage is not None and ctx.removed_input is not None:
+            usage = usage + ctx.removed_input  # the caller's prompt, before compression
         return name, attempt_cost(usage, model) if usage is not None else None
 
     def _record(
