@@ -106,23 +106,24 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.config import load_config
     from thrifty.errors import ThriftyError
     from thrifty.keys.admin import check_spec
+    from thrifty.keys.select import open_key_store
     from thrifty.keys.spec import KeySpec
-    from thrifty.keys.store import SqliteKeyStore
     from thrifty.registry import ModelRegistry
 
     try:
         config = load_config(args.config)
-        path = config.governance.keys_path
-        if not path:
-            raise ValueError("virtual keys are off: set governance.keys_path in the config")
         spec = None
         if args.action == "create":
             spec = KeySpec.model_validate(_spec_data(args))
             check_spec(config, ModelRegistry.from_config(config), spec)
+        store = open_key_store(config)
+        if store is None:
+            raise ValueError(
+                "virtual keys are off: set governance.keys_path (or keys_store: postgres)"
+            )
     except (ValueError, ValidationError, ThriftyError) as exc:
         print(f"thrifty keys: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
-    store = SqliteKeyStore(path)
     try:
         if spec is not None:
             key, secret = store.create(spec)
