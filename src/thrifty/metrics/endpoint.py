@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
@@ -14,6 +15,7 @@ from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics.config import MetricsConfig
 from thrifty.metrics.recorder import MetricsRecorder, multiprocess_dir
 from thrifty.runtime import Runtime
+from thrifty.scaleout.redis_link import breaker_events
 from thrifty.server.responses import error_response
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,21 @@ def attach_metrics(runtime: Runtime) -> MetricsEndpoint | None:
         return None
     recorder = MetricsRecorder(runtime.registry.names)
     runtime.ledger.observers.append(recorder.observe)
+    recorder.expect_redis(redis_components(runtime.config))
+    breaker_events.subscribe(recorder.on_redis_event)
     return MetricsEndpoint(runtime, recorder, config.require_admin)
+
+
+def redis_components(config: Any) -> list[str]:
+    """The components this config keeps in Redis (see ``scaleout.redis_link.COMPONENTS``)."""
+    components = []
+    cache = config.cache
+    if cache.enabled and cache.store == "redis":
+        components += ["cache"] if cache.exact.enabled else []
+        components += ["semantic"] if cache.semantic.enabled else []
+    if config.governance.store == "redis" and config.governance.needs_store:
+        components += ["budgets", "rate_limits"]
+    return components
 
 
 class MetricsEndpoint:
