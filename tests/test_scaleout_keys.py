@@ -16,6 +16,7 @@ import openai
 import pytest
 import yaml
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
+from tests.shared_servers import PostgresServer
 from tests.test_keys import ADMIN_KEY, admin, ask, create_key, sdk
 from tests.test_scaleout_gateway import ledger_ids
 
@@ -98,3 +99,27 @@ def test_postgres_keys_without_a_dsn_name_the_setting(upstream: ServerThread) ->
     config["governance"] = {"keys_store": "postgres"}
     with pytest.raises(ConfigError, match=r"governance\.keys_dsn"):
         open_key_store(parse_config(config))
+
+
+def test_key_store_down_fails_closed_with_a_503_and_recovers(
+    upstream: ServerThread,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    own_postgres: PostgresServer,
+) -> None:
+    config = base_config(upstream.url)  # the ledger stays SQLite: only the keys are shared
+    config["auth"] = {"keys": [GATEWAY_KEY], "admin_keys": [ADMIN_KEY]}
+    config["governance"] = {"keys_store": "postgres", "keys_dsn": own_postgres.dsn(),
+                            "store": "memory"}  # fmt: skip
+    gateway = start_gateway(config)
+    created = create_key(gateway, owner="ana")
+    with sdk(gateway, created["key"]) as client, sdk(gateway, GATEWAY_KEY) as config_key:
+        assert ask(client).http_response.status_code == 200
+        own_postgres.halt()
+        with pytest.raises(openai.InternalServerError) as refused:
+            ask(client)
+        assert refused.value.status_code == 503 and refused.value.code == "store_unavailable"
+        assert ask(config_key).http_response.status_code == 200  # config keys need no store
+        status, _, body = admin(gateway, "GET", "/admin/keys")
+        assert status == 503 and body["error"]["code"] == "store_unavailable"
+        own_postgres.resume()
+        assert ask(client).http_response.status_code == 200  # reconnected, key still valid
