@@ -1,6 +1,7 @@
-"""``thrifty keys create|list|revoke``: virtual keys in the file ``governance.keys_path`` names.
+"""``thrifty keys create|list|revoke``: virtual keys in the store ``governance`` names.
 
-Works on the file directly (no running gateway needed); a running gateway sees a change
+Works on the store directly, the ``keys_path`` SQLite file or PostgreSQL with
+``keys_store: postgres`` (no running gateway needed); a running gateway sees a change
 with its next request (see ``keys/store.py``).
 """
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics.config import MetricsConfig
@@ -40,7 +40,7 @@ def attach_metrics(runtime: Runtime) -> MetricsEndpoint | None:
     return MetricsEndpoint(runtime, recorder, config.require_admin)
 
 
-def redis_components(config: Any) -> list[str]:
+def redis_components(config: ThriftyConfig) -> list[str]:
     """The components this config keeps in Redis (see ``scaleout.redis_link.COMPONENTS``)."""
     components = []
     cache = config.cache
