@@ -21,10 +21,10 @@ def build_admission(
     """``ephemeral`` (replay): budgets and rate limits in memory, starting empty."""
     section = config.governance
     keys = None
-    if section.keys_path and not ephemeral:  # replay authenticates no one
-        from thrifty.keys.store import SqliteKeyStore
+    if not ephemeral:  # replay authenticates no one
+        from thrifty.keys.select import open_key_store
 
-        keys = SqliteKeyStore(section.keys_path)
+        keys = open_key_store(config)
     auth = KeyAuthenticator(config.auth, keys)
     if not section.needs_store:
         return Admission(config, registry, auth)

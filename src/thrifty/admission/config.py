@@ -4,6 +4,7 @@
 
     governance:
       keys_path: thrifty-keys.db        # enables virtual keys (thrifty keys, /admin/keys)
+      keys_store: sqlite                # or postgres: shared by every replica (keys_dsn)
       store: sqlite                     # budgets and rate-limit counters: sqlite | memory
       store_path: thrifty-budgets.db
       budgets:
@@ -77,6 +78,12 @@ class GovernanceConfig(_Section):
 
     keys_path: str | None = None
     """SQLite file of the virtual keys; setting it turns virtual keys on."""
+    keys_store: Literal["sqlite", "postgres"] = "sqlite"
+    """Where virtual keys live: ``sqlite`` (the ``keys_path`` file: the processes of one
+    host) or ``postgres`` (every replica; turns virtual keys on by itself)."""
+    keys_dsn: str | None = None
+    """PostgreSQL for ``keys_store: postgres``; defaults to ``ledger.dsn``, the natural
+    place (docs/deploy.md)."""
     store: Literal["sqlite", "memory", "redis"] = "sqlite"
     """Where budget spend and rate-limit counters live (memory: this process only; sqlite:
     the processes of one host; redis: every replica, settings under the top-level
@@ -96,5 +103,13 @@ class GovernanceConfig(_Section):
         """Whether any budget or rate limit can apply (virtual keys may carry their own)."""
         limits = self.rate_limits
         return bool(
-            self.budgets or self.keys_path or limits.requests_per_minute or limits.tokens_per_minute
+            self.budgets
+            or self.keys_enabled
+            or limits.requests_per_minute
+            or limits.tokens_per_minute
         )
+
+    @property
+    def keys_enabled(self) -> bool:
+        """Whether virtual keys are on (a SQLite file named, or the PostgreSQL store)."""
+        return bool(self.keys_path) or self.keys_store == "postgres"

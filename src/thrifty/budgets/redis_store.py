@@ -288,7 +288,7 @@ class RedisRateLimitStore(_RedisScripts):
     def __init__(
         self, link: RedisLink, *, on_error: Literal["closed", "open"] | None = None
     ) -> None:
-        super().__init__(link, on_error, "rate limits")
+        super().__init__(link, on_error, "rate_limits")
 
     async def hit(self, scope: str, limit: int, amount: int, window_s: float) -> RateDecision:
         try:

@@ -1,6 +1,7 @@
-"""``thrifty keys create|list|revoke``: virtual keys in the file ``governance.keys_path`` names.
+"""``thrifty keys create|list|revoke``: virtual keys in the store ``governance`` names.
 
-Works on the file directly (no running gateway needed); a running gateway sees a change
+Works on the store directly, the ``keys_path`` SQLite file or PostgreSQL with
+``keys_store: postgres`` (no running gateway needed); a running gateway sees a change
 with its next request (see ``keys/store.py``).
 """
 
@@ -106,23 +107,24 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.config import load_config
     from thrifty.errors import ThriftyError
     from thrifty.keys.admin import check_spec
+    from thrifty.keys.select import open_key_store
     from thrifty.keys.spec import KeySpec
-    from thrifty.keys.store import SqliteKeyStore
     from thrifty.registry import ModelRegistry
 
     try:
         config = load_config(args.config)
-        path = config.governance.keys_path
-        if not path:
-            raise ValueError("virtual keys are off: set governance.keys_path in the config")
         spec = None
         if args.action == "create":
             spec = KeySpec.model_validate(_spec_data(args))
             check_spec(config, ModelRegistry.from_config(config), spec)
+        store = open_key_store(config)
+        if store is None:
+            raise ValueError(
+                "virtual keys are off: set governance.keys_path (or keys_store: postgres)"
+            )
     except (ValueError, ValidationError, ThriftyError) as exc:
         print(f"thrifty keys: {getattr(exc, 'message', exc)}", file=sys.stderr)
         return 2
-    store = SqliteKeyStore(path)
     try:
         if spec is not None:
             key, secret = store.create(spec)

@@ -31,7 +31,7 @@ from thrifty.errors import (
 from thrifty.keys.identity import Overrides
 from thrifty.keys.overrides import apply_overrides
 from thrifty.keys.spec import KeySpec
-from thrifty.keys.store import SqliteKeyStore, VirtualKey
+from thrifty.keys.store import KeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
 from thrifty.server.responses import JSONBytesResponse, error_response
 from thrifty.server.routes import _bearer as presented_key
@@ -79,7 +79,7 @@ class KeysAdmin:
     def __init__(self, runtime: Any) -> None:
         self.runtime = runtime
 
-    def _store(self, request: Request) -> SqliteKeyStore:
+    def _store(self, request: Request) -> KeyStore:
         presented = presented_key(request)
         if not self.runtime.is_admin(presented):
             if not self.runtime.config.auth.admin_keys:
@@ -93,13 +93,14 @@ class KeysAdmin:
         store = self.runtime.admission.auth.store
         if store is None:
             raise InvalidRequest(
-                "Virtual keys are off: set governance.keys_path in the gateway's config.",
+                "Virtual keys are off: set governance.keys_path (or keys_store: postgres) "
+                "in the gateway's config.",
                 status=404,
                 code="keys_disabled",
             )
         return store
 
-    def _key(self, store: SqliteKeyStore, key_id: str) -> VirtualKey:
+    def _key(self, store: KeyStore, key_id: str) -> VirtualKey:
         key = store.get(key_id)
         if key is None:
             raise InvalidRequest(f"no virtual key {key_id!r}", status=404, code="key_not_found")

@@ -8,7 +8,7 @@ import hmac
 from thrifty.config.schema import AuthConfig
 from thrifty.errors import AuthenticationFailed
 from thrifty.keys.identity import ANONYMOUS, Caller
-from thrifty.keys.store import SqliteKeyStore, key_id_of_digest
+from thrifty.keys.store import KeyStore, key_id_of_digest
 
 __all__ = ["KeyAuthenticator"]
 
@@ -23,7 +23,7 @@ class KeyAuthenticator:
     allowed models), and any other key is an anonymous caller known by its hash.
     """
 
-    def __init__(self, auth: AuthConfig, store: SqliteKeyStore | None) -> None:
+    def __init__(self, auth: AuthConfig, store: KeyStore | None) -> None:
         self._enabled = auth.enabled
         self._config = [hashlib.sha256(k.encode()).digest() for k in auth.keys if k]
         self._admin = [hashlib.sha256(k.encode()).digest() for k in auth.admin_keys if k]
@@ -62,7 +62,7 @@ class KeyAuthenticator:
         return any(hmac.compare_digest(digest, known) for known in self._admin)
 
     @property
-    def store(self) -> SqliteKeyStore | None:
+    def store(self) -> KeyStore | None:
         return self._store
 
     def close(self) -> None:

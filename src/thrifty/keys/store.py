@@ -19,15 +19,19 @@ import secrets
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from thrifty.keys.identity import Caller, KeyBudget, Overrides
 from thrifty.keys.spec import KeySpec
 from thrifty.sqlite_schema import migrate
 
-__all__ = ["SECRET_PREFIX", "SqliteKeyStore", "VirtualKey", "key_id_of_digest"]
+__all__ = [
+    "SECRET_PREFIX", "KeyStore", "SqliteKeyStore", "VirtualKey", "changed_columns", "from_row",
+    "key_id_of_digest", "new_key",
+]  # fmt: skip
 
 SECRET_PREFIX = "sk-thr-"
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -104,7 +108,27 @@ class VirtualKey:
         }
 
 
-def _from_row(row: sqlite3.Row) -> VirtualKey:
+@runtime_checkable
+class KeyStore(Protocol):
+    """What the gateway, the admin API and ``thrifty keys`` need of a key store.
+
+    :class:`SqliteKeyStore` (one host) and
+    :class:`~thrifty.keys.postgres_store.PostgresKeyStore` (every replica) implement it.
+    The contract that matters: once :meth:`revoke` returns, :meth:`find` in every process
+    sharing the store returns the key as revoked.
+    """
+
+    def create(self, spec: KeySpec) -> tuple[VirtualKey, str]: ...
+    def list(self, include_revoked: bool = True) -> list[VirtualKey]: ...
+    def get(self, key_id: str) -> VirtualKey | None: ...
+    def update(self, key_id: str, spec: KeySpec) -> VirtualKey | None: ...
+    def revoke(self, key_id: str) -> VirtualKey | None: ...
+    def find(self, digest: bytes) -> VirtualKey | None: ...
+    def close(self) -> None: ...
+
+
+def from_row(row: Mapping[str, Any]) -> VirtualKey:
+    """A ``virtual_keys`` row (SQLite or PostgreSQL: same columns) as a key."""
     models = json.loads(row["models"]) if row["models"] is not None else None
     return VirtualKey(
         id=row["id"],
@@ -121,6 +145,50 @@ def _from_row(row: sqlite3.Row) -> VirtualKey:
         tokens_per_minute=row["tokens_per_minute"],
         revoked_at=row["revoked_at"],
     )
+
+
+def new_key(spec: KeySpec) -> tuple[VirtualKey, str, tuple[Any, ...]]:
+    """A fresh key, its secret, and its ``virtual_keys`` row (column order), for any store."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    digest = hashlib.sha256(secret.encode()).digest()
+    key = VirtualKey(
+        id=key_id_of_digest(digest),
+        hint=secret[: len(SECRET_PREFIX) + 4] + "…",
+        created_at=time.time(),
+        owner=spec.owner,
+        name=spec.name,
+        team=spec.team,
+        tags=dict(spec.tags),
+        models=tuple(spec.models) if spec.models is not None else None,
+        overrides=Overrides(**spec.overrides.model_dump()),
+        budgets=tuple(KeyBudget(b.period, b.limit_usd) for b in spec.budgets),
+        requests_per_minute=spec.requests_per_minute,
+        tokens_per_minute=spec.tokens_per_minute,
+    )
+    row = (
+        key.id, digest.hex(), key.hint, key.owner, key.name, key.team, json.dumps(key.tags),
+        json.dumps(list(key.models)) if key.models is not None else None,
+        json.dumps(key.overrides.as_dict()),
+        json.dumps([{"period": b.period, "limit_usd": b.limit_usd} for b in key.budgets]),
+        key.requests_per_minute, key.tokens_per_minute, key.created_at, None,
+    )  # fmt: skip
+    return key, secret, row
+
+
+def changed_columns(spec: KeySpec) -> dict[str, Any]:
+    """Column -> new stored value, for the fields ``spec`` was given (``model_fields_set``)."""
+    columns = {
+        "owner": lambda: spec.owner,
+        "name": lambda: spec.name,
+        "team": lambda: spec.team,
+        "tags": lambda: json.dumps(spec.tags),
+        "models": lambda: json.dumps(spec.models) if spec.models is not None else None,
+        "overrides": lambda: json.dumps(Overrides(**spec.overrides.model_dump()).as_dict()),
+        "budgets": lambda: json.dumps([b.model_dump() for b in spec.budgets]),
+        "requests_per_minute": lambda: spec.requests_per_minute,
+        "tokens_per_minute": lambda: spec.tokens_per_minute,
+    }
+    return {name: make() for name, make in columns.items() if name in spec.model_fields_set}
 
 
 class SqliteKeyStore:
@@ -145,29 +213,7 @@ class SqliteKeyStore:
 
     def create(self, spec: KeySpec) -> tuple[VirtualKey, str]:
         """Store a new key; returns it and its secret (the only time the secret exists)."""
-        secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-        digest = hashlib.sha256(secret.encode()).digest()
-        key = VirtualKey(
-            id=key_id_of_digest(digest),
-            hint=secret[: len(SECRET_PREFIX) + 4] + "…",
-            created_at=time.time(),
-            owner=spec.owner,
-            name=spec.name,
-            team=spec.team,
-            tags=dict(spec.tags),
-            models=tuple(spec.models) if spec.models is not None else None,
-            overrides=Overrides(**spec.overrides.model_dump()),
-            budgets=tuple(KeyBudget(b.period, b.limit_usd) for b in spec.budgets),
-            requests_per_minute=spec.requests_per_minute,
-            tokens_per_minute=spec.tokens_per_minute,
-        )
-        row = (
-            key.id, digest.hex(), key.hint, key.owner, key.name, key.team, json.dumps(key.tags),
-            json.dumps(list(key.models)) if key.models is not None else None,
-            json.dumps(key.overrides.as_dict()),
-            json.dumps([{"period": b.period, "limit_usd": b.limit_usd} for b in key.budgets]),
-            key.requests_per_minute, key.tokens_per_minute, key.created_at, None,
-        )  # fmt: skip
+        key, secret, row = new_key(spec)
         with self._lock:
             self._conn.execute(
                 f"INSERT INTO virtual_keys VALUES ({', '.join('?' * len(row))})", row
@@ -181,32 +227,21 @@ class SqliteKeyStore:
             sql += " WHERE revoked_at IS NULL"
         with self._lock:
             rows = self._conn.execute(sql + " ORDER BY created_at").fetchall()
-        return [_from_row(r) for r in rows]
+        return [from_row(r) for r in rows]
 
     def get(self, key_id: str) -> VirtualKey | None:
         with self._lock:
             row = self._conn.execute(
                 "SELECT * FROM virtual_keys WHERE id = ?", (key_id,)
             ).fetchone()
-        return _from_row(row) if row is not None else None
+        return from_row(row) if row is not None else None
 
     def update(self, key_id: str, spec: KeySpec) -> VirtualKey | None:
         """Change the fields ``spec`` was given (``model_fields_set``); None if unknown."""
-        columns = {
-            "owner": lambda: spec.owner,
-            "name": lambda: spec.name,
-            "team": lambda: spec.team,
-            "tags": lambda: json.dumps(spec.tags),
-            "models": lambda: json.dumps(spec.models) if spec.models is not None else None,
-            "overrides": lambda: json.dumps(Overrides(**spec.overrides.model_dump()).as_dict()),
-            "budgets": lambda: json.dumps([b.model_dump() for b in spec.budgets]),
-            "requests_per_minute": lambda: spec.requests_per_minute,
-            "tokens_per_minute": lambda: spec.tokens_per_minute,
-        }
-        changed = [name for name in columns if name in spec.model_fields_set]
+        changed = changed_columns(spec)
         if changed:
             assignments = ", ".join(f"{name} = ?" for name in changed)
-            values = [columns[name]() for name in changed]
+            values = list(changed.values())
             with self._lock:
                 self._conn.execute(
                     f"UPDATE virtual_keys SET {assignments} WHERE id = ?", (*values, key_id)
@@ -240,7 +275,7 @@ class SqliteKeyStore:
             row = self._conn.execute(
                 "SELECT * FROM virtual_keys WHERE hash = ?", (hex_digest,)
             ).fetchone()
-            key = _from_row(row) if row is not None else None
+            key = from_row(row) if row is not None else None
             if len(self._cache) >= _CACHE_MAX:
                 self._cache.clear()
             self._cache[hex_digest] = key

@@ -225,9 +225,7 @@ class PostgresLedgerStore:
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in MIGRATIONS[version - 1]:
                     conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version VALUES (%s, %s)", (version, time.time())
-                )
+                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, time.time()))
 
     @property
     def schema_version(self) -> int:
@@ -273,6 +271,11 @@ class PostgresLedgerStore:
                     if attempt == 2 or not self._reader.broken:
                         raise
         raise AssertionError("unreachable")
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A read-only query on the reader connection, for views this interface has no
+        call for (the dashboard's time series and decision rates)."""
+        return self._read(sql, params)
 
     def query_requests(
         self, since: float | None = None, until: float | None = None, limit: int | None = None
