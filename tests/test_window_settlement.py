@@ -67,7 +67,8 @@ def test_window_shares_and_summaries_settle_against_their_own_callers(
     assert purposes[shared_ana] == purposes[shared_bo] == ["batch"]
     assert purposes[reuse] == ["main"]
     summary, main = gateway.attempts(first)
-    assert summary["cost"] > 0 and rows[first]["cost"] == summary["cost"] + main["cost"]
+    assert summary["cost"] > 0
+    assert abs(rows[first]["cost"] - summary["cost"] - main["cost"]) < 1e-15
     packed = [rows[shared_ana]["techniques"]["batch"], rows[shared_bo]["techniques"]["batch"]]
     assert packed[0]["id"] == packed[1]["id"] and {p["mode"] for p in packed} == {"packed"}
     assert [rows[i]["key_id"] for i in rows] == [ana["id"], ana["id"], bo["id"], bo["id"]]

@@ -106,3 +106,18 @@ def test_settled_cost_never_exceeds_the_reservation(
     [usage] = [b for b in budgets["data"] if b["scope"] == f"key:{key['id']}"]
     assert abs(usage["reserved_usd"]) < 1e-12
     assert abs(usage["spent_usd"] - sum(r["cost"] for r in rows)) < 1e-9
+
+
+def test_the_verifier_is_asked_only_within_the_reserved_length() -> None:
+    """The reservation counts a stored question of at most 2 x question + 64 tokens; the
+    cache keeps that promise by not asking about a longer one (a miss)."""
+    from thrifty.cache.verify import may_ask, stored_limit
+    from thrifty.tokens import count_text
+
+    question = "What is the capital city of France?"
+    tokens = count_text(question, "gpt-4o-mini").tokens
+    assert stored_limit(tokens) == 2 * tokens + 64
+    assert may_ask(question, "Tell me the capital city of France.", "gpt-4o-mini")
+    longer = question + " Please" * (stored_limit(tokens) - tokens + 1)
+    assert count_text(longer, "gpt-4o-mini").tokens > stored_limit(tokens)
+    assert not may_ask(question, longer, "gpt-4o-mini")

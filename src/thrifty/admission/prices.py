@@ -8,6 +8,7 @@ the bound follows the same fallbacks as the ledger's pricing (batch prices inclu
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from thrifty.errors import InvalidRequest
@@ -19,8 +20,9 @@ from thrifty.usage import Usage
 __all__ = ["answer_tokens", "call_cost", "unit_prices"]
 
 
+@lru_cache(maxsize=1024)
 def unit_prices(price: ModelPrice, *, batch: bool = False) -> tuple[float, float]:
-    """(dearest input price, dearest output price) per token."""
+    """(dearest input price, dearest output price) per token (cached: on every request)."""
     inputs = (
         Usage(input_tokens=1),
         Usage(input_tokens=1, cached_input_tokens=1),
