@@ -98,6 +98,10 @@ def test_a_job_reserves_its_worst_case_and_settles_when_booked(
         assert key_usage(gateway, key)["reserved_usd"] == pytest.approx(worst, rel=1e-9)
         assert client.batches.cancel(second.id).status == "cancelled"
         assert client.batches.retrieve(second.id).status == "cancelled"
+        uploaded = client.files.create(file=lines_file(tmp_path / "d.jsonl"), purpose="batch")
+        with pytest.raises(openai.BadRequestError):  # the provider refuses: released at once
+            client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                  completion_window="48h")  # type: ignore[arg-type]  # fmt: skip
     released = key_usage(gateway, key)
     assert released["reserved_usd"] == pytest.approx(0, abs=1e-15)
     assert released["spent_usd"] == pytest.approx(settled["spent_usd"], rel=1e-12)
