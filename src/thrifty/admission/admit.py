@@ -18,11 +18,12 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from thrifty.admission.config import GovernanceConfig
 from thrifty.admission.worst_case import Estimate, candidate_models, estimate
 from thrifty.budgets.alerts import BudgetAlerts
 from thrifty.budgets.buckets import buckets_for, window
@@ -140,16 +141,27 @@ class Admission:
 
     async def run(self, ctx: Context, caller: Caller, plan: Plan) -> Reply:
         """Admit ``ctx``, run it through ``plan``'s pipeline, settle when it ends."""
-        self.check_model(ctx, caller, plan.config)
-        rpm, tpm = self._limits(caller)
+        return await self.admit(ctx, caller, plan.config, plan.pipeline.run)
+
+    async def admit(
+        self,
+        ctx: Context,
+        caller: Caller,
+        config: ThriftyConfig,
+        call: Callable[[Context], Awaitable[Reply]],
+    ) -> Reply:
+        """Admit ``ctx`` (worst case under ``config``), ``call`` it, settle what it added
+        to ``ctx.attempts`` (``client.batch`` admits each packed call and re-ask)."""
+        self.check_model(ctx, caller, config)
+        rpm, tpm = self.limits(caller)
         buckets = (
             buckets_for(caller, ctx.team, ctx.tags, self._governance.budgets, ctx.ts)
             if self.budgets is not None
             else ()
         )
         if not (rpm or tpm or buckets):
-            return await plan.pipeline.run(ctx)
-        guess = estimate(ctx, plan.config, self._registry, priced=bool(buckets))
+            return await call(ctx)
+        guess = estimate(ctx, config, self._registry, priced=bool(buckets))
         await self._rate_limit(caller, rpm, tpm, guess)
         reservation = None
         if buckets:
@@ -160,19 +172,33 @@ class Admission:
                 )
             except BudgetExceeded as exc:
                 raise budget_error(exc) from None
-            ctx.techniques["budget"] = {"reserved_usd": guess.cost_usd}
+            budget = ctx.techniques.setdefault("budget", {})
+            budget["reserved_usd"] = budget.get("reserved_usd", 0.0) + guess.cost_usd
+        first = len(ctx.attempts)
         try:
-            reply = await plan.pipeline.run(ctx)
+            reply = await call(ctx)
         except BaseException:
-            await self._settle(ctx, caller, tpm, guess, reservation)
+            await self._settle(ctx, caller, tpm, guess, reservation, first)
             raise
         if reply.chunks is None:
-            await self._settle(ctx, caller, tpm, guess, reservation)
+            await self._settle(ctx, caller, tpm, guess, reservation, first)
         else:
-            reply.chunks = self._settle_after(reply.chunks, ctx, caller, tpm, guess, reservation)
+            reply.chunks = self._settle_after(
+                reply.chunks, ctx, caller, tpm, guess, reservation, first
+            )
         return reply
 
-    def _limits(self, caller: Caller) -> tuple[int | None, int | None]:
+    @property
+    def governance(self) -> GovernanceConfig:
+        return self._governance
+
+    def watch(self, buckets: tuple[BudgetBucket, ...]) -> None:
+        """Check ``buckets`` against the alert thresholds (in the background)."""
+        if self._alerts is not None:
+            self._alerts.watch(buckets)
+
+    def limits(self, caller: Caller) -> tuple[int | None, int | None]:
+        """(requests, tokens) per minute for ``caller``; None: not limited."""
         if self.rates is None or caller.key_id is None:
             return None, None
         defaults = self._governance.rate_limits
@@ -212,13 +238,14 @@ class Admission:
         tpm: int | None,
         guess: Estimate,
         reservation: Reservation | None,
+        first: int,
     ) -> AsyncIterator[dict[str, Any]]:
         try:
             async for chunk in chunks:
                 yield chunk
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]  # the ledger row is written here
-            await self._settle(ctx, caller, tpm, guess, reservation)
+            await self._settle(ctx, caller, tpm, guess, reservation, first)
 
     async def _settle(
         self,
@@ -227,18 +254,20 @@ class Admission:
         tpm: int | None,
         guess: Estimate,
         reservation: Reservation | None,
+        first: int,
     ) -> None:
         """Never fails the request: a store error is logged, and an unsettled reservation
         expires after ``reservation_ttl_s``, counted as spent (the safe side)."""
+        attempts = ctx.attempts[first:]
         try:
             if reservation is not None and self.budgets is not None:
-                actual, _ = attempts_cost(ctx.attempts)
+                actual, _ = attempts_cost(attempts)
                 await self.budgets.settle(reservation, actual)
                 if self._alerts is not None:
                     self._alerts.watch(reservation.buckets)
             if tpm and self.rates is not None:
                 used = sum(
-                    a.usage.input_tokens + a.usage.output_tokens for a in ctx.attempts if a.usage
+                    a.usage.input_tokens + a.usage.output_tokens for a in attempts if a.usage
                 )
                 if used > guess.prompt_tokens:
                     await self.rates.hit(

@@ -1,15 +1,28 @@
 """The most a request can cost, reserved against budgets before it runs.
 
-Chat: the prompt's tokens at the input price plus the longest possible answer
-(``max_completion_tokens``/``max_tokens``, capped by the model's output limit; else the
-model's output limit; else ``governance.default_max_output_tokens``) at the output price,
-times ``n``. When the pipeline may pick the model (routing), the most expensive candidate
-counts; when a cascade may climb, every tier is paid for. Embeddings: input tokens only.
+The rule (also in ``docs/keys-and-budgets.md``): the reservation is the sum of the worst
+cost of every call the configured pipeline may make for the request.
 
-Prompts are counted exactly for OpenAI tokenizers; other families are counted with
-o200k and padded by 25%. Images and audio are not counted (their price depends on
-resolution), and overhead calls (a cascade's judge, a cache verifier) are not included:
-those are the cases where the settled cost may exceed the reservation.
+* **The answer.** One call: the prompt's tokens at the dearest input price plus the
+  longest possible answer (``max_completion_tokens``/``max_tokens``, capped by the
+  model's output limit; else the model's output limit; else
+  ``governance.default_max_output_tokens``) at the dearest output price, times ``n``;
+  the dearer of the model and its fallbacks (failed tries have no usage, so cost
+  nothing). When routing may pick the model, the dearest candidate. When a cascade may
+  climb, every tier is paid for, plus one judge call per checked tier
+  (:mod:`thrifty.admission.side_calls`).
+* **Side calls** before the answer: the semantic cache's verifier and abstractive
+  summaries (:mod:`thrifty.admission.side_calls`).
+* **Gateway window** (``x-thrifty-batch: window``): the request may pay a share of a
+  packed call and then be asked alone. A share is at most the whole packed call, so it
+  reserves the whole packed call (``max_batch_size`` questions of
+  ``max_question_tokens``, their answer budgets, through the same answer rule) plus the
+  answer as above.
+* **Provider batch lines** (:func:`batch_line_cost`): one call at batch prices.
+
+Prompts are counted exactly for OpenAI tokenizers (with the requested model's); other
+families with o200k, padded by 25%. Images and audio are not counted (their price depends
+on resolution): those requests may settle above their reservation.
 """
 
 from __future__ import annotations
@@ -20,13 +33,14 @@ from typing import Any
 
 import orjson
 
+from thrifty.admission.prices import answer_tokens, call_cost
+from thrifty.admission.side_calls import judge_cost, summary_cost, verify_cost
 from thrifty.config.schema import ThriftyConfig
-from thrifty.errors import InvalidRequest
 from thrifty.pipeline.context import CHAT, Context
 from thrifty.registry import ModelRegistry, ResolvedModel
 from thrifty.tokens import count_messages, count_text
 
-__all__ = ["Estimate", "candidate_models", "estimate"]
+__all__ = ["Estimate", "batch_line_cost", "candidate_models", "estimate", "prompt_tokens"]
 
 _APPROXIMATE_PAD = 1.25
 
@@ -51,30 +65,34 @@ def _cascades(ctx: Context, config: ThriftyConfig) -> bool:
     return config.cascade.enabled and ctx.endpoint == CHAT and applies and not off
 
 
+def _answer_models(ctx: Context, config: ThriftyConfig, registry: ModelRegistry) -> set[str]:
+    """The models routing may send the request to (the model itself without routing)."""
+    if not _routes(ctx, config):
+        return {ctx.model}
+    control = ctx.controls.get("route")
+    if control:
+        return {control}
+    routing = config.routing
+    models = set(routing.candidates) or {
+        n
+        for n in registry.names
+        if (p := registry.get(n).price) is None or p.mode in (None, "chat")
+    }
+    return models | {m for names in routing.tasks.values() for m in names}
+
+
 def candidate_models(ctx: Context, config: ThriftyConfig, registry: ModelRegistry) -> set[str]:
     """Every model the pipeline of ``config`` may call as this request's answer."""
-    models = {ctx.model}
-    if _routes(ctx, config):
-        control = ctx.controls.get("route")
-        if control:
-            models = {control}
-        else:
-            routing = config.routing
-            models = set(routing.candidates) or {
-                n
-                for n in registry.names
-                if (p := registry.get(n).price) is None or p.mode in (None, "chat")
-            }
-            models |= {m for names in routing.tasks.values() for m in names}
+    models = _answer_models(ctx, config, registry)
     if _cascades(ctx, config):
         models |= {tier.model for tier in config.cascade.tiers}
     return models
 
 
-def _prompt_tokens(ctx: Context, model: ResolvedModel) -> tuple[int, bool]:
+def prompt_tokens(body: dict[str, Any], endpoint: str, model: ResolvedModel) -> int:
+    """The request's prompt tokens, padded by 25% when the count is approximate."""
     name = model.deployments[0].upstream_model
-    body = ctx.body
-    if ctx.endpoint != CHAT:
+    if endpoint != CHAT:
         value = body.get("input")
         items = [value] if isinstance(value, str) else list(value or ())
         tokens, approximate = 0, False
@@ -85,55 +103,106 @@ def _prompt_tokens(ctx: Context, model: ResolvedModel) -> tuple[int, bool]:
                 approximate = approximate or counted.approximate
             elif isinstance(item, list):  # already token ids
                 tokens += len(item)
-        return tokens, approximate
-    counted = count_messages(body.get("messages") or [], name)
-    tokens, approximate = counted.tokens, counted.approximate
-    for extra in ("tools", "functions", "response_format"):
-        if body.get(extra):
-            tokens += count_text(orjson.dumps(body[extra]).decode(), name).tokens
-    return tokens, approximate
+    else:
+        counted = count_messages(body.get("messages") or [], name)
+        tokens, approximate = counted.tokens, counted.approximate
+        for extra in ("tools", "functions", "response_format"):
+            if body.get(extra):
+                tokens += count_text(orjson.dumps(body[extra]).decode(), name).tokens
+    return math.ceil(tokens * _APPROXIMATE_PAD) if approximate else tokens
 
 
-def _answer_tokens(body: dict[str, Any], model: ResolvedModel, default: int) -> int:
-    asked = body.get("max_completion_tokens") or body.get("max_tokens")
-    limit = model.max_output_tokens
-    if isinstance(asked, int) and asked > 0:
-        return min(asked, limit) if limit else asked
-    return limit or default
-
-
-def _cost(ctx: Context, model: ResolvedModel, prompt_tokens: int, default_output: int) -> float:
-    price = model.price
-    if price is None:
-        raise InvalidRequest(
-            f"model {model.name!r} has no known price, and a budget applies to this key: "
-            "set models.<name>.price in the gateway's config",
-            param="model",
-            code="model_unpriced",
+def _answer_cost(
+    ctx: Context,
+    config: ThriftyConfig,
+    registry: ModelRegistry,
+    tokens: int,
+    body: dict[str, Any],
+) -> float:
+    """The answer: the dearest single model, or a whole cascade climb with its judges."""
+    default = config.governance.default_max_output_tokens
+    if ctx.endpoint != CHAT:
+        return max(
+            call_cost(registry, m, tokens, {"max_tokens": 0}, default, choices=0)
+            for m in _answer_models(ctx, config, registry)
         )
-    input_price = max(price.input_per_token, price.cache_write_per_token or 0.0)
-    cost = prompt_tokens * input_price
-    if ctx.endpoint == CHAT:
-        n = ctx.body.get("n")
-        choices = n if isinstance(n, int) and n > 0 else 1
-        output_price = max(price.output_per_token, price.reasoning_per_token or 0.0)
-        cost += choices * _answer_tokens(ctx.body, model, default_output) * output_price
-    return cost
+    n = body.get("n")
+    choices = n if isinstance(n, int) and n > 0 else 1
+    costs = {
+        m: call_cost(registry, m, tokens, body, default, choices=choices)
+        for m in candidate_models(ctx, config, registry)
+    }
+    worst = max(costs.values())
+    if _cascades(ctx, config):
+        tiers = config.cascade.tiers
+        climb = sum(costs[t.model] for t in tiers)
+        judge = config.cascade.judge_model
+        if judge:
+            for tier in tiers[:-1]:
+                answer = answer_tokens(body, registry.get(tier.model), default)
+                climb += judge_cost(registry, judge, tokens, answer, default)
+        worst = max(worst, climb)
+    return worst
+
+
+def _window_cost(
+    ctx: Context, config: ThriftyConfig, registry: ModelRegistry, body: dict[str, Any]
+) -> float:
+    """The whole packed call this request may share (0 when it cannot be windowed)."""
+    batching = config.batching
+    if not (batching.enabled and batching.window.enabled) or ctx.endpoint != CHAT:
+        return 0.0
+    control = ctx.controls.get("batch")
+    if not (control == "window" or (control is None and batching.window.default)):
+        return 0.0
+    if ctx.stream or body.get("n") not in (None, 1):
+        return 0.0
+    from thrifty.batching.packing import INSTRUCTIONS, LABEL_TOKENS
+
+    packing = batching.packing
+    size = packing.max_batch_size
+    messages = body.get("messages") or []
+    prefix = [m for m in messages[:-1] if m.get("role") in ("system", "developer")]
+    worst_model = max(
+        _answer_models(ctx, config, registry),
+        key=lambda m: count_messages(prefix, registry.get(m).deployments[0].upstream_model).tokens,
+    )
+    upstream = registry.get(worst_model).deployments[0].upstream_model
+    instructions = INSTRUCTIONS.format(n=size, example=f"[{size}|ffff]")
+    fixed = count_messages([*prefix, {"role": "user", "content": instructions}], upstream).tokens
+    packed = fixed + size * (packing.max_question_tokens + LABEL_TOKENS + 2)
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    budget = asked if isinstance(asked, int) and asked > 0 else packing.answer_tokens
+    packed_body = {**body, "max_tokens": size * (budget + LABEL_TOKENS), "n": 1}
+    packed_body.pop("max_completion_tokens", None)
+    return _answer_cost(ctx, config, registry, packed, packed_body)
 
 
 def estimate(
     ctx: Context, config: ThriftyConfig, registry: ModelRegistry, *, priced: bool
 ) -> Estimate:
     """Prompt tokens, and (when ``priced``) the worst-case cost of ``ctx`` under ``config``."""
-    models = [registry.get(name) for name in sorted(candidate_models(ctx, config, registry))]
-    tokens, approximate = _prompt_tokens(ctx, registry.get(ctx.model))
-    if approximate:
-        tokens = math.ceil(tokens * _APPROXIMATE_PAD)
+    tokens = prompt_tokens(ctx.body, ctx.endpoint, registry.get(ctx.model))
     if not priced:
         return Estimate(tokens, 0.0)
-    default_output = config.governance.default_max_output_tokens
-    costs = {m.name: _cost(ctx, m, tokens, default_output) for m in models}
-    worst = max(costs.values())
-    if _cascades(ctx, config):
-        worst = max(worst, sum(costs[t.model] for t in config.cascade.tiers))
-    return Estimate(tokens, worst)
+    body = ctx.body
+    cost = _answer_cost(ctx, config, registry, tokens, body)
+    if ctx.endpoint == CHAT:
+        default = config.governance.default_max_output_tokens
+        cost += verify_cost(registry, config, body, default)
+        if ctx.controls.get("compress", "").strip().lower() != "off":
+            cost += summary_cost(registry, config, body, ctx.model, default)
+        cost += _window_cost(ctx, config, registry, body)
+    return Estimate(tokens, cost)
+
+
+def batch_line_cost(
+    body: dict[str, Any], model: ResolvedModel, registry: ModelRegistry, default_output: int
+) -> Estimate:
+    """One provider batch line (a chat request sent as is): one call at batch prices."""
+    tokens = prompt_tokens(body, CHAT, model)
+    n = body.get("n")
+    choices = n if isinstance(n, int) and n > 0 else 1
+    cost = call_cost(registry, model.name, tokens, body, default_output, choices=choices,
+                     batch=True)  # fmt: skip
+    return Estimate(tokens, cost)

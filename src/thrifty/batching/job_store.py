@@ -25,6 +25,10 @@ _SCHEMA = (
         input_file_id TEXT NOT NULL, created_at INTEGER, booked INTEGER NOT NULL DEFAULT 0,
         last TEXT)""",
     "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
+    # admission: each file's line estimates, each job's budget hold (admission/jobs.py)
+    "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS holds (
+        batch_id TEXT PRIMARY KEY, hold TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
 )
 
 
@@ -120,3 +124,25 @@ class JobStore:
         for row in rows:
             row["last"] = json.loads(row["last"] or "{}")
         return rows
+
+    def add_lines(self, file_id: str, lines: dict[str, list[Any]]) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO file_lines VALUES (?, ?)",
+                       (file_id, json.dumps(lines)))  # fmt: skip
+
+    def lines(self, file_id: str) -> dict[str, list[Any]] | None:
+        row = self._one("SELECT lines FROM file_lines WHERE file_id = ?", (file_id,))
+        return json.loads(row["lines"]) if row is not None else None
+
+    def add_hold(self, batch_id: str, hold: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO holds VALUES (?, ?, 0)", (batch_id, json.dumps(hold)))
+
+    def claim_hold(self, batch_id: str) -> dict[str, Any] | None:
+        """The job's hold, to the one caller that settles it (None: none, or claimed)."""
+        with self._connect() as db:
+            row = db.execute(
+                "UPDATE holds SET settled = 1 WHERE batch_id = ? AND settled = 0 RETURNING hold",
+                (batch_id,),
+            ).fetchone()
+        return json.loads(row["hold"]) if row is not None else None
