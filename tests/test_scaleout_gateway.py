@@ -231,7 +231,9 @@ def test_two_replicas_never_overspend_one_redis_budget(
 
     cost = request_cost()
     limit = 50.5 * cost
-    config = budget_config(upstream.url, redis_server.url, redis_prefix, limit)
+    # a generous command timeout: 200 requests at once on a loaded 2-core machine can keep
+    # Redis waiting longer than the 0.25 s default, which would (rightly) fail closed
+    config = budget_config(upstream.url, redis_server.url, redis_prefix, limit, timeout_s=5)
     replicas = [start_gateway(config), start_gateway(config)]
 
     async def one(client: openai.AsyncOpenAI) -> str:
