@@ -6,7 +6,11 @@ them) over 30 days, 50 keys, 7 teams, with cascades, cache misses and attempts, 
 times one dashboard load per range (CPU of this process and wall time; SQLite runs in
 this process, so CPU is the work done, wall adds what other load on the machine costs).
 
-    python -m bench.dashboard_queries [--rows 200000]
+With ``--postgres`` the same rows also go into a PostgreSQL ledger (a server started here,
+as the tests do) and each load is timed there too, in the same run; PostgreSQL does its
+work in its own processes, so compare wall times.
+
+    python -m bench.dashboard_queries [--rows 200000] [--postgres]
 """
 
 from __future__ import annotations
@@ -23,16 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from bench.metrics_overhead import sample_records
+from thrifty.dashboard.ledger_sql import ledger_sql
 from thrifty.dashboard.queries import RANGES, load_dashboard
 from thrifty.ledger.reports import build_report
+from thrifty.ledger.stores.base import LedgerStore
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 RESULTS = Path(__file__).parent / "results"
 SPAN = 30 * 86_400
 
 
-def build_ledger(path: Path, rows: int, now: float) -> SqliteLedgerStore:
-    store = SqliteLedgerStore(path)
+def build_ledger(store: LedgerStore, rows: int, now: float) -> LedgerStore:
     records = sample_records(rows)
     for i, record in enumerate(records):
         record.ts = now - SPAN + i * SPAN / rows
@@ -55,18 +60,29 @@ def timed(fn: Callable[[], Any], repeats: int = 3) -> dict[str, float]:
     return {"cpu_s": round(statistics.median(cpu), 3), "wall_s": round(statistics.median(wall), 3)}
 
 
-def run(rows: int) -> dict[str, Any]:
+def run(rows: int, postgres: bool = False) -> dict[str, Any]:
     now = time.time()
-    store = build_ledger(Path(tempfile.mkdtemp(prefix="thrifty-bench-dash-")) / "l.db", rows, now)
+    path = Path(tempfile.mkdtemp(prefix="thrifty-bench-dash-")) / "l.db"
+    store = build_ledger(SqliteLedgerStore(path), rows, now)
+    server, pg = None, None
+    if postgres:
+        from tests.shared_servers import PostgresServer, pg_bin
+
+        from thrifty.ledger.stores.postgres import PostgresLedgerStore
+
+        server = PostgresServer(Path(str(pg_bin("initdb"))).parent).start()
+        pg = build_ledger(PostgresLedgerStore(server.new_database()), rows, now)
     out: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": rows,
         "ranges": {},
     }
+    sql = ledger_sql(store)
+    pg_sql = ledger_sql(pg) if pg is not None else None
     try:
         for name, span in RANGES.items():
             since = None if span.seconds is None else now - span.seconds
-            dashboard = timed(lambda n=name: load_dashboard(store, store.path, n, now=now))
+            dashboard = timed(lambda n=name: load_dashboard(store, sql, n, now=now))
             report = timed(lambda s=since: build_report(store, s, by="model"))
             in_range = len(store.query_requests(since)) if name != "all" else rows
             out["ranges"][name] = {
@@ -75,8 +91,18 @@ def run(rows: int) -> dict[str, Any]:
                 "report_by_model": report,
                 "cpu_ratio": round(dashboard["cpu_s"] / max(report["cpu_s"], 1e-6), 2),
             }
+            if pg is not None:
+                on_pg = timed(lambda n=name: load_dashboard(pg, pg_sql, n, now=now))
+                out["ranges"][name]["dashboard_postgres"] = on_pg
+                out["ranges"][name]["postgres_wall_ratio"] = round(
+                    on_pg["wall_s"] / max(dashboard["wall_s"], 1e-6), 2
+                )
     finally:
         store.close()
+        if pg is not None:
+            pg.close()
+        if server is not None:
+            server.stop()
     return out
 
 
@@ -99,6 +125,20 @@ def write_report(result: dict[str, Any]) -> Path:
             f"{r['dashboard']['wall_s']} s | {r['report_by_model']['cpu_s']} s | {r['cpu_ratio']} |"
         )
     lines.append("")
+    if any("dashboard_postgres" in r for r in result["ranges"].values()):
+        lines += [
+            "The same rows in a PostgreSQL ledger (server on this machine, same run): one "
+            "dashboard load's wall time, against the SQLite one above.",
+            "",
+            "| range | SQLite wall | PostgreSQL wall | PostgreSQL / SQLite |",
+            "|---|---|---|---|",
+        ]
+        for name, r in result["ranges"].items():
+            lines.append(
+                f"| {name} | {r['dashboard']['wall_s']} s | {r['dashboard_postgres']['wall_s']} s"
+                f" | {r['postgres_wall_ratio']} |"
+            )
+        lines.append("")
     stem.with_suffix(".md").write_text("\n".join(lines))
     return stem.with_suffix(".md")
 
@@ -106,8 +146,9 @@ def write_report(result: dict[str, Any]) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--postgres", action="store_true", help="also time a PostgreSQL ledger")
     args = parser.parse_args()
-    report = write_report(run(args.rows))
+    report = write_report(run(args.rows, args.postgres))
     sys.stdout.write(report.read_text())
     return 0
 

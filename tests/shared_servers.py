@@ -120,7 +120,15 @@ class PostgresServer:
 
     def restart(self) -> None:
         """Stop (dropping every connection) and start again on the same port and data."""
+        self.halt()
+        self.resume()
+
+    def halt(self) -> None:
+        """Stop the server, dropping every connection; data and port are kept."""
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start again after :meth:`halt`."""
         self._start()  # (``pg_ctl restart`` would log to our pipe and never let it close)
 
     def dsn(self, database: str = "postgres") -> str:
@@ -172,6 +180,18 @@ def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
+    pytest.importorskip("psycopg", reason="pip install 'thrifty[postgres]'")
+    initdb = pg_bin("initdb")
+    if initdb is None:
+        _missing("PostgreSQL (initdb)")
+    server = PostgresServer(Path(str(initdb)).parent).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of the test's own, for tests that stop it (``halt``/``resume``)."""
     pytest.importorskip("psycopg", reason="pip install 'thrifty[postgres]'")
     initdb = pg_bin("initdb")
     if initdb is None:

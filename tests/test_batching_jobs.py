@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import http.client as http_client
 import json
 import urllib.request
@@ -299,3 +300,30 @@ def test_polls_racing_on_a_finished_job_book_it_once(
     counted = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                   if line.startswith("thrifty_requests_total{"))  # fmt: skip
     assert counted == 3
+
+
+def test_a_job_store_locked_past_its_busy_timeout_answers_503(
+    upstream: ServerThread, tmp_path: Path
+) -> None:
+    """Still locked after SQLite's busy timeout: a retryable 503, not a 500 traceback."""
+    import sqlite3
+
+    from thrifty.batching.job_store import JobStore
+    from thrifty.batching.jobs import BatchJobs
+    from thrifty.config.loader import parse_config
+    from thrifty.errors import StoreUnavailable
+    from thrifty.registry import ModelRegistry
+
+    config = parse_config(jobs_config(upstream.url, tmp_path))
+    store = JobStore(tmp_path / "jobs.db", busy_timeout_s=0.1)
+    jobs = BatchJobs(config, ModelRegistry.from_config(config), ledger=None, store=store)  # type: ignore[arg-type]
+    holder = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreUnavailable) as info:
+            asyncio.run(jobs.list(None, 20, None))
+        assert info.value.status == 503 and info.value.code == "store_unavailable"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert asyncio.run(jobs.list(None, 20, None))["data"] == []

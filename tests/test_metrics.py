@@ -128,6 +128,33 @@ def test_model_labels_stay_bounded() -> None:
     assert len(labels) == MAX_EXTRA_MODELS + 2
 
 
+def test_one_bad_record_does_not_drop_the_rest_of_a_batch() -> None:
+    """The writer hands the recorder whole batches; a record it cannot count is skipped
+    on its own and the others in the same batch are still counted."""
+    recorder = MetricsRecorder(known_models=["gpt-4o"])
+
+    def record(i: int, **extra: Any) -> RequestRecord:
+        return RequestRecord(request_id=f"r{i}", ts=0.0, endpoint="chat.completions",
+                             requested_model="gpt-4o", status="ok", http_status=200,
+                             **extra)  # fmt: skip
+
+    bad = record(1, savings={"cache": "not a number"})  # a technique that booked a string
+    recorder.observe([record(0), bad, record(2), record(3)])
+    counted = sum(
+        s.value
+        for family in recorder.registry.collect()
+        if family.name == "thrifty_requests"
+        for s in family.samples
+        if s.name == "thrifty_requests_total"
+    )
+    assert counted == 4  # the bad record's request counter ran before its savings failed
+    savings = [
+        s for family in recorder.registry.collect() if family.name == "thrifty_savings_usd"
+        for s in family.samples
+    ]  # fmt: skip
+    assert savings == []
+
+
 def test_two_worker_processes_are_summed(tmp_path: Path, upstream: ServerThread) -> None:
     """``thrifty serve --workers 2``: any worker's /metrics counts every worker's requests."""
     port = free_port()

@@ -6,6 +6,7 @@ its own port; they share nothing but the two servers, like replicas behind a bal
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -235,3 +236,90 @@ def test_a_hung_redis_does_not_stall_the_event_loop(
             own_redis.process.send_signal(signal.SIGCONT)
         stuck.join(timeout=30)
         assert not stuck.is_alive()
+
+
+def budget_config(upstream: str, redis_url: str, prefix: str, limit: float, **redis: Any) -> dict:
+    """Budgets and rate-limit counters in Redis; a month budget on the gateway key."""
+    config = base_config(upstream)
+    config["redis"] = {"url": redis_url, "prefix": prefix, **redis}
+    config["governance"] = {
+        "store": "redis",
+        "budgets": [{"scope": f"key:{key_id(GATEWAY_KEY)}", "limit_usd": limit}],
+    }
+    return config
+
+
+def test_two_replicas_never_overspend_one_redis_budget(
+    upstream: ServerThread,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    redis_server: Any,
+    redis_prefix: str,
+) -> None:
+    """200 concurrent requests split across two replicas against a budget that admits 50."""
+    from tests.test_budgets_gateway import ANSWER_TOKENS, request_cost
+    from tests.test_keys import MESSAGES
+
+    cost = request_cost()
+    limit = 50.5 * cost
+    # a generous command timeout: 200 requests at once on a loaded 2-core machine can keep
+    # Redis waiting longer than the 0.25 s default, which would (rightly) fail closed
+    config = budget_config(upstream.url, redis_server.url, redis_prefix, limit, timeout_s=5)
+    replicas = [start_gateway(config), start_gateway(config)]
+
+    async def one(client: openai.AsyncOpenAI) -> str:
+        try:
+            await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, max_tokens=ANSWER_TOKENS
+            )
+        except openai.RateLimitError as exc:
+            assert exc.code == "budget_exceeded", exc
+            return "refused"
+        return "ok"
+
+    async def burst() -> list[str]:
+        clients = [
+            openai.AsyncOpenAI(
+                base_url=r.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=60
+            )
+            for r in replicas
+        ]
+        try:
+            return await asyncio.gather(*(one(clients[i % 2]) for i in range(200)))
+        finally:
+            for client in clients:
+                await client.close()
+
+    outcomes = asyncio.run(burst())
+    assert outcomes.count("ok") == 50 and outcomes.count("refused") == 150
+    rows = [row for replica in replicas for row in replica.requests() if row["status"] == "ok"]
+    spent = sum(row["cost"] for row in rows)
+    assert len(rows) == 50 and spent <= limit
+
+
+def test_budgets_fail_closed_when_redis_is_down(
+    upstream: ServerThread,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    own_redis: Any,
+    redis_prefix: str,
+) -> None:
+    """``redis.budgets_on_error: closed`` refuses with a 503 naming the store, not a 500."""
+    config = budget_config(
+        upstream.url, own_redis.url, redis_prefix, 1.0, timeout_s=0.3, retry_after_s=0.1
+    )
+    gateway = start_gateway(config)
+    with sdk(gateway) as client:
+        assert ask(client).status_code == 200
+        own_redis.stop()
+        with pytest.raises(openai.InternalServerError) as info:
+            ask(client, user("Asked while Redis is down."))
+        assert info.value.status_code == 503
+        assert info.value.code == "store_unavailable"
+        own_redis.start()
+        for _ in range(100):  # the breaker lets Redis back in after retry_after_s
+            try:
+                assert ask(client, user("Asked after the restart.")).status_code == 200
+                break
+            except openai.InternalServerError:
+                threading.Event().wait(0.05)
+        else:
+            raise AssertionError("budgets never recovered after Redis came back")

@@ -25,12 +25,17 @@ _SCHEMA = (
         input_file_id TEXT NOT NULL, created_at INTEGER, booked INTEGER NOT NULL DEFAULT 0,
         last TEXT)""",
     "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
+    # admission: each file's line estimates, each job's budget hold (admission/jobs.py)
+    "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS holds (
+        batch_id TEXT PRIMARY KEY, hold TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
 )
 
 
 class JobStore:
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             for statement in _SCHEMA:
@@ -39,7 +44,7 @@ class JobStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection for one operation: committed, then closed."""
-        with closing(sqlite3.connect(self.path, timeout=10)) as db:
+        with closing(sqlite3.connect(self.path, timeout=self.busy_timeout_s)) as db:
             db.row_factory = sqlite3.Row
             with db:
                 yield db
@@ -120,3 +125,25 @@ class JobStore:
         for row in rows:
             row["last"] = json.loads(row["last"] or "{}")
         return rows
+
+    def add_lines(self, file_id: str, lines: dict[str, list[Any]]) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO file_lines VALUES (?, ?)",
+                       (file_id, json.dumps(lines)))  # fmt: skip
+
+    def lines(self, file_id: str) -> dict[str, list[Any]] | None:
+        row = self._one("SELECT lines FROM file_lines WHERE file_id = ?", (file_id,))
+        return json.loads(row["lines"]) if row is not None else None
+
+    def add_hold(self, batch_id: str, hold: dict[str, Any]) -> None:
+        with self._connect() as db:
+            db.execute("INSERT INTO holds VALUES (?, ?, 0)", (batch_id, json.dumps(hold)))
+
+    def claim_hold(self, batch_id: str) -> dict[str, Any] | None:
+        """The job's hold, to the one caller that settles it (None: none, or claimed)."""
+        with self._connect() as db:
+            row = db.execute(
+                "UPDATE holds SET settled = 1 WHERE batch_id = ? AND settled = 0 RETURNING hold",
+                (batch_id,),
+            ).fetchone()
+        return json.loads(row["hold"]) if row is not None else None

@@ -6,7 +6,9 @@ the provider's before upload (one provider per file, as providers require). When
 is first seen completed, every result line becomes a ledger row priced at the model's
 batch rates (``pricing.cost(..., batch=True)``), its baseline the same tokens at the
 normal price; ``request_id`` is derived from the job and ``custom_id``, so booking twice
-writes nothing twice.
+writes nothing twice. With an :class:`~thrifty.admission.jobs.JobAdmission`, a job is
+admitted whole at create (allowed models, rate limits, its worst case reserved against
+the caller's budgets) and the reservation is settled when its results are booked.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import orjson
 
+from thrifty.admission.jobs import JobAdmission, estimate_lines, window_s
 from thrifty.batching.job_store import JobStore
 from thrifty.batching.provider_api import ProviderBatchAPI
 from thrifty.config.schema import ThriftyConfig
-from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable, ThriftyError
+from thrifty.keys.identity import Caller
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT
@@ -57,27 +62,40 @@ class BatchJobs:
         registry: ModelRegistry,
         ledger: LedgerSink,
         store: JobStore | None = None,
+        admission: JobAdmission | None = None,
     ) -> None:
         self._config = config
         self._registry = registry
         self._ledger = ledger
         self.store = store or JobStore(config.batching.jobs.path)
+        self._admission = admission
         self._booking = asyncio.Lock()
 
     async def _db(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A job-store call in a worker thread: SQLite may wait up to its busy timeout
         for the CLI's write, and the event loop must not wait with it."""
-        return await asyncio.to_thread(call, *args, **kwargs)
+        try:
+            return await asyncio.to_thread(call, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            # still locked after the busy timeout (a long CLI write): the caller may retry
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning("batch job store busy", extra={"error": str(exc)})
+            raise StoreUnavailable(
+                "the batch job store is locked by another process; retry shortly"
+            ) from None
 
     def _api(self, provider: str) -> ProviderBatchAPI:
         return ProviderBatchAPI(provider, self._config.providers[provider])
 
     # ------------------------------------------------------------------ files
 
-    def _check_lines(self, content: bytes) -> tuple[str, bytes, dict[str, str]]:
-        """(provider, content with upstream model names, custom_id -> public model)."""
+    def _check_lines(
+        self, content: bytes
+    ) -> tuple[str, bytes, dict[str, tuple[str, dict[str, Any]]]]:
+        """(provider, content with upstream model names, custom_id -> (public model, body))."""
         providers: set[str] = set()
-        models: dict[str, str] = {}
+        models: dict[str, tuple[str, dict[str, Any]]] = {}
         out = []
         for number, raw in enumerate(content.splitlines(), 1):
             if not raw.strip():
@@ -102,7 +120,7 @@ class BatchJobs:
             except ThriftyError:
                 raise InvalidRequest(f"{where}: unknown model {name!r}", param="file") from None
             providers.add(deployment.provider)
-            models[custom_id] = name
+            models[custom_id] = (name, line["body"])
             body = {**line["body"], "model": deployment.upstream_model}
             out.append(orjson.dumps({**line, "method": "POST", "body": body}))
         if not models:
@@ -115,19 +133,31 @@ class BatchJobs:
         return providers.pop(), b"\n".join(out) + b"\n", models
 
     async def upload(
-        self, key_id: str | None, filename: str, purpose: str, content: bytes
+        self,
+        key_id: str | None,
+        filename: str,
+        purpose: str,
+        content: bytes,
+        caller: Caller | None = None,
     ) -> dict[str, Any]:
         if purpose != "batch":
             raise InvalidRequest("only purpose 'batch' is supported", param="purpose")
         limit = self._config.batching.jobs.max_file_bytes
         if len(content) > limit:
             raise PayloadTooLarge(f"the file is larger than the limit of {limit} bytes")
-        provider, rewritten, models = self._check_lines(content)
+        provider, rewritten, lines = self._check_lines(content)
+        models = {custom_id: name for custom_id, (name, _) in lines.items()}
+        if self._admission is not None and caller is not None:
+            self._admission.check_models(caller, models)
         upstream = await self._api(provider).upload(filename, rewritten, purpose)
         file_id = "file-thr" + secrets.token_hex(10)
         await self._db(self.store.add_file, file_id, key_id=key_id, provider=provider,
                             upstream_id=str(upstream["id"]), filename=filename, purpose=purpose,
                             size=len(content), models=models)  # fmt: skip
+        if self._admission is not None:
+            default = self._config.governance.default_max_output_tokens
+            await self._db(self.store.add_lines, file_id,
+                           estimate_lines(lines, self._registry, default))  # fmt: skip
         return await self.file(key_id, file_id)
 
     def _owned(self, row: dict[str, Any] | None, key_id: str | None, what: str, id_: str) -> Any:
@@ -148,7 +178,9 @@ class BatchJobs:
 
     # ------------------------------------------------------------------ batches
 
-    async def create(self, key_id: str | None, body: Any) -> dict[str, Any]:
+    async def create(
+        self, key_id: str | None, body: Any, caller: Caller | None = None
+    ) -> dict[str, Any]:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
         file_id = body.get("input_file_id")
@@ -162,33 +194,57 @@ class BatchJobs:
                    "completion_window": window}  # fmt: skip
         if body.get("metadata") is not None:
             request["metadata"] = body["metadata"]
-        upstream = await self._api(source["provider"]).post("batches", request)
+        held = None
+        if self._admission is not None and caller is not None:
+            lines = await self._db(self.store.lines, file_id)
+            if lines is None:
+                raise InvalidRequest(
+                    f"file {file_id!r} was uploaded before budgets applied to batch jobs: "
+                    "upload it again",
+                    param="input_file_id",
+                )
+            ttl = window_s(window) + self._config.governance.reservation_ttl_s
+            held = await self._admission.hold(caller, lines, ttl)
+        try:
+            upstream = await self._api(source["provider"]).post("batches", request)
+        except BaseException:
+            if held is not None:
+                assert self._admission is not None
+                await self._admission.release(held)
+            raise
         batch_id = "batch_thr" + secrets.token_hex(10)
         await self._db(self.store.add_batch, batch_id, key_id=key_id, provider=source["provider"],
                              upstream_id=str(upstream["id"]), input_file_id=file_id,
                              last=upstream)  # fmt: skip
+        if held is not None:
+            await self._db(self.store.add_hold, batch_id, held)
         return await self._render(await self._db(self.store.batch, batch_id) or {}, upstream)
 
     async def retrieve(self, key_id: str | None, batch_id: str) -> dict[str, Any]:
         row = self._owned(await self._db(self.store.batch, batch_id), key_id, "batch", batch_id)
         api = self._api(row["provider"])
         upstream = await api.get(f"batches/{row['upstream_id']}")
-        booked = bool(row["booked"])
-        if upstream.get("status") in _DONE and not booked:
-            async with self._booking:  # polls racing on a finished job book it once
-                latest = await self._db(self.store.batch, batch_id)
-                if not (latest and latest["booked"]):
-                    await self._book(row, upstream, api)
-                booked = True
-                await self._db(self.store.update_batch, batch_id, upstream, booked=True)
-        else:
-            await self._db(self.store.update_batch, batch_id, upstream, booked=booked)
-        return await self._render(row, upstream)
+        return await self._observe(row, upstream, api)
 
     async def cancel(self, key_id: str | None, batch_id: str) -> dict[str, Any]:
         row = self._owned(await self._db(self.store.batch, batch_id), key_id, "batch", batch_id)
-        upstream = await self._api(row["provider"]).post(f"batches/{row['upstream_id']}/cancel")
-        await self._db(self.store.update_batch, batch_id, upstream, booked=False)
+        api = self._api(row["provider"])
+        upstream = await api.post(f"batches/{row['upstream_id']}/cancel")
+        return await self._observe(row, upstream, api)
+
+    async def _observe(
+        self, row: dict[str, Any], upstream: dict[str, Any], api: ProviderBatchAPI
+    ) -> dict[str, Any]:
+        """Book a job the first time it is seen finished; remember its last state."""
+        booked = bool(row["booked"])
+        if upstream.get("status") in _DONE and not booked:
+            async with self._booking:  # polls racing on a finished job book it once
+                latest = await self._db(self.store.batch, row["id"])
+                if not (latest and latest["booked"]):
+                    await self._book(row, upstream, api)
+                await self._db(self.store.update_batch, row["id"], upstream, booked=True)
+        else:
+            await self._db(self.store.update_batch, row["id"], upstream, booked=booked)
         return await self._render(row, upstream)
 
     async def list(self, key_id: str | None, limit: int, after: str | None) -> dict[str, Any]:
@@ -224,8 +280,11 @@ class BatchJobs:
     # ------------------------------------------------------------------ ledger
 
     async def _book(self, row: dict[str, Any], upstream: dict[str, Any], api: Any) -> None:
-        """One ledger row per result line (errors included), at batch prices."""
+        """One ledger row per result line (errors included), at batch prices; then the
+        job's budget hold is settled to their sum (what a failed, expired or cancelled job
+        did not spend is released)."""
         models = (await self._db(self.store.file, row["input_file_id"]) or {"models": {}})["models"]
+        spent, tokens = 0.0, 0
         for field in ("output_file_id", "error_file_id"):
             if not upstream.get(field):
                 continue
@@ -241,7 +300,14 @@ class BatchJobs:
                     log.warning("batch result line is not a JSON object; not booked",
                                 extra={"batch_id": row["id"], "line": number})  # fmt: skip
                     continue
-                self._ledger.submit(self._record(row, line, models))
+                record = self._record(row, line, models)
+                spent += record.cost
+                tokens += record.usage.input_tokens + record.usage.output_tokens
+                self._ledger.submit(record)
+        if self._admission is not None and (
+            held := await self._db(self.store.claim_hold, row["id"])
+        ):
+            await self._admission.settle(held, spent, tokens)
 
     def _record(
         self, row: dict[str, Any], line: dict[str, Any], models: dict[str, str]

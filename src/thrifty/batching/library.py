@@ -3,6 +3,12 @@
 The questions go straight to the named model (no cache, routing or cascade: the caller
 chose the model and wants these answers together); each is still its own request in the
 ledger, with its share of the packed call (rule in :mod:`thrifty.batching.packer`).
+
+Admission applies per upstream call: the key must be allowed the model (checked once,
+for the whole list), and every packed call and every question asked alone is admitted
+on its own — one request against the rate limits, its worst case reserved against the
+budgets and settled to what that call cost. A packed call that does not fit is not
+made: its questions are then asked (and admitted) one by one.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ from thrifty.batching.packer import Packer
 from thrifty.client.convert import to_chat_completion, to_openai_exception
 from thrifty.client.core import make_context
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.keys.identity import Caller
 from thrifty.ledger.record import attempts_cost
 from thrifty.ledger.stage import LedgerStage
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.stage import CallNext
 from thrifty.runtime import Runtime
 
 __all__ = ["BatchAnswer", "batch_questions"]
@@ -74,19 +82,27 @@ async def batch_questions(
         raise to_openai_exception(InvalidRequest("batch() does not stream", param="stream"), CHAT)
     prefix = [{"role": "system", "content": system}] if system else []
     try:
+        caller = runtime.authenticate(api_key, enforce=False)
         contexts = [
             make_context(
                 runtime,
                 CHAT,
                 {**params, "model": model, "messages": [*prefix, {"role": "user", "content": q}]},
-                api_key,
+                caller,
             )
             for q in questions
         ]
     except ThriftyError as exc:
         raise to_openai_exception(exc, CHAT) from None
     packer = Packer(runtime.registry, runtime.config.batching.packing)
-    dispatch = DispatchStage(runtime.registry, runtime.providers, runtime.config.retries)
+    dispatch = _admitted(
+        runtime, caller, DispatchStage(runtime.registry, runtime.providers, runtime.config.retries)
+    )
+    if contexts:
+        try:
+            runtime.admission.check_model(contexts[0], caller, runtime.config)
+        except ThriftyError as exc:
+            raise to_openai_exception(exc, CHAT) from None
     items = [packer.item_of(ctx) for ctx in contexts]
     packable = [item for item in items if item is not None]
     results: dict[str, Reply | BaseException] = {}
@@ -105,7 +121,24 @@ async def batch_questions(
     ]
 
 
-async def _alone(ctx: Context, dispatch: DispatchStage) -> Reply | BaseException:
+def _admitted(runtime: Runtime, caller: Caller, dispatch: DispatchStage) -> CallNext:
+    """``dispatch`` behind admission; worst cases priced for a direct call (``batch()``
+    skips caches, compression, routing, the cascade and the window)."""
+    config = runtime.config
+    direct = config.model_copy(
+        update={
+            section: getattr(config, section).model_copy(update={"enabled": False})
+            for section in ("cache", "compression", "routing", "cascade", "batching")
+        }
+    )
+
+    async def call(ctx: Context, call_next: Any = None) -> Reply:
+        return await runtime.admission.admit(ctx, caller, direct, dispatch)
+
+    return call
+
+
+async def _alone(ctx: Context, dispatch: CallNext) -> Reply | BaseException:
     ctx.techniques["batch"] = {"mode": "alone"}
     try:
         return await dispatch(ctx)

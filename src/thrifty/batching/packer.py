@@ -303,6 +303,8 @@ def _packed_context(items: list[PackItem], labels: list[str], max_tokens: int) -
         baseline_model=first.model,
         auto=first.auto,
         key_id=first.key_id,
+        team=first.team,  # the budgets a library batch's packed call is admitted against
+        tags=dict(first.tags),
     )
 
 

@@ -2,7 +2,7 @@
 
 Mounted only when ``batching.enabled`` and ``batching.jobs.enabled``. Every handler
 authenticates the caller (the same keys as the model endpoints) and renders any error
-as OpenAI's ``{"error": ...}``.
+as OpenAI's ``{"error": ...}``. Jobs go through admission (``admission/jobs.py``).
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.admission.jobs import JobAdmission
 from thrifty.batching.jobs import BatchJobs
 from thrifty.batching.multipart import parse_form
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.keys.identity import Caller
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, error_response
 from thrifty.server.routes import caller_key
@@ -25,7 +27,7 @@ from thrifty.server.routes import caller_key
 #: Room for the multipart framing and the ``purpose`` field around the file itself.
 _FORM_OVERHEAD = 65_536
 
-Handler = Callable[[Request, str | None], Awaitable[Any]]
+Handler = Callable[[Request, Caller], Awaitable[Any]]
 
 
 class JobRoutes:
@@ -33,7 +35,8 @@ class JobRoutes:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger)
+        admission = JobAdmission(runtime.admission)
+        self.jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger, admission=admission)
         self._limit = runtime.config.batching.jobs.max_file_bytes
 
     def routes(self) -> list[Route]:
@@ -50,8 +53,8 @@ class JobRoutes:
     def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
-                key_id = self.runtime.authenticate(caller_key(request))
-                result = await handler(request, key_id)
+                caller = self.runtime.authenticate(caller_key(request))
+                result = await handler(request, caller)
             except ThriftyError as exc:
                 return error_response(exc)
             if isinstance(result, bytes):
@@ -88,7 +91,7 @@ class JobRoutes:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def upload(self, request: Request, key_id: str | None) -> Any:
+    async def upload(self, request: Request, caller: Caller) -> Any:
         body = await self._bounded_body(request)
         try:
             form = parse_form(request.headers.get("content-type", ""), body)
@@ -101,30 +104,30 @@ class JobRoutes:
         except UnicodeDecodeError:
             raise InvalidRequest("purpose is not valid UTF-8", param="purpose") from None
         upload = form["file"]
-        return await self.jobs.upload(key_id, upload.filename or "batch.jsonl", purpose,
-                                      upload.value)  # fmt: skip
+        return await self.jobs.upload(caller.key_id, upload.filename or "batch.jsonl", purpose,
+                                      upload.value, caller)  # fmt: skip
 
-    async def file(self, request: Request, key_id: str | None) -> Any:
-        return await self.jobs.file(key_id, request.path_params["file_id"])
+    async def file(self, request: Request, caller: Caller) -> Any:
+        return await self.jobs.file(caller.key_id, request.path_params["file_id"])
 
-    async def content(self, request: Request, key_id: str | None) -> Any:
-        return await self.jobs.file_content(key_id, request.path_params["file_id"])
+    async def content(self, request: Request, caller: Caller) -> Any:
+        return await self.jobs.file_content(caller.key_id, request.path_params["file_id"])
 
-    async def create(self, request: Request, key_id: str | None) -> Any:
-        return await self.jobs.create(key_id, await self._json_body(request))
+    async def create(self, request: Request, caller: Caller) -> Any:
+        return await self.jobs.create(caller.key_id, await self._json_body(request), caller)
 
-    async def retrieve(self, request: Request, key_id: str | None) -> Any:
-        return await self.jobs.retrieve(key_id, request.path_params["batch_id"])
+    async def retrieve(self, request: Request, caller: Caller) -> Any:
+        return await self.jobs.retrieve(caller.key_id, request.path_params["batch_id"])
 
-    async def cancel(self, request: Request, key_id: str | None) -> Any:
-        return await self.jobs.cancel(key_id, request.path_params["batch_id"])
+    async def cancel(self, request: Request, caller: Caller) -> Any:
+        return await self.jobs.cancel(caller.key_id, request.path_params["batch_id"])
 
-    async def list(self, request: Request, key_id: str | None) -> Any:
+    async def list(self, request: Request, caller: Caller) -> Any:
         raw = request.query_params.get("limit", "20")
         # isascii: str.isdigit() is also true for digits int() refuses, such as "²"
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise InvalidRequest("limit must be an integer from 1 to 100", param="limit")
-        return await self.jobs.list(key_id, int(raw), request.query_params.get("after"))
+        return await self.jobs.list(caller.key_id, int(raw), request.query_params.get("after"))
 
 
 def job_routes(runtime: Runtime) -> list[Route]:

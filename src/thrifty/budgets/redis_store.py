@@ -33,6 +33,7 @@ from thrifty.budgets.store import (
     RateDecision,
     Reservation,
 )
+from thrifty.errors import StoreUnavailable
 from thrifty.scaleout.redis_link import Breaker, RedisLink, redis_errors
 
 __all__ = ["RedisBudgetStore", "RedisRateLimitStore", "StoreUnavailable"]
@@ -45,10 +46,6 @@ KEEP_AFTER_WINDOW_S = 35 * 86_400
 #: How long ``settle`` remembers a reservation id (idempotence).
 SETTLED_TTL_S = 7 * 86_400
 UNRESERVED = "unreserved-"
-
-
-class StoreUnavailable(Exception):
-    """The shared store cannot be reached and the policy is to fail closed."""
 
 
 _COMMON = """
@@ -291,7 +288,7 @@ class RedisRateLimitStore(_RedisScripts):
     def __init__(
         self, link: RedisLink, *, on_error: Literal["closed", "open"] | None = None
     ) -> None:
-        super().__init__(link, on_error, "rate limits")
+        super().__init__(link, on_error, "rate_limits")
 
     async def hit(self, scope: str, limit: int, amount: int, window_s: float) -> RateDecision:
         try:

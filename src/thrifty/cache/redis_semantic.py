@@ -52,7 +52,7 @@ class RedisSemanticIndex:
         self._last_id = "0-0"
         self._sync_lock = threading.Lock()
         self._errors = redis_errors()
-        self.breaker = Breaker(link.config.retry_after_s, "semantic cache")
+        self.breaker = Breaker(link.config.retry_after_s, "semantic")
         self.catch_up()
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
-from thrifty.cache.verify import says_yes, verify_messages
+from thrifty.cache.verify import may_ask, says_yes, verify_messages
 from thrifty.config.schema import CacheConfig
 from thrifty.messages import last_user_text
 from thrifty.pipeline.context import CHAT, Context, Reply
@@ -156,6 +156,9 @@ class SemanticCacheStage:
         model = self._config.semantic.verify_model
         if model is None:
             return True
+        upstream = self._registry.get(model).deployments[0].upstream_model
+        if not may_ask(question, stored, upstream):  # a budget reserved for no longer
+            return False
         reply = await side_call(
             self._dispatch, ctx, model, verify_messages(question, stored),
             purpose="cache_verify", max_tokens=4,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from thrifty.tokens import count_text
+
 INSTRUCTION = (
     "You decide whether a stored answer can be reused. Two user requests follow. Answer "
     "YES only if one correct answer would serve both exactly: the same question, the same "
@@ -30,3 +32,15 @@ def verify_messages(new: str, stored: str) -> list[dict[str, str]]:
 def says_yes(reply: str) -> bool:
     """True only for a reply that starts with YES (NO, hedging, or nothing: False)."""
     return bool(_YES.match(reply.strip()))
+
+
+def stored_limit(question_tokens: int) -> int:
+    """The longest stored question (tokens) the verifier is asked about. A stored question
+    more than twice as long is not the same request; the bound also lets a budget reserve
+    for the call before it is made (``admission/side_calls.py``)."""
+    return 2 * question_tokens + 64
+
+
+def may_ask(question: str, stored: str, model: str) -> bool:
+    """Whether ``stored`` is within :func:`stored_limit` (``model``'s tokenizer)."""
+    return count_text(stored, model).tokens <= stored_limit(count_text(question, model).tokens)

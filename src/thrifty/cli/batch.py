@@ -15,9 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from thrifty.admission.jobs import JobAdmission
 from thrifty.batching.jobs import ENDPOINT, BatchJobs
 from thrifty.config import load_config
 from thrifty.errors import ConfigError, ThriftyError
+from thrifty.keys.identity import Caller
 from thrifty.runtime import Runtime
 
 
@@ -42,15 +44,14 @@ def _batch_id(target: str) -> str:
     return str(json.loads(state.read_text())["batch_id"])
 
 
-async def _submit(jobs: BatchJobs, source: Path) -> dict[str, Any]:
+async def _submit(jobs: BatchJobs, source: Path, caller: Caller) -> dict[str, Any]:
     try:
         content = source.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read {source}: {exc}") from exc
-    uploaded = await jobs.upload(None, source.name, "batch", content)
-    batch = await jobs.create(
-        None, {"input_file_id": uploaded["id"], "endpoint": ENDPOINT, "completion_window": "24h"}
-    )
+    uploaded = await jobs.upload(None, source.name, "batch", content, caller)
+    body = {"input_file_id": uploaded["id"], "endpoint": ENDPOINT, "completion_window": "24h"}
+    batch = await jobs.create(None, body, caller)
     _state_path(source).write_text(json.dumps({"batch_id": batch["id"], "file": uploaded["id"]}))
     return batch
 
@@ -72,10 +73,12 @@ async def _results(jobs: BatchJobs, batch: dict[str, Any], source: Path) -> str:
 
 async def _main(args: argparse.Namespace) -> int:
     runtime = Runtime(load_config(args.config))
-    jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger)
+    admission = JobAdmission(runtime.admission)  # settles jobs the gateway admitted, too
+    jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger, admission=admission)
     try:
         if args.action == "submit":
-            batch = await _submit(jobs, Path(args.target))
+            caller = runtime.authenticate(None, enforce=False)  # the CLI holds the config
+            batch = await _submit(jobs, Path(args.target), caller)
             print(f"{batch['id']} {batch['status']}")
             return 0
         batch = await jobs.retrieve(None, _batch_id(args.target))

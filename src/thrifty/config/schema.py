@@ -12,8 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.admission.config import GovernanceConfig
 from thrifty.batching.config import BatchingConfig
 from thrifty.cache.config import PairCheckConfig
+from thrifty.compression.config import CompressionConfig
 from thrifty.dashboard.config import DashboardConfig
 from thrifty.metrics.config import MetricsConfig
 from thrifty.scaleout.config import RedisConfig
@@ -44,10 +46,11 @@ class AuthConfig(Section):
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> AuthConfig:
-        if self.enabled and not [k for k in self.keys if k]:
+        if self.enabled and not [k for k in self.keys + self.admin_keys if k]:
             raise ValueError(
                 "auth is enabled but no keys are configured: add auth.keys "
-                "(e.g. ['${THRIFTY_KEY}']) or set auth.enabled: false"
+                "(e.g. ['${THRIFTY_KEY}']), auth.admin_keys (to create virtual keys), "
+                "or set auth.enabled: false"
             )
         return self
 
@@ -148,22 +151,6 @@ class LedgerConfig(Section):
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
-
-
-class TechniqueConfig(Section):
-    """A cost technique's section. Off until the technique's implementation lands."""
-
-    enabled: bool = False
-    _available: bool = False
-
-    @model_validator(mode="after")
-    def _not_yet(self) -> TechniqueConfig:
-        if self.enabled and not self._available:
-            raise ValueError(
-                "this technique is not available in this version of thrifty; "
-                "set enabled: false (or remove the section)"
-            )
-        return self
 
 
 TASKS = ("chat", "code", "math", "summarization", "translation", "extraction", "creative")
@@ -302,8 +289,9 @@ class ThriftyConfig(Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references_exist(self) -> ThriftyConfig:
@@ -342,6 +330,7 @@ class ThriftyConfig(Section):
             ("routing.reference_model", self.routing.reference_model),
             ("cascade.judge_model", self.cascade.judge_model),
             ("cache.semantic.verify_model", self.cache.semantic.verify_model),
+            ("compression.abstractive.model", self.compression.abstractive.model),
         ]
         for where, model in named:
             if model is not None and model not in self.models:

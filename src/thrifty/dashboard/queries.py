@@ -1,22 +1,20 @@
 """What the dashboard shows, read from the ledger store: never from in-memory state.
 
-Sums by model, key and tag, totals and technique savings come through the
+Sums by model, key, team and tag, totals and technique savings come through the
 :class:`~thrifty.ledger.stores.base.LedgerStore` interface, the same calls as
-``thrifty report``, so both always agree. The few views that interface has no call for
-(spend over time, team, cache and cascade decision rates) are SQL over a read-only
-connection to the same SQLite file; WAL lets them run while the writer commits.
+``thrifty report``, so both always agree. The two views that interface has no call for
+(spend over time, cache and cascade decision rates) are SQL written once here and run
+through :mod:`thrifty.dashboard.ledger_sql` on SQLite or PostgreSQL alike.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from thrifty.dashboard.ledger_sql import LedgerSql
 from thrifty.ledger.reports import build_report
 from thrifty.ledger.stores.base import LedgerStore
 
@@ -43,7 +41,7 @@ DEFAULT_RANGE = "7d"
 
 
 def load_dashboard(
-    store: LedgerStore, path: Path, range_name: str, now: float | None = None
+    store: LedgerStore, sql: LedgerSql, range_name: str, now: float | None = None
 ) -> dict[str, Any]:
     """Everything one dashboard page shows, JSON-ready. Blocking: run it in a thread."""
     now = time.time() if now is None else now
@@ -51,10 +49,8 @@ def load_dashboard(
     since = None if span.seconds is None else now - span.seconds
     by_model = build_report(store, since, by="model")
     totals = by_model["totals"]
-    with closing(_connect(path)) as conn:  # sqlite3's own ``with`` commits, never closes
-        series = _series(conn, since, span.bucket_s, now)
-        by_team = _by_team(conn, since)
-        decisions = _decisions(conn, since)
+    series = _series(sql, since, span.bucket_s, now)
+    decisions = _decisions(sql, since)
     return {
         "range": span.name,
         "since": since,
@@ -64,7 +60,7 @@ def load_dashboard(
         "waterfall": _waterfall(totals, by_model["by_technique"]),
         "by_model": by_model["groups"],
         "by_key": _groups(store, "key", since),
-        "by_team": by_team,
+        "by_team": _groups(store, "team", since),
         "by_tag": _groups(store, "tag", since),
         "decisions": decisions,
         "warnings": by_model["warnings"],
@@ -91,49 +87,35 @@ def _groups(store: LedgerStore, by: str, since: float | None) -> list[dict[str, 
     )
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """A read-only connection to the ledger file.
-
-    The URI is built by ``Path.as_uri`` (percent-encoded): pasted into ``file:...`` as is,
-    a ``#``, ``?`` or ``%`` in the path would name another file.
-    """
-    uri = f"{Path(path).resolve().as_uri()}?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=10.0)
-    conn.row_factory = sqlite3.Row
-    return conn
+def _where(sql: LedgerSql, since: float | None) -> tuple[str, list[Any]]:
+    if since is None:
+        return "", []
+    return f"WHERE ts >= {sql.param}", [since]
 
 
-def _where(since: float | None, extra: str = "") -> tuple[str, list[Any]]:
-    clauses = [c for c in ("ts >= ?" if since is not None else "", extra) if c]
-    return ("WHERE " + " AND ".join(clauses) if clauses else ""), (
-        [since] if since is not None else []
-    )
-
-
-def _series(
-    conn: sqlite3.Connection, since: float | None, bucket_s: int, now: float
-) -> dict[str, list[Any]]:
+def _series(sql: LedgerSql, since: float | None, bucket_s: int, now: float) -> dict[str, list[Any]]:
     """Cost, baseline and savings per time bucket; empty buckets are zeros, not gaps."""
-    where, params = _where(since)
-    rows = conn.execute(
-        f"SELECT CAST(ts / ? AS INTEGER) AS b, COUNT(*) AS n, TOTAL(cost) AS cost, "
-        f"TOTAL(baseline_cost) AS baseline, TOTAL(baseline_cost - cost) AS savings "
+    where, params = _where(sql, since)
+    rows = sql.rows(
+        f"SELECT {sql.bucket('ts')} AS b, COUNT(*) AS n, COALESCE(SUM(cost), 0) AS cost, "
+        "COALESCE(SUM(baseline_cost), 0) AS baseline, "
+        "COALESCE(SUM(baseline_cost - cost), 0) AS savings "
         f"FROM requests {where} GROUP BY 1 ORDER BY 1",
         [bucket_s, *params],
-    ).fetchall()
-    by_bucket = {row["b"]: row for row in rows}
+    )
+    by_bucket = {int(row["b"]): row for row in rows}
     last = int(now // bucket_s)
-    first = int(since // bucket_s) if since is not None else (rows[0]["b"] if rows else last)
+    first = int(since // bucket_s) if since is not None else (int(rows[0]["b"]) if rows else last)
     out: dict[str, list[Any]] = {"labels": [], "requests": [], "cost": [], "baseline": [],
                                  "savings": []}  # fmt: skip
     fmt = "%m-%d %H:00" if bucket_s < 86_400 else "%Y-%m-%d"
     for b in range(first, last + 1):
         row = by_bucket.get(b)
         out["labels"].append(datetime.fromtimestamp(b * bucket_s, UTC).strftime(fmt))
-        out["requests"].append(row["n"] if row else 0)
-        out["cost"].append(row["cost"] if row else 0.0)
-        out["baseline"].append(row["baseline"] if row else 0.0)
-        out["savings"].append(row["savings"] if row else 0.0)
+        out["requests"].append(int(row["n"]) if row else 0)
+        out["cost"].append(float(row["cost"]) if row else 0.0)
+        out["baseline"].append(float(row["baseline"]) if row else 0.0)
+        out["savings"].append(float(row["savings"]) if row else 0.0)
     return out
 
 
@@ -159,45 +141,28 @@ def _waterfall(totals: dict[str, Any], by_technique: dict[str, float]) -> list[d
     return steps
 
 
-def _team_source(conn: sqlite3.Connection) -> tuple[str, str]:
-    """A ``team`` column when the ledger has one (virtual keys), else the ``team`` tag."""
-    columns = {row["name"] for row in conn.execute("PRAGMA table_info(requests)")}
-    if "team" in columns:
-        return "COALESCE(r.team, '(no team)')", "requests r"
-    return (
-        "COALESCE(t.value, '(no team)')",
-        "requests r LEFT JOIN request_tags t ON t.request_id = r.request_id AND t.key = 'team'",
-    )
-
-
-def _by_team(conn: sqlite3.Connection, since: float | None) -> list[dict[str, Any]]:
-    key, source = _team_source(conn)
-    where = "WHERE r.ts >= ?" if since is not None else ""
-    rows = conn.execute(
-        f"SELECT {key} AS key, COUNT(*) AS requests, SUM(r.status = 'error') AS errors, "
-        f"TOTAL(r.cost) AS cost, TOTAL(r.baseline_cost - r.cost) AS savings, "
-        f"SUM(r.unpriced) AS unpriced FROM {source} {where} GROUP BY 1 ORDER BY cost DESC, 1",
-        [since] if since is not None else [],
-    ).fetchall()
-    return [dict(row) for row in rows]
-
-
-def _decisions(conn: sqlite3.Connection, since: float | None) -> dict[str, Any]:
+def _decisions(sql: LedgerSql, since: float | None) -> dict[str, Any]:
     """Cache hit rate (hits over lookups) and cascade escalation rate."""
-    where, params = _where(since)
-    row = conn.execute(
-        "SELECT "
-        "SUM(json_extract(techniques, '$.cache.result') = 'hit') AS cache_hits, "
-        "SUM(json_extract(techniques, '$.cache.result') = 'miss') AS cache_misses, "
-        "SUM(json_extract(techniques, '$.cache.result') = 'bypass') AS cache_bypassed, "
-        "SUM(json_extract(techniques, '$.cascade') IS NOT NULL) AS cascaded, "
-        "SUM(json_extract(techniques, '$.cascade.accepted') "
-        "    != json_extract(techniques, '$.cascade.start')) AS escalated, "
-        "SUM(json_extract(techniques, '$.route') IS NOT NULL) AS routed "
-        f"FROM requests {where}",
-        params,
-    ).fetchone()
-    counts = {name: int(row[name] or 0) for name in row.keys()}  # noqa: SIM118 (sqlite3.Row)
+    where, params = _where(sql, since)
+
+    def count(condition: str) -> str:
+        return f"SUM(CASE WHEN {condition} THEN 1 ELSE 0 END)"
+
+    def field(*path: str) -> str:
+        return sql.json_text("techniques", *path)
+
+    cache = field("cache", "result")
+    counted = {
+        "cache_hits": cache + " = 'hit'",
+        "cache_misses": cache + " = 'miss'",
+        "cache_bypassed": cache + " = 'bypass'",
+        "cascaded": field("cascade") + " IS NOT NULL",
+        "escalated": field("cascade", "accepted") + " <> " + field("cascade", "start"),
+        "routed": field("route") + " IS NOT NULL",
+    }
+    columns = ", ".join(f"{count(condition)} AS {name}" for name, condition in counted.items())
+    [row] = sql.rows(f"SELECT {columns} FROM requests {where}", params)
+    counts = {name: int(value or 0) for name, value in row.items()}
     lookups = counts["cache_hits"] + counts["cache_misses"]
     counts["cache_hit_rate"] = counts["cache_hits"] / lookups if lookups else None
     cascaded = counts["cascaded"]

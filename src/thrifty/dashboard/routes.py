@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from thrifty.dashboard.budget_panel import budget_section
+from thrifty.dashboard.ledger_sql import LedgerSql, ledger_sql
 from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
 from thrifty.dashboard.session import COOKIE, SessionSigner
@@ -48,15 +49,15 @@ STATIC_FILES = ("chart.umd.min.js", "dashboard.js", "dashboard.css")
 
 
 def dashboard_routes(runtime: Runtime) -> list[Route]:
-    """The dashboard's routes, or none when it is off or the ledger is not SQLite."""
+    """The dashboard's routes, or none when it is off or the ledger is no SQL store."""
     if not runtime.config.dashboard.enabled:
         return []
     store = getattr(runtime.ledger, "store", None)
-    path = getattr(store, "path", None)
-    if store is None or path is None:
-        log.warning("dashboard off: it reads a SQLite ledger, and this runtime has none")
+    sql = ledger_sql(store) if store is not None else None
+    if store is None or sql is None:
+        log.warning("dashboard off: it reads a SQLite or PostgreSQL ledger, and this has none")
         return []
-    dash = Dashboard(runtime, store, Path(path))
+    dash = Dashboard(runtime, store, sql)
     return [
         Route("/dashboard", dash.page, methods=["GET"]),
         Route("/dashboard/login", dash.login_form, methods=["GET"]),
@@ -69,10 +70,10 @@ def dashboard_routes(runtime: Runtime) -> list[Route]:
 class Dashboard:
     """The handlers, holding the session signer and the static files read once."""
 
-    def __init__(self, runtime: Runtime, store: LedgerStore, path: Path) -> None:
+    def __init__(self, runtime: Runtime, store: LedgerStore, sql: LedgerSql) -> None:
         self.runtime = runtime
         self.store = store
-        self.path = path
+        self.sql = sql
         config = runtime.config.dashboard
         self.sessions = SessionSigner(runtime.config.auth.admin_keys, config.session_ttl_s)
         self.secure_cookie = config.secure_cookie
@@ -91,7 +92,7 @@ class Dashboard:
             return error_response(InvalidRequest(
                 f"range={range_name!r} is not one of {', '.join(RANGES)}", param="range"
             ))  # fmt: skip
-        data = await asyncio.to_thread(load_dashboard, self.store, self.path, range_name)
+        data = await asyncio.to_thread(load_dashboard, self.store, self.sql, range_name)
         budget_html = await budget_section(self.runtime)
         return HTMLResponse(dashboard_page(data, who, budget_html), headers=_HEADERS)
 

@@ -65,6 +65,8 @@ class LedgerStage:
             model = self._registry.get(name)
         except ThriftyError:
             return name, None
+        if usage is not None and ctx.removed_input is not None:
+            usage = usage + ctx.removed_input  # the caller's prompt, before compression
         return name, attempt_cost(usage, model) if usage is not None else None
 
     def _record(
@@ -109,6 +111,7 @@ class LedgerStage:
             ts=ctx.ts,
             endpoint=ctx.endpoint,
             key_id=ctx.key_id,
+            team=ctx.team,
             tags=ctx.tags,
             requested_model=ctx.requested_model,
             model=reply.model if reply is not None else None,

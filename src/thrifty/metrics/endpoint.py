@@ -9,11 +9,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics.config import MetricsConfig
 from thrifty.metrics.recorder import MetricsRecorder, multiprocess_dir
 from thrifty.runtime import Runtime
+from thrifty.scaleout.redis_link import breaker_events
 from thrifty.server.responses import error_response
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,21 @@ def attach_metrics(runtime: Runtime) -> MetricsEndpoint | None:
         return None
     recorder = MetricsRecorder(runtime.registry.names)
     runtime.ledger.observers.append(recorder.observe)
+    recorder.expect_redis(redis_components(runtime.config))
+    breaker_events.subscribe(recorder.on_redis_event)
     return MetricsEndpoint(runtime, recorder, config.require_admin)
+
+
+def redis_components(config: ThriftyConfig) -> list[str]:
+    """The components this config keeps in Redis (see ``scaleout.redis_link.COMPONENTS``)."""
+    components = []
+    cache = config.cache
+    if cache.enabled and cache.store == "redis":
+        components += ["cache"] if cache.exact.enabled else []
+        components += ["semantic"] if cache.semantic.enabled else []
+    if config.governance.store == "redis" and config.governance.needs_store:
+        components += ["budgets", "rate_limits"]
+    return components
 
 
 class MetricsEndpoint:

@@ -16,16 +16,20 @@ and every worker writes its values there; ``/metrics`` on any worker sums them a
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from thrifty.ledger.record import RequestRecord
+
+log = logging.getLogger(__name__)
 
 MAX_EXTRA_MODELS = 100
 #: Latency buckets in seconds: a cache hit (ms) up to a long reasoning answer (minutes).
@@ -101,6 +105,42 @@ class MetricsRecorder:
             "thrifty_upstream_errors", "Failed upstream calls by HTTP status (none: no reply).",
             ["provider", "model", "code"], registry=r,
         )  # fmt: skip
+        # fed by the Redis breakers (scaleout/redis_link.py), not by the ledger
+        self.redis_fallbacks = Counter(
+            "thrifty_redis_fallbacks",
+            "Operations that fell back because Redis was unavailable, by component; "
+            "reason: failed (tried and failed) or skipped (breaker open, not tried).",
+            ["component", "reason"], registry=r,
+        )  # fmt: skip
+        self.redis_unavailable = Gauge(
+            "thrifty_redis_unavailable",
+            "1 while a component's last Redis command failed (until one succeeds), else 0.",
+            ["component"], registry=r, multiprocess_mode="livemax",
+        )  # fmt: skip
+        self._redis_down: dict[str, set[int]] = {}
+        self._redis_lock = threading.Lock()
+
+    def expect_redis(self, components: Iterable[str]) -> None:
+        """Show these components' Redis series at zero before any outage, so a rate or an
+        alert on them has a series to work on from the start."""
+        for component in components:
+            for reason in ("failed", "skipped"):
+                self._child(self.redis_fallbacks, component, reason)
+            self._child(self.redis_unavailable, component).set(0)
+
+    def on_redis_event(self, component: str, event: str, breaker: int) -> None:
+        """A Redis breaker's event (see :class:`~thrifty.scaleout.redis_link.BreakerEvents`):
+        count fallbacks; a component is unavailable while any of its breakers is down."""
+        if event in ("failed", "skipped"):
+            self._child(self.redis_fallbacks, component, event).inc()
+            return
+        with self._redis_lock:
+            down = self._redis_down.setdefault(component, set())
+            if event == "down":
+                down.add(breaker)
+            else:
+                down.discard(breaker)
+            self._child(self.redis_unavailable, component).set(1 if down else 0)
 
     def model_label(self, name: str | None) -> str:
         """``name`` itself while the label set stays bounded, else ``other``."""
@@ -114,9 +154,17 @@ class MetricsRecorder:
         return "other"
 
     def observe(self, records: Sequence[RequestRecord]) -> None:
-        """Count a written batch (the ledger writer calls this on its thread)."""
+        """Count a written batch (the ledger writer calls this on its thread).
+
+        Each record on its own: one malformed record is logged and skipped, and the rest
+        of the batch is still counted (they are already in the ledger)."""
         for record in records:
-            self._observe(record)
+            try:
+                self._observe(record)
+            except Exception:
+                log.exception(
+                    "metrics: record not counted", extra={"request_id": record.request_id}
+                )
 
     def _child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, memoised: ``labels()`` validates and locks each call

@@ -7,6 +7,8 @@ Every Redis-backed store talks through a :class:`RedisLink`. When a command fail
 most one ``timeout_s`` per interval, never one per request, and the event loop never
 stalls on it. The first failure of an outage is logged as a warning, the recovery as
 info, and every failure is counted (``failures``), so operators see it in logs and stats.
+Every breaker also reports to :data:`breaker_events`, which the Prometheus metrics
+subscribe to (``thrifty_redis_fallbacks_total``, ``thrifty_redis_unavailable``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 
 from thrifty.scaleout.config import RedisConfig
 
-__all__ = ["INSTALL_HINT", "Breaker", "RedisLink", "redis_errors"]
+__all__ = [
+    "COMPONENTS", "INSTALL_HINT", "Breaker", "BreakerEvents", "RedisLink", "breaker_events",
+    "redis_errors",
+]  # fmt: skip
 
 log = logging.getLogger("thrifty.redis")
 
@@ -42,8 +49,46 @@ def redis_errors() -> tuple[type[BaseException], ...]:
     return (exceptions.ConnectionError, exceptions.TimeoutError, OSError)
 
 
+#: The Redis-backed parts, as breakers name themselves (and metrics label them).
+COMPONENTS = ("cache", "semantic", "budgets", "rate_limits")
+
+#: ``(component, event, breaker id)``; event is failed, skipped, down or up.
+Listener = Callable[[str, str, int], None]
+
+
+class BreakerEvents:
+    """Fan-out of breaker events to whoever watches them (the metrics recorder).
+
+    Listeners are bound methods held weakly, so a gateway that is gone stops counting
+    without having to unsubscribe. Events are per process, like Prometheus metrics.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[weakref.WeakMethod[Listener]] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners.append(weakref.WeakMethod(listener))  # type: ignore[arg-type]
+
+    def emit(self, component: str, event: str, breaker: int) -> None:
+        with self._lock:
+            listeners = [ref() for ref in self._listeners]
+            if None in listeners:
+                self._listeners = [ref for ref in self._listeners if ref() is not None]
+        for listener in listeners:
+            if listener is not None:
+                listener(component, event, breaker)
+
+
+breaker_events = BreakerEvents()
+
+
 class Breaker:
-    """Counts failures and, after one, says "skip Redis" for ``retry_after_s`` seconds."""
+    """Counts failures and, after one, says "skip Redis" for ``retry_after_s`` seconds.
+
+    ``component`` is one of :data:`COMPONENTS`: it names the breaker in logs and metrics.
+    """
 
     def __init__(self, retry_after_s: float, component: str) -> None:
         self.retry_after_s = retry_after_s
@@ -65,6 +110,7 @@ class Breaker:
             return True
         with self._lock:
             self.skipped += 1
+        breaker_events.emit(self.component, "skipped", id(self))
         return False
 
     def failed(self, exc: BaseException) -> None:
@@ -73,7 +119,9 @@ class Breaker:
             self._open_until = time.monotonic() + self.retry_after_s
             first = not self._down
             self._down = True
+        breaker_events.emit(self.component, "failed", id(self))
         if first:
+            breaker_events.emit(self.component, "down", id(self))
             log.warning(
                 "redis unavailable; falling back",
                 extra={"component": self.component, "error": repr(exc),
@@ -85,6 +133,7 @@ class Breaker:
             with self._lock:
                 was_down, self._down = self._down, False
             if was_down:
+                breaker_events.emit(self.component, "up", id(self))
                 log.info(
                     "redis reachable again",
                     extra={"component": self.component, "failures": self.failures},

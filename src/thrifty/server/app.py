@@ -18,6 +18,7 @@ from thrifty.batching.routes import job_routes
 from thrifty.config.schema import ThriftyConfig
 from thrifty.dashboard.routes import dashboard_routes
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.keys.admin import admin_routes
 from thrifty.metrics.endpoint import metrics_routes
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
@@ -99,6 +100,7 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             *job_routes(runtime),
             *metrics_routes(runtime),
             *dashboard_routes(runtime),
+            *admin_routes(runtime),
         ],
         exception_handlers={
             HTTPException: _http_error,

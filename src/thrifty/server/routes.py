@@ -120,10 +120,10 @@ class ModelEndpoint:
         try:
             runtime = self.runtime
             wanted, thrifty_headers = _read_headers(scope)
-            key_id = runtime.authenticate(_bearer_from(wanted.get))
+            caller = runtime.authenticate(_bearer_from(wanted.get))
             body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
-            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, key_id, request_id)
-            reply = await runtime.pipeline.run(ctx)
+            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
+            reply = await runtime.run(ctx, caller)
         except ThriftyError as exc:
             return error_response(exc, request_id)
         headers = {
@@ -144,12 +144,13 @@ class Handlers:
 
     async def models(self, request: Request) -> Response:
         try:
-            self.runtime.authenticate(caller_key(request))
+            caller = self.runtime.authenticate(caller_key(request))
         except ThriftyError as exc:
             return error_response(exc)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "thrifty"}
             for name in self.runtime.registry.names
+            if caller.allows(name)
         ]
         return JSONBytesResponse({"object": "list", "data": data})
 

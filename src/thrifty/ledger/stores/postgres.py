@@ -71,6 +71,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             request_id TEXT PRIMARY KEY REFERENCES requests(request_id) ON DELETE CASCADE,
             request JSONB NOT NULL, answer TEXT, answer_model TEXT)""",
     ),
+    (
+        "ALTER TABLE requests ADD COLUMN team TEXT",
+        "CREATE INDEX requests_team ON requests(team)",
+    ),
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
@@ -81,6 +85,7 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
+    "team",
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -93,7 +98,7 @@ _ATTEMPT_COLUMNS = (
 _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
-    "text", "float8", "float8", "float8", "jsonb", "jsonb",
+    "text", "float8", "float8", "float8", "jsonb", "jsonb", "text",
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
@@ -213,9 +218,7 @@ class PostgresLedgerStore(SqlLedgerReads):
             for version in range(current + 1, len(MIGRATIONS) + 1):
                 for statement in MIGRATIONS[version - 1]:
                     conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_version VALUES (%s, %s)", (version, time.time())
-                )
+                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, time.time()))
 
     @property
     def schema_version(self) -> int:
@@ -264,3 +267,8 @@ class PostgresLedgerStore(SqlLedgerReads):
 
     def _decode(self, row: dict[str, Any]) -> dict[str, Any]:
         return _decode(row)
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """A read-only query on the reader connection, for views this interface has no
+        call for (the dashboard's time series and decision rates)."""
+        return self._fetch(sql, params)

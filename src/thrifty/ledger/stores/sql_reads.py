@@ -20,6 +20,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
     "day": ("r.day", "requests r"),
     "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
+    "team": ("COALESCE(r.team, '(no team)')", "requests r"),
     "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
     "all": ("'all'", "requests r"),
     "tag": (

@@ -1,0 +1,78 @@
+"""The most one call to a model can cost: the dearest input and output token prices, and
+the dearer of the model and its fallbacks (dispatch may answer with either).
+
+Per token, the dearest input class (uncached, cached read, cache write) and the dearest
+output class (plain, reasoning) are taken from :func:`thrifty.pricing.cost` itself, so
+the bound follows the same fallbacks as the ledger's pricing (batch prices included).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from thrifty.errors import InvalidRequest
+from thrifty.pricing import cost
+from thrifty.pricing.catalogue import ModelPrice
+from thrifty.registry import ModelRegistry, ResolvedModel
+from thrifty.usage import Usage
+
+__all__ = ["answer_tokens", "call_cost", "unit_prices"]
+
+
+@lru_cache(maxsize=1024)
+def unit_prices(price: ModelPrice, *, batch: bool = False) -> tuple[float, float]:
+    """(dearest input price, dearest output price) per token (cached: on every request)."""
+    inputs = (
+        Usage(input_tokens=1),
+        Usage(input_tokens=1, cached_input_tokens=1),
+        Usage(input_tokens=1, cache_write_tokens=1),
+    )
+    outputs = (Usage(output_tokens=1), Usage(output_tokens=1, reasoning_tokens=1))
+    return (
+        max(cost(u, price, batch=batch).total for u in inputs),
+        max(cost(u, price, batch=batch).total for u in outputs),
+    )
+
+
+def answer_tokens(body: dict[str, Any], model: ResolvedModel, default: int) -> int:
+    """The longest answer ``body`` allows from ``model`` (its own output limit caps it)."""
+    asked = body.get("max_completion_tokens") or body.get("max_tokens")
+    limit = model.max_output_tokens
+    if isinstance(asked, int) and asked > 0:
+        return min(asked, limit) if limit else asked
+    return limit or default
+
+
+def _priced(model: ResolvedModel) -> ModelPrice:
+    if model.price is None:
+        raise InvalidRequest(
+            f"model {model.name!r} has no known price, and a budget applies to this key: "
+            "set models.<name>.price in the gateway's config",
+            param="model",
+            code="model_unpriced",
+        )
+    return model.price
+
+
+def call_cost(
+    registry: ModelRegistry,
+    name: str,
+    prompt_tokens: int,
+    body: dict[str, Any],
+    default_output: int,
+    *,
+    choices: int = 1,
+    batch: bool = False,
+) -> float:
+    """Worst cost of one call to ``name``: failed tries cost nothing (no usage), so it is
+    the dearest single answer among the model and its fallbacks (a provider batch line
+    has no fallbacks: ``batch=True``)."""
+    model = registry.get(name)
+    fallbacks = () if batch else tuple(registry.get(f) for f in model.fallbacks)
+    worst = 0.0
+    for candidate in (model, *fallbacks):
+        input_price, output_price = unit_prices(_priced(candidate), batch=batch)
+        answer = answer_tokens(body, candidate, default_output)
+        worst = max(worst, prompt_tokens * input_price + choices * answer * output_price)
+    return worst
