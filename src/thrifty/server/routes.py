@@ -18,7 +18,7 @@ from starlette.types import Receive, Scope, Send
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONBytesResponse, SSEResponse, error_response
+from thrifty.server.responses import JSONBytesResponse, JSONReply, SSEReply, error_response
 
 _THRIFTY_PREFIX = b"x-thrifty-"
 #: The only request headers the model endpoints read, besides ``x-thrifty-*``.
@@ -112,7 +112,7 @@ class ModelEndpoint:
             raise
         await response(scope, receive, send)
 
-    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+    async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
         request_id = new_request_id()
         try:
             runtime = self.runtime
@@ -129,8 +129,8 @@ class ModelEndpoint:
             **reply.headers,
         }
         if reply.chunks is not None:
-            return SSEResponse(reply.chunks, headers)
-        return JSONBytesResponse(reply.body, headers=headers)
+            return SSEReply(reply.chunks, headers)
+        return JSONReply(reply.body, headers)
 
 
 class Handlers:
