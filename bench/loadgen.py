@@ -95,7 +95,14 @@ def _wrk(
     argv = [*pinned(core), "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s"]
     argv += ["--timeout", "10s", "-s", str(LUA_SCRIPT), url]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=seconds + 60)
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=seconds + 60,
+            start_new_session=True,  # own scheduler autogroup, as the servers (bench.servers)
+        )
     finally:
         os.unlink(body_path)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCH_JSON ")), None)

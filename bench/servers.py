@@ -1,4 +1,12 @@
-"""Servers under test as subprocesses: pinned to a core, health-checked, measured, stopped."""
+"""Servers under test as subprocesses: pinned to a core, health-checked, measured, stopped.
+
+Each server (and the ``wrk`` load generator) starts in its own session. With Linux's
+scheduler autogroups (``/proc/sys/kernel/sched_autogroup_enabled``), CPU time is shared
+fairly between sessions first; servers left in the bench's own session share one
+group's weight, split across cores by load, and on a machine busy with other work the
+gateway's wake-up latency then depended on how busy the *upstream's* core was (measured:
+c=1 p50 moved 2-3x with an unrelated change to the gateway's background thread).
+"""
 
 from __future__ import annotations
 
@@ -86,7 +94,11 @@ def spawn(
     full_env.pop("DATABASE_URL", None)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*pinned(core), *argv], stdout=out, stderr=subprocess.STDOUT, env=full_env
+            [*pinned(core), *argv],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+            start_new_session=True,  # own scheduler autogroup: see the module docstring
         )
     server = Server(name, process, log)
     deadline = time.monotonic() + timeout

@@ -92,7 +92,7 @@ class LedgerWriter:
                 return
             self._pending += 1
             self._queue.put(record)
-            if self._pending >= self.max_batch:
+            if self._queue.qsize() >= self.max_batch:  # not yet taken by the thread
                 self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
