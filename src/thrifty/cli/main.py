@@ -11,6 +11,7 @@ from thrifty.logs import configure_logging
 
 def build_parser() -> argparse.ArgumentParser:
     from thrifty.cli import (
+        batch,
         config_check,
         datasets,
         demo,
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="thrifty", description="Cut the bill of LLM API calls without cutting quality."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, config_check, upstream, prices, report, replay, tune, datasets, demo):
+    for module in (serve, config_check, upstream, prices, report, replay, tune, datasets, demo,
+                   batch):  # fmt: skip
         module.add_parser(sub)
     return parser
 
@@ -34,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Offline commands report through their output; per-request warnings would drown it.
-    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo")
+    quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo",
+                             "batch")  # fmt: skip
     configure_logging("error" if quiet else "warning", "text")
     try:
         return int(args.func(args) or 0)

@@ -102,6 +102,17 @@ class AsyncThrifty:
     def runtime(self) -> Runtime:
         return self._runtime
 
+    async def batch(self, questions: list[str], *, model: str, **params: Any) -> list[Any]:
+        """Answer independent questions with as few calls as fit (``docs/batching.md``).
+
+        Returns one :class:`thrifty.batching.library.BatchAnswer` per question, in order.
+        """
+        from thrifty.batching.library import batch_questions
+
+        return await batch_questions(
+            self._runtime, questions, model=model, api_key=self.api_key, **params
+        )
+
     async def _run(self, endpoint: str, params: dict[str, Any]) -> Any:
         try:
             ctx = make_context(self._runtime, endpoint, params, self.api_key)

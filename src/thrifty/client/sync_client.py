@@ -115,6 +115,10 @@ class Thrifty:
     def runtime(self) -> Any:
         return self._async.runtime
 
+    def batch(self, questions: list[str], *, model: str, **params: Any) -> list[Any]:
+        """Answer independent questions with as few calls as fit (``docs/batching.md``)."""
+        return self._loop.run(self._async.batch(questions, model=model, **params))
+
     def close(self) -> None:
         if self._loop.loop.is_closed():
             return

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.batching.config import BatchingConfig
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 
@@ -282,7 +284,7 @@ class ThriftyConfig(Section):
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
     compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
-    batching: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    batching: BatchingConfig = Field(default_factory=BatchingConfig)
 
     @model_validator(mode="after")
     def _references_exist(self) -> ThriftyConfig:

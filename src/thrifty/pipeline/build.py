@@ -6,7 +6,9 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     cache       exact, then semantic: may answer; stores answers on the way back
     (compress)  rewrites ctx.body                — issue: compression
     route       rewrites ctx.model; books savings["routing"]
-    (batch)     packs compatible requests        — issue: batching
+    batch       window: waits for compatible requests, answers them from one packed
+                call; sets each ctx's attempts (its share), techniques["batch"],
+                savings["batching"] (batching/window.py)
     cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
@@ -50,6 +52,10 @@ def build_pipeline(
         from thrifty.routing.build import build_routing
 
         stages.append(build_routing(config, registry))
+    if config.batching.window_on:
+        from thrifty.batching.window import build_window
+
+        stages.append(build_window(config.batching, registry))
     if config.cascade.enabled:
         from thrifty.cascade.build import build_cascade
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thrifty.config.schema import TechniqueConfig, ThriftyConfig
+from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import ThriftyError
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.sink import CollectingSink
@@ -59,7 +59,7 @@ class RowOutcome:
 def without_techniques(config: ThriftyConfig, model: str) -> ThriftyConfig:
     """``config`` with every technique off and ``model`` answering everything: the baseline
     (and the "always this model" reference points)."""
-    off = {name: TechniqueConfig() for name in TECHNIQUES}
+    off = {name: type(getattr(config, name))() for name in TECHNIQUES}  # defaults are off
     return config.model_copy(update={**off, "default_model": model, "baseline_model": model})
 
 

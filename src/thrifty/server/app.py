@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from thrifty.batching.routes import job_routes
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest, ThriftyError
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
@@ -93,6 +94,7 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", handlers.models, methods=["GET"]),
             Route("/health", handlers.health, methods=["GET"]),
+            *job_routes(runtime),
         ],
         exception_handlers={
             HTTPException: _http_error,

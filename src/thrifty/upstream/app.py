@@ -6,9 +6,11 @@ It is the baseline in benchmarks, so the hot path is raw Starlette routes on dic
 1. count the request in ``/_stats`` (endpoint, then model once parsed);
 2. auth (``api_key``), JSON body, known model (``models``);
 3. parse the answer-shaping params (:class:`ChatParams`);
-4. find the answer text: dataset row, or 404 ``no_recorded_answer``, or the rule;
+4. find the answer text: dataset row, or 404 ``no_recorded_answer``, or the rule; a
+   packed prompt (``packed.py``) gets each of its questions answered that way;
 5. latency (header ``x-upstream-latency-ms`` or ``latency_ms``);
 6. fault (header ``x-upstream-fault`` or ``model_faults``): error reply, stall, reset, cut;
+   on packed prompts also drop, swap or malform an item's answer;
 7. shape choices, true usage (incl. simulated prompt caching), JSON or SSE.
 """
 
@@ -45,6 +47,7 @@ from thrifty.upstream.answers import (
     stream_events,
     usage_body,
 )
+from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
     EventStreamResponse,
     FaultBook,
@@ -56,6 +59,13 @@ from thrifty.upstream.faults import (
     fault_error_response,
     parse_model_faults,
     sleep_unless_disconnected,
+)
+from thrifty.upstream.packed import (
+    PACK_FAULTS,
+    PackedItem,
+    item_messages,
+    packed_items,
+    render_packed,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,6 +90,7 @@ class UpstreamOptions:
     model_faults: model name -> fault spec (``faults.py`` syntax), always applied.
     embedding_dimensions: vector size when a request does not ask for ``dimensions``.
     prefix_cache_size: how many prompt-prefix hashes the prompt-cache simulation keeps.
+    batch_polls: batch jobs report in_progress this many retrieves, then completed.
     """
 
     models: Sequence[str] = ()
@@ -92,6 +103,8 @@ class UpstreamOptions:
     model_faults: Mapping[str, str] = field(default_factory=dict)
     embedding_dimensions: int = 64
     prefix_cache_size: int = 10_000
+    batch_polls: int = 1
+    """Batch jobs report ``in_progress`` for this many retrieves before ``completed``."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "models", tuple(self.models))
@@ -268,27 +281,32 @@ class Upstream:
             ))  # fmt: skip
         return body, model
 
-    def _fault_for(self, request: Request, model: str) -> FaultSpec | None:
-        """The fault to inject now, if any; counts it in the stats."""
+    def _fault_for(self, request: Request, model: str, packed: bool) -> FaultSpec | None:
+        """The fault to inject now, if any; counts it in the stats.
+
+        Packed-answer faults fire (and use up ``times``) only on packed prompts."""
         header = request.headers.get("x-upstream-fault")
         try:
             spec = FaultSpec.parse(header) if header else self.model_faults.get(model)
         except ValueError as exc:
             raise InvalidRequest(str(exc), "x-upstream-fault") from None
-        if spec is None or not self.fault_book.fires(spec):
+        if spec is None or (spec.kind in PACK_FAULTS and not packed):
+            return None
+        if not self.fault_book.fires(spec):
             return None
         self.stats.faults[spec.kind] += 1
         return spec
 
     async def _disturb(
-        self, request: Request, model: str
+        self, request: Request, model: str, packed: bool = False
     ) -> tuple[FaultSpec | None, Response | None]:
-        """Latency then fault: returns a ``cut`` spec to apply, or a reply replacing the answer."""
+        """Latency then fault: returns a ``cut`` or packed-answer spec to apply, or a reply
+        replacing the answer."""
         latency = _header_ms(request, "x-upstream-latency-ms", self.options.latency_ms)
         if await sleep_unless_disconnected(request.receive, latency):
             return None, Response(status_code=499)  # client gone; nobody reads this
-        spec = self._fault_for(request, model)
-        if spec is None or spec.kind == "cut":
+        spec = self._fault_for(request, model, packed)
+        if spec is None or spec.kind == "cut" or spec.kind in PACK_FAULTS:
             return spec, None
         if spec.kind == "timeout":
             seconds = spec.seconds if spec.seconds is not None else self.options.timeout_s
@@ -297,6 +315,17 @@ class Upstream:
         if spec.kind == "reset":
             return None, ResetResponse()
         return None, fault_error_response(spec)
+
+    def _packed_answers(self, params: ChatParams, items: list[PackedItem]) -> list[str | None]:
+        """Each packed question's answer as if asked alone; None when not recorded."""
+        answers: list[str | None] = []
+        for item in items:
+            messages = item_messages(params.messages, item)
+            text = self.dataset.lookup(messages, params.model) if self.dataset else None
+            if text is None and (self.dataset is None or self.options.fallback_rule):
+                text = rule_text(params.model, messages)
+            answers.append(text)
+        return answers
 
     def _answer_texts(self, params: ChatParams) -> list[str]:
         """One text per choice: recorded, or by rule; raises _Reject for 404s."""
@@ -319,15 +348,22 @@ class Upstream:
         try:
             body, _ = await self._admit(request, "chat.completions")
             params = ChatParams.parse(body)
-            texts = self._answer_texts(params)
+            items = packed_items(params.messages)
+            answers = self._packed_answers(params, items) if items else None
+            texts = self._answer_texts(params) if items is None else []
             delay = _header_ms(request, "x-upstream-chunk-delay-ms", self.options.chunk_delay_ms)
-            cut, reply = await self._disturb(request, params.model)
+            cut, reply = await self._disturb(request, params.model, items is not None)
         except _Reject as reject:
             return reject.reply
         except InvalidRequest as exc:
             return _bad_request(str(exc), exc.param)
         if reply is not None:
             return reply
+        if items is not None and answers is not None:
+            fault = cut.kind if cut is not None and cut.kind in PACK_FAULTS else None
+            packed = render_packed(items, answers, fault, cut.item if cut else 2)
+            texts = [packed] * params.n
+            cut = None if fault else cut
         choices = [build_choice(params, text, i) for i, text in enumerate(texts)]
         prompt_tokens = count_messages(params.messages, params.model).tokens
         cached = self.prefixes.cached_tokens(params.model, params.messages, prompt_tokens)
@@ -340,6 +376,35 @@ class Upstream:
         if cut is not None:
             return TruncatedResponse(payload, len(payload) // 2)
         return Response(payload, media_type=_JSON)
+
+    def complete_offline(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Answer a chat body as ``chat_completions`` would, without HTTP, latency or
+        faults (a batch job's line): ``(status, completion or error body)``."""
+        model = body.get("model")
+        try:
+            if not isinstance(model, str) or not model:
+                raise InvalidRequest("you must provide a model parameter", "model")
+            self.stats.count_model("batches", model)
+            if self.options.models and model not in self.options.models:
+                message = f"The model `{model}` does not exist or you do not have access to it."
+                return 404, {"error": {"message": message, "type": "invalid_request_error",
+                                       "param": "model", "code": "model_not_found"}}  # fmt: skip
+            params = ChatParams.parse({**body, "stream": False})
+            items = packed_items(params.messages)
+            if items:
+                packed = render_packed(items, self._packed_answers(params, items), None, 2)
+                texts = [packed] * params.n
+            else:
+                texts = self._answer_texts(params)
+        except _Reject as reject:
+            return reject.reply.status_code, orjson.loads(bytes(reject.reply.body))
+        except InvalidRequest as exc:
+            return 400, {"error": {"message": str(exc), "type": "invalid_request_error",
+                                   "param": exc.param, "code": None}}  # fmt: skip
+        choices = [build_choice(params, text, i) for i, text in enumerate(texts)]
+        usage = usage_body(count_messages(params.messages, params.model).tokens, 0, choices)
+        completion_id = "chatcmpl-" + secrets.token_hex(12)
+        return 200, completion_body(completion_id, params, choices, usage)
 
     async def embeddings(self, request: Request) -> Response:
         try:
@@ -408,8 +473,10 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
     The handlers object is at ``app.state.upstream`` (stats, options) for in-process use.
     """
     upstream = Upstream(options or UpstreamOptions())
+    batches = UpstreamBatches(upstream.complete_offline, upstream.options.batch_polls)
     app = UpstreamApp(
         routes=[
+            *batches.routes(),
             Route("/v1/chat/completions", upstream.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", upstream.embeddings, methods=["POST"]),
             Route("/v1/models", upstream.models, methods=["GET"]),
@@ -419,4 +486,5 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
         ]
     )
     app.state.upstream = upstream
+    app.state.batches = batches
     return app

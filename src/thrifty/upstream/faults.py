@@ -4,8 +4,10 @@ Syntax (header ``x-upstream-fault`` or ``UpstreamOptions.model_faults`` values):
 
     <kind>[;times=K][;id=ID][;retry_after=S][;after=N][;seconds=S]
 
-``kind`` is one of ``429 500 503 timeout reset cut``. With ``times=K`` only the first K
-requests carrying the same ``id`` fail (the count lives in the server), later ones pass.
+``kind`` is one of ``429 500 503 timeout reset cut``, or ``drop swap malform``, which act
+only on packed prompts (see :mod:`thrifty.upstream.packed`; ``item=K`` picks the item).
+With ``times=K`` only the first K requests carrying the same ``id`` fail (the count lives
+in the server), later ones pass.
 
 Resets: uvicorn gives an ASGI app no handle on the socket, but its ``send`` callable is
 a bound method of the per-request cycle object, which holds the asyncio transport.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import struct
@@ -34,7 +37,7 @@ from starlette.types import Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-FAULT_KINDS = frozenset({"429", "500", "503", "timeout", "reset", "cut"})
+FAULT_KINDS = frozenset({"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform"})
 SERVER_SEND_KEY = "thrifty.upstream.server_send"
 _ERRORS: Mapping[str, tuple[int, str, str, str | None]] = {
     "429": (429, "Rate limit reached (injected by thrifty upstream).", "rate_limit_error",
@@ -56,6 +59,7 @@ class FaultSpec:
     retry_after: float = 1.0
     after: int = 2
     seconds: float | None = None
+    item: int = 2
 
     @classmethod
     def parse(cls, text: str) -> FaultSpec:
@@ -66,7 +70,7 @@ class FaultSpec:
         fields: dict[str, str] = {}
         for part in filter(None, parts):
             name, sep, value = part.partition("=")
-            if not sep or name not in ("times", "id", "retry_after", "after", "seconds"):
+            if not sep or name not in ("times", "id", "retry_after", "after", "seconds", "item"):
                 raise ValueError(f"bad fault parameter {part!r} in {text!r}")
             fields[name] = value
         try:
@@ -77,6 +81,7 @@ class FaultSpec:
                 retry_after=float(fields.get("retry_after", 1.0)),
                 after=int(fields.get("after", 2)),
                 seconds=float(fields["seconds"]) if "seconds" in fields else None,
+                item=int(fields.get("item", 2)),
             )
         except ValueError as exc:
             raise ValueError(f"bad number in fault {text!r}: {exc}") from exc
@@ -250,7 +255,6 @@ def parse_model_faults(model_faults: Mapping[str, str]) -> dict[str, FaultSpec]:
     for model, text in model_faults.items():
         spec = FaultSpec.parse(text)
         if spec.key == text:  # no id: count per model, not per spec text
-            spec = FaultSpec(spec.kind, f"model:{model}:{text}", spec.times, spec.retry_after,
-                             spec.after, spec.seconds)  # fmt: skip
+            spec = dataclasses.replace(spec, key=f"model:{model}:{text}")
         parsed[model] = spec
     return parsed

@@ -1,0 +1,122 @@
+"""Which provider holds each batch file and job, whose they are, and what is booked.
+
+Gateway ids (``file-thr…``, ``batch_thr…``) map to the provider's ids, so a caller never
+needs to know where the job runs and cannot read another caller's jobs. One small
+SQLite file, shared by the gateway and ``thrifty batch``; each call opens its own
+connection (batch calls are rare, and the CLI and the gateway may both write).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS files (
+        id TEXT PRIMARY KEY, key_id TEXT, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
+        filename TEXT, purpose TEXT, bytes INTEGER, created_at INTEGER, models TEXT)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        id TEXT PRIMARY KEY, key_id TEXT, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
+        input_file_id TEXT NOT NULL, created_at INTEGER, booked INTEGER NOT NULL DEFAULT 0,
+        last TEXT)""",
+    "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
+)
+
+
+class JobStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            for statement in _SCHEMA:
+                db.execute(statement)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection for one operation: committed, then closed."""
+        with closing(sqlite3.connect(self.path, timeout=10)) as db:
+            db.row_factory = sqlite3.Row
+            with db:
+                yield db
+
+    def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
+        with self._connect() as db:
+            row = db.execute(sql, params).fetchone()
+        return dict(row) if row is not None else None
+
+    def add_file(
+        self,
+        file_id: str,
+        *,
+        key_id: str | None,
+        provider: str,
+        upstream_id: str,
+        filename: str,
+        purpose: str,
+        size: int,
+        models: dict[str, str],
+    ) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO files VALUES (?,?,?,?,?,?,?,?,?)",
+                (file_id, key_id, provider, upstream_id, filename, purpose, size,
+                 int(time.time()), json.dumps(models)),
+            )  # fmt: skip
+
+    def file(self, file_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM files WHERE id = ?", (file_id,))
+        if row is not None:
+            row["models"] = json.loads(row["models"] or "{}")
+        return row
+
+    def file_by_upstream(self, provider: str, upstream_id: str) -> dict[str, Any] | None:
+        row = self._one(
+            "SELECT id FROM files WHERE provider = ? AND upstream_id = ?", (provider, upstream_id)
+        )
+        return self.file(row["id"]) if row else None
+
+    def add_batch(
+        self, batch_id: str, *, key_id: str | None, provider: str, upstream_id: str,
+        input_file_id: str, last: dict[str, Any],
+    ) -> None:  # fmt: skip
+        with self._connect() as db:
+            db.execute(
+                "INSERT INTO batches VALUES (?,?,?,?,?,?,0,?)",
+                (batch_id, key_id, provider, upstream_id, input_file_id, int(time.time()),
+                 json.dumps(last)),
+            )  # fmt: skip
+
+    def batch(self, batch_id: str) -> dict[str, Any] | None:
+        row = self._one("SELECT * FROM batches WHERE id = ?", (batch_id,))
+        if row is not None:
+            row["last"] = json.loads(row["last"] or "{}")
+        return row
+
+    def update_batch(self, batch_id: str, last: dict[str, Any], *, booked: bool) -> None:
+        with self._connect() as db:
+            db.execute(
+                "UPDATE batches SET last = ?, booked = MAX(booked, ?) WHERE id = ?",
+                (json.dumps(last), int(booked), batch_id),
+            )
+
+    def batches(self, key_id: str | None, limit: int, after: str | None) -> list[dict[str, Any]]:
+        """The caller's batches, newest first, after the batch ``after`` (a cursor)."""
+        sql = "SELECT * FROM batches WHERE (? IS NULL OR key_id IS ?)"
+        params: list[Any] = [key_id, key_id]
+        if after:
+            anchor = self.batch(after)
+            if anchor is not None:
+                sql += " AND (created_at, id) < (?, ?)"
+                params += [anchor["created_at"], anchor["id"]]
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit)
+        with self._connect() as db:
+            rows = [dict(r) for r in db.execute(sql, params).fetchall()]
+        for row in rows:
+            row["last"] = json.loads(row["last"] or "{}")
+        return rows
