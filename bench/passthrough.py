@@ -10,7 +10,9 @@ moves single figures.
 
 Figures: latency p50/p99 at concurrency 1 (added = gateway - direct); requests/s at
 ``--concurrency`` (default 32) and the gateway's CPU time per request (user + system,
-all threads, from ``/proc``: steadier than requests/s when the machine is shared);
+all threads, from ``/proc``: steadier than requests/s when the machine is shared); the
+same for a no-logic proxy on the same stack (:mod:`bench.floor_proxy`), so the report
+separates what the stack costs from what Thrifty's own work costs;
 streaming time to first chunk (Python client: wrk cannot time the first byte); an
 exact cache hit end to end (a second gateway with the in-memory exact cache, one
 request answered once by the upstream, then from the cache); the gateway's RSS after
@@ -85,6 +87,17 @@ def start_gateway(workdir: Path, name: str, up_port: int, **extra: Any) -> tuple
     return server, f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+def start_floor(workdir: Path, up_port: int) -> tuple[Server, str]:
+    """The no-logic proxy of :mod:`bench.floor_proxy` on the gateway core."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.floor_proxy", "--port", str(port)]
+    argv += ["--upstream", f"http://127.0.0.1:{up_port}/v1"]
+    root = str(Path(__file__).resolve().parents[1])
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    server = spawn("floor", argv, GATEWAY_CORE, f"http://127.0.0.1:{port}/health", workdir, env)
+    return server, f"http://127.0.0.1:{port}/v1/chat/completions"
+
+
 async def first_chunk_latencies(url: str, n: int) -> list[float]:
     """Time to the first body bytes of ``n`` sequential streamed requests (ms), after 50
     warm-up requests; every answer must be a 200 event stream."""
@@ -141,28 +154,36 @@ class Runner:
             use_wrk=self.use_wrk,
         )
 
-    def round(self, direct: str, gateway: Server, gateway_url: str) -> dict[str, Any]:
-        """One round: c=1 and c=N, direct then via the gateway."""
-        out: dict[str, Any] = {}
-        out["c1_direct"] = self.load(direct, BODY, 1, GATEWAY_CORE).to_dict()
-        out["c1_gateway"] = self.load(gateway_url, BODY, 1, UPSTREAM_CORE).to_dict()
-        c = self.concurrency
-        out["cN_direct"] = self.load(direct, BODY, c, GATEWAY_CORE).to_dict()
+    def proxied(self, server: Server, url: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """c=1 and c=N through one proxy (generator on the upstream's core), with the
+        proxy's CPU time per request at c=N (after a 1 s warm-up outside the count)."""
+        c1 = self.load(url, BODY, 1, UPSTREAM_CORE).to_dict()
         run_load(
-            gateway_url,
+            url,
             BODY,
-            connections=c,
+            connections=self.concurrency,
             seconds=1,
             auth=AUTH,
             core=UPSTREAM_CORE,
             warmup=0,
             use_wrk=self.use_wrk,
-        )  # warm-up, outside the CPU count
-        cpu_before = gateway.cpu_seconds()
-        result = self.load(gateway_url, BODY, c, UPSTREAM_CORE, warmup=0)
-        cpu_used = gateway.cpu_seconds() - cpu_before
-        out["cN_gateway"] = result.to_dict()
-        out["cN_gateway"]["cpu_us_per_request"] = round(cpu_used / result.requests * 1e6, 1)
+        )  # warm-up
+        cpu_before = server.cpu_seconds()
+        result = self.load(url, BODY, self.concurrency, UPSTREAM_CORE, warmup=0)
+        cpu_used = server.cpu_seconds() - cpu_before
+        cn = result.to_dict()
+        cn["cpu_us_per_request"] = round(cpu_used / max(result.requests, 1) * 1e6, 1)
+        return c1, cn
+
+    def round(self, direct: str, targets: dict[str, tuple[Server, str]]) -> dict[str, Any]:
+        """One round: c=1 and c=N direct (generator on the gateway's core), then through
+        each proxy in ``targets`` (the gateway, the no-logic floor proxy)."""
+        out: dict[str, Any] = {
+            "c1_direct": self.load(direct, BODY, 1, GATEWAY_CORE).to_dict(),
+            "cN_direct": self.load(direct, BODY, self.concurrency, GATEWAY_CORE).to_dict(),
+        }
+        for name, (server, url) in targets.items():
+            out[f"c1_{name}"], out[f"cN_{name}"] = self.proxied(server, url)
         return out
 
 
@@ -176,6 +197,7 @@ def summarise(rounds: list[dict[str, Any]], stream: dict[str, list[float]]) -> d
         values = [r[key][field] for r in rounds]
         return [round(min(values), 3), round(max(values), 3)]
 
+    floor_added = [r["c1_floor"]["p50_ms"] - r["c1_direct"]["p50_ms"] for r in rounds]
     added = [r["c1_gateway"]["p50_ms"] - r["c1_direct"]["p50_ms"] for r in rounds]
     added99 = [r["c1_gateway"]["p99_ms"] - r["c1_direct"]["p99_ms"] for r in rounds]
     ratios = [r["cN_gateway"]["rps"] / r["cN_direct"]["rps"] for r in rounds]
@@ -190,6 +212,9 @@ def summarise(rounds: list[dict[str, Any]], stream: dict[str, list[float]]) -> d
             "gateway_p99_ms": med("c1_gateway", "p99_ms"),
             "added_p99_ms": round(statistics.median(added99), 3),
             "added_p99_range_ms": [round(min(added99), 3), round(max(added99), 3)],
+            "floor_p50_ms": med("c1_floor", "p50_ms"),
+            "floor_added_p50_ms": round(statistics.median(floor_added), 3),
+            "floor_p99_ms": med("c1_floor", "p99_ms"),
         },
         "throughput": {
             "direct_rps": med("cN_direct", "rps"),
@@ -199,6 +224,8 @@ def summarise(rounds: list[dict[str, Any]], stream: dict[str, list[float]]) -> d
             "gateway_p50_ms": med("cN_gateway", "p50_ms"),
             "gateway_p99_ms": med("cN_gateway", "p99_ms"),
             "gateway_cpu_us_per_request": med("cN_gateway", "cpu_us_per_request"),
+            "floor_rps": med("cN_floor", "rps"),
+            "floor_cpu_us_per_request": med("cN_floor", "cpu_us_per_request"),
             "errors": sum(r["cN_gateway"]["errors"] + r["cN_direct"]["errors"] for r in rounds),
         },
         "stream_first_chunk": {
@@ -221,11 +248,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     servers = [upstream]
     try:
         gateway, gateway_url = start_gateway(workdir, "gateway", up_port)
-        servers.append(gateway)
+        floor, floor_url = start_floor(workdir, up_port)
+        servers += [gateway, floor]
+        targets = {"gateway": (gateway, gateway_url), "floor": (floor, floor_url)}
         rounds = []
         for i in range(args.rounds):
             print(f"round {i + 1}/{args.rounds} ...", file=sys.stderr)
-            rounds.append(runner.round(direct, gateway, gateway_url))
+            rounds.append(runner.round(direct, targets))
+        floor.stop()
         stream = {
             "direct": asyncio.run(first_chunk_latencies(direct, args.stream_requests)),
             "gateway": asyncio.run(first_chunk_latencies(gateway_url, args.stream_requests)),
@@ -298,6 +328,8 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
         f"+{_ms(c1['added_p50_ms'])} (rounds: {lo:.3f}–{hi:.3f}) |",
         f"| latency p99, c=1 | {_ms(c1['direct_p99_ms'])} | {_ms(c1['gateway_p99_ms'])} | "
         f"+{_ms(c1['added_p99_ms'])} |",
+        f"| latency p50, c=1, no-logic floor proxy | {_ms(c1['direct_p50_ms'])} | "
+        f"{_ms(c1['floor_p50_ms'])} | +{_ms(c1['floor_added_p50_ms'])} |",
         f"| requests/s, c={s['concurrency']} | {tp['direct_rps']:,.0f} | "
         f"{tp['gateway_rps']:,.0f} ({tp['gateway_rps_range'][0]:,.0f}–"
         f"{tp['gateway_rps_range'][1]:,.0f}) | ×{tp['ratio']:.2f} |",
@@ -312,6 +344,12 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
         f"{tp['gateway_cpu_us_per_request']:.0f} µs (all threads, ledger writer included); "
         f"1 core / that = {1e6 / tp['gateway_cpu_us_per_request']:,.0f} requests/s if the "
         "gateway had its core to itself.",
+        f"- The no-logic floor proxy (`bench/floor_proxy.py`: the same uvicorn + aiohttp "
+        f"stack, no auth, pipeline or ledger): {tp['floor_rps']:,.0f} requests/s at "
+        f"c={s['concurrency']}, {tp['floor_cpu_us_per_request']:.0f} µs CPU per request; "
+        f"the gateway's own work is the gap: "
+        f"{tp['gateway_cpu_us_per_request'] - tp['floor_cpu_us_per_request']:.0f} µs CPU "
+        "per request.",
         f"- Exact cache hit end to end (c=1, in-memory store, the upstream is not called): "
         f"p50 {_ms(hit['p50_ms'])}, p99 {_ms(hit['p99_ms'])} "
         f"(a direct upstream call: p50 {_ms(c1['direct_p50_ms'])}).",
