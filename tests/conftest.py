@@ -20,6 +20,9 @@ from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.server.app import build_app
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 
+# Real redis-server and PostgreSQL processes for the scale-out tests (started on first use).
+pytest_plugins = ["tests.shared_servers"]
+
 GATEWAY_KEY = "test-gateway-key"
 
 

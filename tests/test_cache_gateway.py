@@ -155,7 +155,11 @@ def test_semantic_hit_for_a_paraphrase_and_guard_pairs_miss(
     upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     gateway = start_gateway(
-        cache_config(upstream.url, tmp_path, semantic={"enabled": True, "threshold": 0.8})
+        cache_config(
+            upstream.url,
+            tmp_path,
+            semantic={"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}},
+        )
     )
 
     def user(text: str) -> list[dict[str, Any]]:
@@ -209,7 +213,8 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
     ], dataset)  # fmt: skip
     with ServerThread(build_upstream_app(UpstreamOptions(dataset=dataset))) as recorded:
         config = cache_config(recorded.url, tmp_path, semantic={
-            "enabled": True, "threshold": 0.8, "verify_model": "verifier"})  # fmt: skip
+            "enabled": True, "threshold": 0.8, "verify_model": "verifier",
+            "pair_check": {"enabled": False}})  # fmt: skip
         config["models"]["verifier"] = {"provider": "up", "price": {"input": 0.1, "output": 0.1}}
         gateway = start_gateway(config)
         with sdk(gateway) as client:

@@ -23,7 +23,7 @@ from thrifty.cache.stores.sqlite import MIGRATIONS, TOUCH_BATCH
 MakeStore = Callable[..., CacheStore]
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeStore]:
     opened: list[CacheStore] = []
 
@@ -31,6 +31,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeS
         store: CacheStore
         if request.param == "memory":
             store = MemoryCacheStore(max_entries, max_bytes)
+        elif request.param == "redis":  # a real redis-server (tests/shared_servers.py)
+            store = _redis_store(request, max_entries, max_bytes)
         else:
             store = SqliteCacheStore(tmp_path / "cache" / "cache.db", max_entries, max_bytes)
         opened.append(store)
@@ -39,6 +41,20 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeS
     yield make
     for store in opened:
         store.close()
+
+
+def _redis_store(
+    request: pytest.FixtureRequest, max_entries: int, max_bytes: int | None
+) -> CacheStore:
+    from thrifty.cache.stores.redis import RedisCacheStore
+    from thrifty.scaleout.config import RedisConfig
+    from thrifty.scaleout.redis_link import RedisLink
+
+    server = request.getfixturevalue("redis_server")
+    prefix = request.getfixturevalue("redis_prefix")
+    return RedisCacheStore(
+        RedisLink(RedisConfig(url=server.url, prefix=prefix)), max_entries, max_bytes
+    )
 
 
 def test_protocol_and_exports(make_store: MakeStore) -> None:

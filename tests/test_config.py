@@ -69,10 +69,6 @@ def test_model_without_price_fails() -> None:
     assert parse_config(priced, {})
 
 
-def test_technique_not_yet_available_refuses_enabled() -> None:
-    assert "compression" in error_of({**MINIMAL, "compression": {"enabled": True}})
-
-
 def test_auth_enabled_without_keys() -> None:
     assert "auth" in error_of({**MINIMAL, "auth": {"enabled": True}})
 

@@ -3,11 +3,13 @@ and a graceful shutdown that finishes in-flight requests and flushes the ledger.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,7 +31,7 @@ def wait_healthy(port: int, process: subprocess.Popen[bytes]) -> None:
 @pytest.fixture
 def slow_upstream() -> Iterator[int]:
     port = free_port()
-    process = subprocess.Popen([*THRIFTY, "upstream", "--port", str(port), "--latency-ms", "800"])
+    process = subprocess.Popen([*THRIFTY, "upstream", "--port", str(port), "--latency-ms", "1500"])
     try:
         wait_healthy(port, process)
         yield port
@@ -58,6 +60,21 @@ def start_gateway(
     return process, port, ledger
 
 
+def wait_in_flight(upstream_port: int, count: int, timeout: float = 20) -> None:
+    """Until the upstream has received ``count`` requests (they then wait out its latency).
+
+    Polled, not slept: under CPU contention a fixed sleep could signal before they arrive.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{upstream_port}/_stats") as reply:
+            stats = json.load(reply)
+        if stats["requests"] >= count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the upstream never saw {count} requests")
+
+
 def ledger_count(path: Path) -> int:
     store = SqliteLedgerStore(path)
     try:
@@ -82,7 +99,7 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_ledger(
     threads = [threading.Thread(target=call) for _ in range(3)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)  # the requests are now waiting on the slow upstream
+    wait_in_flight(upstream_port=slow_upstream, count=3)
     process.send_signal(signal.SIGTERM)
     for thread in threads:
         thread.join(timeout=20)

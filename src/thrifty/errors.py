@@ -85,6 +85,15 @@ class RateLimited(ThriftyError):
     code = "rate_limit_exceeded"
 
 
+class StoreUnavailable(ThriftyError):
+    """A shared store (Redis) that admission needs cannot be reached, and its policy is to
+    fail closed: refusing is safer than spending unaccounted money."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "store_unavailable"
+
+
 class UpstreamError(ThriftyError):
     """The provider answered with an error (status kept when it is meaningful)."""
 

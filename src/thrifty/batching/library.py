@@ -74,12 +74,13 @@ async def batch_questions(
         raise to_openai_exception(InvalidRequest("batch() does not stream", param="stream"), CHAT)
     prefix = [{"role": "system", "content": system}] if system else []
     try:
+        caller = runtime.authenticate(api_key, enforce=False)
         contexts = [
             make_context(
                 runtime,
                 CHAT,
                 {**params, "model": model, "messages": [*prefix, {"role": "user", "content": q}]},
-                api_key,
+                caller,
             )
             for q in questions
         ]

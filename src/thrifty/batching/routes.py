@@ -47,7 +47,7 @@ class JobRoutes:
                 header = request.headers.get("authorization", "")
                 scheme, _, token = header.partition(" ")
                 presented = token.strip() if scheme.lower() == "bearer" else header or None
-                key_id = self.runtime.authenticate(presented)
+                key_id = self.runtime.authenticate(presented).key_id
                 result = await handler(request, key_id)
             except ThriftyError as exc:
                 return error_response(exc)

@@ -78,6 +78,11 @@ class BudgetStore(Protocol):
         """Spent and still-reserved amounts, for the dashboard, alerts and errors."""
         ...
 
+    async def claim_alert(self, bucket: BudgetBucket, threshold: float) -> bool:
+        """True exactly once per (bucket window, threshold), across processes and replicas:
+        whoever claims first sends the alert, everyone after gets False."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -3,38 +3,71 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from thrifty.config.schema import CacheConfig
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.stage import Stage
 from thrifty.registry import ModelRegistry
+from thrifty.scaleout.config import RedisConfig
 
 
 def build_cache_stages(
-    config: CacheConfig, registry: ModelRegistry, dispatch: DispatchStage, *, ephemeral: bool
+    config: CacheConfig,
+    registry: ModelRegistry,
+    dispatch: DispatchStage,
+    *,
+    ephemeral: bool,
+    redis: RedisConfig | None = None,
 ) -> list[Stage]:
-    """``ephemeral`` (replay): in-memory stores that start empty."""
+    """``ephemeral`` (replay): in-memory stores that start empty; ``redis`` is used when
+    ``config.store == "redis"``."""
     stages: list[Stage] = []
     memory = ephemeral or config.store == "memory"
+    shared = not ephemeral and config.store == "redis"
     if config.exact.enabled:
         from thrifty.cache.exact import ExactCacheStage
-        from thrifty.cache.stores.memory import MemoryCacheStore
-        from thrifty.cache.stores.sqlite import SqliteCacheStore
 
-        store = (
-            MemoryCacheStore(config.max_entries, config.max_bytes)
-            if memory
-            else SqliteCacheStore(config.path, config.max_entries, config.max_bytes)
-        )
+        store = _exact_store(config, memory, shared, redis)
         stages.append(ExactCacheStage(config, store, registry))
     if config.semantic.enabled:
         from thrifty.cache.semantic import SemanticCacheStage
-        from thrifty.cache.semantic_index import SemanticIndex
         from thrifty.embeddings import get_embedder
 
-        path = None if memory else Path(config.path).with_suffix(".semantic.db")
-        index = SemanticIndex(path, config.semantic.max_entries)
+        index = _semantic_index(config, memory, shared, redis)
         stages.append(
             SemanticCacheStage(config, index, registry, get_embedder().embed_one, dispatch)
         )
     return stages
+
+
+def _exact_store(
+    config: CacheConfig, memory: bool, shared: bool, redis: RedisConfig | None
+) -> Any:
+    if shared:
+        from thrifty.cache.stores.redis import RedisCacheStore
+        from thrifty.scaleout.redis_link import RedisLink
+
+        link = RedisLink(redis or RedisConfig())
+        return RedisCacheStore(link, config.max_entries, config.max_bytes)
+    if memory:
+        from thrifty.cache.stores.memory import MemoryCacheStore
+
+        return MemoryCacheStore(config.max_entries, config.max_bytes)
+    from thrifty.cache.stores.sqlite import SqliteCacheStore
+
+    return SqliteCacheStore(config.path, config.max_entries, config.max_bytes)
+
+
+def _semantic_index(
+    config: CacheConfig, memory: bool, shared: bool, redis: RedisConfig | None
+) -> Any:
+    if shared:
+        from thrifty.cache.redis_semantic import RedisSemanticIndex
+        from thrifty.scaleout.redis_link import RedisLink
+
+        return RedisSemanticIndex(RedisLink(redis or RedisConfig()), config.semantic.max_entries)
+    from thrifty.cache.semantic_index import SemanticIndex
+
+    path = None if memory else Path(config.path).with_suffix(".semantic.db")
+    return SemanticIndex(path, config.semantic.max_entries)

@@ -17,7 +17,14 @@ import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-__all__ = ["ThresholdChoice", "evaluate", "pick_threshold"]
+__all__ = [
+    "OperatingPoint",
+    "ThresholdChoice",
+    "evaluate",
+    "hits_at",
+    "pick_operating_point",
+    "pick_threshold",
+]
 
 
 class ThresholdChoice(NamedTuple):
@@ -92,4 +99,77 @@ def pick_threshold(
         if false_hits <= false_hit_budget * hits:
             recall = (hits - false_hits) / positives if positives else 0.0
             best = ThresholdChoice(sim, false_hits / hits, recall, hits)
+    return best
+
+
+class OperatingPoint(NamedTuple):
+    """Similarity and pair-check thresholds, and what they give on the data chosen on.
+
+    Both thresholds are ``math.inf`` (never hit) when no pair meets the budget.
+    """
+
+    similarity_threshold: float
+    pair_threshold: float
+    false_hit_rate: float
+    recall: float
+    hits: int
+
+
+def hits_at(
+    similarity_threshold: float,
+    pair_threshold: float,
+    similarities: Sequence[float],
+    pair_scores: Sequence[float],
+    guard_ok: Sequence[bool],
+) -> list[bool]:
+    """Which pairs are hits: similarity and pair score at or above theirs, guards passing."""
+    return [
+        bool(ok) and s >= similarity_threshold and p >= pair_threshold
+        for s, p, ok in zip(similarities, pair_scores, guard_ok, strict=True)
+    ]
+
+
+def pick_operating_point(
+    similarities: Sequence[float],
+    pair_scores: Sequence[float],
+    same: Sequence[bool],
+    guard_ok: Sequence[bool],
+    false_hit_budget: float,
+    *,
+    recall_on: Sequence[bool] | None = None,
+    similarity_grid: Sequence[float] | None = None,
+) -> OperatingPoint:
+    """The (similarity, pair-check) thresholds with the most recall within the budget.
+
+    A hit needs guards passing, ``similarity >= s`` and ``pair score >= p``. For each ``s``
+    on the grid (default 0.50, 0.51, … 1.00) every distinct pair score is tried as ``p``;
+    the false-hit rate (false hits / all hits) must stay ≤ the budget. Recall counts the
+    true pairs flagged in ``recall_on`` (default: all), so a source of interest can be the
+    objective while every source's false hits count. Ties go to the higher thresholds.
+    """
+    _check(similarities, same, guard_ok)
+    if len(pair_scores) != len(same):
+        raise ValueError("pair_scores must have the same length as similarities")
+    if not 0.0 <= false_hit_budget <= 1.0:
+        raise ValueError("false_hit_budget must be in [0, 1]")
+    mask = [True] * len(same) if recall_on is None else [bool(m) for m in recall_on]
+    positives = sum(1 for y, m in zip(same, mask, strict=True) if y and m)
+    grid = similarity_grid or [round(0.5 + i / 100, 2) for i in range(51)]
+    best = OperatingPoint(math.inf, math.inf, 0.0, 0.0, 0)
+    for s_threshold in sorted(grid, reverse=True):
+        rows = zip(similarities, pair_scores, same, guard_ok, mask, strict=True)
+        candidates = sorted(
+            ((float(p), bool(y), bool(m)) for s, p, y, ok, m in rows if ok and s >= s_threshold),
+            reverse=True,
+        )
+        hits = false_hits = true_counted = 0
+        for i, (score, is_same, counted) in enumerate(candidates):
+            hits += 1
+            false_hits += not is_same
+            true_counted += is_same and counted
+            if i + 1 < len(candidates) and candidates[i + 1][0] == score:
+                continue
+            recall = true_counted / positives if positives else 0.0
+            if false_hits <= false_hit_budget * hits and recall > best.recall:
+                best = OperatingPoint(s_threshold, score, false_hits / hits, recall, hits)
     return best

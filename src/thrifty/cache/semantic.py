@@ -1,6 +1,7 @@
 """The semantic cache stage: a *similar* question gets the stored answer — when it is
-close enough, asks in the same context with the same parameters, and passes the guards
-(numbers, units, negation, entities, word order must agree)."""
+close enough, asks in the same context with the same parameters, passes the guards
+(numbers, units, negation, entities, word order must agree) and the second stage: the
+offline learned pair check (on by default) and, optionally, an LLM verifier."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from thrifty.cache.common import Controls, hit_reply, scope_of, store_after, verify_overhead
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
+from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.verify import says_yes, verify_messages
 from thrifty.config.schema import CacheConfig
@@ -22,6 +24,7 @@ from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
 
 log = logging.getLogger(__name__)
+_THRESHOLD_WITHOUT_PAIR_CHECK = 0.92
 
 
 def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
@@ -54,6 +57,21 @@ class SemanticCacheStage:
         self._registry = registry
         self._embed = embed
         self._dispatch = dispatch
+        section = config.semantic
+        self._pair_check: PairCheck | None = None
+        self._pair_threshold = 0.0
+        self._threshold = (
+            _THRESHOLD_WITHOUT_PAIR_CHECK if section.threshold is None else section.threshold
+        )
+        if section.pair_check.enabled:
+            self._pair_check = load_pair_check(section.pair_check.model)
+            self._pair_threshold = (
+                self._pair_check.pair_threshold
+                if section.pair_check.threshold is None
+                else section.pair_check.threshold
+            )
+            if section.threshold is None:
+                self._threshold = self._pair_check.similarity_threshold
 
     def close(self) -> None:
         self._index.close()
@@ -74,17 +92,19 @@ class SemanticCacheStage:
         note: dict[str, Any] = {"embed_ms": round((time.perf_counter() - started) * 1000, 3)}
         if controls.lookup and (match := self._index.search(partition, vector)) is not None:
             note["similarity"] = round(match.similarity, 4)
-            if match.similarity >= self._config.semantic.threshold:
-                verdict = guard_verdict(question, match.question, self._config.semantic.guards)
-                if verdict.ok and not await self._confirmed(ctx, question, match.question):
+            if match.similarity >= self._threshold:
+                blocked = self._blocked(question, match.question, match.similarity, note)
+                if blocked is None and not await self._confirmed(ctx, question, match.question):
                     note["blocked_by"] = "verifier: not the same request"
                     ctx.finalizers.append(_book_verifier_overhead(ctx))
-                elif verdict.ok:
+                elif blocked is None:
                     ctx.techniques["cache"] = {"result": "hit", "type": "semantic", **note}
                     headers = {"x-thrifty-cache-similarity": f"{match.similarity:.4f}"}
+                    if "pair_check" in note:
+                        headers["x-thrifty-cache-pair-check"] = f"{note['pair_check']:.4f}"
                     return hit_reply(ctx, match.response, self._registry, "semantic", headers)
                 else:
-                    note["blocked_by"] = f"{verdict.failed}: {verdict.detail}"
+                    note["blocked_by"] = blocked
         ctx.techniques.setdefault("cache", {"result": "miss"})["semantic"] = note
         reply = await call_next(ctx)
         if not controls.store:
@@ -97,6 +117,23 @@ class SemanticCacheStage:
                 log.warning("semantic cache write failed", exc_info=True)
 
         return store_after(reply, save)
+
+    def _blocked(
+        self, question: str, stored: str, similarity: float, note: dict[str, Any]
+    ) -> str | None:
+        """Why the guards or the pair check refuse this candidate (None: they agree)."""
+        verdict = guard_verdict(question, stored, self._config.semantic.guards)
+        if not verdict.ok:
+            return f"{verdict.failed}: {verdict.detail}"
+        if self._pair_check is None:
+            return None
+        started = time.perf_counter()
+        probability = self._pair_check.probability(question, stored, similarity)
+        note["pair_check"] = round(probability, 4)
+        note["pair_check_ms"] = round((time.perf_counter() - started) * 1000, 3)
+        if probability < self._pair_threshold:
+            return f"pair_check: {probability:.3f} < {self._pair_threshold:.3f}"
+        return None
 
     async def _confirmed(self, ctx: Context, question: str, stored: str) -> bool:
         model = self._config.semantic.verify_model

@@ -1,9 +1,10 @@
-"""Pick the semantic cache's similarity threshold for a false-hit budget, honestly.
+"""Pick the semantic cache's thresholds for a false-hit budget, honestly.
 
 Input: labelled question pairs (JSON Lines ``{"a": ..., "b": ..., "same": bool}``), e.g.
 pairs from your own traffic that a person judged. The pairs are split in two (fixed
-seed): the threshold is chosen on one half (the lowest whose false hits stay within the
-budget, guards applied) and reported on the other.
+seed): the similarity threshold and the pair check's threshold are chosen together on one
+half (the most recall whose false hits stay within the budget, guards applied) and
+reported on the other.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from typing import Any
 import numpy as np
 import orjson
 
-from thrifty.cache.calibrate import evaluate, pick_threshold
-from thrifty.cache.guards import guard_verdict
-from thrifty.embeddings import get_embedder
+from thrifty.cache.calibrate import hits_at, pick_operating_point
+from thrifty.cache.pair_check import PairCheck, load_pair_check
+from thrifty.cache.pair_data import Pair
+from thrifty.cache.pair_eval import ScoredPairs, counts, score_pairs
 
 
 def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
@@ -38,32 +40,52 @@ def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
 
 
 def _score(
-    pairs: Sequence[tuple[str, str, bool]], guards: Sequence[str]
-) -> tuple[list[float], list[bool], list[bool]]:
-    embed = get_embedder().embed
-    a = embed([p[0] for p in pairs])
-    b = embed([p[1] for p in pairs])
-    similarities = np.einsum("ij,ij->i", a, b).tolist()
-    guard_ok = [guard_verdict(x, y, guards).ok for x, y, _ in pairs]
-    return similarities, [p[2] for p in pairs], guard_ok
+    pairs: Sequence[tuple[str, str, bool]], guards: Sequence[str], check: PairCheck | None
+) -> tuple[ScoredPairs, list[float]]:
+    scored = score_pairs([Pair(a, b, same, "yours", "") for a, b, same in pairs], guards)
+    if check is None:
+        return scored, [1.0] * len(pairs)
+    return scored, check.model.predict(scored.features).tolist()
 
 
 def tune_threshold(
-    pairs: Sequence[tuple[str, str, bool]], budget: float, guards: Sequence[str], seed: int = 0
+    pairs: Sequence[tuple[str, str, bool]],
+    budget: float,
+    guards: Sequence[str],
+    seed: int = 0,
+    *,
+    pair_check: bool = True,
+    model: str | Path | None = None,
 ) -> dict[str, Any]:
+    """Similarity and pair-check thresholds chosen on half the pairs, reported on the other.
+
+    With ``pair_check=False`` only the similarity threshold is chosen (guards applied).
+    ``threshold`` is None when no setting meets the budget on the choosing half.
+    """
+    check = load_pair_check(model) if pair_check else None
     order = list(range(len(pairs)))
     random.Random(seed).shuffle(order)
     half = len(order) // 2
     choose, report = [pairs[i] for i in order[:half]], [pairs[i] for i in order[half:]]
-    choice = pick_threshold(*_score(choose, guards), budget)
-    held_out = evaluate(choice.threshold, *_score(report, guards))
+    scored, scores = _score(choose, guards, check)
+    point = pick_operating_point(
+        scored.similarity.tolist(), scores, scored.same.tolist(), scored.guard_ok.tolist(),
+        budget, similarity_grid=None if check else sorted({float(s) for s in scored.similarity}),
+    )  # fmt: skip
+    held, held_scores = _score(report, guards, check)
+    hit = hits_at(
+        point.similarity_threshold, point.pair_threshold if check else 0.0,
+        held.similarity.tolist(), held_scores, held.guard_ok.tolist(),
+    )  # fmt: skip
+    found = not math.isinf(point.similarity_threshold)
     return {
-        "threshold": None if math.isinf(choice.threshold) else round(choice.threshold, 4),
+        "threshold": round(point.similarity_threshold, 4) if found else None,
+        "pair_check_threshold": round(point.pair_threshold, 4) if found and check else None,
         "false_hit_budget": budget,
         "chosen_on": {
             "pairs": len(choose),
-            "false_hit_rate": choice.false_hit_rate,
-            "recall": choice.recall,
+            "false_hit_rate": point.false_hit_rate,
+            "recall": point.recall,
         },
-        "held_out": {k: v for k, v in held_out.items() if k != "threshold"},
+        "held_out": counts(np.array(hit, dtype=bool), held.same),
     }

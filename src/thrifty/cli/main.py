@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
         config_check,
         datasets,
         demo,
+        keys,
         prices,
         replay,
         report,
@@ -27,8 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="thrifty", description="Cut the bill of LLM API calls without cutting quality."
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, config_check, upstream, prices, report, replay, tune, datasets, demo,
-                   batch):  # fmt: skip
+    for module in (
+        serve, config_check, upstream, prices, report, replay, tune, datasets, demo, batch, keys,
+    ):  # fmt: skip
         module.add_parser(sub)
     return parser
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from thrifty.ledger.reports import REPORT_GROUPS, build_report, parse_since, render_table
+from thrifty.ledger.stores.base import LedgerStore
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 __all__ = ["add_parser", "run"]
@@ -22,7 +23,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--ledger", metavar="PATH", help="a SQLite ledger file")
-    source.add_argument("--config", metavar="FILE", help="a Thrifty config (uses ledger.path)")
+    source.add_argument(
+        "--config", metavar="FILE", help="a Thrifty config (its ledger: path or PostgreSQL dsn)"
+    )
     parser.add_argument("--since", help="30m, 12h, 7d, 2026-11-01 or an ISO datetime (UTC)")
     parser.add_argument("--by", choices=REPORT_GROUPS, default="model", help="group rows by")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -30,26 +33,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return parser
 
 
-def _ledger_path(args: argparse.Namespace) -> Path:
+def _open_store(args: argparse.Namespace) -> LedgerStore:
+    """The ledger to report on; FileNotFoundError for a missing SQLite file."""
     if args.ledger:
-        return Path(args.ledger)
-    from thrifty.config import load_config  # lazy: the config schema pulls in every section
+        path = Path(args.ledger)
+    else:
+        from thrifty.config import load_config  # lazy: the schema pulls in every section
 
-    return Path(load_config(args.config).ledger.path)
+        config = load_config(args.config).ledger
+        if config.store == "postgres":
+            from thrifty.ledger.stores.postgres import PostgresLedgerStore
+
+            return PostgresLedgerStore(str(config.dsn))
+        path = Path(config.path)
+    if not path.is_file():  # opening would create an empty ledger and report nothing
+        raise FileNotFoundError(f"no ledger at {path}")
+    return SqliteLedgerStore(path)
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; 0 on success, 2 on bad input (unreadable config, missing ledger)."""
     try:
         since = parse_since(args.since) if args.since else None
-        path = _ledger_path(args)
-    except Exception as exc:  # config errors of any kind end the command, with their message
+        store = _open_store(args)
+    except Exception as exc:  # config/connection errors end the command, with their message
         print(f"thrifty report: {exc}", file=sys.stderr)
         return 2
-    if not path.is_file():  # opening would create an empty ledger and report nothing
-        print(f"thrifty report: no ledger at {path}", file=sys.stderr)
-        return 2
-    store = SqliteLedgerStore(path)
     try:
         report = build_report(store, since=since, by=args.by)
     finally:

@@ -23,12 +23,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # fail fast, with the bad key named, before forking
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    workers = args.workers or config.server.workers
+    if workers > 1 and config.metrics.enabled:
+        from thrifty.metrics.recorder import prepare_multiprocess
+
+        prepare_multiprocess()  # each worker counts into it; /metrics sums them all
     uvicorn.run(
         "thrifty.server.factory:create_app",
         factory=True,
         host=args.host or config.server.host,
         port=args.port if args.port is not None else config.server.port,
-        workers=args.workers or config.server.workers,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         log_level=config.logging.level,

@@ -40,7 +40,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument(
         "--cache-pairs",
         metavar="FILE",
-        help="labelled question pairs (JSON Lines a, b, same): picks cache.semantic.threshold",
+        help="labelled question pairs (JSON Lines a, b, same): picks the semantic thresholds",
     )
     parser.add_argument(
         "--false-hit-budget", type=float, default=0.01, help="semantic cache: false hits per hit"
@@ -65,20 +65,25 @@ def candidate_points(result: TuneResult) -> list[dict[str, Any]]:
 
 
 def _tune_cache(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    """Choose the semantic threshold on half the pairs, report the other half; a budget
-    no threshold meets turns the semantic cache off rather than serving wrong answers."""
+    """Choose the semantic thresholds (similarity, pair check) on half the pairs, report
+    the other half; a budget nothing meets turns the semantic cache off rather than serving
+    wrong answers."""
     from thrifty.cache.tune import load_pairs, tune_threshold
     from thrifty.config.schema import GUARDS
 
     semantic = (raw.get("cache") or {}).get("semantic") or {}
+    check = semantic.get("pair_check") or {}
     choice = tune_threshold(
-        load_pairs(args.cache_pairs), args.false_hit_budget, semantic.get("guards") or GUARDS
-    )
-    patch = (
+        load_pairs(args.cache_pairs), args.false_hit_budget, semantic.get("guards") or GUARDS,
+        pair_check=check.get("enabled", True), model=check.get("model"),
+    )  # fmt: skip
+    patch: dict[str, Any] = (
         {"threshold": choice["threshold"]}
         if choice["threshold"] is not None
         else {"enabled": False}
     )
+    if choice["pair_check_threshold"] is not None:
+        patch["pair_check"] = {"threshold": choice["pair_check_threshold"]}
     raw.update(deep_merge(raw, {"cache": {"semantic": patch}}))
     return choice
 

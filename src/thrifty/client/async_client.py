@@ -76,7 +76,9 @@ class AsyncThrifty:
     >>> client = AsyncThrifty(config="thrifty.yaml")
     >>> reply = await client.chat.completions.create(model="gpt-4o-mini", messages=[...])
 
-    ``api_key`` only identifies the caller in the ledger (auth is the gateway's job).
+    ``api_key`` identifies the caller: a virtual key brings its team, tags, allowed
+    models, overrides, budgets and rate limits (a revoked one is refused); any other key
+    is recorded by its hash (the gateway, not the library, refuses unknown keys).
     Call ``await client.close()`` (or use ``async with``) to flush the ledger.
     """
 
@@ -115,8 +117,10 @@ class AsyncThrifty:
 
     async def _run(self, endpoint: str, params: dict[str, Any]) -> Any:
         try:
-            ctx = make_context(self._runtime, endpoint, params, self.api_key)
-            return await self._runtime.pipeline.run(ctx)
+            runtime = self._runtime
+            caller = runtime.authenticate(self.api_key, enforce=False)
+            ctx = make_context(runtime, endpoint, params, caller)
+            return await runtime.run(ctx, caller)
         except ThriftyError as exc:
             raise to_openai_exception(exc, endpoint) from None
 

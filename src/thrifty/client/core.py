@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from thrifty.config import ThriftyConfig, load_config, parse_config
+from thrifty.keys.identity import Caller
 from thrifty.pipeline.context import Context
-from thrifty.runtime import Runtime, key_id
+from thrifty.runtime import Runtime
 
 # openai's per-call transport options; meaningless in-process except the headers/body.
 _TRANSPORT_OPTIONS = ("extra_query", "timeout")
@@ -26,7 +27,7 @@ def load_runtime(
 
 
 def make_context(
-    runtime: Runtime, endpoint: str, params: dict[str, Any], api_key: str | None
+    runtime: Runtime, endpoint: str, params: dict[str, Any], caller: Caller
 ) -> Context:
     """Turn ``create(**params)`` into the request body the gateway would have received."""
     params = {k: v for k, v in params.items() if k not in _TRANSPORT_OPTIONS}
@@ -34,4 +35,4 @@ def make_context(
     extra_body = params.pop("extra_body", None) or {}
     headers = {str(k).lower(): str(v) for k, v in extra_headers.items()}
     body = {**params, **extra_body}
-    return runtime.new_context(endpoint, body, headers, key_id(api_key) if api_key else None)
+    return runtime.new_context(endpoint, body, headers, caller)

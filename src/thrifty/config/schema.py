@@ -12,7 +12,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from thrifty.admission.config import GovernanceConfig
 from thrifty.batching.config import BatchingConfig
+from thrifty.cache.config import PairCheckConfig
+from thrifty.compression.config import CompressionConfig
+from thrifty.dashboard.config import DashboardConfig
+from thrifty.metrics.config import MetricsConfig
+from thrifty.scaleout.config import RedisConfig
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
@@ -40,10 +46,11 @@ class AuthConfig(Section):
 
     @model_validator(mode="after")
     def _keys_when_enabled(self) -> AuthConfig:
-        if self.enabled and not [k for k in self.keys if k]:
+        if self.enabled and not [k for k in self.keys + self.admin_keys if k]:
             raise ValueError(
                 "auth is enabled but no keys are configured: add auth.keys "
-                "(e.g. ['${THRIFTY_KEY}']) or set auth.enabled: false"
+                "(e.g. ['${THRIFTY_KEY}']), auth.admin_keys (to create virtual keys), "
+                "or set auth.enabled: false"
             )
         return self
 
@@ -125,32 +132,25 @@ class RetryConfig(Section):
 
 
 class LedgerConfig(Section):
+    store: Literal["sqlite", "postgres"] = "sqlite"
     path: str = "thrifty-ledger.db"
+    dsn: str | None = None
+    """PostgreSQL connection string for ``store: postgres`` (docs/deploy.md)."""
     flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
     capture_bodies: bool = False
     """Also store each chat request's messages and answer (off by default: prompts may hold
     personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""
 
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> LedgerConfig:
+        if self.store == "postgres" and not self.dsn:
+            raise ValueError("dsn: store 'postgres' needs a dsn (postgresql://user@host/db)")
+        return self
+
 
 class LoggingConfig(Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
-
-
-class TechniqueConfig(Section):
-    """A cost technique's section. Off until the technique's implementation lands."""
-
-    enabled: bool = False
-    _available: bool = False
-
-    @model_validator(mode="after")
-    def _not_yet(self) -> TechniqueConfig:
-        if self.enabled and not self._available:
-            raise ValueError(
-                "this technique is not available in this version of thrifty; "
-                "set enabled: false (or remove the section)"
-            )
-        return self
 
 
 TASKS = ("chat", "code", "math", "summarization", "translation", "extraction", "creative")
@@ -232,8 +232,9 @@ class SemanticCacheConfig(Section):
     """Serve a stored answer to a *similar* question — only when the guards agree."""
 
     enabled: bool = False
-    threshold: Annotated[float, Field(ge=0, le=1)] = 0.92
-    """Cosine similarity of the final user messages at or above which a hit is possible."""
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    """Cosine similarity of the final user messages at or above which a hit is possible;
+    None: the pair check's shipped operating point (0.92 with the pair check off)."""
     guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
         default_factory=lambda: list(GUARDS)
     )
@@ -246,13 +247,15 @@ class SemanticCacheConfig(Section):
     verify_model: str | None = None
     """Optional second stage: this model must confirm that the two requests want the
     same answer before a hit is served (its calls are the cache's overhead)."""
+    pair_check: PairCheckConfig = Field(default_factory=PairCheckConfig)
 
 
 class CacheConfig(Section):
     """Exact and semantic answer caches, scoped per tenant (the caller's key by default)."""
 
     enabled: bool = False
-    store: Literal["sqlite", "memory"] = "sqlite"
+    store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """redis: shared by every replica (settings under the top-level ``redis:``)."""
     path: str = "thrifty-cache.db"
     ttl_s: PositiveFloat | None = 86_400.0
     max_entries: int = Field(default=100_000, ge=1)
@@ -279,12 +282,16 @@ class ThriftyConfig(Section):
     """Send requests for models not listed under ``models`` to this provider as-is."""
     retries: RetryConfig = Field(default_factory=RetryConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     cascade: CascadeConfig = Field(default_factory=CascadeConfig)
     cache: CacheConfig = Field(default_factory=CacheConfig)
-    compression: TechniqueConfig = Field(default_factory=TechniqueConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
 
     @model_validator(mode="after")
     def _references_exist(self) -> ThriftyConfig:
@@ -323,6 +330,7 @@ class ThriftyConfig(Section):
             ("routing.reference_model", self.routing.reference_model),
             ("cascade.judge_model", self.cascade.judge_model),
             ("cache.semantic.verify_model", self.cache.semantic.verify_model),
+            ("compression.abstractive.model", self.compression.abstractive.model),
         ]
         for where, model in named:
             if model is not None and model not in self.models:

@@ -139,6 +139,21 @@ class StaticEmbedder:
         out[targets] = means / np.maximum(norms, 1e-12)
         return out
 
+    def token_vectors(self, text: str) -> np.ndarray:
+        """The rows of ``text``'s tokens, in order: ``(tokens, dimensions)`` float32.
+
+        The mean of these rows, normalised, is :meth:`embed`; callers that need word order
+        (the semantic cache's pair check pools them by position) use the rows themselves.
+        """
+        import numpy as np
+
+        m = self.load()
+        enc = m.tokenizer.encode(text[: m.max_chars], add_special_tokens=False)
+        ids = [t for t in enc.ids if t not in m.skip_ids]
+        if not ids:
+            return np.zeros((0, m.rows.shape[1]), dtype=np.float32)
+        return m.rows[np.asarray(ids, dtype=np.intp)]
+
     def embed_one(self, text: str) -> np.ndarray:
         """Embed a single text; returns a read-only float32 vector ``(dimensions,)``.
 

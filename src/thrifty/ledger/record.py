@@ -63,7 +63,8 @@ class RequestRecord:
     priced attempts (failed and overhead calls included); ``unpriced`` is true when any attempt
     used tokens without a known price, so ``cost`` is a lower bound. ``baseline_cost`` is what
     the request would have cost sent as-is to ``baseline_model``; None when unknown.
-    ``key_id`` is a short hash of the caller's key, never the key itself. ``body``,
+    ``key_id`` is a short hash of the caller's key, never the key itself; ``team`` and
+    ``tags`` come from the caller's virtual key (tags merged with the request's). ``body``,
     ``answer`` and ``answer_model`` (the upstream model id that answered) are filled only
     when ``ledger.capture_bodies`` is on, so traffic can be replayed later.
     """
@@ -75,6 +76,7 @@ class RequestRecord:
     status: str  # "ok" | "error" | "cancelled"
     http_status: int
     key_id: str | None = None
+    team: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     model: str | None = None
     provider: str | None = None

@@ -74,6 +74,8 @@ class LedgerStage:
             return name, None
         if usage is None:
             return name, None
+        if ctx.removed_input is not None:
+            usage = usage + ctx.removed_input  # the caller's prompt, before compression
         if answered is not None and answered.model == name and answered.usage is usage:
             return name, answered.cost  # priced once per request, not twice
         return name, attempt_cost(usage, model)
@@ -122,6 +124,7 @@ class LedgerStage:
             ts=ctx.ts,
             endpoint=ctx.endpoint,
             key_id=ctx.key_id,
+            team=ctx.team,
             tags=ctx.tags,
             requested_model=ctx.requested_model,
             model=reply.model if reply is not None else None,

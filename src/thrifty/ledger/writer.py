@@ -20,7 +20,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from thrifty.ledger.record import RequestRecord
@@ -75,6 +75,9 @@ class LedgerWriter:
         self._lock = threading.Lock()
         self._wake = threading.Event()  # set by flush/close, or when max_batch is waiting
         self._closed = False
+        #: Called on the writer thread with each batch once it is stored (metrics, logs):
+        #: work that must not slow the request path. An observer's error is logged.
+        self.observers: list[Callable[[Sequence[RequestRecord]], None]] = []
         self._thread = threading.Thread(target=self._run, name="thrifty-ledger", daemon=True)
         self._thread.start()
         atexit.register(self.close)
@@ -174,6 +177,11 @@ class LedgerWriter:
                 else:
                     time.sleep(delay)
                     delay *= 2
+        for observe in self.observers:
+            try:
+                observe(batch)
+            except Exception:
+                logger.exception("ledger observer failed", extra={"observer": repr(observe)})
         with self._lock:
             self._pending -= len(batch)
         batch.clear()

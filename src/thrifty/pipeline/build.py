@@ -4,7 +4,8 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
 
     ledger      reads everything on the way back; writes one RequestRecord
     cache       exact, then semantic: may answer; stores answers on the way back
-    (compress)  rewrites ctx.body                — issue: compression
+    compress    rewrites ctx.body (context only); books savings["compression"],
+                sets ctx.removed_input for the baseline
     route       rewrites ctx.model; books savings["routing"]
     batch       window: waits for compatible requests, answers them from one packed
                 call; sets each ctx's attempts (its share), techniques["batch"],
@@ -12,7 +13,8 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
-Admission (auth, later budgets) happens before a Context exists, in the server and the
+Admission (auth, allowed models, rate limits, budget reservation; settlement when the
+request ends) wraps the pipeline: ``admission/admit.py``, used by the server and the
 library. Disabled techniques are simply not in the list.
 """
 
@@ -47,7 +49,15 @@ def build_pipeline(
     if config.cache.enabled:
         from thrifty.cache.build import build_cache_stages
 
-        stages.extend(build_cache_stages(config.cache, registry, dispatch, ephemeral=ephemeral))
+        stages.extend(
+            build_cache_stages(
+                config.cache, registry, dispatch, ephemeral=ephemeral, redis=config.redis
+            )
+        )
+    if config.compression.enabled:
+        from thrifty.compression.build import build_compression
+
+        stages.append(build_compression(config.compression, registry, dispatch))
     if config.routing.enabled:
         from thrifty.routing.build import build_routing
 

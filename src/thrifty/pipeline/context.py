@@ -37,6 +37,8 @@ class Context:
     ``techniques``. ``attempts`` collects every model call made for this request.
     ``baseline_model`` is what savings are measured against (see ``build_context``).
     ``auto`` is true when the caller left the model to Thrifty (no model, or ``auto``).
+    ``removed_input`` holds the input tokens a stage removed from the caller's prompt
+    (compression): the baseline, the request sent as is, still pays for them.
     ``finalizers`` run when the request ends (for a stream, at its end), before the
     ledger row is built: techniques book their savings there, once usage is known.
     """
@@ -49,6 +51,7 @@ class Context:
     stream: bool = False
     auto: bool = False
     key_id: str | None = None
+    team: str | None = None
     tags: dict[str, str] = field(default_factory=dict)
     controls: dict[str, str] = field(default_factory=dict)
     request_id: str = field(default_factory=new_request_id)
@@ -57,6 +60,7 @@ class Context:
     attempts: list[AttemptRecord] = field(default_factory=list)
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)
     savings: dict[str, float] = field(default_factory=dict)
+    removed_input: Usage | None = None
     finalizers: list[Callable[[Reply | None], None]] = field(default_factory=list)
 
     @property

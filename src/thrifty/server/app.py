@@ -16,7 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from thrifty.batching.routes import job_routes
 from thrifty.config.schema import ThriftyConfig
+from thrifty.dashboard.routes import dashboard_routes
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.keys.admin import admin_routes
+from thrifty.metrics.endpoint import metrics_routes
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
 from thrifty.server.responses import error_response
@@ -95,6 +98,9 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             Route("/v1/models", handlers.models, methods=["GET"]),
             Route("/health", handlers.health, methods=["GET"]),
             *job_routes(runtime),
+            *metrics_routes(runtime),
+            *dashboard_routes(runtime),
+            *admin_routes(runtime),
         ],
         exception_handlers={
             HTTPException: _http_error,

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, JSONReply, SSEReply, error_response
@@ -114,13 +115,14 @@ class ModelEndpoint:
 
     async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
         request_id = new_request_id()
+        request_id_var.set(request_id)  # this task's log lines carry it
         try:
             runtime = self.runtime
             wanted, thrifty_headers = _read_headers(scope)
-            key_id = runtime.authenticate(_bearer_from(wanted.get))
+            caller = runtime.authenticate(_bearer_from(wanted.get))
             body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
-            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, key_id, request_id)
-            reply = await runtime.pipeline.run(ctx)
+            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
+            reply = await runtime.run(ctx, caller)
         except ThriftyError as exc:
             return error_response(exc, request_id)
         headers = {
@@ -141,12 +143,13 @@ class Handlers:
 
     async def models(self, request: Request) -> Response:
         try:
-            self.runtime.authenticate(_bearer(request))
+            caller = self.runtime.authenticate(_bearer(request))
         except ThriftyError as exc:
             return error_response(exc)
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "thrifty"}
             for name in self.runtime.registry.names
+            if caller.allows(name)
         ]
         return JSONBytesResponse({"object": "list", "data": data})
 

@@ -66,6 +66,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
             request_id TEXT PRIMARY KEY REFERENCES requests(request_id) ON DELETE CASCADE,
             request TEXT NOT NULL, answer TEXT, answer_model TEXT)""",
     ),
+    (
+        # The caller's team (from its virtual key), for reports and team budgets.
+        "ALTER TABLE requests ADD COLUMN team TEXT",
+        "CREATE INDEX requests_team ON requests(team)",
+    ),
 ]
 
 _REQUEST_COLUMNS = (
@@ -74,6 +79,7 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
+    "team",
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -102,6 +108,7 @@ _GROUPS: dict[str, tuple[str, str]] = {
     "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
     "day": ("r.day", "requests r"),
     "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
+    "team": ("COALESCE(r.team, '(no team)')", "requests r"),
     "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
     "all": ("'all'", "requests r"),
     "tag": (
@@ -133,7 +140,7 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
         r.error_type, r.error_message, u.input_tokens, u.cached_input_tokens,
         u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
         int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
-        r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings),
+        r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings), r.team,
     )  # fmt: skip
 
 

@@ -1,0 +1,100 @@
+"""The ``governance`` config section: virtual keys, budgets, rate limits, budget alerts.
+
+::
+
+    governance:
+      keys_path: thrifty-keys.db        # enables virtual keys (thrifty keys, /admin/keys)
+      store: sqlite                     # budgets and rate-limit counters: sqlite | memory
+      store_path: thrifty-budgets.db
+      budgets:
+        - {scope: team:research, period: month, limit_usd: 200}
+        - {scope: tag:env=prod, period: day, limit_usd: 20}
+      rate_limits: {requests_per_minute: 600, tokens_per_minute: 200000}   # per key
+      alerts: {webhook_url: https://hooks.example.com/thrifty}
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["AlertsConfig", "BudgetConfig", "GovernanceConfig", "RateLimitsConfig"]
+
+_SCOPES = ("key:", "team:", "tag:")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BudgetConfig(_Section):
+    """A spending cap on one key, team or tag, per UTC day, UTC month, or for all time."""
+
+    scope: str
+    """``key:<key id>``, ``team:<name>``, or ``tag:<name>=<value>`` (``tag:<name>`` for a
+    bare tag, whose value is ``true``)."""
+    period: Literal["day", "month", "lifetime"] = "month"
+    limit_usd: Annotated[float, Field(ge=0)]
+
+    @field_validator("scope")
+    @classmethod
+    def _known_scope(cls, value: str) -> str:
+        if not value.startswith(_SCOPES) or not value.partition(":")[2]:
+            raise ValueError(
+                f"must be key:<id>, team:<name> or tag:<name>[=<value>], got {value!r}"
+            )
+        return value
+
+
+class RateLimitsConfig(_Section):
+    """Default per-key limits; a virtual key's own limits replace them. None = no limit."""
+
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+
+class AlertsConfig(_Section):
+    """POST a JSON event when a budget's spend passes each threshold (once per window)."""
+
+    webhook_url: str | None = None
+    thresholds: list[Annotated[float, Field(gt=0, le=1)]] = Field(
+        default_factory=lambda: [0.5, 0.8, 1.0]
+    )
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value
+
+
+class GovernanceConfig(_Section):
+    """Who may call, what they may spend, and how fast. Everything is off by default."""
+
+    keys_path: str | None = None
+    """SQLite file of the virtual keys; setting it turns virtual keys on."""
+    store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """Where budget spend and rate-limit counters live (memory: this process only; sqlite:
+    the processes of one host; redis: every replica, settings under the top-level
+    ``redis:``, outage policy ``redis.budgets_on_error``)."""
+    store_path: str = "thrifty-budgets.db"
+    budgets: list[BudgetConfig] = Field(default_factory=list)
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    reservation_ttl_s: Annotated[float, Field(gt=0)] = 900.0
+    """A reservation never settled (a crashed process) counts as spent after this long."""
+    default_max_output_tokens: Annotated[int, Field(ge=1)] = 4096
+    """Worst-case answer length for a request that sets no max_tokens, when the model's own
+    output limit is unknown."""
+
+    @property
+    def needs_store(self) -> bool:
+        """Whether any budget or rate limit can apply (virtual keys may carry their own)."""
+        limits = self.rate_limits
+        return bool(
+            self.budgets or self.keys_path or limits.requests_per_minute or limits.tokens_per_minute
+        )

@@ -1,0 +1,62 @@
+"""What an admin may say about a new virtual key (admin API body and CLI flags alike)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["KeyBudgetSpec", "KeySpec", "OverridesSpec"]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OverridesSpec(_Spec):
+    """Turn a technique on or off for this key only (unset: the config decides)."""
+
+    routing: bool | None = None
+    cascade: bool | None = None
+    cache: bool | None = None
+
+
+class KeyBudgetSpec(_Spec):
+    period: Literal["day", "month", "lifetime"] = "month"
+    limit_usd: Annotated[float, Field(ge=0)]
+
+
+class KeySpec(_Spec):
+    """A virtual key to create. Unknown fields are errors that name the field."""
+
+    owner: str | None = None
+    name: str | None = None
+    team: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    """``{"env": "prod"}``; a list ``["env=prod", "beta"]`` is accepted too (bare: ``true``)."""
+    models: list[str] | None = None
+    """Models the key may ask for (None: all); ``auto`` must be listed to use routing."""
+    overrides: OverridesSpec = Field(default_factory=OverridesSpec)
+    budgets: list[KeyBudgetSpec] = Field(default_factory=list)
+    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_list(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            tags: dict[str, str] = {}
+            for item in value:
+                if not isinstance(item, str) or not item.partition("=")[0].strip():
+                    raise ValueError(f"a tag must be 'name' or 'name=value', got {item!r}")
+                name, sep, tag_value = item.partition("=")
+                tags[name.strip()] = tag_value.strip() if sep else "true"
+            return tags
+        return value
+
+    @field_validator("team", "owner", "name")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be blank")
+        return value

@@ -1,0 +1,345 @@
+"""The shared ledger store: one PostgreSQL database that every replica writes to.
+
+Same contract and schema as :mod:`thrifty.ledger.stores.sqlite` (same tables, columns,
+indexes and migration numbering), so reports and queries give the same answers on both.
+Differences are only in types: ``DOUBLE PRECISION`` for reals and ``JSONB`` for the JSON
+columns. Batches arrive from the :class:`~thrifty.ledger.writer.LedgerWriter` thread and
+go in with one pipelined ``executemany`` per table in one transaction;
+``ON CONFLICT DO NOTHING`` keeps a retried batch from duplicating rows, so each request
+has exactly one row however many replicas write. Migrations run under an advisory lock,
+so replicas starting together apply each one exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.stores.base import GROUP_BY
+from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
+
+__all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
+
+INSTALL_HINT = "The PostgreSQL ledger needs the postgres extra: pip install 'thrifty[postgres]'"
+
+#: Mirrors ``sqlite.MIGRATIONS`` one for one: migration ``i`` brings the schema to version
+#: ``i + 1`` on both databases. Never edit a released entry: append a new one to both.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE requests (
+            request_id TEXT PRIMARY KEY, ts DOUBLE PRECISION NOT NULL, day TEXT NOT NULL,
+            endpoint TEXT NOT NULL, key_id TEXT, tags JSONB NOT NULL,
+            requested_model TEXT NOT NULL, model TEXT, provider TEXT,
+            stream INTEGER NOT NULL, status TEXT NOT NULL, http_status INTEGER NOT NULL,
+            error_type TEXT, error_message TEXT,
+            input_tokens INTEGER NOT NULL, cached_input_tokens INTEGER NOT NULL,
+            cache_write_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL,
+            reasoning_tokens INTEGER NOT NULL, tokens_estimated INTEGER NOT NULL,
+            tokens_approximate INTEGER NOT NULL,
+            cost DOUBLE PRECISION NOT NULL, unpriced INTEGER NOT NULL,
+            baseline_model TEXT, baseline_cost DOUBLE PRECISION,
+            latency_ms DOUBLE PRECISION NOT NULL, ttft_ms DOUBLE PRECISION,
+            techniques JSONB NOT NULL, savings JSONB NOT NULL)""",
+        """CREATE TABLE attempts (
+            request_id TEXT NOT NULL REFERENCES requests(request_id) ON DELETE CASCADE,
+            seq INTEGER NOT NULL, ts DOUBLE PRECISION NOT NULL, purpose TEXT NOT NULL,
+            model TEXT NOT NULL, upstream_model TEXT NOT NULL, provider TEXT NOT NULL,
+            status TEXT NOT NULL, http_status INTEGER, error TEXT,
+            input_tokens INTEGER, cached_input_tokens INTEGER, cache_write_tokens INTEGER,
+            output_tokens INTEGER, reasoning_tokens INTEGER,
+            tokens_estimated INTEGER, tokens_approximate INTEGER,
+            cost DOUBLE PRECISION, unpriced INTEGER NOT NULL,
+            latency_ms DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (request_id, seq))""",
+        """CREATE TABLE request_tags (
+            request_id TEXT NOT NULL REFERENCES requests(request_id) ON DELETE CASCADE,
+            key TEXT NOT NULL, value TEXT NOT NULL,
+            PRIMARY KEY (request_id, key))""",
+        "CREATE INDEX requests_ts ON requests(ts)",
+        "CREATE INDEX requests_requested_model ON requests(requested_model)",
+        "CREATE INDEX requests_model ON requests(model)",
+        "CREATE INDEX requests_key_id ON requests(key_id)",
+        "CREATE INDEX requests_day ON requests(day)",
+        "CREATE INDEX request_tags_key_value ON request_tags(key, value)",
+    ),
+    (
+        """CREATE TABLE request_bodies (
+            request_id TEXT PRIMARY KEY REFERENCES requests(request_id) ON DELETE CASCADE,
+            request JSONB NOT NULL, answer TEXT, answer_model TEXT)""",
+    ),
+    (
+        "ALTER TABLE requests ADD COLUMN team TEXT",
+        "CREATE INDEX requests_team ON requests(team)",
+    ),
+]
+
+_MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
+
+_REQUEST_COLUMNS = (
+    "request_id", "ts", "day", "endpoint", "key_id", "tags", "requested_model", "model",
+    "provider", "stream", "status", "http_status", "error_type", "error_message",
+    "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
+    "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
+    "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
+    "team",
+)  # fmt: skip
+_ATTEMPT_COLUMNS = (
+    "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
+    "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
+    "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
+    "unpriced", "latency_ms",
+)  # fmt: skip
+
+
+_REQUEST_TYPES = (
+    "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
+    "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
+    "text", "float8", "float8", "float8", "jsonb", "jsonb", "text",
+)  # fmt: skip
+_ATTEMPT_TYPES = (
+    "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
+    "int", "int", "int", "int", "int", "int", "float8", "int", "float8",
+)  # fmt: skip
+
+
+def _insert(table: str, columns: Sequence[str], types: Sequence[str]) -> str:
+    """One statement for a whole batch: a text array per column, unnested and cast.
+
+    Far cheaper in Python than one parameter set per row (executemany), and
+    ``ON CONFLICT DO NOTHING`` still skips rows already stored.
+    """
+    names = [f"c{i}" for i in range(len(columns))]
+    arrays = ", ".join(["%s::text[]"] * len(columns))
+    select = ", ".join(f"{n}::{t}" for n, t in zip(names, types, strict=True))
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {select} "
+        f"FROM unnest({arrays}) AS t({', '.join(names)}) ON CONFLICT DO NOTHING"
+    )
+
+
+def _as_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[str | None]]:
+    """Rows → one list of text values per column (None stays NULL)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [[None if v is None else str(v) for v in column] for column in zip(*rows, strict=True)]
+
+
+_INSERT_REQUEST = _insert("requests", _REQUEST_COLUMNS, _REQUEST_TYPES)
+_INSERT_ATTEMPT = _insert("attempts", _ATTEMPT_COLUMNS, _ATTEMPT_TYPES)
+_INSERT_TAG = _insert("request_tags", ("request_id", "key", "value"), ("text",) * 3)
+_INSERT_BODY = _insert(
+    "request_bodies",
+    ("request_id", "request", "answer", "answer_model"),
+    ("text", "jsonb", "text", "text"),
+)
+_BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
+
+# The same groups as SQLite's; PostgreSQL spells the sums differently.
+_GROUPS: dict[str, tuple[str, str]] = {
+    "model": ("COALESCE(r.model, r.requested_model)", "requests r"),
+    "day": ("r.day", "requests r"),
+    "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
+    "team": ("COALESCE(r.team, '(no team)')", "requests r"),
+    "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
+    "all": ("'all'", "requests r"),
+    "tag": (
+        "COALESCE(t.key || '=' || t.value, '(untagged)')",
+        "requests r LEFT JOIN request_tags t ON t.request_id = r.request_id",
+    ),
+}
+_SUMS = """COUNT(*) AS requests,
+    COUNT(*) FILTER (WHERE r.status = 'error') AS errors,
+    COUNT(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
+    COALESCE(SUM(r.cost), 0) AS cost, COALESCE(SUM(r.baseline_cost), 0) AS baseline_cost,
+    COALESCE(SUM(r.baseline_cost - r.cost), 0) AS savings,
+    COUNT(r.baseline_cost) AS baseline_requests,
+    SUM(r.input_tokens)::bigint AS input_tokens, SUM(r.output_tokens)::bigint AS output_tokens,
+    SUM(r.cached_input_tokens)::bigint AS cached_input_tokens,
+    SUM(r.cache_write_tokens)::bigint AS cache_write_tokens,
+    SUM(r.reasoning_tokens)::bigint AS reasoning_tokens,
+    SUM(r.unpriced)::bigint AS unpriced, SUM(r.tokens_estimated)::bigint AS estimated"""
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise ImportError(INSTALL_HINT) from exc
+    return psycopg
+
+
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    for name in _BOOL_COLUMNS:
+        if row.get(name) is not None:
+            row[name] = bool(row[name])
+    return row
+
+
+class PostgresLedgerStore:
+    """A :class:`~thrifty.ledger.stores.base.LedgerStore` in PostgreSQL.
+
+    Opening connects (a writer and a reader connection, each behind its own lock, so a
+    report never waits for a batch) and applies pending migrations.
+
+    >>> store = PostgresLedgerStore("postgresql://thrifty@db/thrifty")  # doctest: +SKIP
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._closed = False
+        self._writer = self._connect()
+        self._migrate()
+        self._reader = self._connect()
+
+    def _connect(self) -> Any:
+        psycopg = _psycopg()
+        from psycopg.rows import dict_row
+
+        return psycopg.connect(
+            self.dsn, autocommit=True, row_factory=dict_row,
+            connect_timeout=max(1, int(self._connect_timeout_s)),
+        )  # fmt: skip
+
+    def _reconnect_writer(self) -> None:
+        """After a lost connection (database restart), the next batch gets a new one."""
+        if self._writer.closed or self._writer.broken:
+            self._writer = self._connect()
+
+    def _migrate(self) -> None:
+        conn = self._writer
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+            current = row["v"] or 0
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO schema_version VALUES (%s, %s)", (version, time.time())
+                )
+
+    @property
+    def schema_version(self) -> int:
+        with self._read_lock:
+            row = self._reader.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
+        return int(row["v"])
+
+    def write_many(self, records: Sequence[RequestRecord]) -> None:
+        if not records:
+            return
+        requests = [_request_row(r) for r in records]
+        attempts = [_attempt_row(a) for r in records for a in r.attempts]
+        tags = [(r.request_id, k, str(v)) for r in records for k, v in r.tags.items()]
+        bodies = [
+            (r.request_id, json.dumps(r.body), r.answer, r.answer_model)
+            for r in records
+            if r.body is not None
+        ]
+        batches = [
+            (_INSERT_REQUEST, requests, len(_REQUEST_COLUMNS)),
+            (_INSERT_ATTEMPT, attempts, len(_ATTEMPT_COLUMNS)),
+            (_INSERT_TAG, tags, 3),
+            (_INSERT_BODY, bodies, 4),
+        ]
+        with self._write_lock:
+            self._reconnect_writer()
+            conn = self._writer
+            with conn.transaction():
+                for sql, rows, width in batches:
+                    if rows:
+                        conn.execute(sql, _as_arrays(rows, width))
+
+    def _read(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Run a query; a connection lost since the last one (restart) is replaced once."""
+        psycopg = _psycopg()
+        with self._read_lock:
+            for attempt in (1, 2):
+                if self._reader.closed or self._reader.broken:
+                    self._reader = self._connect()
+                try:
+                    return list(self._reader.execute(sql, params).fetchall())
+                except psycopg.OperationalError:
+                    if attempt == 2 or not self._reader.broken:
+                        raise
+        raise AssertionError("unreachable")
+
+    def query_requests(
+        self, since: float | None = None, until: float | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        where, params = _time_filter("ts", since, until)
+        sql = f"SELECT * FROM requests {where} ORDER BY ts DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        return [_decode(row) for row in self._read(sql, params)]
+
+    def query_bodies(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Captured requests with their answers, oldest first (see ``ledger.capture_bodies``)."""
+        where, params = _time_filter("r.ts", since, until)
+        sql = (
+            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, "
+            "b.request, b.answer, b.answer_model "
+            f"FROM requests r JOIN request_bodies b ON b.request_id = r.request_id {where} "
+            "ORDER BY r.ts"
+        )
+        return self._read(sql, params)
+
+    def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
+        sql = "SELECT * FROM attempts WHERE request_id = %s ORDER BY seq"
+        return [_decode(row) for row in self._read(sql, [request_id])]
+
+    def aggregate(
+        self, by: str, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        if by not in _GROUPS:
+            raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(GROUP_BY)}")
+        key, source = _GROUPS[by]
+        where, params = _time_filter("r.ts", since, until)
+        sql = f"SELECT {key} AS key, {_SUMS} FROM {source} {where} GROUP BY 1 ORDER BY 1"
+        rows = self._read(sql, params)
+        return [{k: (v or 0) if k != "key" else v for k, v in row.items()} for row in rows]
+
+    def technique_savings(
+        self, since: float | None = None, until: float | None = None
+    ) -> dict[str, float]:
+        """Net savings each technique booked, summed over the requests in scope."""
+        where, params = _time_filter("r.ts", since, until)
+        sql = (
+            "SELECT s.key AS technique, COALESCE(SUM(s.value::double precision), 0) AS saved "
+            f"FROM requests r, jsonb_each_text(r.savings) s {where} GROUP BY 1 ORDER BY 1"
+        )
+        return {row["technique"]: row["saved"] for row in self._read(sql, params)}
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with self._write_lock:
+            self._writer.close()
+        with self._read_lock:
+            self._reader.close()
+
+
+def _time_filter(column: str, since: float | None, until: float | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        clauses.append(f"{column} >= %s")
+        params.append(since)
+    if until is not None:
+        clauses.append(f"{column} < %s")
+        params.append(until)
+    return ("WHERE " + " AND ".join(clauses) if clauses else ""), params
