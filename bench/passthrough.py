@@ -303,6 +303,10 @@ def _ms(value: float) -> str:
     return f"{value:.3f} ms"
 
 
+def _signed(value: float) -> str:
+    return f"{value:+.3f} ms"
+
+
 def write_report(result: dict[str, Any], stem: Path) -> Path:
     """Write ``stem.json`` and ``stem.md``; return the Markdown path."""
     stem.parent.mkdir(exist_ok=True)
@@ -325,20 +329,20 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
         "| figure | direct | via gateway | added / ratio |",
         "|---|---|---|---|",
         f"| latency p50, c=1 | {_ms(c1['direct_p50_ms'])} | {_ms(c1['gateway_p50_ms'])} | "
-        f"+{_ms(c1['added_p50_ms'])} (rounds: {lo:.3f}–{hi:.3f}) |",
+        f"{_signed(c1['added_p50_ms'])} (rounds: {lo:.3f}–{hi:.3f}) |",
         f"| latency p99, c=1 | {_ms(c1['direct_p99_ms'])} | {_ms(c1['gateway_p99_ms'])} | "
-        f"+{_ms(c1['added_p99_ms'])} |",
+        f"{_signed(c1['added_p99_ms'])} |",
         f"| latency p50, c=1, no-logic floor proxy | {_ms(c1['direct_p50_ms'])} | "
-        f"{_ms(c1['floor_p50_ms'])} | +{_ms(c1['floor_added_p50_ms'])} |",
+        f"{_ms(c1['floor_p50_ms'])} | {_signed(c1['floor_added_p50_ms'])} |",
         f"| requests/s, c={s['concurrency']} | {tp['direct_rps']:,.0f} | "
         f"{tp['gateway_rps']:,.0f} ({tp['gateway_rps_range'][0]:,.0f}–"
         f"{tp['gateway_rps_range'][1]:,.0f}) | ×{tp['ratio']:.2f} |",
         f"| latency p50 / p99, c={s['concurrency']} | — | {_ms(tp['gateway_p50_ms'])} / "
         f"{_ms(tp['gateway_p99_ms'])} | |",
         f"| stream first chunk p50 | {_ms(ttft['direct_p50_ms'])} | "
-        f"{_ms(ttft['gateway_p50_ms'])} | +{_ms(ttft['added_p50_ms'])} |",
+        f"{_ms(ttft['gateway_p50_ms'])} | {_signed(ttft['added_p50_ms'])} |",
         f"| stream first chunk p99 | {_ms(ttft['direct_p99_ms'])} | "
-        f"{_ms(ttft['gateway_p99_ms'])} | +{_ms(ttft['added_p99_ms'])} |",
+        f"{_ms(ttft['gateway_p99_ms'])} | {_signed(ttft['added_p99_ms'])} |",
         "",
         f"- Gateway CPU per request at c={s['concurrency']}: "
         f"{tp['gateway_cpu_us_per_request']:.0f} µs (all threads, ledger writer included); "
