@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-routing bench-litellm clean
+.PHONY: install demo test lint bench bench-soak bench-routing bench-litellm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.passthrough
+
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.soak
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m bench.routing

@@ -2,17 +2,18 @@
 test upstream, direct and through each proxy.
 
 LiteLLM is installed into its own virtual environment, ``bench/.litellm-venv`` (created
-once, reused; never a Thrifty dependency), at the pinned version below. Processes: the test
-upstream (``thrifty upstream``) pinned to core 1; the proxy under test pinned to core 0, one
-at a time (Thrifty, then LiteLLM), so they never compete; the load generator (aiohttp, this
-process) unpinned. Each proxy's answer must be a valid ``chat.completion`` before it is
-measured. Figures per target: latency p50/p99 at concurrency 1 (``--requests`` after a
-warm-up) and requests/s plus p50/p99 at each higher concurrency (``--seconds`` each), RSS
-after the load; ratios Thrifty vs LiteLLM and each vs direct. Thrifty runs with its ledger
-on; LiteLLM with logging off and no database. Writes
-``bench/results/<date>-litellm.{md,json}``. Usage::
+once, reused; never a Thrifty dependency; ``THRIFTY_BENCH_LITELLM_VENV`` points elsewhere),
+at the pinned version below. Processes: the test upstream (``thrifty upstream``) pinned to
+core 1; the proxy under test pinned to core 0, one at a time (Thrifty, then LiteLLM), so
+they never compete; the load generator (``wrk``, or the Python client when wrk is
+missing, see :mod:`bench.loadgen`) on the core the target does not use. Each proxy's
+answer must be a valid ``chat.completion`` before it is measured. Figures per target and
+concurrency (``--seconds`` each, after a 1 s warm-up): requests/s and latency p50/p99, the
+proxy's CPU time per request, and its RSS after the load; ratios Thrifty vs LiteLLM and
+each vs direct. Thrifty runs with its ledger on; LiteLLM with logging off and no
+database. Writes ``bench/results/<date>-litellm.{md,json}``. Usage::
 
-    python -m bench.litellm_compare [--seconds 5] [--concurrency 1 32] [--requests 1000]
+    python -m bench.litellm_compare [--seconds 5] [--concurrency 1 32] [--no-litellm]
 """
 
 from __future__ import annotations
@@ -24,13 +25,9 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,18 +35,20 @@ import aiohttp
 import orjson
 import yaml
 
+from bench.loadgen import FALLBACK_NOTE, have_wrk, run_load
+from bench.servers import THRIFTY, Server, pinned, spawn
 from thrifty.cli.processes import free_port
 
 BENCH = Path(__file__).parent
 RESULTS = BENCH / "results"
-LITELLM_VENV = BENCH / ".litellm-venv"
+LITELLM_VENV = Path(os.environ.get("THRIFTY_BENCH_LITELLM_VENV") or BENCH / ".litellm-venv")
 LITELLM_VERSION = "1.108.7"  # pinned: the version this bench was first measured with
 KEY = "sk-bench-key"  # the client's key, accepted by both proxies
 MODEL = "gpt-4o-mini"
 BODY = orjson.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": "Say hello in five words."}]}
 )
-WARMUP = 100
+PROXY_CORE, UPSTREAM_CORE = 0, 1
 HEADERS = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
 # LiteLLM: no database, no network at start (bundled cost map), quiet logs, no .env lookup.
 # Usage telemetry is off unless turned on (LiteLLM docs, proxy/telemetry, from 1.107).
@@ -61,83 +60,7 @@ LITELLM_ENV = {
 }
 
 
-# ---------------------------------------------------------------- processes
-
-
-@dataclass
-class Server:
-    """A server subprocess, pinned to one core when ``taskset`` exists."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def rss_mb(self) -> float:
-        """Resident memory of the process and its children, in MB."""
-        total = 0
-        pids = [self.process.pid]
-        while pids:
-            pid = pids.pop()
-            try:
-                status = Path(f"/proc/{pid}/status").read_text()
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            pids.extend(int(child) for child in children)
-        return round(total / 1024, 1)
-
-    def stop(self) -> None:
-        """Terminate and wait; kill if it lingers."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
-def spawn(
-    name: str,
-    argv: list[str],
-    core: int,
-    health_url: str,
-    workdir: Path,
-    env: dict[str, str] | None = None,
-    timeout: float = 30.0,
-) -> Server:
-    """Start ``argv`` pinned to ``core`` and wait until ``health_url`` answers 200."""
-    prefix = ["taskset", "-c", str(core)] if shutil.which("taskset") else []
-    log = workdir / f"{name}.log"
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("DATABASE_URL", None)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [*prefix, *argv], stdout=out, stderr=subprocess.STDOUT, env=full_env
-        )
-    server = Server(name, process, log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail(log)}")
-        try:
-            with urllib.request.urlopen(health_url, timeout=1) as resp:
-                if resp.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise RuntimeError(f"{name} did not answer {health_url} in {timeout:.0f} s:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    """The last lines of a log file."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
+# ---------------------------------------------------------------- LiteLLM venv
 
 
 def litellm_python() -> Path:
@@ -197,11 +120,6 @@ def ensure_litellm(version: str) -> str:
 # ---------------------------------------------------------------- load
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 async def check_completion(url: str) -> dict[str, Any]:
     """One request; raise unless the answer is a valid OpenAI ``chat.completion``."""
     async with (
@@ -227,68 +145,27 @@ async def check_completion(url: str) -> dict[str, Any]:
     return data
 
 
-async def sequential(url: str, n: int) -> list[float]:
-    """Latencies (ms) of ``n`` back-to-back requests on one keep-alive connection."""
-    out: list[float] = []
-    connector = aiohttp.TCPConnector(limit=1)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        for i in range(n + WARMUP):
-            start = time.perf_counter()
-            async with session.post(url, data=BODY, headers=HEADERS) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"{url}: HTTP {resp.status}")
-            if i >= WARMUP:
-                out.append((time.perf_counter() - start) * 1000)
-    return out
-
-
-async def concurrent(url: str, concurrency: int, seconds: float) -> tuple[float, list[float], int]:
-    """Closed loop of ``concurrency`` clients for ``seconds`` after a 1 s warm-up:
-    requests/s, latencies (ms) and the count of non-200 answers."""
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    latencies: list[float] = []
-    errors = 0
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def worker(stop: float, record: bool) -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                start = time.perf_counter()
-                async with session.post(url, data=BODY, headers=HEADERS) as resp:
-                    await resp.read()
-                    ok = resp.status == 200
-                if record:
-                    if ok:
-                        latencies.append((time.perf_counter() - start) * 1000)
-                    else:
-                        errors += 1
-
-        warm = time.perf_counter() + 1.0
-        await asyncio.gather(*(worker(warm, False) for _ in range(concurrency)))
-        started = time.perf_counter()
-        stop = started + seconds
-        await asyncio.gather(*(worker(stop, True) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return len(latencies) / elapsed, latencies, errors
-
-
-def measure(url: str, concurrencies: list[int], requests: int, seconds: float) -> dict[str, Any]:
-    """The same load against one target: figures keyed by ``c<N>``."""
+def measure(
+    url: str, concurrencies: list[int], seconds: float, core: int, server: Server | None = None
+) -> dict[str, Any]:
+    """The same load against one target: figures keyed by ``c<N>``; with ``server``, also
+    its CPU time per request (user + system, all threads and child processes' own)."""
     figures: dict[str, Any] = {}
+    auth = f"Bearer {KEY}"
     for c in concurrencies:
-        if c == 1:
-            lat = asyncio.run(sequential(url, requests))
-            rps, errors = len(lat) / (sum(lat) / 1000), 0
-        else:
-            rps, lat, errors = asyncio.run(concurrent(url, c, seconds))
+        run_load(url, BODY, connections=c, seconds=1, auth=auth, core=core, warmup=0)
+        cpu_before = server.cpu_seconds() if server else 0.0
+        result = run_load(url, BODY, connections=c, seconds=seconds, auth=auth, core=core, warmup=0)
         figures[f"c{c}"] = {
-            "requests": len(lat),
-            "errors": errors,
-            "rps": round(rps, 1),
-            "p50_ms": round(statistics.median(lat), 3),
-            "p99_ms": round(percentile(lat, 0.99), 3),
+            "requests": result.requests,
+            "errors": result.errors,
+            "rps": result.rps,
+            "p50_ms": round(result.p50_ms, 3),
+            "p99_ms": round(result.p99_ms, 3),
         }
+        if server is not None:
+            used = server.cpu_seconds() - cpu_before
+            figures[f"c{c}"]["cpu_us_per_request"] = round(used / result.requests * 1e6, 1)
     return figures
 
 
@@ -336,31 +213,30 @@ def litellm_config(workdir: Path, upstream: str) -> Path:
 
 
 def run_target(
-    server: Server, url: str, concurrencies: list[int], requests: int, seconds: float
+    server: Server, url: str, concurrencies: list[int], seconds: float
 ) -> dict[str, Any]:
     """Validate, measure and stop one proxy under test."""
     try:
         asyncio.run(check_completion(url))
-        figures = measure(url, concurrencies, requests, seconds)
+        figures = measure(url, concurrencies, seconds, UPSTREAM_CORE, server)
         figures["rss_mb"] = server.rss_mb()
         return figures
     finally:
         server.stop()
 
 
-def run(
-    concurrencies: list[int], requests: int, seconds: float, with_litellm: bool
-) -> dict[str, Any]:
+def run(concurrencies: list[int], seconds: float, with_litellm: bool) -> dict[str, Any]:
     """Direct, Thrifty, LiteLLM: one after the other against the same upstream."""
     workdir = Path(tempfile.mkdtemp(prefix="thrifty-litellm-bench-"))
-    thrifty = [sys.executable, "-m", "thrifty.cli.main"]
     up_port = free_port()
     upstream_base = f"http://127.0.0.1:{up_port}/v1"
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": f"{os.cpu_count()} cpus, Python {platform.python_version()}",
-        "pinning": "upstream core 1, proxy core 0" if shutil.which("taskset") else "none",
-        "load": {"concurrency": concurrencies, "requests_c1": requests, "seconds": seconds},
+        "pinning": "upstream core 1, proxy core 0" if pinned(0) else "none",
+        "generator": "wrk" if have_wrk() else "python",
+        "note": None if have_wrk() else FALLBACK_NOTE,
+        "load": {"concurrency": concurrencies, "seconds": seconds},
         "targets": {},
     }
     litellm_version: str | None = None
@@ -373,8 +249,8 @@ def run(
             litellm_error = f"install failed: {exc}"
     upstream = spawn(
         "upstream",
-        [*thrifty, "upstream", "--port", str(up_port)],
-        1,
+        [*THRIFTY, "upstream", "--port", str(up_port)],
+        UPSTREAM_CORE,
         f"http://127.0.0.1:{up_port}/health",
         workdir,
     )
@@ -383,20 +259,20 @@ def run(
         print("direct ...", file=sys.stderr)
         direct_url = f"{upstream_base}/chat/completions"
         asyncio.run(check_completion(direct_url))
-        targets["direct"] = measure(direct_url, concurrencies, requests, seconds)
+        targets["direct"] = measure(direct_url, concurrencies, seconds, PROXY_CORE)
 
         print("thrifty ...", file=sys.stderr)
         port = free_port()
         config = thrifty_config(workdir, port, upstream_base)
         server = spawn(
             "thrifty",
-            [*thrifty, "serve", "--config", str(config), "--port", str(port), "--workers", "1"],
-            0,
+            [*THRIFTY, "serve", "--config", str(config), "--port", str(port), "--workers", "1"],
+            PROXY_CORE,
             f"http://127.0.0.1:{port}/health",
             workdir,
         )
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        targets["thrifty"] = run_target(server, url, concurrencies, requests, seconds)
+        targets["thrifty"] = run_target(server, url, concurrencies, seconds)
 
         if litellm_version:
             print("litellm ...", file=sys.stderr)
@@ -408,14 +284,14 @@ def run(
                 server = spawn(
                     "litellm",
                     argv,
-                    0,
+                    PROXY_CORE,
                     f"http://127.0.0.1:{port}/health/liveliness",
                     workdir,
                     env=LITELLM_ENV,
                     timeout=180,
                 )
                 url = f"http://127.0.0.1:{port}/v1/chat/completions"
-                targets["litellm"] = run_target(server, url, concurrencies, requests, seconds)
+                targets["litellm"] = run_target(server, url, concurrencies, seconds)
             except RuntimeError as exc:
                 litellm_error = str(exc)
     finally:
@@ -425,7 +301,7 @@ def run(
         print(f"LITELLM NOT MEASURED: {litellm_error}", file=sys.stderr)
     result["litellm"] = {
         "version": litellm_version,
-        "venv": str(LITELLM_VENV.relative_to(BENCH.parent)),
+        "venv": str(LITELLM_VENV),
         "workers": 1,
         "stack": litellm_stack() if litellm_version else {},
         "error": litellm_error,
@@ -485,11 +361,12 @@ def write_report(result: dict[str, Any]) -> Path:
         f"# Thrifty vs LiteLLM proxy ({result['date']}, {result['machine']})",
         "",
         f"Same run, same test upstream (`thrifty upstream`), one proxy at a time, 1 worker each; "
-        f"pinning: {result['pinning']}. Load generator: aiohttp in the bench process, "
-        f"c=1: {load['requests_c1']} sequential requests after {WARMUP} warm-up; "
-        f"c>1: {load['seconds']} s after 1 s warm-up. Thrifty: ledger on. "
-        f"LiteLLM {lite['version'] or '(not run)'}: no database, logging off, offline cost map.",
+        f"pinning: {result['pinning']}. Load generator: {result['generator']} on the core the "
+        f"target does not use, closed loop, {load['seconds']} s per concurrency after a 1 s "
+        f"warm-up. Thrifty: ledger on. LiteLLM {lite['version'] or '(not run)'}: no "
+        "database, logging off, offline cost map.",
         "",
+        *([f"> {result['note']}", ""] if result.get("note") else []),
         "| target | " + " | ".join(_headers(load["concurrency"])) + " | RSS after |",
         "|---|" + "---|" * (len(_headers(load["concurrency"])) + 1),
     ]
@@ -500,6 +377,13 @@ def write_report(result: dict[str, Any]) -> Path:
             cells += [f"{f['p50_ms']:.3f}", f"{f['p99_ms']:.3f}", f"{f['rps']:,.0f}"]
         rss = targets[name].get("rss_mb")
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {rss or '—'} MB |")
+    for name in ("thrifty", "litellm"):
+        if name in targets:
+            cpu = ", ".join(
+                f"c={c}: {targets[name][f'c{c}']['cpu_us_per_request']:,.0f} µs"
+                for c in load["concurrency"]
+            )
+            lines.append(f"\n{name} CPU time per request (all threads): {cpu}.")
     lines += ["", "| vs direct | " + " | ".join(_added_headers(load["concurrency"])) + " |"]
     lines.append("|---|" + "---|" * len(_added_headers(load["concurrency"])))
     for name in ("thrifty", "litellm"):
@@ -552,12 +436,11 @@ def _added_headers(concurrencies: list[int]) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency > 1")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--requests", type=int, default=1000, help="measured at c=1")
     parser.add_argument("--no-litellm", action="store_true", help="Thrifty vs direct only")
     args = parser.parse_args()
-    result = run(sorted(set(args.concurrency)), args.requests, args.seconds, not args.no_litellm)
+    result = run(sorted(set(args.concurrency)), args.seconds, not args.no_litellm)
     report = write_report(result)
     sys.stdout.write(report.read_text())
     sys.stdout.write(f"\nwritten: {report} and {report.with_suffix('.json')}\n")

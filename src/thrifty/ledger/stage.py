@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from thrifty.errors import ThriftyError
-from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
@@ -59,15 +59,26 @@ class LedgerStage:
             await chunks.aclose()  # type: ignore[attr-defined]
             self._record(ctx, reply, error)
 
-    def baseline(self, ctx: Context, usage: Usage | None) -> tuple[str, float | None]:
+    def baseline(
+        self, ctx: Context, usage: Usage | None, answered: AttemptRecord | None = None
+    ) -> tuple[str, float | None]:
+        """What ``usage`` would have cost from ``ctx.baseline_model``.
+
+        When the baseline model answered with exactly this usage (every pass-through
+        request), that is the ``answered`` attempt's cost, which dispatch already priced.
+        """
         name = ctx.baseline_model
         try:
             model = self._registry.get(name)
         except ThriftyError:
             return name, None
-        if usage is not None and ctx.removed_input is not None:
+        if usage is None:
+            return name, None
+        if ctx.removed_input is not None:
             usage = usage + ctx.removed_input  # the caller's prompt, before compression
-        return name, attempt_cost(usage, model) if usage is not None else None
+        if answered is not None and answered.model == name and answered.usage is usage:
+            return name, answered.cost  # priced once per request, not twice
+        return name, attempt_cost(usage, model)
 
     def _record(
         self, ctx: Context, reply: Reply | None, error: BaseException | None
@@ -104,7 +115,9 @@ class LedgerStage:
                 type(error).__name__,
             )
         baseline_model, baseline_cost = (
-            self.baseline(ctx, usage) if status == "ok" else (None, None)
+            self.baseline(ctx, usage, reply.attempt if reply is not None else None)
+            if status == "ok"
+            else (None, None)
         )
         record = RequestRecord(
             request_id=ctx.request_id,

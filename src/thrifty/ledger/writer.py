@@ -1,8 +1,10 @@
 """Writes ledger records off the hot path, in batches, without losing them.
 
 A request's last act is :meth:`LedgerWriter.submit`, which only puts the record on a queue. A
-daemon thread commits what is queued at most ``flush_interval`` seconds later (sooner when
-``max_batch`` records are waiting), in one transaction.
+daemon thread wakes every ``flush_interval`` seconds (sooner when ``max_batch`` records are
+waiting, or on :meth:`flush`/:meth:`close`) and commits everything queued, in one transaction.
+A submit does not wake the thread: waking it per record cost the event loop a thread switch
+and a GIL hand-over on every request (measured with py-spy: ~10% of the gateway's CPU).
 
 Durability: :meth:`close` (also run by ``atexit``) writes everything still queued, so a
 graceful shutdown loses nothing. A hard crash (SIGKILL, OOM kill) loses at most what was
@@ -71,6 +73,7 @@ class LedgerWriter:
         self._queue: queue.SimpleQueue[RequestRecord | _Marker] = queue.SimpleQueue()
         self._pending = 0
         self._lock = threading.Lock()
+        self._wake = threading.Event()  # set by flush/close, or when max_batch is waiting
         self._closed = False
         #: Called on the writer thread with each batch once it is stored (metrics, logs):
         #: work that must not slow the request path. An observer's error is logged.
@@ -92,6 +95,8 @@ class LedgerWriter:
                 return
             self._pending += 1
             self._queue.put(record)
+            if self._queue.qsize() >= self.max_batch:  # not yet taken by the thread
+                self._wake.set()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Block until every record submitted before this call is written; False on timeout."""
@@ -103,6 +108,7 @@ class LedgerWriter:
                 logger.error("ledger writer thread died", extra={"pending": self._pending})
                 return False
             self._queue.put(marker)
+        self._wake.set()
         return marker.done.wait(timeout)
 
     def close(self) -> None:
@@ -113,6 +119,7 @@ class LedgerWriter:
             self._closed = True
             marker = _Marker(stop=True)
             self._queue.put(marker)
+        self._wake.set()
         atexit.unregister(self.close)
         self._thread.join()
         self.store.close()
@@ -126,27 +133,30 @@ class LedgerWriter:
         self._to_fallback([record])
 
     def _run(self) -> None:
-        """Collect records until the interval elapses, the batch is full, or a marker comes."""
+        """Sleep until the interval elapses or someone wakes us; then write what is queued.
+
+        Records are written in queue order, in batches of at most ``max_batch``; a marker
+        is answered once everything queued before it is written.
+        """
         batch: list[RequestRecord] = []
-        deadline = 0.0
         while True:
-            timeout = deadline - time.monotonic() if batch else self.flush_interval
-            try:
-                item = self._queue.get(timeout=max(timeout, 0.0))
-            except queue.Empty:
-                self._write(batch)
-                continue
-            if isinstance(item, _Marker):
-                self._write(batch)
-                item.done.set()
-                if item.stop:
-                    return
-                continue
-            if not batch:
-                deadline = time.monotonic() + self.flush_interval
-            batch.append(item)
-            if len(batch) >= self.max_batch:
-                self._write(batch)
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()  # before draining: a wake-up set after this is not lost
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if isinstance(item, _Marker):
+                    self._write(batch)
+                    item.done.set()
+                    if item.stop:
+                        return
+                    continue
+                batch.append(item)
+                if len(batch) >= self.max_batch:
+                    self._write(batch)
+            self._write(batch)
 
     def _write(self, batch: list[RequestRecord]) -> None:
         """Commit ``batch`` (then empty it); retry, then fall back to the JSON-lines file."""

@@ -1,14 +1,20 @@
-"""Rendering replies: JSON with orjson, SSE streams, and OpenAI-style errors."""
+"""Rendering replies: JSON with orjson, SSE streams, and OpenAI-style errors.
+
+The model endpoints' replies (:class:`JSONReply`, :class:`SSEReply`) are raw ASGI
+callables; everything else uses Starlette ``Response`` objects, which cost more per reply
+but are not on the hot path.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import orjson
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Send
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from thrifty.errors import ThriftyError, to_openai_error
 
@@ -45,20 +51,79 @@ async def sse_events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[byt
     yield b"data: [DONE]\n\n"
 
 
-class SSEResponse(StreamingResponse):
-    """A streaming response that always closes its source, even if the client left."""
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+
+
+class JSONReply:
+    """A 200 JSON reply as raw ASGI messages, with a ``JSONBytesResponse``'s headers."""
+
+    __slots__ = ("body", "headers")
+
+    def __init__(self, body: Any, headers: Mapping[str, str]) -> None:
+        self.body = body
+        self.headers = headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = orjson.dumps(self.body)
+        raw = _raw(self.headers)
+        raw.append((b"content-length", str(len(body)).encode()))
+        raw.append((b"content-type", b"application/json"))
+        await send({"type": "http.response.start", "status": 200, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+
+_SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+class SSEReply:
+    """Streams chunks as SSE (``text/event-stream``) and always closes them.
+
+    When the client leaves, the stream is cancelled at once — even while waiting for the
+    upstream's next chunk — so an answer nobody reads stops being generated (and billed).
+    Starlette's ``StreamingResponse`` does the same with an anyio task group, which cost
+    ~120 µs per streamed request; here one plain task waits for the disconnect and
+    cancels the streaming one.
+    """
+
+    __slots__ = ("chunks", "headers")
 
     def __init__(self, chunks: AsyncIterator[dict[str, Any]], headers: Mapping[str, str]) -> None:
-        self._chunks = chunks
-        super().__init__(
-            sse_events(chunks),
-            media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no", **headers},
-        )
+        self.chunks = chunks
+        self.headers = headers
 
-    async def stream_response(self, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        events = sse_events(self.chunks)
+        task = asyncio.current_task()
+        assert task is not None
+        finished = False
+
+        def client_left(listener: asyncio.Future[None]) -> None:
+            if not finished and not listener.cancelled():
+                task.cancel()
+
+        listener = asyncio.ensure_future(_disconnect(receive))
+        listener.add_done_callback(client_left)
+        raw = _raw({**_SSE_HEADERS, **self.headers})
+        raw.append((b"content-type", b"text/event-stream; charset=utf-8"))
         try:
-            await super().stream_response(send)
+            await send({"type": "http.response.start", "status": 200, "headers": raw})
+            async for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not listener.done() or listener.cancelled():
+                raise  # cancelled by someone else (e.g. shutdown), not by the client
+            task.uncancel()
+        except OSError:
+            pass  # ASGI 2.4 servers raise on send once the client is gone
         finally:
-            await self.body_iterator.aclose()  # type: ignore[attr-defined]
-            await self._chunks.aclose()  # type: ignore[attr-defined]
+            finished = True
+            listener.cancel()
+            await events.aclose()  # type: ignore[attr-defined]
+            await self.chunks.aclose()  # type: ignore[attr-defined]
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

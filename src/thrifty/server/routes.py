@@ -19,7 +19,7 @@ from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
 from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONBytesResponse, SSEResponse, error_response
+from thrifty.server.responses import JSONBytesResponse, JSONReply, SSEReply, error_response
 
 _THRIFTY_PREFIX = b"x-thrifty-"
 #: The only request headers the model endpoints read, besides ``x-thrifty-*``.
@@ -114,7 +114,7 @@ class ModelEndpoint:
             raise
         await response(scope, receive, send)
 
-    async def _respond(self, scope: Scope, receive: Receive) -> Response:
+    async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
         request_id = new_request_id()
         request_id_var.set(request_id)  # this task's log lines carry it
         try:
@@ -132,8 +132,8 @@ class ModelEndpoint:
             **reply.headers,
         }
         if reply.chunks is not None:
-            return SSEResponse(reply.chunks, headers)
-        return JSONBytesResponse(reply.body, headers=headers)
+            return SSEReply(reply.chunks, headers)
+        return JSONReply(reply.body, headers)
 
 
 class Handlers:
