@@ -23,10 +23,10 @@ from typing import Any
 from thrifty.errors import StoreUnavailable
 from thrifty.keys.spec import KeySpec
 from thrifty.keys.store import VirtualKey, changed_columns, from_row, new_key
+from thrifty.scaleout.postgres import connect, psycopg_module
 
 __all__ = ["MIGRATIONS", "PostgresKeyStore"]
 
-INSTALL_HINT = "Virtual keys in PostgreSQL need the postgres extra: pip install 'thrifty[postgres]'"
 
 #: The SQLite store's schema in PostgreSQL types; JSON stays TEXT so rows decode alike.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -43,13 +43,6 @@ _MIGRATION_LOCK = 0x7468726966747932  # "thrifty2": apart from the ledger's lock
 _COLUMNS = 14
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(INSTALL_HINT) from exc
-    return psycopg
-
 
 class PostgresKeyStore:
     """A :class:`~thrifty.keys.store.KeyStore` in PostgreSQL; one connection per process.
@@ -63,20 +56,14 @@ class PostgresKeyStore:
         self._lock = threading.Lock()
         try:
             self._conn: Any = self._connect()
-        except _psycopg().OperationalError as exc:
+        except psycopg_module().OperationalError as exc:
             raise StoreUnavailable(
                 f"the virtual key store (PostgreSQL) is unavailable: {exc}"
             ) from exc
         self._migrate()
 
     def _connect(self) -> Any:
-        psycopg = _psycopg()
-        from psycopg.rows import dict_row
-
-        return psycopg.connect(
-            self.dsn, autocommit=True, row_factory=dict_row,
-            connect_timeout=max(1, int(self._connect_timeout_s)),
-        )  # fmt: skip
+        return connect(self.dsn, self._connect_timeout_s)
 
     def _migrate(self) -> None:
         conn = self._conn
@@ -99,7 +86,7 @@ class PostgresKeyStore:
 
         Raises :class:`StoreUnavailable` (503) when the database cannot be reached.
         """
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         with self._lock:
             for attempt in (1, 2):
                 try:

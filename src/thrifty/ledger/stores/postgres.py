@@ -21,10 +21,10 @@ from typing import Any
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
+from thrifty.scaleout.postgres import INSTALL_HINT, connect, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
 
-INSTALL_HINT = "The PostgreSQL ledger needs the postgres extra: pip install 'thrifty[postgres]'"
 
 #: Mirrors ``sqlite.MIGRATIONS`` one for one: migration ``i`` brings the schema to version
 #: ``i + 1`` on both databases. Never edit a released entry: append a new one to both.
@@ -152,13 +152,6 @@ _SUMS = """COUNT(*) AS requests,
     SUM(r.unpriced)::bigint AS unpriced, SUM(r.tokens_estimated)::bigint AS estimated"""
 
 
-def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError(INSTALL_HINT) from exc
-    return psycopg
-
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in _BOOL_COLUMNS:
@@ -192,13 +185,7 @@ class PostgresLedgerStore(SqlLedgerReads):
         self._reader = self._connect()
 
     def _connect(self) -> Any:
-        psycopg = _psycopg()
-        from psycopg.rows import dict_row
-
-        return psycopg.connect(
-            self.dsn, autocommit=True, row_factory=dict_row,
-            connect_timeout=max(1, int(self._connect_timeout_s)),
-        )  # fmt: skip
+        return connect(self.dsn, self._connect_timeout_s)
 
     def _reconnect_writer(self) -> None:
         """After a lost connection (database restart), the next batch gets a new one."""
@@ -253,7 +240,7 @@ class PostgresLedgerStore(SqlLedgerReads):
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Run a query; a connection lost since the last one (restart) is replaced once."""
-        psycopg = _psycopg()
+        psycopg = psycopg_module()
         with self._read_lock:
             for attempt in (1, 2):
                 if self._reader.closed or self._reader.broken:
