@@ -40,6 +40,7 @@ from thrifty.errors import PermissionDenied, RateLimited
 from thrifty.keys.auth import KeyAuthenticator
 from thrifty.keys.identity import Caller
 from thrifty.ledger.record import attempts_cost
+from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import Context, Reply
 from thrifty.registry import ModelRegistry
 
@@ -183,8 +184,8 @@ class Admission:
         if reply.chunks is None:
             await self._settle(ctx, caller, tpm, guess, reservation, first)
         else:
-            reply.chunks = self._settle_after(
-                reply.chunks, ctx, caller, tpm, guess, reservation, first
+            reply.chunks = ClosingStream(
+                self._settle_after(reply.chunks, ctx, caller, tpm, guess, reservation, first)
             )
         return reply
 
