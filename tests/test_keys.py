@@ -257,3 +257,20 @@ def test_patch_changes_a_key_for_the_next_request(gateway: Gateway) -> None:
     assert gateway.row(raw.headers["x-thrifty-request-id"])["team"] == "ops"
     status, _, body = admin(gateway, "PATCH", f"/admin/keys/{created['id']}", {"models": ["x"]})
     assert status == 400 and "x" in body["error"]["message"]
+
+
+def test_empty_route_header_is_no_route_for_a_key_with_a_model_list(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """Routing reads an empty ``x-thrifty-route`` as no choice; the model check must too,
+    not refuse the key for a model named ''."""
+    config = keys_config(
+        upstream.url, tmp_path, default_model="gpt-4o-mini", routing={"enabled": True}
+    )
+    gateway = start_gateway(config)
+    key = create_key(gateway, owner="ana", models=["gpt-4o-mini"])
+    with sdk(gateway, key["key"]) as client:
+        raw = ask(client, extra_headers={"x-thrifty-route": ""})
+        assert raw.headers["x-thrifty-model"] == "gpt-4o-mini"
+        with pytest.raises(openai.PermissionDeniedError):
+            ask(client, extra_headers={"x-thrifty-route": "gpt-4o"})

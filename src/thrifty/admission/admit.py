@@ -121,7 +121,8 @@ class Admission:
         """403 when the key may not use what the request asks for."""
         if caller.models is None:
             return
-        route = ctx.controls.get("route") if config.routing.enabled else None
+        # an empty header is no choice, as the routing stage reads it
+        route = (ctx.controls.get("route") or None) if config.routing.enabled else None
         if ctx.auto:
             allowed = "auto" in caller.models or candidate_models(
                 ctx, config, self._registry
