@@ -36,6 +36,7 @@ class ClosingStream:
     async def aclose(self) -> None:
         if not self._started:
             self._started = True
-            with contextlib.suppress(StopAsyncIteration):
+            # the caller wants neither chunks nor errors now; inner stages record any error
+            with contextlib.suppress(Exception):
                 await self._gen.__anext__()
         await self._gen.aclose()
