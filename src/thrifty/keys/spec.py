@@ -59,4 +59,6 @@ class KeySpec(_Spec):
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValueError("must not contain NUL characters")
         return value
