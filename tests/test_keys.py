@@ -274,3 +274,10 @@ def test_empty_route_header_is_no_route_for_a_key_with_a_model_list(
         assert raw.headers["x-thrifty-model"] == "gpt-4o-mini"
         with pytest.raises(openai.PermissionDeniedError):
             ask(client, extra_headers={"x-thrifty-route": "gpt-4o"})
+
+
+def test_nul_in_a_tag_is_refused_naming_the_field(gateway: Gateway) -> None:
+    """A key's tags reach every ledger row it makes; PostgreSQL cannot store NUL."""
+    for tags in ({"env": "a\x00"}, ["e\x00nv=prod"]):
+        status, _, body = admin(gateway, "POST", "/admin/keys", {"owner": "ana", "tags": tags})
+        assert status == 400 and body["error"]["param"] == "tags", body

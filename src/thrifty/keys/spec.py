@@ -54,6 +54,13 @@ class KeySpec(_Spec):
             return tags
         return value
 
+    @field_validator("tags")
+    @classmethod
+    def _no_nul_in_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if any("\x00" in k or "\x00" in v for k, v in value.items()):
+            raise ValueError("tags must not contain NUL characters (the ledger cannot store them)")
+        return value
+
     @field_validator("team", "owner", "name")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
