@@ -281,3 +281,19 @@ def test_nul_in_a_tag_is_refused_naming_the_field(gateway: Gateway) -> None:
     for tags in ({"env": "a\x00"}, ["e\x00nv=prod"]):
         status, _, body = admin(gateway, "POST", "/admin/keys", {"owner": "ana", "tags": tags})
         assert status == 400 and body["error"]["param"] == "tags", body
+
+
+def test_cli_refuses_an_infinite_or_nan_budget(
+    tmp_path: Path, upstream: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``float('inf')`` parses, but a budget must be a number of dollars (JSON cannot even
+    carry it back to the admin API)."""
+    config_file = tmp_path / "thrifty.yaml"
+    config_file.write_text(yaml.safe_dump(keys_config(upstream.url, tmp_path)))
+    for amount in ("inf", "nan"):
+        code, _, err = _cli("create", "--config", str(config_file), "--budget",
+                            f"month={amount}", capsys=capsys)  # fmt: skip
+        assert code == 2 and "limit_usd" in err, err
+    store = SqliteKeyStore(tmp_path / "keys.db")
+    assert store.list() == []
+    store.close()

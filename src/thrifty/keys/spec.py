@@ -23,7 +23,7 @@ class OverridesSpec(_Spec):
 
 class KeyBudgetSpec(_Spec):
     period: Literal["day", "month", "lifetime"] = "month"
-    limit_usd: Annotated[float, Field(ge=0)]
+    limit_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class KeySpec(_Spec):
