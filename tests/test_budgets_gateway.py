@@ -430,3 +430,31 @@ def test_dashboard_hook_only_with_budgets(
         ("team:search", "day"): pytest.approx(request_cost(), rel=1e-9),
         (f"key:{key['id']}", "lifetime"): pytest.approx(request_cost(), rel=1e-9),
     }
+
+
+def test_stream_closed_before_reading_settles_and_is_recorded(
+    upstream: ServerThread, tmp_path: Path
+) -> None:
+    """A stream closed before its first chunk was read still settles its reservation,
+    gets its ledger row and closes the upstream stream (an unstarted generator's
+    ``aclose`` runs none of its ``finally`` blocks)."""
+    config = keys_config(upstream.url, tmp_path)
+    config["governance"] = {
+        "store": "memory",
+        "budgets": [{"scope": f"key:{key_id('app-1')}", "period": "lifetime", "limit_usd": 10}],
+    }
+    ledger_path = tmp_path / "l.db"
+    with Thrifty(config=config, ledger_path=str(ledger_path), api_key="app-1") as client:
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES, max_tokens=ANSWER_TOKENS, stream=True
+        )
+        stream.close()  # never read
+        runtime = client._async.runtime
+        [usage] = client._loop.run(runtime.admission.budget_usage())
+        assert usage.reserved_usd == pytest.approx(0, abs=1e-12)
+        runtime.ledger.flush()
+    ledger = SqliteLedgerStore(ledger_path)
+    rows = ledger.query_requests()
+    ledger.close()
+    assert len(rows) == 1 and rows[0]["status"] == "cancelled"
+    assert usage.spent_usd == pytest.approx(rows[0]["cost"], rel=1e-9)

@@ -278,3 +278,26 @@ def test_multipart_content_is_left_alone(
     sent = recorder.bodies[-1]["messages"]
     assert sent[1] == messages[1] and sent[3] == messages[3]
     assert len(sent[0]["content"]) < len(messages[0]["content"])
+
+
+def test_stream_without_upstream_usage_is_priced_on_the_compressed_prompt(
+    recorded: tuple[ServerThread, Recorder], start_gateway: Callable[..., Gateway]
+) -> None:
+    """When the upstream sends no usage, a stream's prompt is counted from what was sent
+    (the compressed messages), not from the caller's original ones."""
+    upstream, _ = recorded
+    config = compression_config(upstream)
+    config["providers"]["quiet"] = {**config["providers"]["up"], "stream_usage": False}
+    config["models"]["big-quiet"] = {**config["models"]["big"], "provider": "quiet"}
+    gateway = start_gateway(config)
+    sent = {}
+    for model in ("big", "big-quiet"):
+        with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as c:
+            raw = c.chat.completions.with_raw_response.create(
+                model=model, messages=conversation(), temperature=0, stream=True
+            )
+            for _ in raw.parse():
+                pass
+        [attempt] = gateway.attempts(raw.headers["x-thrifty-request-id"])
+        sent[model] = attempt["input_tokens"]
+    assert sent["big-quiet"] == sent["big"]  # the upstream's own count of the compressed prompt

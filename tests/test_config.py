@@ -99,3 +99,14 @@ def test_config_check_command(tmp_path: Path) -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0 and "gpt-4o-mini" in result.stdout
+
+
+def test_a_budget_must_be_a_finite_amount(tmp_path: Path) -> None:
+    for amount in (".inf", ".nan"):
+        path = tmp_path / "thrifty.yaml"
+        path.write_text(
+            "governance:\n  budgets:\n"
+            f"    - {{scope: 'team:t', period: day, limit_usd: {amount}}}\n"
+        )
+        with pytest.raises(ConfigError, match="limit_usd"):
+            load_config(path)

@@ -257,3 +257,43 @@ def test_patch_changes_a_key_for_the_next_request(gateway: Gateway) -> None:
     assert gateway.row(raw.headers["x-thrifty-request-id"])["team"] == "ops"
     status, _, body = admin(gateway, "PATCH", f"/admin/keys/{created['id']}", {"models": ["x"]})
     assert status == 400 and "x" in body["error"]["message"]
+
+
+def test_empty_route_header_is_no_route_for_a_key_with_a_model_list(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """Routing reads an empty ``x-thrifty-route`` as no choice; the model check must too,
+    not refuse the key for a model named ''."""
+    config = keys_config(
+        upstream.url, tmp_path, default_model="gpt-4o-mini", routing={"enabled": True}
+    )
+    gateway = start_gateway(config)
+    key = create_key(gateway, owner="ana", models=["gpt-4o-mini"])
+    with sdk(gateway, key["key"]) as client:
+        raw = ask(client, extra_headers={"x-thrifty-route": ""})
+        assert raw.headers["x-thrifty-model"] == "gpt-4o-mini"
+        with pytest.raises(openai.PermissionDeniedError):
+            ask(client, extra_headers={"x-thrifty-route": "gpt-4o"})
+
+
+def test_nul_in_a_tag_is_refused_naming_the_field(gateway: Gateway) -> None:
+    """A key's tags reach every ledger row it makes; PostgreSQL cannot store NUL."""
+    for tags in ({"env": "a\x00"}, ["e\x00nv=prod"]):
+        status, _, body = admin(gateway, "POST", "/admin/keys", {"owner": "ana", "tags": tags})
+        assert status == 400 and body["error"]["param"] == "tags", body
+
+
+def test_cli_refuses_an_infinite_or_nan_budget(
+    tmp_path: Path, upstream: ServerThread, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``float('inf')`` parses, but a budget must be a number of dollars (JSON cannot even
+    carry it back to the admin API)."""
+    config_file = tmp_path / "thrifty.yaml"
+    config_file.write_text(yaml.safe_dump(keys_config(upstream.url, tmp_path)))
+    for amount in ("inf", "nan"):
+        code, _, err = _cli("create", "--config", str(config_file), "--budget",
+                            f"month={amount}", capsys=capsys)  # fmt: skip
+        assert code == 2 and "limit_usd" in err, err
+    store = SqliteKeyStore(tmp_path / "keys.db")
+    assert store.list() == []
+    store.close()

@@ -203,3 +203,28 @@ def test_postgres_schema_mirrors_sqlite() -> None:
     assert len(postgres._REQUEST_TYPES) == len(postgres._REQUEST_COLUMNS)
     # one set of groups serves both stores (sql_reads.py); each one the interface names
     assert set(sql_reads.GROUPS) == set(GROUP_BY)
+
+
+def test_a_refused_record_goes_to_the_fallback_file_alone(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    """PostgreSQL refuses NUL in text; the rest of that record's batch is still stored."""
+    from thrifty.ledger.stores.postgres import PostgresLedgerStore
+
+    fallback = tmp_path / "failed.jsonl"
+    writer = LedgerWriter(
+        PostgresLedgerStore(postgres_dsn), flush_interval=30.0, fallback_path=fallback
+    )
+    writer.submit(make_record("req-nul-bad", error_message="bad\x00byte"))
+    writer.submit(make_record("req-nul-good"))
+    assert writer.flush(timeout=30)
+    writer.close()
+    store = PostgresLedgerStore(postgres_dsn)
+    try:
+        stored = {r["request_id"] for r in store.query_requests()}
+    finally:
+        store.close()
+    assert "req-nul-good" in stored and "req-nul-bad" not in stored
+    assert [json.loads(line)["request_id"] for line in fallback.read_text().splitlines()] == [
+        "req-nul-bad"
+    ]

@@ -16,7 +16,7 @@ from typing import Any
 
 import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
+from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
 from tests.test_cache_gateway import ask, sdk, upstream_calls
 
 from thrifty.runtime import key_id
@@ -323,3 +323,31 @@ def test_budgets_fail_closed_when_redis_is_down(
                 threading.Event().wait(0.05)
         else:
             raise AssertionError("budgets never recovered after Redis came back")
+
+
+def test_one_unstorable_record_does_not_divert_its_batch(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], postgres_dsn: str
+) -> None:
+    """PostgreSQL cannot store NUL: a tag with one is cleaned, and a record the store still
+    refuses goes to the fallback file alone, not with every record of its batch."""
+    config = base_config(upstream.url)
+    config["ledger"] = {"store": "postgres", "dsn": postgres_dsn, "flush_interval_ms": 60_000}
+    gateway = start_gateway(config)
+    ids = []
+    for metadata in ({"feature": "a\x00b"}, {"feature": "plain"}):
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}],
+                "metadata": metadata}  # fmt: skip
+        status, headers, _ = http("POST", f"{gateway.base_url}/chat/completions", body,
+                                  {"authorization": f"Bearer {GATEWAY_KEY}"})  # fmt: skip
+        assert status == 200
+        ids.append(headers["x-thrifty-request-id"])
+    stored = ledger_ids(postgres_dsn, gateway)  # one flush: both records in one batch
+    assert set(ids) <= set(stored)
+    from thrifty.ledger.stores.postgres import PostgresLedgerStore
+
+    store = PostgresLedgerStore(postgres_dsn)
+    try:
+        [row] = [r for r in store.query_requests() if r["request_id"] == ids[0]]
+    finally:
+        store.close()
+    assert row["tags"] == {"feature": "ab"}

@@ -123,3 +123,21 @@ def test_key_store_down_fails_closed_with_a_503_and_recovers(
         assert status == 503 and body["error"]["code"] == "store_unavailable"
         own_postgres.resume()
         assert ask(client).http_response.status_code == 200  # reconnected, key still valid
+
+
+def test_nul_characters_are_a_400_or_404_not_a_500(
+    upstream: ServerThread,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    postgres_dsn: str,
+) -> None:
+    """PostgreSQL text cannot hold NUL: the admin API refuses it (naming the field) and a
+    key id with one is simply not found, as with SQLite."""
+    gateway = start_gateway(pg_keys_config(upstream.url, postgres_dsn))
+    status, _, body = admin(gateway, "POST", "/admin/keys", {"owner": "a\x00b"})
+    assert status == 400 and body["error"]["param"] == "owner", body
+    created = create_key(gateway, owner="ana")
+    status, _, body = admin(gateway, "PATCH", f"/admin/keys/{created['id']}", {"team": "t\x00"})
+    assert status == 400 and body["error"]["param"] == "team", body
+    for method in ("GET", "PATCH", "DELETE"):
+        status, _, body = admin(gateway, method, "/admin/keys/key-%00", {})
+        assert status == 404 and body["error"]["code"] == "key_not_found", (method, body)

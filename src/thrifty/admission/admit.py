@@ -40,6 +40,7 @@ from thrifty.errors import PermissionDenied, RateLimited
 from thrifty.keys.auth import KeyAuthenticator
 from thrifty.keys.identity import Caller
 from thrifty.ledger.record import attempts_cost
+from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import Context, Reply
 from thrifty.registry import ModelRegistry
 
@@ -120,7 +121,8 @@ class Admission:
         """403 when the key may not use what the request asks for."""
         if caller.models is None:
             return
-        route = ctx.controls.get("route") if config.routing.enabled else None
+        # an empty header is no choice, as the routing stage reads it
+        route = (ctx.controls.get("route") or None) if config.routing.enabled else None
         if ctx.auto:
             allowed = "auto" in caller.models or candidate_models(
                 ctx, config, self._registry
@@ -183,8 +185,8 @@ class Admission:
         if reply.chunks is None:
             await self._settle(ctx, caller, tpm, guess, reservation, first)
         else:
-            reply.chunks = self._settle_after(
-                reply.chunks, ctx, caller, tpm, guess, reservation, first
+            reply.chunks = ClosingStream(
+                self._settle_after(reply.chunks, ctx, caller, tpm, guess, reservation, first)
             )
         return reply
 

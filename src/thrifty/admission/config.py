@@ -36,7 +36,7 @@ class BudgetConfig(_Section):
     """``key:<key id>``, ``team:<name>``, or ``tag:<name>=<value>`` (``tag:<name>`` for a
     bare tag, whose value is ``true``)."""
     period: Literal["day", "month", "lifetime"] = "month"
-    limit_usd: Annotated[float, Field(ge=0)]
+    limit_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
     @field_validator("scope")
     @classmethod

@@ -23,7 +23,7 @@ class OverridesSpec(_Spec):
 
 class KeyBudgetSpec(_Spec):
     period: Literal["day", "month", "lifetime"] = "month"
-    limit_usd: Annotated[float, Field(ge=0)]
+    limit_usd: Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class KeySpec(_Spec):
@@ -54,9 +54,18 @@ class KeySpec(_Spec):
             return tags
         return value
 
+    @field_validator("tags")
+    @classmethod
+    def _no_nul_in_tags(cls, value: dict[str, str]) -> dict[str, str]:
+        if any("\x00" in k or "\x00" in v for k, v in value.items()):
+            raise ValueError("tags must not contain NUL characters (the ledger cannot store them)")
+        return value
+
     @field_validator("team", "owner", "name")
     @classmethod
     def _not_blank(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        if value is not None and "\x00" in value:  # PostgreSQL text cannot hold it
+            raise ValueError("must not contain NUL characters")
         return value

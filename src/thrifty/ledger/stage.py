@@ -10,6 +10,7 @@ from typing import Any
 from thrifty.errors import ThriftyError
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
+from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
@@ -42,7 +43,7 @@ class LedgerStage:
             if record.baseline_cost is not None:
                 reply.headers["x-thrifty-baseline-cost"] = _money(record.baseline_cost, False)
         else:
-            reply.chunks = self._record_after_stream(ctx, reply, reply.chunks)
+            reply.chunks = ClosingStream(self._record_after_stream(ctx, reply, reply.chunks))
         return reply
 
     async def _record_after_stream(

@@ -173,7 +173,7 @@ class LedgerWriter:
                     extra={"batch_size": len(batch), "attempt": attempt, "error": repr(exc)},
                 )
                 if attempt == _MAX_WRITE_ATTEMPTS:
-                    self._to_fallback(batch)
+                    self._to_fallback(self._one_by_one(batch))
                 else:
                     time.sleep(delay)
                     delay *= 2
@@ -186,7 +186,22 @@ class LedgerWriter:
             self._pending -= len(batch)
         batch.clear()
 
+    def _one_by_one(self, batch: list[RequestRecord]) -> list[RequestRecord]:
+        """Write a refused batch record by record: one bad record (a value the store cannot
+        hold) must not send the whole batch to the fallback file. Returns those refused."""
+        if len(batch) == 1:
+            return batch
+        refused = []
+        for record in batch:
+            try:
+                self.store.write_many([record])
+            except Exception:
+                refused.append(record)
+        return refused
+
     def _to_fallback(self, records: Sequence[RequestRecord]) -> None:
+        if not records:
+            return
         lines = "".join(json.dumps(r.to_dict(), default=str) + "\n" for r in records)
         try:
             self.fallback_path.parent.mkdir(parents=True, exist_ok=True)

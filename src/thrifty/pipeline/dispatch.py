@@ -177,14 +177,16 @@ class DispatchStage:
             raise
         reply = Reply(model=model.name, provider=deployment.provider, attempt=attempt)
         reply.ttft_ms = (time.perf_counter() - ctx.started) * 1000
+        # the body as sent: a stage (compression) may put the caller's back before the end
         reply.chunks = _relay(
-            ctx, model, deployment, stream, events, first, attempt, reply, started
+            ctx, ctx.body, model, deployment, stream, events, first, attempt, reply, started
         )
         return reply
 
 
 async def _relay(
     ctx: Context,
+    sent: dict[str, Any],
     model: ResolvedModel,
     deployment: Deployment,
     stream: ProviderStream,
@@ -226,7 +228,7 @@ async def _relay(
         await stream.aclose()
         if usage is None:
             usage = estimate_usage(
-                CHAT, ctx.body, {"_streamed_text": "".join(texts)}, deployment.upstream_model
+                CHAT, sent, {"_streamed_text": "".join(texts)}, deployment.upstream_model
             )
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)

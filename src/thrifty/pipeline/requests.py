@@ -93,7 +93,11 @@ def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
     tags: dict[str, str] = {}
     if isinstance(metadata, dict):
         tags.update(
-            {str(k): str(v) for k, v in metadata.items() if isinstance(v, str | int | float)}
+            {
+                str(k).replace("\x00", ""): str(v).replace("\x00", "")  # no store holds NUL
+                for k, v in metadata.items()
+                if isinstance(v, str | int | float)
+            }
         )
     if header:
         for item in header.split(","):
