@@ -5,15 +5,14 @@ left is cancelled while it still waits for the upstream."""
 from __future__ import annotations
 
 import re
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 from openai import OpenAI
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 from tests.test_ledger import count, make_record
+from tests.test_stream_disconnect import leave_after_first_chunk, rows_of
 
 from thrifty.ledger import LedgerWriter, SqliteLedgerStore
 from thrifty.pipeline.context import new_request_id
@@ -83,32 +82,9 @@ def test_client_leaving_a_stalled_stream_cancels_it_at_once(
 ) -> None:
     """The upstream waits 60 s between chunks; the client leaves after the first one. The
     row must come long before the next chunk would: the stream was cancelled, not run out."""
-    config = base_config(upstream.url)
-    config["providers"]["stall"] = {
-        "base_url": f"{upstream.url}/v1",
-        "timeout_s": 120,
-        "headers": {"x-upstream-chunk-delay-ms": "60000"},
-    }
-    config["models"]["stall"] = {"provider": "stall", "model": "gpt-4o"}
-    gateway = start_gateway(config)
-    body = orjson.dumps({
-        "model": "stall", "stream": True,
-        "messages": [{"role": "user", "content": "Write a long story about a lighthouse."}],
-    })  # fmt: skip
-    request = (
-        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Authorization: Bearer {GATEWAY_KEY}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode() + body
-    with socket.create_connection(("127.0.0.1", gateway.server.port), timeout=30) as sock:
-        sock.sendall(request)
-        received = b""
-        while b"data: " not in received:
-            received += sock.recv(4096)
-    left = time.monotonic()
-    rows: list[dict] = []
-    while time.monotonic() - left < 30 and not rows:
-        rows = [r for r in gateway.requests() if r["requested_model"] == "stall"]
-        time.sleep(0.1)
+    gateway, _ = leave_after_first_chunk(
+        upstream, start_gateway, "stall", chunk_delay_ms=60_000, timeout_s=30
+    )
+    rows = rows_of(gateway, "stall", within_s=30)
     assert rows, "the stream was not cancelled when its client left"
     assert rows[0]["status"] == "cancelled"
