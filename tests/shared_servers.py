@@ -178,8 +178,7 @@ def own_redis(redis_binary: str, tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def _running_postgres() -> Iterator[PostgresServer]:
     pytest.importorskip("psycopg", reason="pip install 'thrifty[postgres]'")
     initdb = pg_bin("initdb")
     if initdb is None:
@@ -187,18 +186,17 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer(Path(str(initdb)).parent).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    yield from _running_postgres()
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of the test's own, for tests that stop it (``halt``/``resume``)."""
-    pytest.importorskip("psycopg", reason="pip install 'thrifty[postgres]'")
-    initdb = pg_bin("initdb")
-    if initdb is None:
-        _missing("PostgreSQL (initdb)")
-    server = PostgresServer(Path(str(initdb)).parent).start()
-    yield server
-    server.stop()
+    yield from _running_postgres()
 
 
 @pytest.fixture
