@@ -72,9 +72,9 @@ async def throughput(url: str, key: str, concurrency: int, seconds: float) -> fl
 
 async def store_costs(workdir: Path, n: int) -> dict[str, float]:
     """µs per reserve+settle (two buckets) and per rate-limit hit, memory vs SQLite."""
-    from thrifty.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
-    from thrifty.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
-    from thrifty.budgets.store import BudgetBucket
+    from thrifty.governance.budgets.base import BudgetBucket
+    from thrifty.governance.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
+    from thrifty.governance.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
 
     buckets = (
         BudgetBucket("key:k", "day", "2026-11-28", 1e9, None),

@@ -26,9 +26,9 @@ from typing import Any
 
 from tests.shared_servers import PostgresServer, pg_bin
 
-from thrifty.keys.postgres_store import PostgresKeyStore
-from thrifty.keys.spec import KeySpec
-from thrifty.keys.store import KeyStore, SqliteKeyStore
+from thrifty.governance.keys.postgres import PostgresKeyStore
+from thrifty.governance.keys.spec import KeySpec
+from thrifty.governance.keys.sqlite import KeyStore, SqliteKeyStore
 
 RESULTS = Path(__file__).parent / "results"
 

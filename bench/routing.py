@@ -28,7 +28,7 @@ from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
 from thrifty.config import parse_config
 from thrifty.logs import configure_logging
-from thrifty.replay.dataset import bundled_dataset, load_dataset
+from thrifty.recordings.dataset import bundled_dataset, load_dataset
 from thrifty.replay.references import model_matrix, reference_points
 from thrifty.replay.report import baseline_rows
 from thrifty.replay.search import deep_merge

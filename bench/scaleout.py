@@ -183,14 +183,14 @@ def store_ops(workdir: Path, redis: RedisServer, postgres: PostgresServer, n: in
     """What each store costs per operation: the same calls on both, one after the other."""
     from tests.test_ledger import make_record
 
-    from thrifty.budgets.redis_store import RedisBudgetStore
-    from thrifty.budgets.store import BudgetBucket
     from thrifty.cache.stores.redis import RedisCacheStore
     from thrifty.cache.stores.sqlite import SqliteCacheStore
+    from thrifty.governance.budgets.base import BudgetBucket
+    from thrifty.governance.budgets.redis import RedisBudgetStore
     from thrifty.ledger.stores.postgres import PostgresLedgerStore
     from thrifty.ledger.stores.sqlite import SqliteLedgerStore
-    from thrifty.scaleout.config import RedisConfig
-    from thrifty.scaleout.redis_link import RedisLink
+    from thrifty.stores.config import RedisConfig
+    from thrifty.stores.redis import RedisLink
 
     value = bytes(1200)  # about one stored chat completion
     caches = {

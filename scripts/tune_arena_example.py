@@ -20,7 +20,7 @@ import yaml
 from thrifty.cli.demo import split_halves
 from thrifty.cli.tune import place_learned_files
 from thrifty.logs import configure_logging
-from thrifty.replay.dataset import bundled_dataset, load_dataset
+from thrifty.recordings.dataset import bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
 

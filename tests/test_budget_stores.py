@@ -10,13 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from thrifty.admission.config import BudgetConfig
-from thrifty.budgets.buckets import buckets_for, window
-from thrifty.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
-from thrifty.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
-from thrifty.budgets.store import BudgetBucket, BudgetExceeded, BudgetStore, RateLimitStore
 from thrifty.config import parse_config
-from thrifty.keys.identity import Caller, KeyBudget
+from thrifty.governance.budgets.base import (
+    BudgetBucket,
+    BudgetExceeded,
+    BudgetStore,
+    RateLimitStore,
+)
+from thrifty.governance.budgets.buckets import buckets_for, window
+from thrifty.governance.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
+from thrifty.governance.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
+from thrifty.governance.config import BudgetConfig
+from thrifty.governance.keys.identity import Caller, KeyBudget
 
 TEAM = BudgetBucket("team:research", "day", "2026-11-28", 1.00, 1764374400.0)
 KEY = BudgetBucket("key:key-abc", "lifetime", "lifetime", 0.30, None)

@@ -28,8 +28,8 @@ from tests.test_keys import MESSAGES, admin, create_key, keys_config, sdk
 
 from thrifty import Thrifty
 from thrifty.cli.processes import free_port, wait_healthy
-from thrifty.keys.spec import KeySpec
-from thrifty.keys.store import SqliteKeyStore
+from thrifty.governance.keys.spec import KeySpec
+from thrifty.governance.keys.sqlite import SqliteKeyStore
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.runtime import key_id
 from thrifty.tokens import count_messages

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from thrifty.budgets.store import BudgetBucket, BudgetExceeded, Reservation
+from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded, Reservation
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 DAY = BudgetBucket("key:k1", "day", "2026-11-28", 1.00, time.time() + 3600)
@@ -19,9 +19,9 @@ TEAM = BudgetBucket("team:research", "month", "2026-11", 5.00, time.time() + 86_
 
 
 def _stores(url: str, prefix: str, on_error: str = "closed"):
-    from thrifty.budgets.redis_store import RedisBudgetStore, RedisRateLimitStore
-    from thrifty.scaleout.config import RedisConfig
-    from thrifty.scaleout.redis_link import RedisLink
+    from thrifty.governance.budgets.redis import RedisBudgetStore, RedisRateLimitStore
+    from thrifty.stores.config import RedisConfig
+    from thrifty.stores.redis import RedisLink
 
     def link() -> RedisLink:
         return RedisLink(RedisConfig(url=url, prefix=prefix, retry_after_s=0))
@@ -69,10 +69,10 @@ def test_200_concurrent_reservations_never_overspend(redis_server, redis_prefix)
 _CHILD = """
 import asyncio, json, sys, time
 sys.path.insert(0, {src!r})
-from thrifty.budgets.redis_store import RedisBudgetStore
-from thrifty.budgets.store import BudgetBucket, BudgetExceeded
-from thrifty.scaleout.config import RedisConfig
-from thrifty.scaleout.redis_link import RedisLink
+from thrifty.governance.budgets.redis import RedisBudgetStore
+from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded
+from thrifty.stores.config import RedisConfig
+from thrifty.stores.redis import RedisLink
 
 bucket = BudgetBucket("key:shared", "lifetime", "lifetime", 0.50, None)
 
@@ -179,7 +179,7 @@ def test_rate_limit_sliding_window(redis_server, redis_prefix) -> None:
 
 @pytest.mark.parametrize("policy", ["closed", "open"])
 def test_redis_down_fails_closed_or_open(own_redis, redis_prefix, policy: str) -> None:
-    from thrifty.budgets.redis_store import StoreUnavailable
+    from thrifty.governance.budgets.redis import StoreUnavailable
 
     async def run() -> None:
         store, limits = _stores(own_redis.url, redis_prefix, on_error=policy)

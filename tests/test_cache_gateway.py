@@ -192,7 +192,7 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
     start_gateway: Callable[..., Gateway], tmp_path: Path
 ) -> None:
     from thrifty.cache.verify import verify_messages
-    from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, write_dataset
+    from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
     from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 
     q1, q2, q3 = (

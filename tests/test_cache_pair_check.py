@@ -14,7 +14,7 @@ from tests.conftest import Gateway, ServerThread
 from tests.test_cache_gateway import ask, cache_config, sdk, upstream_calls
 
 from thrifty.cache.calibrate import hits_at, pick_operating_point
-from thrifty.cache.config import PairCheckConfig
+from thrifty.cache.config import PairCheckConfig, SemanticCacheConfig
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.pair_check import load_pair_check
 from thrifty.cache.pair_data import rewrite, split_of
@@ -22,7 +22,6 @@ from thrifty.cache.pair_features import FEATURES, pair_features
 from thrifty.cache.pair_model import TreeModel, fit_trees
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.tune import tune_threshold
-from thrifty.config.schema import SemanticCacheConfig
 from thrifty.embeddings import get_embedder
 from thrifty.learned import save_arrays
 

@@ -47,8 +47,8 @@ def _redis_store(
     request: pytest.FixtureRequest, max_entries: int, max_bytes: int | None
 ) -> CacheStore:
     from thrifty.cache.stores.redis import RedisCacheStore
-    from thrifty.scaleout.config import RedisConfig
-    from thrifty.scaleout.redis_link import RedisLink
+    from thrifty.stores.config import RedisConfig
+    from thrifty.stores.redis import RedisLink
 
     server = request.getfixturevalue("redis_server")
     prefix = request.getfixturevalue("redis_prefix")

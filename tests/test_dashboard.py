@@ -14,11 +14,11 @@ import orjson
 import pytest
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 
-from thrifty.budgets.store import BucketUsage, BudgetBucket
 from thrifty.config import parse_config
 from thrifty.dashboard.budget_panel import render_budget_section
 from thrifty.dashboard.page import decisions, usd
 from thrifty.dashboard.session import COOKIE, SessionSigner
+from thrifty.governance.budgets.base import BucketUsage, BudgetBucket
 from thrifty.server import build_app
 
 ADMIN_KEY = "admin-key-for-http-tests"
@@ -194,10 +194,10 @@ def test_budget_section_says_so_when_the_budget_store_is_down() -> None:
     import asyncio
     from types import SimpleNamespace
 
-    from thrifty.budgets.redis_store import RedisBudgetStore
     from thrifty.dashboard.budget_panel import budget_section
-    from thrifty.scaleout.config import RedisConfig
-    from thrifty.scaleout.redis_link import RedisLink
+    from thrifty.governance.budgets.redis import RedisBudgetStore
+    from thrifty.stores.config import RedisConfig
+    from thrifty.stores.redis import RedisLink
 
     pytest.importorskip("redis")
     store = RedisBudgetStore(RedisLink(RedisConfig(url="redis://127.0.0.1:9/0", timeout_s=1)))

@@ -14,8 +14,8 @@ import yaml
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http, upstream_stats
 
 from thrifty.cli.main import main as thrifty_main
-from thrifty.keys.spec import KeySpec
-from thrifty.keys.store import SqliteKeyStore
+from thrifty.governance.keys.spec import KeySpec
+from thrifty.governance.keys.sqlite import SqliteKeyStore
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 ADMIN_KEY = "test-admin-key"

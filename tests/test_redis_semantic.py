@@ -10,8 +10,8 @@ import numpy as np
 
 def _index(url: str, prefix: str, max_entries: int = 100, **redis: Any):
     from thrifty.cache.redis_semantic import RedisSemanticIndex
-    from thrifty.scaleout.config import RedisConfig
-    from thrifty.scaleout.redis_link import RedisLink
+    from thrifty.stores.config import RedisConfig
+    from thrifty.stores.redis import RedisLink
 
     return RedisSemanticIndex(RedisLink(RedisConfig(url=url, prefix=prefix, **redis)), max_entries)
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from thrifty.config import parse_config
-from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, write_dataset
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
 from thrifty.replay.search import Candidate
 from thrifty.replay.simulator import replay, without_techniques
 from thrifty.replay.summary import summarize

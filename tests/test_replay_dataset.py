@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from thrifty.cli import datasets as datasets_cli
-from thrifty.replay.dataset import (
+from thrifty.recordings.dataset import (
     DatasetError,
     RecordedAnswer,
     ReplayRecord,

@@ -11,7 +11,7 @@ from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 
 from thrifty.cli.main import main
 from thrifty.config import parse_config
-from thrifty.replay.dataset import load_dataset
+from thrifty.recordings.dataset import load_dataset
 from thrifty.replay.simulator import replay
 
 

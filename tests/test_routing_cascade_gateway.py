@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 
 from thrifty.cascade.judge import JudgeCheck
-from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, write_dataset
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 
 QUESTION = [{"role": "user", "content": "Explain why the sky is blue."}]

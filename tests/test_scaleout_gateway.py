@@ -111,8 +111,8 @@ def test_two_replicas_share_cache_and_ledger(
         # invalidation from anywhere (here: a third process's view) reaches every replica
         from thrifty.cache.redis_semantic import RedisSemanticIndex
         from thrifty.cache.stores.redis import RedisCacheStore
-        from thrifty.scaleout.config import RedisConfig
-        from thrifty.scaleout.redis_link import RedisLink
+        from thrifty.stores.config import RedisConfig
+        from thrifty.stores.redis import RedisLink
 
         redis_config = RedisConfig(url=redis_server.url, prefix=redis_prefix)
         operator = RedisCacheStore(RedisLink(redis_config), max_entries=100)

@@ -23,7 +23,7 @@ from tests.test_scaleout_gateway import ledger_ids
 from thrifty.cli.main import main as thrifty_main
 from thrifty.config import parse_config
 from thrifty.errors import ConfigError
-from thrifty.keys.select import open_key_store
+from thrifty.governance.keys.select import open_key_store
 from thrifty.ledger.stores.postgres import PostgresLedgerStore
 
 

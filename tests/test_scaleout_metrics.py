@@ -17,7 +17,7 @@ from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 from tests.test_scaleout_gateway import ask, sdk, user
 
 from thrifty.runtime import key_id
-from thrifty.scaleout.redis_link import COMPONENTS
+from thrifty.stores.redis import COMPONENTS
 
 
 def scrape(gateway: Gateway) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

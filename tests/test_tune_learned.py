@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from thrifty.replay.dataset import bundled_dataset, load_dataset
+from thrifty.recordings.dataset import bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
 from thrifty.routing.predictor import QualityPredictor

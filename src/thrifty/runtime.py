@@ -11,22 +11,22 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from thrifty.admission.admit import Plan
-from thrifty.admission.build import build_admission
 from thrifty.config.schema import ThriftyConfig
-from thrifty.keys.identity import ANONYMOUS, Caller, Overrides
-from thrifty.keys.overrides import apply_overrides
-from thrifty.keys.store import key_id_of_digest
+from thrifty.governance.admit import Plan
+from thrifty.governance.build import build_admission
+from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
+from thrifty.governance.keys.overrides import apply_overrides
+from thrifty.governance.keys.sqlite import key_id_of_digest
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.logs import config_secrets, register_secrets
-from thrifty.pipeline.build import build_pipeline
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.requests import build_context
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
 from thrifty.registry import ModelRegistry
+from thrifty.techniques import build_pipeline
 
 
 def key_id(key: str) -> str:
@@ -74,8 +74,9 @@ class Runtime:
             self.budget_usage = self.admission.budget_usage
 
     def authenticate(self, presented: str | None, *, enforce: bool = True) -> Caller:
-        """The caller behind ``presented`` (see :class:`~thrifty.keys.auth.KeyAuthenticator`);
-        401 for a missing, unknown or revoked key when auth is on."""
+        """The caller behind ``presented`` (see
+        :class:`~thrifty.governance.keys.auth.KeyAuthenticator`); 401 for a missing, unknown
+        or revoked key when auth is on."""
         return self.admission.authenticate(presented, enforce=enforce)
 
     def is_admin(self, presented: str | None) -> bool:

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from thrifty.section import Section
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PackingConfig(_Section):
+class PackingConfig(Section):
     """How independent questions are packed into one call (library and window alike)."""
 
     max_batch_size: int = Field(default=10, ge=2, le=100)
@@ -28,7 +26,7 @@ class PackingConfig(_Section):
     ``max_tokens`` is the sum of its items' budgets, capped by the model's output limit."""
 
 
-class WindowConfig(_Section):
+class WindowConfig(Section):
     """The gateway's request window (the ``batch`` stage, after routing)."""
 
     enabled: bool = False
@@ -42,7 +40,7 @@ class WindowConfig(_Section):
     """key: only requests of the same caller key share a call; global: any callers."""
 
 
-class JobsConfig(_Section):
+class JobsConfig(Section):
     """Provider batch jobs: ``/v1/files`` and ``/v1/batches`` through the gateway."""
 
     enabled: bool = False
@@ -51,7 +49,7 @@ class JobsConfig(_Section):
     max_file_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
 
 
-class BatchingConfig(_Section):
+class BatchingConfig(Section):
     """Fewer calls for the same questions: packing, the window, and batch jobs (50% off).
 
     ``Thrifty.batch()`` (prompt packing in the library) works whatever ``enabled`` says;

@@ -25,7 +25,7 @@ _SCHEMA = (
         input_file_id TEXT NOT NULL, created_at INTEGER, booked INTEGER NOT NULL DEFAULT 0,
         last TEXT)""",
     "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
-    # admission: each file's line estimates, each job's budget hold (admission/jobs.py)
+    # admission: each file's line estimates, each job's budget hold (governance/jobs.py)
     "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS holds (
         batch_id TEXT PRIMARY KEY, hold TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",

@@ -6,7 +6,7 @@ the provider's before upload (one provider per file, as providers require). When
 is first seen completed, every result line becomes a ledger row priced at the model's
 batch rates (``pricing.cost(..., batch=True)``), its baseline the same tokens at the
 normal price; ``request_id`` is derived from the job and ``custom_id``, so booking twice
-writes nothing twice. With an :class:`~thrifty.admission.jobs.JobAdmission`, a job is
+writes nothing twice. With an :class:`~thrifty.governance.jobs.JobAdmission`, a job is
 admitted whole at create (allowed models, rate limits, its worst case reserved against
 the caller's budgets) and the reservation is settled when its results are booked.
 """
@@ -20,22 +20,24 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from thrifty.admission.jobs import JobAdmission, estimate_lines, window_s
 from thrifty.batching.job_store import JobStore
 from thrifty.batching.provider_api import ProviderBatchAPI
-from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable, ThriftyError
-from thrifty.keys.identity import Caller
+from thrifty.governance.jobs import JobAdmission, estimate_lines, window_s
+from thrifty.governance.keys.identity import Caller
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT
 from thrifty.pricing import cost as price
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

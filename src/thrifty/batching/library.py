@@ -24,11 +24,11 @@ from thrifty.batching.packer import Packer
 from thrifty.client.convert import to_chat_completion, to_openai_exception
 from thrifty.client.core import make_context
 from thrifty.errors import InvalidRequest, ThriftyError
-from thrifty.keys.identity import Caller
+from thrifty.governance.keys.identity import Caller
 from thrifty.ledger.record import attempts_cost
-from thrifty.ledger.stage import LedgerStage
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage
+from thrifty.pipeline.ledger_stage import LedgerStage
 from thrifty.pipeline.stage import CallNext
 from thrifty.runtime import Runtime
 

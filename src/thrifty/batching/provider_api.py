@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from thrifty.config.schema import ProviderConfig
 from thrifty.errors import InvalidRequest, UpstreamError, UpstreamUnavailable
+from thrifty.providers.config import ProviderConfig
 
 
 class ProviderBatchAPI:

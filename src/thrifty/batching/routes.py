@@ -2,7 +2,7 @@
 
 Mounted only when ``batching.enabled`` and ``batching.jobs.enabled``. Every handler
 authenticates the caller (the same keys as the model endpoints) and renders any error
-as OpenAI's ``{"error": ...}``. Jobs go through admission (``admission/jobs.py``).
+as OpenAI's ``{"error": ...}``. Jobs go through admission (``governance/jobs.py``).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from thrifty.admission.jobs import JobAdmission
 from thrifty.batching.jobs import BatchJobs
 from thrifty.batching.multipart import parse_form
 from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
-from thrifty.keys.identity import Caller
+from thrifty.governance.jobs import JobAdmission
+from thrifty.governance.keys.identity import Caller
 from thrifty.runtime import Runtime
 from thrifty.server.responses import JSONBytesResponse, error_response
 from thrifty.server.routes import caller_key

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from thrifty.config.schema import CacheConfig
+from thrifty.cache.config import CacheConfig
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.stage import Stage
 from thrifty.registry import ModelRegistry
-from thrifty.scaleout.config import RedisConfig
+from thrifty.stores.config import RedisConfig
 
 
 def build_cache_stages(
@@ -46,7 +46,7 @@ def _exact_store(
 ) -> Any:
     if shared:
         from thrifty.cache.stores.redis import RedisCacheStore
-        from thrifty.scaleout.redis_link import RedisLink
+        from thrifty.stores.redis import RedisLink
 
         link = RedisLink(redis or RedisConfig())
         return RedisCacheStore(link, config.max_entries, config.max_bytes)
@@ -64,7 +64,7 @@ def _semantic_index(
 ) -> Any:
     if shared:
         from thrifty.cache.redis_semantic import RedisSemanticIndex
-        from thrifty.scaleout.redis_link import RedisLink
+        from thrifty.stores.redis import RedisLink
 
         return RedisSemanticIndex(RedisLink(redis or RedisConfig()), config.semantic.max_entries)
     from thrifty.cache.semantic_index import SemanticIndex

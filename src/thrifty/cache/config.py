@@ -7,15 +7,16 @@ the section in. Forbids unknown keys like every other section.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from thrifty.section import NonNegativeFloat, PositiveFloat, Section
 
 
-class PairCheckConfig(BaseModel):
+class PairCheckConfig(Section):
     """The offline learned pair check (``thrifty.cache.pair_check``): on by default."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -31,3 +32,52 @@ class PairCheckConfig(BaseModel):
         if value is not None and not Path(value).is_file():
             raise ValueError(f"no pair-check model file at {value!r}")
         return value
+
+
+GUARDS = ("numbers", "units", "negation", "entities", "order")
+
+
+class ExactCacheConfig(Section):
+    enabled: bool = True
+
+
+class SemanticCacheConfig(Section):
+    """Serve a stored answer to a *similar* question — only when the guards agree."""
+
+    enabled: bool = False
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    """Cosine similarity of the final user messages at or above which a hit is possible;
+    None: the pair check's shipped operating point (0.92 with the pair check off)."""
+    guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
+        default_factory=lambda: list(GUARDS)
+    )
+    max_entries: int = Field(default=100_000, ge=1)
+    multi_turn: bool = False
+    """Off by default: earlier turns make "the same question" mean something else."""
+    tools: bool = False
+    """Off by default for requests with tools (answers depend on the tool results)."""
+    max_temperature: NonNegativeFloat = 0.0
+    verify_model: str | None = None
+    """Optional second stage: this model must confirm that the two requests want the
+    same answer before a hit is served (its calls are the cache's overhead)."""
+    pair_check: PairCheckConfig = Field(default_factory=PairCheckConfig)
+
+
+class CacheConfig(Section):
+    """Exact and semantic answer caches, scoped per tenant (the caller's key by default)."""
+
+    enabled: bool = False
+    store: Literal["sqlite", "memory", "redis"] = "sqlite"
+    """redis: shared by every replica (settings under the top-level ``redis:``)."""
+    path: str = "thrifty-cache.db"
+    ttl_s: PositiveFloat | None = 86_400.0
+    max_entries: int = Field(default=100_000, ge=1)
+    max_bytes: int | None = Field(default=None, ge=1024)
+    scope: Literal["key", "global"] = "key"
+    """key: each caller key has its own cache; global: all callers share one."""
+    cache_nondeterministic: bool = False
+    """Also cache sampled requests (temperature > 0 or unset); a request can allow it with
+    ``x-thrifty-cache: allow-random``."""
+    exact: ExactCacheConfig = Field(default_factory=ExactCacheConfig)
+    semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 from thrifty.cache.common import Controls, hit_reply, off_loop, scope_of, store_after
+from thrifty.cache.config import CacheConfig
 from thrifty.cache.keys import exact_key, is_deterministic
 from thrifty.cache.stores.base import CacheStore
-from thrifty.config.schema import CacheConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry

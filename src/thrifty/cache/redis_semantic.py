@@ -14,7 +14,7 @@ Writes go only to the log; a replica indexes its own entries when it reads them 
 each entry is indexed once.
 
 When Redis is down, searches use what this replica already has (still valid answers)
-and new entries are indexed locally only; the breaker (:mod:`thrifty.scaleout.redis_link`)
+and new entries are indexed locally only; the breaker (:mod:`thrifty.stores.redis`)
 counts and logs it. A Redis restarted empty starts a new log; replicas keep what they had.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from thrifty.cache.semantic_index import Match, SemanticIndex
-from thrifty.scaleout.redis_link import Breaker, RedisLink, redis_errors
+from thrifty.stores.redis import Breaker, RedisLink, redis_errors
 
 __all__ = ["RedisSemanticIndex"]
 

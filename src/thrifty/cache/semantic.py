@@ -17,12 +17,12 @@ from thrifty.cache.common import (
     store_after,
     verify_overhead,
 )
+from thrifty.cache.config import CacheConfig
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.verify import may_ask, says_yes, verify_messages
-from thrifty.config.schema import CacheConfig
 from thrifty.messages import last_user_text
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage

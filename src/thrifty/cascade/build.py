@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from thrifty.cascade.checks import build_checks
 from thrifty.cascade.stage import CascadeStage, Tier
-from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import ConfigError
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.registry import ModelRegistry
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 
 def _specs(specs: list[str | dict[str, Any]], verifier: str | None) -> list[str | dict[str, Any]]:

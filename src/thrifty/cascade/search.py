@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from thrifty.config.schema import ThriftyConfig
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.replay.search import Candidate, register_search_space
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thrifty.cascade.checks import Check, combine
-from thrifty.config.schema import CascadeConfig
+from thrifty.cascade.config import CascadeConfig
 from thrifty.errors import UpstreamError
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage, attempt_cost

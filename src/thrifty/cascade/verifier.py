@@ -23,7 +23,7 @@ import numpy as np
 from thrifty.cascade.checks import Verdict, answer_message, register_check, text_of
 from thrifty.embeddings import get_embedder
 from thrifty.learned import load_cached, save_arrays
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.routing.predictor import FOLDS, fold_of
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_text

@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from thrifty.admission.jobs import JobAdmission
 from thrifty.batching.jobs import ENDPOINT, BatchJobs
 from thrifty.config import load_config
 from thrifty.errors import ConfigError, ThriftyError
-from thrifty.keys.identity import Caller
+from thrifty.governance.jobs import JobAdmission
+from thrifty.governance.keys.identity import Caller
 from thrifty.runtime import Runtime
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thrifty.replay.dataset import DatasetError, ReplayRecord, load_dataset, write_dataset
+from thrifty.recordings.dataset import DatasetError, ReplayRecord, load_dataset, write_dataset
 
 __all__ = ["IMPORT_SOURCES", "ImportSource", "add_parser", "run"]
 

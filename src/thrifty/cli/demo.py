@@ -30,7 +30,7 @@ import yaml
 from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
-from thrifty.replay.dataset import ReplayRecord, bundled_dataset, load_dataset
+from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
 

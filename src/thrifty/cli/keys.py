@@ -2,7 +2,7 @@
 
 Works on the store directly, the ``keys_path`` SQLite file or PostgreSQL with
 ``keys_store: postgres`` (no running gateway needed); a running gateway sees a change
-with its next request (see ``keys/store.py``).
+with its next request (see ``governance/keys/sqlite.py``).
 """
 
 from __future__ import annotations
@@ -106,9 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
     from thrifty.config import load_config
     from thrifty.errors import ThriftyError
-    from thrifty.keys.admin import check_spec
-    from thrifty.keys.select import open_key_store
-    from thrifty.keys.spec import KeySpec
+    from thrifty.governance.keys.admin import check_spec
+    from thrifty.governance.keys.select import open_key_store
+    from thrifty.governance.keys.spec import KeySpec
     from thrifty.registry import ModelRegistry
 
     try:

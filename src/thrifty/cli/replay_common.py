@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from thrifty.errors import ConfigError
-from thrifty.replay.dataset import DatasetError, ReplayRecord, bundled_dataset, load_dataset
+from thrifty.recordings.dataset import DatasetError, ReplayRecord, bundled_dataset, load_dataset
 
 BUNDLED = {"arena-bench": "arena_bench_v1", "arena_bench_v1": "arena_bench_v1"}
 

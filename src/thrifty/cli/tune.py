@@ -68,8 +68,8 @@ def _tune_cache(raw: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]
     """Choose the semantic thresholds (similarity, pair check) on half the pairs, report
     the other half; a budget nothing meets turns the semantic cache off rather than serving
     wrong answers."""
+    from thrifty.cache.config import GUARDS
     from thrifty.cache.tune import load_pairs, tune_threshold
-    from thrifty.config.schema import GUARDS
 
     semantic = (raw.get("cache") or {}).get("semantic") or {}
     check = semantic.get("pair_check") or {}

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from thrifty.config import ThriftyConfig, load_config, parse_config
-from thrifty.keys.identity import Caller
+from thrifty.governance.keys.identity import Caller
 from thrifty.pipeline.context import Context
 from thrifty.runtime import Runtime
 

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from thrifty.section import Section
 
 Role = Literal["system", "developer", "user", "assistant", "tool"]
 Ratio = Annotated[float, Field(ge=1.0, le=50.0)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-
-class ExtractiveConfig(_Section):
+class ExtractiveConfig(Section):
     """Query-aware extractive compression: keep the context's best sentences, in order.
 
     Default weights: the best of a grid on the tuning split of ``bench/compression.py``
@@ -49,7 +48,7 @@ class ExtractiveConfig(_Section):
         return self
 
 
-class AbstractiveConfig(_Section):
+class AbstractiveConfig(Section):
     """A cheap model summarises long context; summaries are reused by content hash."""
 
     enabled: bool = False
@@ -71,7 +70,7 @@ class AbstractiveConfig(_Section):
         return self
 
 
-class PromptCacheConfig(_Section):
+class PromptCacheConfig(Section):
     """Provider prompt caching: do not compress a repeated prefix the provider bills cheaper.
 
     A prefix (the messages before the final question) seen within ``ttl_s`` for the same
@@ -89,7 +88,7 @@ class PromptCacheConfig(_Section):
     max_entries: int = Field(default=10_000, ge=1)
 
 
-class CompressionConfig(_Section):
+class CompressionConfig(Section):
     """Send fewer input tokens: a lossless pass, then extractive or abstractive compression.
 
     Only the context is compressed — the system prompt, documents and earlier turns — never

@@ -1,7 +1,7 @@
 """The budget-use section of the dashboard: shown only when the runtime has budgets.
 
 The hook: a runtime with budgets gives itself an async ``budget_usage()`` returning one
-:class:`~thrifty.budgets.store.BucketUsage` per configured budget in its current window
+:class:`~thrifty.governance.budgets.base.BucketUsage` per configured budget in its current window
 (it knows the configured buckets; its store's ``usage`` reads them). Without that method
 the dashboard has no budget section at all. Nothing here reserves, settles or decides.
 """
@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-from thrifty.budgets.redis_store import StoreUnavailable
-from thrifty.budgets.store import BucketUsage
+from thrifty.governance.budgets.base import BucketUsage
+from thrifty.governance.budgets.redis import StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from thrifty.section import Section
 
 
-class MetricsConfig(BaseModel):
+class MetricsConfig(Section):
     """``GET /metrics`` in the Prometheus text format.
 
     Counters are updated by the ledger writer's thread after each batch it writes, not by
@@ -14,7 +14,6 @@ class MetricsConfig(BaseModel):
     see those, and give Prometheus one of ``auth.admin_keys`` as its bearer token.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
     require_admin: bool = False

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import AuthenticationFailed
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.metrics.config import MetricsConfig
 from thrifty.metrics.recorder import MetricsRecorder, multiprocess_dir
 from thrifty.runtime import Runtime
-from thrifty.scaleout.redis_link import breaker_events
 from thrifty.server.responses import error_response
+from thrifty.stores.redis import breaker_events
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 log = logging.getLogger(__name__)
 

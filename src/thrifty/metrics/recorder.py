@@ -105,7 +105,7 @@ class MetricsRecorder:
             "thrifty_upstream_errors", "Failed upstream calls by HTTP status (none: no reply).",
             ["provider", "model", "code"], registry=r,
         )  # fmt: skip
-        # fed by the Redis breakers (scaleout/redis_link.py), not by the ledger
+        # fed by the Redis breakers (stores/redis.py), not by the ledger
         self.redis_fallbacks = Counter(
             "thrifty_redis_fallbacks",
             "Operations that fell back because Redis was unavailable, by component; "
@@ -129,7 +129,7 @@ class MetricsRecorder:
             self._child(self.redis_unavailable, component).set(0)
 
     def on_redis_event(self, component: str, event: str, breaker: int) -> None:
-        """A Redis breaker's event (see :class:`~thrifty.scaleout.redis_link.BreakerEvents`):
+        """A Redis breaker's event (see :class:`~thrifty.stores.redis.BreakerEvents`):
         count fallbacks; a component is unavailable while any of its breakers is down."""
         if event in ("failed", "skipped"):
             self._child(self.redis_fallbacks, component, event).inc()

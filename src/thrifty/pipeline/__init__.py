@@ -1,6 +1,6 @@
 """The request pipeline shared by the gateway, the library and replay."""
 
-from thrifty.pipeline.build import Pipeline
+from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.context import CHAT, EMBEDDINGS, Context, Reply
 from thrifty.pipeline.stage import CallNext, Stage
 

@@ -20,9 +20,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from thrifty.config.schema import RetryConfig
 from thrifty.errors import ThriftyError, UpstreamError
 from thrifty.ledger.record import AttemptRecord
+from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.estimate import estimate_usage
 from thrifty.pricing import cost as price_usage

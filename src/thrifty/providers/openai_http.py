@@ -10,7 +10,6 @@ from typing import Any
 import aiohttp
 import orjson
 
-from thrifty.config.schema import ProviderConfig
 from thrifty.errors import (
     StreamInterrupted,
     UpstreamError,
@@ -18,6 +17,7 @@ from thrifty.errors import (
     UpstreamUnavailable,
 )
 from thrifty.providers.base import ProviderReply
+from thrifty.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from thrifty.errors import UpstreamError
 from thrifty.providers.base import ProviderReply, ProviderStream
-from thrifty.replay.dataset import RecordedAnswer, ReplayRecord, messages_key
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, messages_key
 from thrifty.tokens import count_messages, count_text
 from thrifty.upstream.answers import (
     ChatParams,

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
-from thrifty.replay.dataset import ReplayRecord
 from thrifty.replay.simulator import RowOutcome, replay, without_techniques
 from thrifty.replay.summary import totals
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 
 
 @dataclass(frozen=True)

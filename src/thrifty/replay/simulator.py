@@ -19,7 +19,7 @@ from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.sink import CollectingSink
 from thrifty.pipeline.context import CHAT
 from thrifty.providers.replay import NoRecordedAnswer, ReplayProvider
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.runtime import Runtime
 
 TECHNIQUES = ("routing", "cascade", "cache", "compression", "batching")

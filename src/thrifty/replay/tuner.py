@@ -20,7 +20,7 @@ from typing import Any
 
 from thrifty.config import parse_config
 from thrifty.errors import ConfigError
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import RowOutcome, replay, without_techniques
 from thrifty.replay.summary import comparable, totals

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from thrifty.config.schema import ThriftyConfig
+from typing import TYPE_CHECKING
+
 from thrifty.registry import ModelRegistry
 from thrifty.routing.policy import Router
 from thrifty.routing.stage import RoutingStage
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 
 def reference_model(config: ThriftyConfig) -> str:

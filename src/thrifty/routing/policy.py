@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from thrifty.config.schema import RoutingConfig
 from thrifty.registry import ModelRegistry, ResolvedModel
+from thrifty.routing.config import RoutingConfig
 from thrifty.routing.guards import needed_capabilities, why_unfit
 from thrifty.routing.predictor import Prediction, QualityPredictor
 from thrifty.routing.tasks import TaskPrediction

@@ -24,7 +24,7 @@ import numpy as np
 
 from thrifty.embeddings import get_embedder
 from thrifty.learned import load_cached, save_arrays
-from thrifty.replay.dataset import ReplayRecord
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.routing.text import prompt_text
 
 FOLDS = 5

@@ -13,14 +13,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from thrifty.config.schema import ThriftyConfig
+from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
-from thrifty.replay.dataset import ReplayRecord
 from thrifty.replay.search import Candidate, register_search_space
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_messages, count_text
+
+if TYPE_CHECKING:
+    from thrifty.config.schema import ThriftyConfig
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.0)
 LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)

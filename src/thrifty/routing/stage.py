@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from thrifty.config.schema import RoutingConfig
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
+from thrifty.routing.config import RoutingConfig
 from thrifty.routing.policy import Router
 
 ROUTE_HEADER = "route"  # x-thrifty-route: off | <model>

@@ -18,7 +18,7 @@ from thrifty.batching.routes import job_routes
 from thrifty.config.schema import ThriftyConfig
 from thrifty.dashboard.routes import dashboard_routes
 from thrifty.errors import InvalidRequest, ThriftyError
-from thrifty.keys.admin import admin_routes
+from thrifty.governance.keys.admin import admin_routes
 from thrifty.metrics.endpoint import metrics_routes
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime

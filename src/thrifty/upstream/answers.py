@@ -5,7 +5,7 @@ always gets the same text, tokens and logprobs, whichever process serves it.
 
 Dataset match rule: a request matches a dataset row when the sha256 of its messages,
 reduced to ``role`` + ``content`` and serialised with ``orjson.OPT_SORT_KEYS``, equals
-the row's (:func:`thrifty.replay.dataset.messages_key`). Nothing else (params, tools,
+the row's (:func:`thrifty.recordings.dataset.messages_key`). Nothing else (params, tools,
 model) takes part.
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from thrifty.messages import last_user_text, text_of
-from thrifty.replay.dataset import RecordedAnswer, load_dataset, messages_key
+from thrifty.recordings.dataset import RecordedAnswer, load_dataset, messages_key
 from thrifty.tokens import count_text, encoding_for_model
 
 _WORD_LIST = """the be to of and a in that have it for not on with he as you do at this but his
@@ -118,7 +118,7 @@ def _resolve(answer: RecordedAnswer, model: str, key: str) -> str | None:
 class Dataset:
     """Recorded answers per prompt and model, from a replay dataset (JSON Lines, or .gz).
 
-    Rows are checked by :func:`thrifty.replay.dataset.load_dataset` (a bad line raises
+    Rows are checked by :func:`thrifty.recordings.dataset.load_dataset` (a bad line raises
     its ``DatasetError``, a ``ValueError``); rows with the same messages are merged.
     """
 

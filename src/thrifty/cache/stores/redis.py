@@ -9,7 +9,7 @@ the next ``set``; bounds evict least recently used entries down to :data:`EVICT_
 
 When Redis is unreachable the store degrades instead of failing requests: ``get`` is a
 miss, ``set`` stores nothing, both return at once while the breaker is open (see
-:mod:`thrifty.scaleout.redis_link`), and :attr:`RedisCacheStore.unavailable` counts them.
+:mod:`thrifty.stores.redis`), and :attr:`RedisCacheStore.unavailable` counts them.
 Redis Cluster is not supported (scripts touch keys they discover); use one primary,
 with replicas or Sentinel for availability.
 """
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import orjson
 
 from thrifty.cache.stores.base import CacheEntry, check_bounds
-from thrifty.scaleout.redis_link import Breaker, RedisLink, redis_errors
+from thrifty.stores.redis import Breaker, RedisLink, redis_errors
 
 __all__ = ["EVICT_TO", "RedisCacheStore"]
 

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from thrifty.cache.stores.base import CacheEntry, check_bounds
-from thrifty.sqlite_schema import migrate
+from thrifty.stores.sqlite import migrate
 
 __all__ = ["EVICT_TO", "MIGRATIONS", "TOUCH_BATCH", "SqliteCacheStore"]
 

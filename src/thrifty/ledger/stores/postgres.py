@@ -21,7 +21,7 @@ from typing import Any
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
-from thrifty.scaleout.postgres import INSTALL_HINT, connect, psycopg_module
+from thrifty.stores.postgres import INSTALL_HINT, connect, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from thrifty.config.schema import LedgerConfig
+from thrifty.ledger.config import LedgerConfig
 from thrifty.ledger.stores.base import LedgerStore
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
-from thrifty.sqlite_schema import migrate
+from thrifty.stores.sqlite import migrate
 
 __all__ = ["MIGRATIONS", "SqliteLedgerStore"]
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from thrifty.replay.dataset import DatasetError, RecordedAnswer, ReplayRecord
+from thrifty.recordings.dataset import DatasetError, RecordedAnswer, ReplayRecord
 
 __all__ = ["SOURCE_TAG", "grade_to_quality", "import_arena_bench"]
 

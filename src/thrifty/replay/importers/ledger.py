@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
-from thrifty.replay.dataset import RecordedAnswer, ReplayRecord
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord
 
 _NOT_PARAMS = frozenset({"model", "messages", "metadata"})
 

@@ -1,0 +1,70 @@
+"""Resolve a presented key to a :class:`Caller`: config keys first, then virtual keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from thrifty.errors import AuthenticationFailed
+from thrifty.governance.config import AuthConfig
+from thrifty.governance.keys.identity import ANONYMOUS, Caller
+from thrifty.governance.keys.sqlite import KeyStore, key_id_of_digest
+
+__all__ = ["KeyAuthenticator"]
+
+_MISSING = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
+_WRONG = "Incorrect API key provided."
+
+
+class KeyAuthenticator:
+    """Config keys (``auth.keys``: every model, no overrides) and virtual keys (``store``).
+
+    With auth off, a key is still resolved when it can be (for attribution, budgets and
+    allowed models), and any other key is an anonymous caller known by its hash.
+    """
+
+    def __init__(self, auth: AuthConfig, store: KeyStore | None) -> None:
+        self._enabled = auth.enabled
+        self._config = [hashlib.sha256(k.encode()).digest() for k in auth.keys if k]
+        self._admin = [hashlib.sha256(k.encode()).digest() for k in auth.admin_keys if k]
+        self._store = store
+
+    def authenticate(self, presented: str | None, *, enforce: bool = True) -> Caller:
+        """The caller of ``presented``. Raises :class:`AuthenticationFailed` for a missing,
+        unknown or revoked key when auth is on and ``enforce`` (the gateway); the library
+        passes ``enforce=False`` (it holds the config already) but a revoked key still fails.
+        """
+        enforce = enforce and self._enabled
+        if not presented:
+            if enforce:
+                raise AuthenticationFailed(_MISSING)
+            return ANONYMOUS
+        digest = hashlib.sha256(presented.encode()).digest()
+        if any(hmac.compare_digest(digest, known) for known in self._config):
+            return Caller(key_id=key_id_of_digest(digest), source="config")
+        key = self._store.find(digest) if self._store is not None else None
+        if key is not None:
+            if not key.active:
+                raise AuthenticationFailed("This API key has been revoked.", code="key_revoked")
+            return key.caller()
+        if enforce:
+            raise AuthenticationFailed(_WRONG)
+        return Caller(key_id=key_id_of_digest(digest), source="anonymous")
+
+    def is_admin(self, presented: str | None) -> bool:
+        """Whether ``presented`` is one of ``auth.admin_keys`` (constant-time compare).
+
+        No admin keys configured means no admin access at all, even with auth off.
+        """
+        if not presented or not self._admin:
+            return False
+        digest = hashlib.sha256(presented.encode()).digest()
+        return any(hmac.compare_digest(digest, known) for known in self._admin)
+
+    @property
+    def store(self) -> KeyStore | None:
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

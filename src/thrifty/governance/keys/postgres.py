@@ -1,0 +1,145 @@
+"""Virtual keys in PostgreSQL, so every replica on every host shares them.
+
+Why PostgreSQL and not Redis: a key is a durable record (the ledger's key ids point to
+its owner and team for good), Redis in a scale-out deployment is a cache-grade store
+(no persistence required, budgets may even fail open), and key lookups must fail closed.
+The ledger's database is already there and already durable: the keys get one table in it.
+
+No cache: :meth:`find` is one read by the unique ``hash`` index on every request, so
+a revoke committed through any replica (or ``thrifty keys revoke``) is refused by the
+very next request on every replica — the guarantee the SQLite store gets from
+``PRAGMA data_version``. A lookup costs one round trip to the database (the SQLite store's
+costs a file read). A database that cannot be reached is a 503
+(:class:`~thrifty.errors.StoreUnavailable`), never a key accepted unchecked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.errors import StoreUnavailable
+from thrifty.governance.keys.spec import KeySpec
+from thrifty.governance.keys.sqlite import VirtualKey, changed_columns, from_row, new_key
+from thrifty.stores.postgres import connect, psycopg_module
+
+__all__ = ["MIGRATIONS", "PostgresKeyStore"]
+
+
+#: The SQLite store's schema in PostgreSQL types; JSON stays TEXT so rows decode alike.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE virtual_keys (
+            id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, hint TEXT NOT NULL,
+            owner TEXT, name TEXT, team TEXT, tags TEXT NOT NULL, models TEXT,
+            overrides TEXT NOT NULL, budgets TEXT NOT NULL,
+            requests_per_minute INTEGER, tokens_per_minute INTEGER,
+            created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION)""",
+    ),
+]
+_MIGRATION_LOCK = 0x7468726966747932  # "thrifty2": apart from the ledger's lock id
+_COLUMNS = 14
+
+
+
+class PostgresKeyStore:
+    """A :class:`~thrifty.governance.keys.sqlite.KeyStore` in PostgreSQL; one connection a process.
+
+    >>> store = PostgresKeyStore("postgresql://thrifty@db/thrifty")  # doctest: +SKIP
+    """
+
+    def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
+        self.dsn = dsn
+        self._connect_timeout_s = connect_timeout_s
+        self._lock = threading.Lock()
+        try:
+            self._conn: Any = self._connect()
+        except psycopg_module().OperationalError as exc:
+            raise StoreUnavailable(
+                f"the virtual key store (PostgreSQL) is unavailable: {exc}"
+            ) from exc
+        self._migrate()
+
+    def _connect(self) -> Any:
+        return connect(self.dsn, self._connect_timeout_s)
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS keys_schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = conn.execute("SELECT MAX(version) AS v FROM keys_schema_version").fetchone()
+            for version in range((row["v"] or 0) + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[version - 1]:
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO keys_schema_version VALUES (%s, %s)", (version, time.time())
+                )
+
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """One statement; a connection lost since the last one (restart) is replaced once.
+
+        Raises :class:`StoreUnavailable` (503) when the database cannot be reached.
+        """
+        psycopg = psycopg_module()
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._conn.closed or self._conn.broken:
+                        self._conn = self._connect()
+                    cursor = self._conn.execute(sql, params)
+                    return list(cursor.fetchall()) if cursor.description else []
+                except psycopg.OperationalError as exc:
+                    if attempt == 2 or not (self._conn.closed or self._conn.broken):
+                        raise StoreUnavailable(
+                            "the virtual key store (PostgreSQL) is unavailable; retry shortly"
+                        ) from exc
+        raise AssertionError("unreachable")
+
+    def create(self, spec: KeySpec) -> tuple[VirtualKey, str]:
+        """Store a new key; returns it and its secret (the only time the secret exists)."""
+        key, secret, row = new_key(spec)
+        self._run(f"INSERT INTO virtual_keys VALUES ({', '.join(['%s'] * _COLUMNS)})", row)
+        return key, secret
+
+    def list(self, include_revoked: bool = True) -> list[VirtualKey]:
+        where = "" if include_revoked else " WHERE revoked_at IS NULL"
+        rows = self._run(f"SELECT * FROM virtual_keys{where} ORDER BY created_at")
+        return [from_row(r) for r in rows]
+
+    def get(self, key_id: str) -> VirtualKey | None:
+        rows = self._run("SELECT * FROM virtual_keys WHERE id = %s", (key_id,))
+        return from_row(rows[0]) if rows else None
+
+    def update(self, key_id: str, spec: KeySpec) -> VirtualKey | None:
+        """Change the fields ``spec`` was given (``model_fields_set``); None if unknown."""
+        changed = changed_columns(spec)
+        if changed:
+            assignments = ", ".join(f"{name} = %s" for name in changed)
+            self._run(
+                f"UPDATE virtual_keys SET {assignments} WHERE id = %s",
+                (*changed.values(), key_id),
+            )
+        return self.get(key_id)
+
+    def revoke(self, key_id: str) -> VirtualKey | None:
+        """Revoke (the row stays, so the ledger's key id keeps its owner); None if unknown."""
+        self._run(
+            "UPDATE virtual_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+            (time.time(), key_id),
+        )
+        return self.get(key_id)
+
+    def find(self, digest: bytes) -> VirtualKey | None:
+        """The key whose secret hashes to ``digest`` (revoked ones too), or None."""
+        rows = self._run("SELECT * FROM virtual_keys WHERE hash = %s", (digest.hex(),))
+        return from_row(rows[0]) if rows else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,27 @@
+"""The ``ledger:`` section."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from thrifty.section import Section
+
+
+class LedgerConfig(Section):
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    path: str = "thrifty-ledger.db"
+    dsn: str | None = None
+    """PostgreSQL connection string for ``store: postgres`` (docs/deploy.md)."""
+    flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
+    capture_bodies: bool = False
+    """Also store each chat request's messages and answer (off by default: prompts may hold
+    personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> LedgerConfig:
+        if self.store == "postgres" and not self.dsn:
+            raise ValueError("dsn: store 'postgres' needs a dsn (postgresql://user@host/db)")
+        return self
+

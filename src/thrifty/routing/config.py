@@ -1,0 +1,49 @@
+"""The ``routing:`` section."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from thrifty.section import NonNegativeFloat, Section
+
+TASKS = ("chat", "code", "math", "summarization", "translation", "extraction", "creative")
+
+
+class RoutingConfig(Section):
+    """Route requests that leave the choice to Thrifty to the cheapest capable model.
+
+    A request is routed when it names no model, names ``auto``, or names a model in
+    ``applies_to``; ``x-thrifty-route: off`` (or a model name) overrides per request.
+    """
+
+    enabled: bool = False
+    strategy: Literal["rules", "threshold", "tradeoff"] = "rules"
+    """rules: per task, the first listed model that fits; threshold: the cheapest model
+    whose predicted quality is ≥ threshold × the reference model's; tradeoff: the model
+    maximising predicted quality − tradeoff_lambda × expected cost per 1k requests (USD)."""
+    classifier: Literal["rules", "learned"] = "rules"
+    rules: dict[str, Any] = Field(default_factory=dict)
+    """Overrides for the rule task classifier (see docs/routing.md)."""
+    candidates: list[str] = Field(default_factory=list)
+    """Models the router may pick (default: every configured chat model)."""
+    tasks: dict[str, list[str]] = Field(default_factory=dict)
+    """Per task, its candidate models in order of preference (rules) or as a set."""
+    applies_to: list[str] = Field(default_factory=list)
+    predictor: str | None = None
+    """Quality predictor trained by ``thrifty tune`` (a .npz file; relative to the config)."""
+    threshold: Annotated[float, Field(ge=0, le=1.5)] = 0.95
+    tradeoff_lambda: NonNegativeFloat = 0.0
+    reference_model: str | None = None
+    """What predicted quality is compared with (default: baseline_model, else default_model)."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RoutingConfig:
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ValueError(f"tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
+        if self.enabled and self.strategy != "rules" and not self.predictor:
+            raise ValueError(f"strategy {self.strategy!r} needs a predictor (run thrifty tune)")
+        return self
+
