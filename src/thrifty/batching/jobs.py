@@ -19,25 +19,25 @@ import logging
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from thrifty.batching.config import BatchingConfig
 from thrifty.batching.job_store import JobStore
 from thrifty.batching.provider_api import ProviderBatchAPI
 from thrifty.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable, ThriftyError
+from thrifty.governance.config import GovernanceConfig
 from thrifty.governance.jobs import JobAdmission, estimate_lines, window_s
 from thrifty.governance.keys.identity import Caller
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT
 from thrifty.pricing import cost as price
+from thrifty.providers.config import ProviderConfig
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,12 +55,25 @@ def _not_found(what: str, id_: str) -> InvalidRequest:
     return InvalidRequest(f"No such {what}: '{id_}'", status=404, code="not_found")
 
 
+class JobSettings(Protocol):
+    """The config sections batch jobs read; the whole config (``ThriftyConfig``) has them."""
+
+    @property
+    def batching(self) -> BatchingConfig: ...
+
+    @property
+    def providers(self) -> Mapping[str, ProviderConfig]: ...
+
+    @property
+    def governance(self) -> GovernanceConfig: ...
+
+
 class BatchJobs:
     """Files and batch jobs for one config; ``key_id`` None (auth off, CLI) sees all."""
 
     def __init__(
         self,
-        config: ThriftyConfig,
+        config: JobSettings,
         registry: ModelRegistry,
         ledger: LedgerSink,
         store: JobStore | None = None,

@@ -107,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.config import load_config
     from thrifty.errors import ThriftyError
     from thrifty.governance.keys.admin import check_spec
+    from thrifty.governance.keys.overrides import apply_overrides
     from thrifty.governance.keys.select import open_key_store
     from thrifty.governance.keys.spec import KeySpec
     from thrifty.registry import ModelRegistry
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         spec = None
         if args.action == "create":
             spec = KeySpec.model_validate(_spec_data(args))
-            check_spec(config, ModelRegistry.from_config(config), spec)
+            registry = ModelRegistry.from_config(config)
+            check_spec(registry, spec, lambda overrides: apply_overrides(config, overrides))
         store = open_key_store(config)
         if store is None:
             raise ValueError(

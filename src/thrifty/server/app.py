@@ -1,4 +1,5 @@
-"""The gateway's ASGI app: routes, error rendering, and the lifespan that owns resources."""
+"""The gateway's ASGI app: the hot path, the route table mounted, error rendering, and the
+lifespan that owns resources."""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from thrifty.batching.routes import job_routes
 from thrifty.config.schema import ThriftyConfig
-from thrifty.dashboard.routes import dashboard_routes
 from thrifty.errors import InvalidRequest, ThriftyError
-from thrifty.governance.keys.admin import admin_routes
-from thrifty.metrics.endpoint import metrics_routes
-from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
+from thrifty.server.features import build_features
 from thrifty.server.responses import error_response
-from thrifty.server.routes import Handlers, ModelEndpoint
+from thrifty.server.routes import mount
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +74,7 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
     created at start-up, and on shutdown the ledger is flushed after in-flight requests
     finish (uvicorn waits for them before running the lifespan's exit)."""
     runtime = Runtime(config, ledger_path=ledger_path)
-    handlers = Handlers(runtime)
-    chat = ModelEndpoint(runtime, CHAT)
-    embeddings = ModelEndpoint(runtime, EMBEDDINGS)
+    routes, fast_routes = mount(build_features(runtime))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -92,16 +86,7 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
             log.info("gateway stopped; ledger flushed")
 
     app = Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
-            Route("/v1/embeddings", embeddings, methods=["POST"]),
-            Route("/v1/models", handlers.models, methods=["GET"]),
-            Route("/health", handlers.health, methods=["GET"]),
-            *job_routes(runtime),
-            *metrics_routes(runtime),
-            *dashboard_routes(runtime),
-            *admin_routes(runtime),
-        ],
+        routes=routes,
         exception_handlers={
             HTTPException: _http_error,
             ThriftyError: _unhandled,
@@ -110,4 +95,4 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    return GatewayApp(app, {"/v1/chat/completions": chat, "/v1/embeddings": embeddings})
+    return GatewayApp(app, fast_routes)

@@ -1,159 +1,103 @@
-"""Thin HTTP handlers: read and check the body, run the pipeline, render the reply.
+"""Every HTTP route the gateway serves, in one table, and how each is mounted.
 
-The two model endpoints (``POST /v1/chat/completions``, ``/v1/embeddings``) are raw ASGI
-apps (:class:`ModelEndpoint`): they read the ASGI scope and receive channel directly, with
-no ``Request`` object, and ``server/app.py`` calls them before Starlette's middleware and
-router. The rest (``/v1/models``, ``/health``) are ordinary Starlette handlers.
+Features expose handlers, never routes: a handler takes the Starlette ``Request`` and
+returns a ``Response``, bytes (a file's content) or JSON-able data, and raises a
+:class:`ThriftyError` for the client's OpenAI-style error, rendered here. The two model
+endpoints are raw ASGI apps that :class:`~thrifty.server.app.GatewayApp` also calls
+before Starlette's router (the hot path), so they are mounted as they are.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-import orjson
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
-from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
-from thrifty.logs import request_id_var
-from thrifty.pipeline.context import new_request_id
-from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONBytesResponse, JSONReply, SSEReply, error_response
+from thrifty.errors import ThriftyError
+from thrifty.server.features import Features
+from thrifty.server.responses import JSONBytesResponse, error_response
 
-_THRIFTY_PREFIX = b"x-thrifty-"
-#: The only request headers the model endpoints read, besides ``x-thrifty-*``.
-_WANTED = frozenset({b"authorization", b"api-key", b"x-api-key", b"content-length"})
+Handler = Callable[[Request], Awaitable[Any]]
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _bearer_from(get: Any) -> str | None:
-    """The caller's key from ``Authorization: Bearer``, ``api-key`` or ``x-api-key``."""
-    header = get("authorization")
-    if header:
-        scheme, _, token = header.partition(" ")
-        return token.strip() if scheme.lower() == "bearer" else header.strip()
-    return get("api-key") or get("x-api-key")
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    """One route: which feature's handler serves which methods of a path."""
+
+    path: str
+    methods: tuple[str, ...]
+    feature: str
+    """A field of :class:`Features`; when it is None (the feature is off) nothing is mounted."""
+    handler: str | None = None
+    """The feature's method; None: the feature is itself a raw ASGI app (POST, hot path)."""
+    status: int = 200
+    """The status of a JSON reply when the handler returns data."""
 
 
-def caller_key(request: Request) -> str | None:
-    """The caller's key from a Starlette request (the same headers as the model endpoints)."""
-    return _bearer_from(request.headers.get)
+#: The whole HTTP surface, in matching order.
+ROUTES: tuple[RouteEntry, ...] = (
+    RouteEntry("/v1/chat/completions", ("POST",), "chat"),
+    RouteEntry("/v1/embeddings", ("POST",), "embeddings"),
+    RouteEntry("/v1/models", ("GET",), "gateway", "models"),
+    RouteEntry("/health", ("GET",), "gateway", "health"),
+    RouteEntry("/v1/files", ("POST",), "jobs", "upload"),
+    RouteEntry("/v1/files/{file_id}", ("GET",), "jobs", "file"),
+    RouteEntry("/v1/files/{file_id}/content", ("GET",), "jobs", "content"),
+    RouteEntry("/v1/batches", ("POST",), "jobs", "create"),
+    RouteEntry("/v1/batches", ("GET",), "jobs", "list"),
+    RouteEntry("/v1/batches/{batch_id}", ("GET",), "jobs", "retrieve"),
+    RouteEntry("/v1/batches/{batch_id}/cancel", ("POST",), "jobs", "cancel"),
+    RouteEntry("/metrics", ("GET",), "metrics", "handle"),
+    RouteEntry("/dashboard", ("GET",), "dashboard", "page"),
+    RouteEntry("/dashboard/login", ("GET",), "dashboard", "login_form"),
+    RouteEntry("/dashboard/login", ("POST",), "dashboard", "login"),
+    RouteEntry("/dashboard/logout", ("POST",), "dashboard", "logout"),
+    RouteEntry("/dashboard/static/{name}", ("GET",), "dashboard", "static"),
+    RouteEntry("/admin/keys", ("POST",), "admin", "create", status=201),
+    RouteEntry("/admin/keys", ("GET",), "admin", "list"),
+    RouteEntry("/admin/keys/{key_id}", ("GET",), "admin", "get"),
+    RouteEntry("/admin/keys/{key_id}", ("PATCH",), "admin", "update"),
+    RouteEntry("/admin/keys/{key_id}", ("DELETE",), "admin", "revoke"),
+    RouteEntry("/admin/budgets", ("GET",), "admin", "budgets"),
+)
 
 
-def _read_headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
-    """``(wanted, thrifty)`` from the raw ASGI headers (names arrive lower-cased).
-
-    ``wanted``: the few headers in ``_WANTED``, first value wins (as ``Headers.get``);
-    ``thrifty``: every ``x-thrifty-*`` header, last value wins (as a dict of ``items()``).
-    """
-    wanted: dict[str, str] = {}
-    thrifty: dict[str, str] = {}
-    for raw_name, raw_value in scope["headers"]:
-        if raw_name.startswith(_THRIFTY_PREFIX):
-            thrifty[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
-        elif raw_name in _WANTED:
-            wanted.setdefault(raw_name.decode("latin-1"), raw_value.decode("latin-1"))
-    return wanted, thrifty
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
+def mount(features: Features) -> tuple[list[Route], dict[str, ASGIApp]]:
+    """Starlette's routes for the features that are on, and the raw ASGI endpoints by path
+    (for :class:`~thrifty.server.app.GatewayApp`'s hot path)."""
+    routes: list[Route] = []
+    fast: dict[str, ASGIApp] = {}
+    for entry in ROUTES:
+        owner = getattr(features, entry.feature)
+        if owner is None:
+            continue
+        if entry.handler is None:
+            routes.append(Route(entry.path, owner, methods=list(entry.methods)))
+            fast[entry.path] = owner
+        else:
+            endpoint = rendered(getattr(owner, entry.handler), entry.status)
+            routes.append(Route(entry.path, endpoint, methods=list(entry.methods)))
+    return routes, fast
 
 
-async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | bytearray:
-    """The whole request body, refused once it passes ``limit`` bytes."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
-    body = bytearray()
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        part = message.get("body", b"")
-        more = message.get("more_body", False)
-        if not more and not body:  # the usual case: one message, no copy
-            if len(part) > limit:
-                raise _too_large(limit)
-            return part
-        body += part
-        if len(body) > limit:
-            raise _too_large(limit)
-        if not more:
-            return body
+def rendered(handler: Handler, status: int = 200) -> Endpoint:
+    """A Starlette endpoint around ``handler``: errors and data become responses."""
 
-
-def _parse_json(body: bytes | bytearray) -> Any:
-    if not body:
-        raise InvalidRequest("the request body is empty; send a JSON object", code="invalid_body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
-
-
-class ModelEndpoint:
-    """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``).
-
-    Same contract as a Starlette handler behind the app's exception handlers: a
-    ``ThriftyError`` becomes its OpenAI-style error; any other exception raised before the
-    response starts is rendered as a 500 and re-raised, so the server logs it.
-    """
-
-    def __init__(self, runtime: Runtime, endpoint: str) -> None:
-        self.runtime = runtime
-        self.endpoint = endpoint
-        self._limit = runtime.config.server.max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def endpoint(request: Request) -> Response:
         try:
-            response = await self._respond(scope, receive)
-        except Exception as exc:
-            await error_response(exc)(scope, receive, send)
-            raise
-        await response(scope, receive, send)
-
-    async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
-        request_id = new_request_id()
-        request_id_var.set(request_id)  # this task's log lines carry it
-        try:
-            runtime = self.runtime
-            wanted, thrifty_headers = _read_headers(scope)
-            caller = runtime.authenticate(_bearer_from(wanted.get))
-            body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
-            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
-            reply = await runtime.run(ctx, caller)
-        except ThriftyError as exc:
-            return error_response(exc, request_id)
-        headers = {
-            "x-thrifty-request-id": request_id,
-            "x-thrifty-model": reply.model,
-            **reply.headers,
-        }
-        if reply.chunks is not None:
-            return SSEReply(reply.chunks, headers)
-        return JSONReply(reply.body, headers)
-
-
-class Handlers:
-    """The Starlette handlers of the non-model routes."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-
-    async def models(self, request: Request) -> Response:
-        try:
-            caller = self.runtime.authenticate(caller_key(request))
+            result = await handler(request)
         except ThriftyError as exc:
             return error_response(exc)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "thrifty"}
-            for name in self.runtime.registry.names
-            if caller.allows(name)
-        ]
-        return JSONBytesResponse({"object": "list", "data": data})
+        if isinstance(result, Response):
+            return result
+        if isinstance(result, bytes):
+            return Response(result, media_type="application/octet-stream")
+        return JSONBytesResponse(result, status_code=status)
 
-    async def health(self, request: Request) -> Response:
-        pending = getattr(self.runtime.ledger, "pending", 0)
-        return JSONBytesResponse({"status": "ok", "ledger_pending": pending})
+    return endpoint

@@ -1,4 +1,4 @@
-"""The admin API for virtual keys and budget use; every route needs an ``auth.admin_keys`` key.
+"""The admin API's handlers (virtual keys, budget use); each needs an ``auth.admin_keys`` key.
 
 ::
 
@@ -12,33 +12,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
-from thrifty.errors import (
-    AuthenticationFailed,
-    InvalidRequest,
-    ModelNotFound,
-    PermissionDenied,
-    ThriftyError,
-)
+from thrifty.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
+from thrifty.governance.budgets.base import BucketUsage
 from thrifty.governance.keys.identity import Overrides
-from thrifty.governance.keys.overrides import apply_overrides
+from thrifty.governance.keys.presented import presented_key
 from thrifty.governance.keys.spec import KeySpec
 from thrifty.governance.keys.sqlite import KeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
-from thrifty.server.responses import JSONBytesResponse, error_response
-from thrifty.server.routes import caller_key as presented_key
 
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
+__all__ = ["KeysAdmin", "check_spec", "parse_spec"]
 
-__all__ = ["admin_routes", "check_spec"]
+#: Raises :class:`InvalidRequest` when a key's overrides do not fit the gateway's config.
+CheckOverrides = Callable[[Overrides], object]
 
 
 def parse_spec(raw: bytes) -> KeySpec:
@@ -60,8 +52,9 @@ def parse_spec(raw: bytes) -> KeySpec:
         ) from None
 
 
-def check_spec(config: ThriftyConfig, registry: ModelRegistry, spec: KeySpec) -> None:
-    """Models must be served here (or ``auto``); overrides must build a valid config."""
+def check_spec(registry: ModelRegistry, spec: KeySpec, check_overrides: CheckOverrides) -> None:
+    """Models must be served here (or ``auto``); overrides must build a valid config
+    (``check_overrides`` knows the config; the admin API and ``thrifty keys`` pass it)."""
     for name in spec.models or ():
         if name != "auto":
             try:
@@ -72,19 +65,36 @@ def check_spec(config: ThriftyConfig, registry: ModelRegistry, spec: KeySpec) ->
                     param="models",
                     code="model_not_found",
                 ) from None
-    apply_overrides(config, Overrides(**spec.overrides.model_dump()))
+    check_overrides(Overrides(**spec.overrides.model_dump()))
 
 
 class KeysAdmin:
-    """Starlette handlers over a runtime's key store and budget store."""
+    """The handlers over the key store and the budget use; the server mounts them.
 
-    def __init__(self, runtime: Any) -> None:
-        self.runtime = runtime
+    Each takes the request and returns JSON-able data; a :class:`ThriftyError` it raises
+    is the client's OpenAI-style error.
+    """
+
+    def __init__(
+        self,
+        *,
+        is_admin: Callable[[str | None], bool],
+        admin_api_on: bool,
+        store: KeyStore | None,
+        registry: ModelRegistry,
+        check_overrides: CheckOverrides,
+        budget_usage: Callable[[], Awaitable[Sequence[BucketUsage]]],
+    ) -> None:
+        self._is_admin = is_admin
+        self._admin_api_on = admin_api_on
+        self._key_store = store
+        self._registry = registry
+        self._check_overrides = check_overrides
+        self._budget_usage = budget_usage
 
     def _store(self, request: Request) -> KeyStore:
-        presented = presented_key(request)
-        if not self.runtime.is_admin(presented):
-            if not self.runtime.config.auth.admin_keys:
+        if not self._is_admin(presented_key(request)):
+            if not self._admin_api_on:
                 raise PermissionDenied(
                     "The admin API is off: no auth.admin_keys are configured.",
                     code="admin_disabled",
@@ -92,15 +102,14 @@ class KeysAdmin:
             raise AuthenticationFailed(
                 "The admin API needs an admin key (auth.admin_keys) as 'Authorization: Bearer'."
             )
-        store = self.runtime.admission.auth.store
-        if store is None:
+        if self._key_store is None:
             raise InvalidRequest(
                 "Virtual keys are off: set governance.keys_path (or keys_store: postgres) "
                 "in the gateway's config.",
                 status=404,
                 code="keys_disabled",
             )
-        return store
+        return self._key_store
 
     def _key(self, store: KeyStore, key_id: str) -> VirtualKey:
         key = store.get(key_id) if "\x00" not in key_id else None  # no such id; PostgreSQL
@@ -108,56 +117,38 @@ class KeysAdmin:
             raise InvalidRequest(f"no virtual key {key_id!r}", status=404, code="key_not_found")
         return key
 
-    async def create(self, request: Request) -> Response:
-        try:
-            store = self._store(request)
-            spec = parse_spec(await request.body())
-            check_spec(self.runtime.config, self.runtime.registry, spec)
-            key, secret = store.create(spec)
-        except ThriftyError as exc:
-            return error_response(exc)
-        return JSONBytesResponse({**key.to_dict(), "key": secret}, status_code=201)
+    def _spec(self, raw: bytes) -> KeySpec:
+        spec = parse_spec(raw)
+        check_spec(self._registry, spec, self._check_overrides)
+        return spec
 
-    async def list(self, request: Request) -> Response:
-        try:
-            keys = self._store(request).list()
-        except ThriftyError as exc:
-            return error_response(exc)
-        return JSONBytesResponse({"object": "list", "data": [k.to_dict() for k in keys]})
+    async def create(self, request: Request) -> dict[str, Any]:
+        """``POST /admin/keys`` (the server answers 201): the secret is shown this once."""
+        store = self._store(request)
+        key, secret = store.create(self._spec(await request.body()))
+        return {**key.to_dict(), "key": secret}
 
-    async def get(self, request: Request) -> Response:
-        try:
-            key = self._key(self._store(request), request.path_params["key_id"])
-        except ThriftyError as exc:
-            return error_response(exc)
-        return JSONBytesResponse(key.to_dict())
+    async def list(self, request: Request) -> dict[str, Any]:
+        keys = self._store(request).list()
+        return {"object": "list", "data": [k.to_dict() for k in keys]}
 
-    async def update(self, request: Request) -> Response:
-        try:
-            store = self._store(request)
-            key = self._key(store, request.path_params["key_id"])
-            spec = parse_spec(await request.body())
-            check_spec(self.runtime.config, self.runtime.registry, spec)
-            key = store.update(key.id, spec) or key
-        except ThriftyError as exc:
-            return error_response(exc)
-        return JSONBytesResponse(key.to_dict())
+    async def get(self, request: Request) -> dict[str, Any]:
+        return self._key(self._store(request), request.path_params["key_id"]).to_dict()
 
-    async def revoke(self, request: Request) -> Response:
-        try:
-            store = self._store(request)
-            key = self._key(store, request.path_params["key_id"])
-            key = store.revoke(key.id) or key
-        except ThriftyError as exc:
-            return error_response(exc)
-        return JSONBytesResponse(key.to_dict())
+    async def update(self, request: Request) -> dict[str, Any]:
+        store = self._store(request)
+        key = self._key(store, request.path_params["key_id"])
+        key = store.update(key.id, self._spec(await request.body())) or key
+        return key.to_dict()
 
-    async def budgets(self, request: Request) -> Response:
-        try:
-            self._store(request)
-        except ThriftyError as exc:
-            return error_response(exc)
-        usage = await self.runtime.admission.budget_usage()
+    async def revoke(self, request: Request) -> dict[str, Any]:
+        store = self._store(request)
+        key = self._key(store, request.path_params["key_id"])
+        key = store.revoke(key.id) or key
+        return key.to_dict()
+
+    async def budgets(self, request: Request) -> dict[str, Any]:
+        self._store(request)
         data = [
             {
                 "scope": u.bucket.scope,
@@ -168,18 +159,6 @@ class KeysAdmin:
                 "reserved_usd": u.reserved_usd,
                 "resets_at": u.bucket.resets_at,
             }
-            for u in usage
+            for u in await self._budget_usage()
         ]
-        return JSONBytesResponse({"object": "list", "data": data})
-
-
-def admin_routes(runtime: Any) -> list[Route]:
-    admin = KeysAdmin(runtime)
-    return [
-        Route("/admin/keys", admin.create, methods=["POST"]),
-        Route("/admin/keys", admin.list, methods=["GET"]),
-        Route("/admin/keys/{key_id}", admin.get, methods=["GET"]),
-        Route("/admin/keys/{key_id}", admin.update, methods=["PATCH"]),
-        Route("/admin/keys/{key_id}", admin.revoke, methods=["DELETE"]),
-        Route("/admin/budgets", admin.budgets, methods=["GET"]),
-    ]
+        return {"object": "list", "data": data}

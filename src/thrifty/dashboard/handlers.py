@@ -1,4 +1,5 @@
-"""The dashboard's HTTP handlers: login, logout, the page, its static files.
+"""The dashboard's HTTP handlers: login, logout, the page, its static files (the server
+mounts them under ``/dashboard``; a :class:`ThriftyError` raised is an OpenAI-style error).
 
 Login takes one of ``auth.admin_keys`` (checked in constant time by
 :meth:`Runtime.is_admin`) and sets an HttpOnly, SameSite=Strict signed cookie scoped to
@@ -17,17 +18,15 @@ from urllib.parse import parse_qs, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import Route
 
 from thrifty.dashboard.budget_panel import budget_section
 from thrifty.dashboard.ledger_sql import LedgerSql, ledger_sql
 from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
 from thrifty.dashboard.session import COOKIE, SessionSigner
-from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied, ThriftyError
+from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
 from thrifty.ledger.stores.base import LedgerStore
 from thrifty.runtime import Runtime, key_id
-from thrifty.server.responses import error_response
 
 log = logging.getLogger(__name__)
 
@@ -48,23 +47,16 @@ _STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; cha
 STATIC_FILES = ("chart.umd.min.js", "dashboard.js", "dashboard.css")
 
 
-def dashboard_routes(runtime: Runtime) -> list[Route]:
-    """The dashboard's routes, or none when it is off or the ledger is no SQL store."""
+def dashboard_handlers(runtime: Runtime) -> Dashboard | None:
+    """The dashboard's handlers, or None when it is off or the ledger is no SQL store."""
     if not runtime.config.dashboard.enabled:
-        return []
+        return None
     store = getattr(runtime.ledger, "store", None)
     sql = ledger_sql(store) if store is not None else None
     if store is None or sql is None:
         log.warning("dashboard off: it reads a SQLite or PostgreSQL ledger, and this has none")
-        return []
-    dash = Dashboard(runtime, store, sql)
-    return [
-        Route("/dashboard", dash.page, methods=["GET"]),
-        Route("/dashboard/login", dash.login_form, methods=["GET"]),
-        Route("/dashboard/login", dash.login, methods=["POST"]),
-        Route("/dashboard/logout", dash.logout, methods=["POST"]),
-        Route("/dashboard/static/{name}", dash.static, methods=["GET"]),
-    ]
+        return None
+    return Dashboard(runtime, store, sql)
 
 
 class Dashboard:
@@ -89,9 +81,9 @@ class Dashboard:
             return RedirectResponse("/dashboard/login", status_code=303, headers=_HEADERS)
         range_name = request.query_params.get("range", DEFAULT_RANGE)
         if range_name not in RANGES:
-            return error_response(InvalidRequest(
+            raise InvalidRequest(
                 f"range={range_name!r} is not one of {', '.join(RANGES)}", param="range"
-            ))  # fmt: skip
+            )
         data = await asyncio.to_thread(load_dashboard, self.store, self.sql, range_name)
         budget_html = await budget_section(self.runtime)
         return HTMLResponse(dashboard_page(data, who, budget_html), headers=_HEADERS)
@@ -102,11 +94,8 @@ class Dashboard:
         return HTMLResponse(login_page(locked=not self.sessions.enabled), headers=_HEADERS)
 
     async def login(self, request: Request) -> Response:
-        try:
-            _same_origin(request)
-            presented = await _form_key(request)
-        except ThriftyError as exc:
-            return error_response(exc)
+        _same_origin(request)
+        presented = await _form_key(request)
         if not self.runtime.is_admin(presented):
             log.warning("dashboard login refused", extra={"client": _client(request)})
             page = login_page("That is not an admin key.", locked=not self.sessions.enabled)
@@ -121,10 +110,7 @@ class Dashboard:
         return response
 
     async def logout(self, request: Request) -> Response:
-        try:
-            _same_origin(request)
-        except ThriftyError as exc:
-            return error_response(exc)
+        _same_origin(request)
         response = RedirectResponse("/dashboard/login", status_code=303, headers=_HEADERS)
         response.delete_cookie(
             COOKIE, path="/dashboard", httponly=True, samesite="strict",
@@ -136,9 +122,9 @@ class Dashboard:
         name = request.path_params["name"]
         body = self._static.get(name)
         if body is None:
-            return error_response(InvalidRequest(
+            raise InvalidRequest(
                 f"GET /dashboard/static/{name}: no such file", status=404, code="not_found"
-            ))  # fmt: skip
+            )
         return Response(
             body,
             media_type=_STATIC_TYPES[Path(name).suffix],

@@ -1,67 +1,45 @@
-"""``/v1/files`` and ``/v1/batches`` on the gateway: thin handlers over :class:`BatchJobs`.
+"""The handlers of ``/v1/files`` and ``/v1/batches``: thin HTTP over :class:`BatchJobs`.
 
-Mounted only when ``batching.enabled`` and ``batching.jobs.enabled``. Every handler
-authenticates the caller (the same keys as the model endpoints) and renders any error
-as OpenAI's ``{"error": ...}``. Jobs go through admission (``governance/jobs.py``).
+The server mounts them only when ``batching.enabled`` and ``batching.jobs.enabled``. Every
+handler authenticates the caller first (the same keys as the model endpoints) and returns
+JSON-able data, or bytes for a file's content; a :class:`ThriftyError` it raises is the
+client's OpenAI-style error. Jobs go through admission (``governance/jobs.py``), which
+the :class:`BatchJobs` given holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from thrifty.batching.jobs import BatchJobs
 from thrifty.batching.multipart import parse_form
-from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
-from thrifty.governance.jobs import JobAdmission
+from thrifty.errors import InvalidRequest, PayloadTooLarge
 from thrifty.governance.keys.identity import Caller
-from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONBytesResponse, error_response
-from thrifty.server.routes import caller_key
+from thrifty.governance.keys.presented import presented_key
 
 #: Room for the multipart framing and the ``purpose`` field around the file itself.
 _FORM_OVERHEAD = 65_536
 
-Handler = Callable[[Request, Caller], Awaitable[Any]]
 
-
-class JobRoutes:
+class JobHandlers:
     """The handlers, sharing one :class:`BatchJobs` (and its job store)."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        admission = JobAdmission(runtime.admission)
-        self.jobs = BatchJobs(runtime.config, runtime.registry, runtime.ledger, admission=admission)
-        self._limit = runtime.config.batching.jobs.max_file_bytes
+    def __init__(
+        self,
+        jobs: BatchJobs,
+        authenticate: Callable[[str | None], Caller],
+        max_file_bytes: int,
+    ) -> None:
+        self.jobs = jobs
+        self._authenticate = authenticate
+        self._limit = max_file_bytes
 
-    def routes(self) -> list[Route]:
-        return [
-            Route("/v1/files", self._wrap(self.upload), methods=["POST"]),
-            Route("/v1/files/{file_id}", self._wrap(self.file), methods=["GET"]),
-            Route("/v1/files/{file_id}/content", self._wrap(self.content), methods=["GET"]),
-            Route("/v1/batches", self._wrap(self.create), methods=["POST"]),
-            Route("/v1/batches", self._wrap(self.list), methods=["GET"]),
-            Route("/v1/batches/{batch_id}", self._wrap(self.retrieve), methods=["GET"]),
-            Route("/v1/batches/{batch_id}/cancel", self._wrap(self.cancel), methods=["POST"]),
-        ]
-
-    def _wrap(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
-            try:
-                caller = self.runtime.authenticate(caller_key(request))
-                result = await handler(request, caller)
-            except ThriftyError as exc:
-                return error_response(exc)
-            if isinstance(result, bytes):
-                return Response(result, media_type="application/octet-stream")
-            return JSONBytesResponse(result)
-
-        return endpoint
+    def _caller(self, request: Request) -> Caller:
+        return self._authenticate(presented_key(request))
 
     async def _json_body(self, request: Request) -> Any:
         try:
@@ -91,7 +69,8 @@ class JobRoutes:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    async def upload(self, request: Request, caller: Caller) -> Any:
+    async def upload(self, request: Request) -> Any:
+        caller = self._caller(request)
         body = await self._bounded_body(request)
         try:
             form = parse_form(request.headers.get("content-type", ""), body)
@@ -107,31 +86,30 @@ class JobRoutes:
         return await self.jobs.upload(caller.key_id, upload.filename or "batch.jsonl", purpose,
                                       upload.value, caller)  # fmt: skip
 
-    async def file(self, request: Request, caller: Caller) -> Any:
+    async def file(self, request: Request) -> Any:
+        caller = self._caller(request)
         return await self.jobs.file(caller.key_id, request.path_params["file_id"])
 
-    async def content(self, request: Request, caller: Caller) -> Any:
+    async def content(self, request: Request) -> Any:
+        caller = self._caller(request)
         return await self.jobs.file_content(caller.key_id, request.path_params["file_id"])
 
-    async def create(self, request: Request, caller: Caller) -> Any:
+    async def create(self, request: Request) -> Any:
+        caller = self._caller(request)
         return await self.jobs.create(caller.key_id, await self._json_body(request), caller)
 
-    async def retrieve(self, request: Request, caller: Caller) -> Any:
+    async def retrieve(self, request: Request) -> Any:
+        caller = self._caller(request)
         return await self.jobs.retrieve(caller.key_id, request.path_params["batch_id"])
 
-    async def cancel(self, request: Request, caller: Caller) -> Any:
+    async def cancel(self, request: Request) -> Any:
+        caller = self._caller(request)
         return await self.jobs.cancel(caller.key_id, request.path_params["batch_id"])
 
-    async def list(self, request: Request, caller: Caller) -> Any:
+    async def list(self, request: Request) -> Any:
+        caller = self._caller(request)
         raw = request.query_params.get("limit", "20")
         # isascii: str.isdigit() is also true for digits int() refuses, such as "²"
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
             raise InvalidRequest("limit must be an integer from 1 to 100", param="limit")
         return await self.jobs.list(caller.key_id, int(raw), request.query_params.get("after"))
-
-
-def job_routes(runtime: Runtime) -> list[Route]:
-    """The routes, or none when batch jobs are off."""
-    if not runtime.config.batching.jobs_on:
-        return []
-    return JobRoutes(runtime).routes()

@@ -1,0 +1,92 @@
+"""Each feature's handler object, built from the runtime with the parts it needs.
+
+The features below the runtime in the layers (batch jobs, metrics, the keys admin API)
+take explicit dependencies: sections, the registry, the ledger, admission's parts. Only
+this module reaches into the :class:`Runtime` for them. A feature that is off is None,
+and the server mounts none of its routes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from thrifty.batching.handlers import JobHandlers
+from thrifty.batching.jobs import BatchJobs
+from thrifty.config.schema import ThriftyConfig
+from thrifty.dashboard.handlers import Dashboard, dashboard_handlers
+from thrifty.governance.jobs import JobAdmission
+from thrifty.governance.keys.admin import KeysAdmin
+from thrifty.governance.keys.overrides import apply_overrides
+from thrifty.metrics.endpoint import MetricsEndpoint, attach_metrics
+from thrifty.pipeline.context import CHAT, EMBEDDINGS
+from thrifty.runtime import Runtime
+from thrifty.server.info import InfoHandlers
+from thrifty.server.model_endpoint import ModelEndpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """The handler objects the route table names (``RouteEntry.feature``)."""
+
+    chat: ModelEndpoint
+    embeddings: ModelEndpoint
+    gateway: InfoHandlers
+    jobs: JobHandlers | None
+    metrics: MetricsEndpoint | None
+    dashboard: Dashboard | None
+    admin: KeysAdmin
+
+
+def build_features(runtime: Runtime) -> Features:
+    """Every feature's handlers for ``runtime`` (in this order: the job store opens, then
+    the metrics recorder joins the ledger writer's observers, as before the split)."""
+    return Features(
+        chat=ModelEndpoint(runtime, CHAT),
+        embeddings=ModelEndpoint(runtime, EMBEDDINGS),
+        gateway=InfoHandlers(runtime),
+        jobs=job_handlers(runtime),
+        metrics=attach_metrics(
+            runtime.config.metrics,
+            runtime.ledger,
+            runtime.registry.names,
+            redis_components(runtime.config),
+            runtime.is_admin,
+        ),
+        dashboard=dashboard_handlers(runtime),
+        admin=keys_admin(runtime),
+    )
+
+
+def job_handlers(runtime: Runtime) -> JobHandlers | None:
+    """``/v1/files`` + ``/v1/batches``, or None when batch jobs are off."""
+    config = runtime.config
+    if not config.batching.jobs_on:
+        return None
+    admission = JobAdmission(runtime.admission)
+    jobs = BatchJobs(config, runtime.registry, runtime.ledger, admission=admission)
+    return JobHandlers(jobs, runtime.authenticate, config.batching.jobs.max_file_bytes)
+
+
+def keys_admin(runtime: Runtime) -> KeysAdmin:
+    """``/admin/keys`` and ``/admin/budgets`` (always mounted: they say why they are off)."""
+    return KeysAdmin(
+        is_admin=runtime.is_admin,
+        admin_api_on=bool(runtime.config.auth.admin_keys),
+        store=runtime.admission.auth.store,
+        registry=runtime.registry,
+        check_overrides=partial(apply_overrides, runtime.config),
+        budget_usage=runtime.admission.budget_usage,
+    )
+
+
+def redis_components(config: ThriftyConfig) -> list[str]:
+    """The components this config keeps in Redis (see ``stores.redis.COMPONENTS``)."""
+    components = []
+    cache = config.cache
+    if cache.enabled and cache.store == "redis":
+        components += ["cache"] if cache.exact.enabled else []
+        components += ["semantic"] if cache.semantic.enabled else []
+    if config.governance.store == "redis" and config.governance.needs_store:
+        components += ["budgets", "rate_limits"]
+    return components

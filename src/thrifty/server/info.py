@@ -1,0 +1,32 @@
+"""``GET /v1/models`` and ``GET /health``: what this gateway serves, and whether it is up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+
+from thrifty.governance.keys.presented import presented_key
+from thrifty.runtime import Runtime
+
+
+class InfoHandlers:
+    """The gateway's own two read-only handlers (JSON-able data; errors are raised)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    async def models(self, request: Request) -> dict[str, Any]:
+        """The models the caller's key may use (every served model with auth off)."""
+        caller = self.runtime.authenticate(presented_key(request))
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "thrifty"}
+            for name in self.runtime.registry.names
+            if caller.allows(name)
+        ]
+        return {"object": "list", "data": data}
+
+    async def health(self, request: Request) -> dict[str, Any]:
+        """Up, and how many ledger rows wait to be written (0 for a ledger without a queue)."""
+        pending = getattr(self.runtime.ledger, "pending", 0)
+        return {"status": "ok", "ledger_pending": pending}

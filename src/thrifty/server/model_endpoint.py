@@ -1,0 +1,123 @@
+"""The model endpoints: read and check the body, run the pipeline, render the reply.
+
+``POST /v1/chat/completions`` and ``/v1/embeddings`` are raw ASGI apps
+(:class:`ModelEndpoint`): they read the ASGI scope and receive channel directly, with no
+``Request`` object, and ``server/app.py`` calls them before Starlette's middleware and
+router (the hot path).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.governance.keys.presented import bearer_from
+from thrifty.logs import request_id_var
+from thrifty.pipeline.context import new_request_id
+from thrifty.runtime import Runtime
+from thrifty.server.responses import JSONReply, SSEReply, error_response
+
+_THRIFTY_PREFIX = b"x-thrifty-"
+#: The only request headers the model endpoints read, besides ``x-thrifty-*``.
+_WANTED = frozenset({b"authorization", b"api-key", b"x-api-key", b"content-length"})
+
+
+def _read_headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
+    """``(wanted, thrifty)`` from the raw ASGI headers (names arrive lower-cased).
+
+    ``wanted``: the few headers in ``_WANTED``, first value wins (as ``Headers.get``);
+    ``thrifty``: every ``x-thrifty-*`` header, last value wins (as a dict of ``items()``).
+    """
+    wanted: dict[str, str] = {}
+    thrifty: dict[str, str] = {}
+    for raw_name, raw_value in scope["headers"]:
+        if raw_name.startswith(_THRIFTY_PREFIX):
+            thrifty[raw_name.decode("latin-1")] = raw_value.decode("latin-1")
+        elif raw_name in _WANTED:
+            wanted.setdefault(raw_name.decode("latin-1"), raw_value.decode("latin-1"))
+    return wanted, thrifty
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
+
+
+async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | bytearray:
+    """The whole request body, refused once it passes ``limit`` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    body = bytearray()
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        part = message.get("body", b"")
+        more = message.get("more_body", False)
+        if not more and not body:  # the usual case: one message, no copy
+            if len(part) > limit:
+                raise _too_large(limit)
+            return part
+        body += part
+        if len(body) > limit:
+            raise _too_large(limit)
+        if not more:
+            return body
+
+
+def _parse_json(body: bytes | bytearray) -> Any:
+    if not body:
+        raise InvalidRequest("the request body is empty; send a JSON object", code="invalid_body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+
+
+class ModelEndpoint:
+    """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``).
+
+    Same contract as a Starlette handler behind the app's exception handlers: a
+    ``ThriftyError`` becomes its OpenAI-style error; any other exception raised before the
+    response starts is rendered as a 500 and re-raised, so the server logs it.
+    """
+
+    def __init__(self, runtime: Runtime, endpoint: str) -> None:
+        self.runtime = runtime
+        self.endpoint = endpoint
+        self._limit = runtime.config.server.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self._respond(scope, receive)
+        except Exception as exc:
+            await error_response(exc)(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+    async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
+        request_id = new_request_id()
+        request_id_var.set(request_id)  # this task's log lines carry it
+        try:
+            runtime = self.runtime
+            wanted, thrifty_headers = _read_headers(scope)
+            caller = runtime.authenticate(bearer_from(wanted.get))
+            body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
+            ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
+            reply = await runtime.run(ctx, caller)
+        except ThriftyError as exc:
+            return error_response(exc, request_id)
+        headers = {
+            "x-thrifty-request-id": request_id,
+            "x-thrifty-model": reply.model,
+            **reply.headers,
+        }
+        if reply.chunks is not None:
+            return SSEReply(reply.chunks, headers)
+        return JSONReply(reply.body, headers)
