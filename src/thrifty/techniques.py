@@ -60,7 +60,9 @@ def build_pipeline(
     if config.routing.enabled:
         from thrifty.routing.build import build_routing
 
-        stages.append(build_routing(config, registry))
+        stages.append(
+            build_routing(config.routing, registry, config.baseline_model or config.default_model)
+        )
     if config.batching.window_on:
         from thrifty.batching.window import build_window
 
@@ -68,5 +70,5 @@ def build_pipeline(
     if config.cascade.enabled:
         from thrifty.cascade.build import build_cascade
 
-        stages.append(build_cascade(config, registry, dispatch))
+        stages.append(build_cascade(config.cascade, registry, dispatch))
     return Pipeline(stages, dispatch)
