@@ -12,7 +12,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -28,15 +29,11 @@ from thrifty.errors import (
     ThriftyError,
 )
 from thrifty.governance.keys.identity import Overrides
-from thrifty.governance.keys.overrides import apply_overrides
 from thrifty.governance.keys.spec import KeySpec
 from thrifty.governance.keys.sqlite import KeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
 from thrifty.server.responses import JSONBytesResponse, error_response
 from thrifty.server.routes import caller_key as presented_key
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
 __all__ = ["admin_routes", "check_spec"]
 
@@ -60,8 +57,11 @@ def parse_spec(raw: bytes) -> KeySpec:
         ) from None
 
 
-def check_spec(config: ThriftyConfig, registry: ModelRegistry, spec: KeySpec) -> None:
-    """Models must be served here (or ``auto``); overrides must build a valid config."""
+def check_spec(
+    registry: ModelRegistry, spec: KeySpec, check_overrides: Callable[[Overrides], object]
+) -> None:
+    """Models must be served here (or ``auto``); overrides must build a valid config
+    (``check_overrides`` raises when they do not: ``Runtime.check_overrides``)."""
     for name in spec.models or ():
         if name != "auto":
             try:
@@ -72,7 +72,7 @@ def check_spec(config: ThriftyConfig, registry: ModelRegistry, spec: KeySpec) ->
                     param="models",
                     code="model_not_found",
                 ) from None
-    apply_overrides(config, Overrides(**spec.overrides.model_dump()))
+    check_overrides(Overrides(**spec.overrides.model_dump()))
 
 
 class KeysAdmin:
@@ -112,7 +112,7 @@ class KeysAdmin:
         try:
             store = self._store(request)
             spec = parse_spec(await request.body())
-            check_spec(self.runtime.config, self.runtime.registry, spec)
+            check_spec(self.runtime.registry, spec, self.runtime.check_overrides)
             key, secret = store.create(spec)
         except ThriftyError as exc:
             return error_response(exc)
@@ -137,7 +137,7 @@ class KeysAdmin:
             store = self._store(request)
             key = self._key(store, request.path_params["key_id"])
             spec = parse_spec(await request.body())
-            check_spec(self.runtime.config, self.runtime.registry, spec)
+            check_spec(self.runtime.registry, spec, self.runtime.check_overrides)
             key = store.update(key.id, spec) or key
         except ThriftyError as exc:
             return error_response(exc)
