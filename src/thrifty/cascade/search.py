@@ -47,4 +47,3 @@ def cascade_space(
         )
         for t in THRESHOLDS
     ]
-

@@ -67,9 +67,7 @@ def _spec_data(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"--budget: expected PERIOD=USD, got {item!r}") from None
     overrides = {
-        name: getattr(args, name) == "on"
-        for name in OVERRIDABLE
-        if getattr(args, name) is not None
+        name: getattr(args, name) == "on" for name in OVERRIDABLE if getattr(args, name) is not None
     }
     data: dict[str, Any] = {
         "owner": args.owner,

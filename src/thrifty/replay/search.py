@@ -91,4 +91,3 @@ def candidates_for(
         rest = random.Random(seed).sample(combos[1:], limit - 1)
         combos = [combos[0], *rest]
     return combos
-

@@ -126,4 +126,3 @@ def _cheapest_good_enough(
         if quality >= level * ref[0] and cost < best_cost:
             best, best_cost = model, cost
     return best
-
