@@ -113,7 +113,10 @@ def decision_latency(
             else deep_merge(config_raw, SETUPS[name]),
             base_dir=tuned_path.parent,
         )
-        stage = build_routing(config, ModelRegistry.from_config(config))
+        registry = ModelRegistry.from_config(config)
+        stage = build_routing(
+            config.routing, registry, config.baseline_model or config.default_model
+        )
         router = stage._router  # the decision alone, without the call it leads to
         for prompt in prompts[:20]:
             router.decide({"messages": [{"role": "user", "content": prompt}]})  # warm-up

@@ -15,7 +15,6 @@ from thrifty.config.schema import ThriftyConfig
 from thrifty.governance.admit import Plan
 from thrifty.governance.build import build_admission
 from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
-from thrifty.governance.keys.overrides import apply_overrides
 from thrifty.governance.keys.sqlite import key_id_of_digest
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
@@ -26,7 +25,7 @@ from thrifty.pipeline.requests import build_context
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
 from thrifty.registry import ModelRegistry
-from thrifty.techniques import build_pipeline
+from thrifty.techniques import apply_overrides, build_pipeline
 
 
 def key_id(key: str) -> str:
@@ -85,6 +84,11 @@ class Runtime:
         No admin keys configured means no admin access at all, even with auth off.
         """
         return self.admission.auth.is_admin(presented)
+
+    def check_overrides(self, overrides: Overrides) -> None:
+        """Raise ``InvalidRequest`` (naming the problem) when ``overrides`` do not fit this
+        config; the admin API checks a key's overrides with it before storing the key."""
+        apply_overrides(self.config, overrides)
 
     def plan_for(self, overrides: Overrides) -> Plan:
         """The pipeline for a set of overrides, built on first use and kept."""

@@ -1,4 +1,4 @@
-"""The one place that knows the order of the stages.
+"""The technique table: the one place that knows the techniques and the order of the stages.
 
 Request path (outermost first) and the ``Context`` fields each stage reads/writes::
 
@@ -16,13 +16,23 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
 Admission (auth, allowed models, rate limits, budget reservation; settlement when the
 request ends) wraps the pipeline: ``governance/admit.py``, used by the server and the
 library. Disabled techniques are simply not in the list.
+
+The pipeline, replay (its report order and overhead purposes), per-key overrides and
+``thrifty keys`` all read :data:`TECHNIQUES`. Governance sits below this module, so the
+names a key may switch are a constant there (``governance.keys.spec.OVERRIDABLE``) that
+a test holds equal to the rows marked ``overridable``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from pydantic import ValidationError
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.errors import InvalidRequest
+from thrifty.governance.keys.identity import Overrides
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.dispatch import DispatchStage
@@ -30,6 +40,99 @@ from thrifty.pipeline.ledger_stage import LedgerStage
 from thrifty.pipeline.stage import Stage
 from thrifty.providers.base import Provider
 from thrifty.registry import ModelRegistry
+
+__all__ = [
+    "OVERHEAD_PURPOSES",
+    "REPORT_ORDER",
+    "TECHNIQUES",
+    "Parts",
+    "Technique",
+    "apply_overrides",
+    "build_pipeline",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """What a technique's builder may use besides the config."""
+
+    registry: ModelRegistry
+    dispatch: DispatchStage
+    ephemeral: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Technique:
+    """One row: ``name`` is the config section and the key in savings and reports.
+
+    ``overhead``: the attempt purposes whose cost is this technique's overhead (replay).
+    ``overridable``: a virtual key may switch it on or off for itself.
+    """
+
+    name: str
+    on: Callable[[ThriftyConfig], bool]
+    build: Callable[[ThriftyConfig, Parts], list[Stage]]
+    overhead: tuple[str, ...] = ()
+    overridable: bool = False
+
+
+# Builders import their technique only when it is on (a disabled technique costs nothing).
+
+
+def _cache(config: ThriftyConfig, parts: Parts) -> list[Stage]:
+    from thrifty.cache.build import build_cache_stages
+
+    return build_cache_stages(
+        config.cache, parts.registry, parts.dispatch, ephemeral=parts.ephemeral, redis=config.redis
+    )
+
+
+def _compression(config: ThriftyConfig, parts: Parts) -> list[Stage]:
+    from thrifty.compression.build import build_compression
+
+    return [build_compression(config.compression, parts.registry, parts.dispatch)]
+
+
+def _routing(config: ThriftyConfig, parts: Parts) -> list[Stage]:
+    from thrifty.routing.build import build_routing
+
+    baseline = config.baseline_model or config.default_model
+    return [build_routing(config.routing, parts.registry, baseline)]
+
+
+def _batching(config: ThriftyConfig, parts: Parts) -> list[Stage]:
+    from thrifty.batching.window import build_window
+
+    return [build_window(config.batching, parts.registry)]
+
+
+def _cascade(config: ThriftyConfig, parts: Parts) -> list[Stage]:
+    from thrifty.cascade.build import build_cascade
+
+    return [build_cascade(config.cascade, parts.registry, parts.dispatch)]
+
+
+#: Every technique, in stage order (outermost first).
+TECHNIQUES: tuple[Technique, ...] = (
+    Technique(
+        "cache", lambda c: c.cache.enabled, _cache, ("embed", "cache_verify"), overridable=True
+    ),
+    Technique("compression", lambda c: c.compression.enabled, _compression, ("summarise",)),
+    Technique("routing", lambda c: c.routing.enabled, _routing, ("classify",), overridable=True),
+    Technique("batching", lambda c: c.batching.window_on, _batching),
+    Technique(
+        "cascade", lambda c: c.cascade.enabled, _cascade, ("cascade", "judge"), overridable=True
+    ),
+)
+
+#: The order reports list the techniques in (the first of equal bookings takes replay's
+#: residual), as they always have; the same names as :data:`TECHNIQUES`.
+REPORT_ORDER: tuple[str, ...] = ("routing", "cascade", "cache", "compression", "batching")
+
+#: Which technique an attempt's ``purpose`` is overhead of (its cost counts against it).
+OVERHEAD_PURPOSES: Mapping[str, str] = {
+    purpose: technique.name for technique in TECHNIQUES for purpose in technique.overhead
+}
 
 
 def build_pipeline(
@@ -42,31 +145,37 @@ def build_pipeline(
 ) -> Pipeline:
     """The stages of ``config``, outermost first; a disabled technique is not built."""
     dispatch = DispatchStage(registry, providers, config.retries)
+    parts = Parts(registry, dispatch, ephemeral)
     stages: list[Stage] = [
         LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
     ]
-    if config.cache.enabled:
-        from thrifty.cache.build import build_cache_stages
-
-        stages.extend(
-            build_cache_stages(
-                config.cache, registry, dispatch, ephemeral=ephemeral, redis=config.redis
-            )
-        )
-    if config.compression.enabled:
-        from thrifty.compression.build import build_compression
-
-        stages.append(build_compression(config.compression, registry, dispatch))
-    if config.routing.enabled:
-        from thrifty.routing.build import build_routing
-
-        stages.append(build_routing(config, registry))
-    if config.batching.window_on:
-        from thrifty.batching.window import build_window
-
-        stages.append(build_window(config.batching, registry))
-    if config.cascade.enabled:
-        from thrifty.cascade.build import build_cascade
-
-        stages.append(build_cascade(config, registry, dispatch))
+    for technique in TECHNIQUES:
+        if technique.on(config):
+            stages.extend(technique.build(config, parts))
     return Pipeline(stages, dispatch)
+
+
+def apply_overrides(config: ThriftyConfig, overrides: Overrides) -> ThriftyConfig:
+    """``config`` with the techniques ``overrides`` names switched on or off, validated like
+    the config file.
+
+    Turning a technique on for a key needs its section filled in the config (tiers for a
+    cascade, ``default_model`` for routing); otherwise this raises an
+    :class:`InvalidRequest` that names the problem, when the key is created.
+    """
+    if overrides.empty:
+        return config
+    data = config.model_dump()
+    for section, enabled in overrides.as_dict().items():
+        data[section] = {**data[section], "enabled": enabled}
+    try:
+        return type(config).model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidRequest(
+            f"overrides {overrides.as_dict()} do not fit this gateway's config: {problems}",
+            param="overrides",
+            code="invalid_overrides",
+        ) from None

@@ -1,17 +1,15 @@
-"""Build the cascade stage from config; check specs are validated here (at start-up)."""
+"""Build the cascade stage from its section; check specs are validated here (at start-up)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from thrifty.cascade.checks import build_checks
+from thrifty.cascade.config import CascadeConfig
 from thrifty.cascade.stage import CascadeStage, Tier
 from thrifty.errors import ConfigError
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.registry import ModelRegistry
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
 
 def _specs(specs: list[str | dict[str, Any]], verifier: str | None) -> list[str | dict[str, Any]]:
@@ -29,8 +27,7 @@ def _specs(specs: list[str | dict[str, Any]], verifier: str | None) -> list[str 
     return out
 
 
-def build_tiers(config: ThriftyConfig) -> list[Tier]:
-    section = config.cascade
+def build_tiers(section: CascadeConfig) -> list[Tier]:
     tiers = []
     for index, tier in enumerate(section.tiers):
         try:
@@ -44,6 +41,6 @@ def build_tiers(config: ThriftyConfig) -> list[Tier]:
 
 
 def build_cascade(
-    config: ThriftyConfig, registry: ModelRegistry, dispatch: DispatchStage
+    section: CascadeConfig, registry: ModelRegistry, dispatch: DispatchStage
 ) -> CascadeStage:
-    return CascadeStage(config.cascade, build_tiers(config), registry, dispatch)
+    return CascadeStage(section, build_tiers(section), registry, dispatch)

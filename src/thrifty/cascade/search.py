@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from thrifty.recordings.candidates import Candidate
 from thrifty.recordings.dataset import ReplayRecord
-from thrifty.replay.search import Candidate, register_search_space
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -25,9 +22,9 @@ def _uses_verifier(tiers: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def cascade_space(
-    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+    section: Mapping[str, Any], train: Sequence[ReplayRecord], workdir: Path
 ) -> list[Candidate]:
-    section = raw.get("cascade") or {}
+    """Candidates for the raw ``cascade:`` section (none with fewer than two tiers)."""
     tiers = [dict(t) for t in section.get("tiers") or ()]
     if len(tiers) < 2:
         return []
@@ -50,6 +47,3 @@ def cascade_space(
         )
         for t in THRESHOLDS
     ]
-
-
-register_search_space("cascade", cascade_space)

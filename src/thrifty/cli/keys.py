@@ -13,6 +13,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from thrifty.governance.keys.spec import OVERRIDABLE
+
 __all__ = ["add_parser", "run"]
 
 
@@ -32,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     create.add_argument(
         "--model", action="append", help="a model the key may use (repeatable; default: all)"
     )
-    for technique in ("routing", "cascade", "cache"):
+    for technique in OVERRIDABLE:
         create.add_argument(
             f"--{technique}", choices=("on", "off"), help=f"turn {technique} on/off for this key"
         )
@@ -65,9 +67,7 @@ def _spec_data(args: argparse.Namespace) -> dict[str, Any]:
         except ValueError:
             raise ValueError(f"--budget: expected PERIOD=USD, got {item!r}") from None
     overrides = {
-        name: getattr(args, name) == "on"
-        for name in ("routing", "cascade", "cache")
-        if getattr(args, name) is not None
+        name: getattr(args, name) == "on" for name in OVERRIDABLE if getattr(args, name) is not None
     }
     data: dict[str, Any] = {
         "owner": args.owner,
@@ -107,10 +107,10 @@ def run(args: argparse.Namespace) -> int:
     from thrifty.config import load_config
     from thrifty.errors import ThriftyError
     from thrifty.governance.keys.admin import check_spec
-    from thrifty.governance.keys.overrides import apply_overrides
     from thrifty.governance.keys.select import open_key_store
     from thrifty.governance.keys.spec import KeySpec
     from thrifty.registry import ModelRegistry
+    from thrifty.techniques import apply_overrides
 
     try:
         config = load_config(args.config)

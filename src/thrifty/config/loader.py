@@ -92,7 +92,7 @@ def parse_config(
     if config.cascade.enabled:
         from thrifty.cascade.build import build_tiers  # check specs fail here, by key
 
-        build_tiers(config)
+        build_tiers(config.cascade)
     return config
 
 

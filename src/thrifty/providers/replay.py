@@ -14,16 +14,10 @@ from typing import Any
 
 from thrifty.errors import UpstreamError
 from thrifty.providers.base import ProviderReply, ProviderStream
+from thrifty.recordings.completion import ChatParams, build_choice, completion_body, usage_body
 from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, messages_key
+from thrifty.recordings.synthetic import answer_text, embedding_vector
 from thrifty.tokens import count_messages, count_text
-from thrifty.upstream.answers import (
-    ChatParams,
-    build_choice,
-    completion_body,
-    embedding_vector,
-    filler_text,
-    usage_body,
-)
 
 
 class NoRecordedAnswer(UpstreamError):
@@ -55,13 +49,11 @@ class ReplayProvider:
             raise UpstreamError(str(exc), status=400, retryable=False) from None
         key = messages_key(params.messages)
         recorded = self._answers.get(key, {}).get(params.model)
-        if recorded is None or (recorded.text is None and recorded.output_tokens is None):
+        text = None if recorded is None else answer_text(recorded, params.model, key)
+        if recorded is None or text is None:
             raise NoRecordedAnswer(
                 f"the dataset has no answer of {params.model!r} for this prompt", retryable=False
             )
-        text = recorded.text
-        if text is None:
-            text = filler_text(params.model, recorded.output_tokens or 0, key)
         choices = [build_choice(params, text, index) for index in range(params.n)]
         usage = usage_body(count_messages(params.messages, params.model).tokens, 0, choices)
         if recorded.output_tokens is not None and recorded.text is not None:

@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from thrifty.errors import ConfigError, ModelNotFound
 from thrifty.pricing import ModelPrice, PriceCatalogue
 from thrifty.registry.config import ModelConfig
 
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
+
+class _PricedProvider(Protocol):
+    @property
+    def price_prefix(self) -> str | None: ...
+
+
+class RegistrySource(Protocol):
+    """The parts of the config the registry reads (``ThriftyConfig`` has them); a
+    protocol so the registry, below the config, does not import it."""
+
+    @property
+    def models(self) -> Mapping[str, ModelConfig]: ...
+
+    @property
+    def providers(self) -> Mapping[str, _PricedProvider]: ...
+
+    @property
+    def passthrough_provider(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +58,7 @@ class ModelRegistry:
     """Resolves the model a request names; configured models always have a price."""
 
     def __init__(
-        self, config: ThriftyConfig, catalogue: PriceCatalogue, models: dict[str, ResolvedModel]
+        self, config: RegistrySource, catalogue: PriceCatalogue, models: dict[str, ResolvedModel]
     ):
         self._config = config
         self._catalogue = catalogue
@@ -50,7 +67,7 @@ class ModelRegistry:
 
     @classmethod
     def from_config(
-        cls, config: ThriftyConfig, catalogue: PriceCatalogue | None = None
+        cls, config: RegistrySource, catalogue: PriceCatalogue | None = None
     ) -> ModelRegistry:
         catalogue = catalogue or PriceCatalogue.default()
         models = {
@@ -85,7 +102,7 @@ class ModelRegistry:
 
 
 def _resolve(
-    name: str, model: ModelConfig, config: ThriftyConfig, catalogue: PriceCatalogue
+    name: str, model: ModelConfig, config: RegistrySource, catalogue: PriceCatalogue
 ) -> ResolvedModel:
     if model.deployments:
         deployments = tuple(Deployment(d.provider, d.model) for d in model.deployments)

@@ -1,8 +1,10 @@
-"""What ``thrifty tune`` may change: each technique registers its search space here.
+"""What ``thrifty tune`` may change: the search spaces it knows, listed here.
 
-A search space looks at the raw config (as written, before ``${ENV}`` interpolation) and
-the training records, fits what its technique learns (writing files under ``workdir``),
-and returns candidate patches: small dicts deep-merged into that config. Only enabled
+A search space looks at its technique's raw config section (as written, before
+``${ENV}`` interpolation) and the training records, fits what its technique learns
+(writing files under ``workdir``), and returns candidate patches: small dicts deep-merged
+into that config. Each space lives next to its technique (``routing/search.py``,
+``cascade/search.py``); this module adapts the config to what each needs. Only enabled
 techniques contribute; the candidates of several techniques are combined.
 """
 
@@ -11,29 +13,39 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from thrifty.cascade.search import cascade_space
 from thrifty.config.schema import ThriftyConfig
+from thrifty.recordings.candidates import Candidate
 from thrifty.recordings.dataset import ReplayRecord
+from thrifty.registry import ModelRegistry
+from thrifty.routing.search import routing_space
 
-
-@dataclass(frozen=True)
-class Candidate:
-    label: str
-    patch: dict[str, Any] = field(default_factory=dict)
-
+__all__ = ["SPACES", "Candidate", "SearchSpace", "candidates_for", "deep_merge", "enabled"]
 
 SearchSpace = Callable[
     [Mapping[str, Any], ThriftyConfig, Sequence[ReplayRecord], Path], list[Candidate]
 ]
 
-_SPACES: dict[str, SearchSpace] = {}
+
+def _routing(
+    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+) -> list[Candidate]:
+    registry = ModelRegistry.from_config(config)
+    baseline = config.baseline_model or config.default_model
+    return routing_space(raw.get("routing") or {}, registry, baseline, train, workdir)
 
 
-def register_search_space(technique: str, space: SearchSpace) -> None:
-    _SPACES[technique] = space
+def _cascade(
+    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+) -> list[Candidate]:
+    return cascade_space(raw.get("cascade") or {}, train, workdir)
+
+
+#: Every search space the tuner knows, by the config section that switches it on.
+SPACES: dict[str, SearchSpace] = {"cascade": _cascade, "routing": _routing}
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -64,10 +76,9 @@ def candidates_for(
 
     More than ``limit`` combinations are subsampled (deterministically, by ``seed``).
     """
-    _load_spaces()
     spaces = [
         space(raw, config, train, workdir / technique)
-        for technique, space in sorted(_SPACES.items())
+        for technique, space in sorted(SPACES.items())
         if enabled(raw, technique)
     ]
     combos: list[Candidate] = [Candidate("as configured")]
@@ -80,9 +91,3 @@ def candidates_for(
         rest = random.Random(seed).sample(combos[1:], limit - 1)
         combos = [combos[0], *rest]
     return combos
-
-
-def _load_spaces() -> None:
-    """Import the techniques' search spaces (each registers itself)."""
-    import thrifty.cascade.search
-    import thrifty.routing.search  # noqa: F401

@@ -21,18 +21,10 @@ from thrifty.pipeline.context import CHAT
 from thrifty.providers.replay import NoRecordedAnswer, ReplayProvider
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.runtime import Runtime
+from thrifty.techniques import OVERHEAD_PURPOSES, REPORT_ORDER
 
-TECHNIQUES = ("routing", "cascade", "cache", "compression", "batching")
-
-#: Which technique an attempt's ``purpose`` is overhead of (its cost counts against it).
-OVERHEAD_PURPOSES = {
-    "classify": "routing",
-    "cascade": "cascade",
-    "judge": "cascade",
-    "embed": "cache",
-    "cache_verify": "cache",
-    "summarise": "compression",
-}
+#: The techniques replay reports on, in report order (from the technique table).
+TECHNIQUES = REPORT_ORDER
 
 
 @dataclass(slots=True)

@@ -1,27 +1,26 @@
-"""Build the routing stage from config (imports its learned parts only when used)."""
+"""Build the routing stage from its section (imports its learned parts only when used)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from thrifty.registry import ModelRegistry
+from thrifty.routing.config import RoutingConfig
 from thrifty.routing.policy import Router
 from thrifty.routing.stage import RoutingStage
 
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
-
-def reference_model(config: ThriftyConfig) -> str:
-    model = config.routing.reference_model or config.baseline_model or config.default_model
+def reference_model(section: RoutingConfig, baseline: str | None) -> str:
+    """The section's reference model, else ``baseline`` (the config's ``baseline_model``,
+    else its ``default_model``)."""
+    model = section.reference_model or baseline
     assert model is not None  # the schema requires default_model when routing is on
     return model
 
 
-def build_routing(config: ThriftyConfig, registry: ModelRegistry) -> RoutingStage:
+def build_routing(
+    section: RoutingConfig, registry: ModelRegistry, baseline: str | None
+) -> RoutingStage:
     from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier
 
-    section = config.routing
     classifier = (
         LearnedTaskClassifier()
         if section.classifier == "learned"
@@ -37,5 +36,7 @@ def build_routing(config: ThriftyConfig, registry: ModelRegistry) -> RoutingStag
         from thrifty.embeddings import get_embedder
 
         embed = get_embedder().embed_one
-    router = Router(section, registry, reference_model(config), classifier, predictor, embed)
+    router = Router(
+        section, registry, reference_model(section, baseline), classifier, predictor, embed
+    )
     return RoutingStage(section, registry, router)

@@ -13,24 +13,20 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from thrifty.recordings.candidates import Candidate
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
-from thrifty.replay.search import Candidate, register_search_space
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_messages, count_text
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
 
 THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.0)
 LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 RULE_LEVELS = (0.85, 0.9, 0.95, 1.0)
 
 
-def _candidate_models(section: Mapping[str, Any], config: ThriftyConfig) -> list[str]:
-    registry = ModelRegistry.from_config(config)
+def _candidate_models(section: Mapping[str, Any], registry: ModelRegistry) -> list[str]:
     chat = [
         n
         for n in registry.names
@@ -39,21 +35,22 @@ def _candidate_models(section: Mapping[str, Any], config: ThriftyConfig) -> list
     return list(section.get("candidates") or chat)
 
 
-def _reference(section: Mapping[str, Any], config: ThriftyConfig) -> str:
-    return str(section.get("reference_model") or config.baseline_model or config.default_model)
-
-
 def routing_space(
-    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+    section: Mapping[str, Any],
+    registry: ModelRegistry,
+    baseline: str | None,
+    train: Sequence[ReplayRecord],
+    workdir: Path,
 ) -> list[Candidate]:
-    section = raw.get("routing") or {}
-    models = _candidate_models(section, config)
+    """Candidates for the raw ``routing:`` section; ``baseline`` is the config's
+    ``baseline_model`` or else ``default_model`` (the reference when the section names none)."""
+    models = _candidate_models(section, registry)
+    reference = str(section.get("reference_model") or baseline)
     strategy = section.get("strategy", "rules")
     if strategy == "rules":
-        return _rule_candidates(section, config, train, models)
+        return _rule_candidates(section, registry, reference, train, models)
     from thrifty.routing.predictor import QualityPredictor
 
-    reference = _reference(section, config)
     path = QualityPredictor.fit(train, sorted({*models, reference})).save(workdir / "predictor.npz")
     if strategy == "tradeoff":
         return [
@@ -70,7 +67,8 @@ def routing_space(
 
 def _rule_candidates(
     section: Mapping[str, Any],
-    config: ThriftyConfig,
+    registry: ModelRegistry,
+    reference: str,
     train: Sequence[ReplayRecord],
     models: list[str],
 ) -> list[Candidate]:
@@ -81,8 +79,6 @@ def _rule_candidates(
         if section.get("classifier") == "learned"
         else RuleTaskClassifier(section.get("rules") or None)
     )
-    registry = ModelRegistry.from_config(config)
-    reference = _reference(section, config)
     by_task: dict[str, list[ReplayRecord]] = defaultdict(list)
     for record in train:
         by_task[classifier.classify(prompt_text(record.messages)).task].append(record)
@@ -130,6 +126,3 @@ def _cheapest_good_enough(
         if quality >= level * ref[0] and cost < best_cost:
             best, best_cost = model, cost
     return best
-
-
-register_search_space("routing", routing_space)

@@ -9,7 +9,6 @@ and the server mounts none of its routes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 
 from thrifty.batching.handlers import JobHandlers
 from thrifty.batching.jobs import BatchJobs
@@ -17,7 +16,6 @@ from thrifty.config.schema import ThriftyConfig
 from thrifty.dashboard.handlers import Dashboard, dashboard_handlers
 from thrifty.governance.jobs import JobAdmission
 from thrifty.governance.keys.admin import KeysAdmin
-from thrifty.governance.keys.overrides import apply_overrides
 from thrifty.metrics.endpoint import MetricsEndpoint, attach_metrics
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
@@ -75,7 +73,7 @@ def keys_admin(runtime: Runtime) -> KeysAdmin:
         admin_api_on=bool(runtime.config.auth.admin_keys),
         store=runtime.admission.auth.store,
         registry=runtime.registry,
-        check_overrides=partial(apply_overrides, runtime.config),
+        check_overrides=runtime.check_overrides,
         budget_usage=runtime.admission.budget_usage,
     )
 

@@ -5,7 +5,9 @@ Used by tests, benchmarks and the demo. See ``docs/test-upstream.md``.
 
 from __future__ import annotations
 
-from thrifty.upstream.answers import Dataset, messages_key, rule_text
+from thrifty.recordings.dataset import messages_key
+from thrifty.recordings.synthetic import rule_text
+from thrifty.upstream.answers import Dataset
 from thrifty.upstream.app import DEFAULT_MODELS, UpstreamOptions, build_upstream_app
 from thrifty.upstream.faults import FaultSpec
 

@@ -33,20 +33,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from thrifty.tokens import count_messages, count_text
-from thrifty.upstream.answers import (
+from thrifty.recordings.completion import (
     ChatParams,
-    Dataset,
     InvalidRequest,
     build_choice,
-    canonical_messages,
     completion_body,
-    embedding_payload,
-    embedding_vector,
-    rule_text,
-    stream_events,
     usage_body,
 )
+from thrifty.recordings.synthetic import embedding_vector, rule_text
+from thrifty.tokens import count_messages, count_text
+from thrifty.upstream.answers import Dataset, canonical_messages, embedding_payload, stream_events
 from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
     EventStreamResponse,

@@ -10,34 +10,46 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from thrifty.governance.keys.spec import OVERRIDABLE
+
 __all__ = ["ANONYMOUS", "Caller", "KeyBudget", "Overrides", "tag_label"]
 
 
-@dataclass(frozen=True, slots=True)
 class Overrides:
-    """Per-key switches of the techniques; None keeps the config's setting.
+    """Per-key switches of the techniques in :data:`OVERRIDABLE`, by name; a technique not
+    named (or None) keeps the config's setting.
 
-    Hashable on purpose: the runtime builds and caches one pipeline per distinct set.
+    Hashable and immutable on purpose: the runtime builds and caches one pipeline per
+    distinct set. ``Overrides(**stored_json)`` reads what :meth:`as_dict` wrote.
     """
 
-    routing: bool | None = None
-    cascade: bool | None = None
-    cache: bool | None = None
+    __slots__ = ("_switches",)
+
+    def __init__(self, **switches: bool | None) -> None:
+        unknown = sorted(set(switches) - set(OVERRIDABLE))
+        if unknown:
+            raise TypeError(f"Overrides: no per-key switch named {', '.join(unknown)}")
+        on_off = ((name, switches.get(name)) for name in OVERRIDABLE)
+        self._switches: tuple[tuple[str, bool], ...] = tuple(
+            (name, value) for name, value in on_off if value is not None
+        )
 
     @property
     def empty(self) -> bool:
-        return self.routing is None and self.cascade is None and self.cache is None
+        return not self._switches
 
     def as_dict(self) -> dict[str, bool]:
-        return {
-            name: value
-            for name, value in (
-                ("routing", self.routing),
-                ("cascade", self.cascade),
-                ("cache", self.cache),
-            )
-            if value is not None
-        }
+        """The switches that are set, in :data:`OVERRIDABLE` order."""
+        return dict(self._switches)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Overrides) and self._switches == other._switches
+
+    def __hash__(self) -> int:
+        return hash(self._switches)
+
+    def __repr__(self) -> str:
+        return f"Overrides({', '.join(f'{n}={v}' for n, v in self._switches)})"
 
 
 @dataclass(frozen=True, slots=True)

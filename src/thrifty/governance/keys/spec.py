@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["KeyBudgetSpec", "KeySpec", "OverridesSpec"]
+__all__ = ["OVERRIDABLE", "KeyBudgetSpec", "KeySpec", "OverridesSpec"]
 
 
 class _Spec(BaseModel):
@@ -19,6 +19,11 @@ class OverridesSpec(_Spec):
     routing: bool | None = None
     cascade: bool | None = None
     cache: bool | None = None
+
+
+#: The techniques a key may switch, in the order keys list them (JSON, ``thrifty keys``
+#: flags). ``thrifty.techniques`` marks the same rows ``overridable`` (a test checks).
+OVERRIDABLE: tuple[str, ...] = tuple(OverridesSpec.model_fields)
 
 
 class KeyBudgetSpec(_Spec):
