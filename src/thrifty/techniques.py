@@ -2,6 +2,9 @@
 
 Request path (outermost first) and the ``Context`` fields each stage reads/writes::
 
+    governance  reads ctx.caller: allowed models, rate limits, budget reservation (the
+                worst case the stages below declare); settles when the request ends
+                (governance/stage.py). Absent without governance
     ledger      reads everything on the way back; writes one RequestRecord
     cache       exact, then semantic: may answer; stores answers on the way back
     compress    rewrites ctx.body (context only); books savings["compression"],
@@ -13,9 +16,7 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
-Admission (auth, allowed models, rate limits, budget reservation; settlement when the
-request ends) wraps the pipeline: ``governance/admit.py``, used by the server and the
-library. Disabled techniques are simply not in the list.
+Disabled techniques are simply not in the list.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.governance.admit import Admission
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.dispatch import DispatchStage
@@ -39,8 +41,11 @@ def build_pipeline(
     ledger: LedgerSink,
     *,
     ephemeral: bool = False,
+    admission: Admission | None = None,
 ) -> Pipeline:
-    """The stages of ``config``, outermost first; a disabled technique is not built."""
+    """The stages of ``config``, outermost first; a disabled technique is not built.
+
+    ``admission`` puts the governance stage in front (when it can refuse anything)."""
     dispatch = DispatchStage(registry, providers, config.retries)
     stages: list[Stage] = [
         LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
@@ -69,4 +74,15 @@ def build_pipeline(
         from thrifty.cascade.build import build_cascade
 
         stages.append(build_cascade(config, registry, dispatch))
+    if admission is not None and admission.active:
+        stages.insert(0, governance_stage(admission, registry, stages))
     return Pipeline(stages, dispatch)
+
+
+def governance_stage(admission: Admission, registry: ModelRegistry, stages: list[Stage]) -> Stage:
+    """Admission in front of ``stages``, reserving what they declare they may spend."""
+    from thrifty.governance.stage import GovernanceStage
+    from thrifty.pipeline.worst_case import WorstCase
+
+    default = admission.governance.default_max_output_tokens
+    return GovernanceStage(admission, WorstCase(registry, stages, default))

@@ -38,17 +38,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: Imports still to be removed by the redesign (issue 13). Must end empty.
 PENDING: frozenset[tuple[str, str]] = frozenset(
     {
-        ("batching", "client"),
         ("batching", "config"),
         ("batching", "runtime"),
         ("batching", "server"),
         ("cascade", "config"),
         ("cascade", "replay"),
         ("dashboard", "server"),
-        ("governance", "batching"),
-        ("governance", "cache"),
-        ("governance", "cascade"),
-        ("governance", "compression"),
         ("governance", "config"),
         ("governance", "server"),
         ("metrics", "config"),
