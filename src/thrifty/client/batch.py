@@ -158,8 +158,8 @@ class _Packing:
         results: dict[str, Reply | BaseException] = {}
         try:
             answered = await self._packer.answer(packable, call_next) if packable else []
-            for item, result in zip(packable, answered, strict=True):
-                results[item.ctx.request_id] = result
+            for packed, result in zip(packable, answered, strict=True):
+                results[packed.ctx.request_id] = result
             for ctx, item in zip(contexts, items, strict=True):
                 if item is None:
                     results[ctx.request_id] = await _alone(ctx, call_next)

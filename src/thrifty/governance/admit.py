@@ -22,7 +22,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -230,7 +230,7 @@ class Admission:
         guess: Estimate,
         reservation: Reservation | None,
         first: int,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         try:
             async for chunk in chunks:
                 yield chunk
