@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
-from thrifty.governance.admit import Plan
 from thrifty.governance.build import build_admission
 from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
 from thrifty.governance.keys.sqlite import key_id_of_digest
@@ -20,8 +20,10 @@ from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter
 from thrifty.logs import config_secrets, register_secrets
+from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.requests import build_context
+from thrifty.pipeline.worst_case import WorstCase
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
 from thrifty.registry import ModelRegistry
@@ -31,6 +33,14 @@ from thrifty.techniques import apply_overrides, build_pipeline
 def key_id(key: str) -> str:
     """A stable, non-reversible id for a caller key, safe to store and show."""
     return key_id_of_digest(hashlib.sha256(key.encode()).digest())
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A pipeline and the config it was built from (per-key overrides give other plans)."""
+
+    config: ThriftyConfig
+    pipeline: Pipeline
 
 
 class Runtime:
@@ -63,10 +73,20 @@ class Runtime:
             flush_interval=config.ledger.flush_interval_ms / 1000,
         )
         self._ephemeral = ephemeral
-        self.admission = build_admission(config, self.registry, ephemeral=ephemeral)
-        self.pipeline = build_pipeline(
-            config, self.registry, self.providers, self.ledger, ephemeral=ephemeral
+        keys = None
+        if not ephemeral:  # replay authenticates no one
+            from thrifty.governance.keys.select import open_key_store
+
+            keys = open_key_store(config)
+        self.admission = build_admission(
+            config.governance,
+            config.auth,
+            keys,
+            redis=config.redis,
+            workers=config.server.workers,
+            ephemeral=ephemeral,
         )
+        self.pipeline = self._build(config)
         self._plans: dict[Overrides, Plan] = {Overrides(): Plan(config, self.pipeline)}
         if self.admission.budgets is not None:
             # the dashboard's hook: present only when there are budgets to show
@@ -95,15 +115,32 @@ class Runtime:
         plan = self._plans.get(overrides)
         if plan is None:
             config = apply_overrides(self.config, overrides)
-            pipeline = build_pipeline(
-                config, self.registry, self.providers, self.ledger, ephemeral=self._ephemeral
-            )
-            plan = self._plans[overrides] = Plan(config, pipeline)
+            plan = self._plans[overrides] = Plan(config, self._build(config))
         return plan
 
+    def _build(self, config: ThriftyConfig) -> Pipeline:
+        return build_pipeline(
+            config,
+            self.registry,
+            self.providers,
+            self.ledger,
+            ephemeral=self._ephemeral,
+            admission=self.admission,
+        )
+
     async def run(self, ctx: Context, caller: Caller = ANONYMOUS) -> Reply:
-        """Admit ``ctx`` for ``caller`` (model, rate limits, budget), run it, settle it."""
-        return await self.admission.run(ctx, caller, self.plan_for(caller.overrides))
+        """Run ``ctx`` for ``caller`` through the caller's pipeline, whose first stage
+        admits it (model, rate limits, budget) and settles it."""
+        ctx.caller = caller
+        return await self.plan_for(caller.overrides).pipeline.run(ctx)
+
+    def check_model(self, ctx: Context, caller: Caller) -> None:
+        """403 when ``caller`` may not use what ``ctx`` asks for under the default pipeline
+        (``batch()`` checks its list once, before any call)."""
+        worst = WorstCase(
+            self.registry, self.pipeline.stages, self.config.governance.default_max_output_tokens
+        )
+        self.admission.check_model(ctx, caller, worst)
 
     def new_context(
         self,

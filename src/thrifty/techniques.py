@@ -2,6 +2,9 @@
 
 Request path (outermost first) and the ``Context`` fields each stage reads/writes::
 
+    governance  reads ctx.caller: allowed models, rate limits, budget reservation (the
+                worst case the stages below declare); settles when the request ends
+                (governance/stage.py). Absent without governance
     ledger      reads everything on the way back; writes one RequestRecord
     cache       exact, then semantic: may answer; stores answers on the way back
     compress    rewrites ctx.body (context only); books savings["compression"],
@@ -13,9 +16,10 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     cascade     tries tiers, checks, escalates; books savings["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
-Admission (auth, allowed models, rate limits, budget reservation; settlement when the
-request ends) wraps the pipeline: ``governance/admit.py``, used by the server and the
-library. Disabled techniques are simply not in the list.
+Governance (allowed models, rate limits, budget reservation; settlement when the request
+ends) is the first stage when it can refuse anything (``governance/stage.py``); it
+reserves the sum of what the other stages declare they may spend. Disabled techniques
+are simply not in the list.
 
 The pipeline, replay (its report order and overhead purposes), per-key overrides and
 ``thrifty keys`` all read :data:`TECHNIQUES`. Governance sits below this module, so the
@@ -32,6 +36,7 @@ from pydantic import ValidationError
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest
+from thrifty.governance.admit import Admission
 from thrifty.governance.keys.identity import Overrides
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
@@ -142,8 +147,11 @@ def build_pipeline(
     ledger: LedgerSink,
     *,
     ephemeral: bool = False,
+    admission: Admission | None = None,
 ) -> Pipeline:
-    """The stages of ``config``, outermost first; a disabled technique is not built."""
+    """The stages of ``config``, outermost first; a disabled technique is not built.
+
+    ``admission`` puts the governance stage in front (when it can refuse anything)."""
     dispatch = DispatchStage(registry, providers, config.retries)
     parts = Parts(registry, dispatch, ephemeral)
     stages: list[Stage] = [
@@ -152,6 +160,8 @@ def build_pipeline(
     for technique in TECHNIQUES:
         if technique.on(config):
             stages.extend(technique.build(config, parts))
+    if admission is not None and admission.active:
+        stages.insert(0, governance_stage(admission, registry, stages))
     return Pipeline(stages, dispatch)
 
 
@@ -179,3 +189,12 @@ def apply_overrides(config: ThriftyConfig, overrides: Overrides) -> ThriftyConfi
             param="overrides",
             code="invalid_overrides",
         ) from None
+
+
+def governance_stage(admission: Admission, registry: ModelRegistry, stages: list[Stage]) -> Stage:
+    """Admission in front of ``stages``, reserving what they declare they may spend."""
+    from thrifty.governance.stage import GovernanceStage
+    from thrifty.pipeline.worst_case import WorstCase
+
+    default = admission.governance.default_max_output_tokens
+    return GovernanceStage(admission, WorstCase(registry, stages, default))

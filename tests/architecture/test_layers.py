@@ -39,12 +39,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: Imports still to be removed by the redesign (issue 13). Must end empty.
 PENDING: frozenset[tuple[str, str]] = frozenset(
     {
-        ("batching", "client"),
-        ("batching", "runtime"),
-        ("governance", "batching"),
-        ("governance", "cache"),
-        ("governance", "cascade"),
-        ("governance", "compression"),
         ("governance", "config"),
     }
 )

@@ -305,6 +305,7 @@ def _packed_context(items: list[PackItem], labels: list[str], max_tokens: int) -
         key_id=first.key_id,
         team=first.team,  # the budgets a library batch's packed call is admitted against
         tags=dict(first.tags),
+        caller=first.caller,  # and the key (batch() admits each packed call)
     )
 
 

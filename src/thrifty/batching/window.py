@@ -20,10 +20,13 @@ from dataclasses import dataclass, field
 
 from thrifty.batching.config import BatchingConfig
 from thrifty.batching.packer import Packer, PackItem
+from thrifty.batching.packing import INSTRUCTIONS, LABEL_TOKENS
 from thrifty.errors import InvalidRequest
-from thrifty.pipeline.context import Context, Reply
+from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.stage import CallNext
+from thrifty.pipeline.worst_case import Bound, Spender
 from thrifty.registry import ModelRegistry
+from thrifty.tokens import count_messages
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,11 @@ class _Group:
     timer: asyncio.TimerHandle | None = None
 
 
-class BatchWindowStage:
+class BatchWindowStage(Spender):
     """Groups compatible requests that arrive within a window into packed calls."""
 
     def __init__(self, config: BatchingConfig, packer: Packer) -> None:
+        self._packing = config.packing
         self._window_s = config.window.window_ms / 1000
         self._default = config.window.default
         self._per_key = config.window.scope == "key"
@@ -61,6 +65,31 @@ class BatchWindowStage:
                 code="invalid_value",
             )
         return control == "window"
+
+    def worst_case(self, ctx: Context, bound: Bound, models: set[str]) -> float:
+        """The whole packed call this request may share (a share is at most the whole
+        call): ``max_batch_size`` questions of ``max_question_tokens`` under the
+        instructions, their answer budgets, priced as the answer is (0 when the request
+        cannot be windowed). ``models``: where routing may have sent it."""
+        control = ctx.controls.get(BATCH_HEADER)
+        wanted = control == "window" or (control is None and self._default)
+        body = ctx.body
+        if ctx.endpoint != CHAT or not wanted or ctx.stream or body.get("n") not in (None, 1):
+            return 0.0
+        packing = self._packing
+        size = packing.max_batch_size
+        messages = body.get("messages") or []
+        prefix = [m for m in messages[:-1] if m.get("role") in ("system", "developer")]
+        worst_model = max(models, key=lambda m: count_messages(prefix, bound.upstream(m)).tokens)
+        upstream = bound.upstream(worst_model)
+        instructions = INSTRUCTIONS.format(n=size, example=f"[{size}|ffff]")
+        fixed = count_messages([*prefix, {"role": "user", "content": instructions}], upstream)
+        packed = fixed.tokens + size * (packing.max_question_tokens + LABEL_TOKENS + 2)
+        asked = body.get("max_completion_tokens") or body.get("max_tokens")
+        budget = asked if isinstance(asked, int) and asked > 0 else packing.answer_tokens
+        packed_body = {**body, "max_tokens": size * (budget + LABEL_TOKENS), "n": 1}
+        packed_body.pop("max_completion_tokens", None)
+        return bound.answer(packed, packed_body)
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         if not self._wanted(ctx):

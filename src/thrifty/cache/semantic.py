@@ -22,16 +22,19 @@ from thrifty.cache.guards import guard_verdict
 from thrifty.cache.keys import semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
-from thrifty.cache.verify import may_ask, says_yes, verify_messages
+from thrifty.cache.verify import may_ask, says_yes, stored_limit, verify_messages
 from thrifty.messages import last_user_text
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
+from thrifty.pipeline.worst_case import Bound, Spender
 from thrifty.registry import ModelRegistry
+from thrifty.tokens import count_messages, count_text
 
 log = logging.getLogger(__name__)
 _THRESHOLD_WITHOUT_PAIR_CHECK = 0.92
+_VERIFY_MAX_TOKENS = 4  # YES or NO
 
 
 def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
@@ -54,7 +57,7 @@ def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
     return None
 
 
-class SemanticCacheStage:
+class SemanticCacheStage(Spender):
     def __init__(
         self,
         config: CacheConfig,
@@ -87,6 +90,18 @@ class SemanticCacheStage:
 
     def close(self) -> None:
         self._index.close()
+
+    def worst_case(self, ctx: Context, bound: Bound, models: set[str]) -> float:
+        """One verifier call (``semantic.verify_model``): the question and a stored one
+        (at most :func:`stored_limit` tokens, as :func:`may_ask` enforces), YES or NO."""
+        model = self._config.semantic.verify_model
+        if ctx.endpoint != CHAT or not model:
+            return 0.0
+        upstream = bound.upstream(model)
+        question = count_text(last_user_text(ctx.body.get("messages") or []), upstream).tokens
+        fixed = count_messages(verify_messages("", ""), upstream).tokens
+        tokens = fixed + question + stored_limit(question)
+        return bound.call_cost(model, tokens, {"max_tokens": _VERIFY_MAX_TOKENS})
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         if ctx.endpoint != CHAT:
@@ -161,7 +176,7 @@ class SemanticCacheStage:
             return False
         reply = await side_call(
             self._dispatch, ctx, model, verify_messages(question, stored),
-            purpose="cache_verify", max_tokens=4,
+            purpose="cache_verify", max_tokens=_VERIFY_MAX_TOKENS,
         )  # fmt: skip
         return says_yes(reply)
 

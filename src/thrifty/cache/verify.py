@@ -37,7 +37,7 @@ def says_yes(reply: str) -> bool:
 def stored_limit(question_tokens: int) -> int:
     """The longest stored question (tokens) the verifier is asked about. A stored question
     more than twice as long is not the same request; the bound also lets a budget reserve
-    for the call before it is made (``governance/side_calls.py``)."""
+    for the call before it is made (``SemanticCacheStage.worst_case``)."""
     return 2 * question_tokens + 64
 
 

@@ -13,6 +13,7 @@ waits for the cheap tier's whole answer and its checks (and any escalation). Sen
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,16 +21,20 @@ from typing import Any
 
 from thrifty.cascade.checks import Check, combine
 from thrifty.cascade.config import CascadeConfig
+from thrifty.cascade.judge import judge_messages
 from thrifty.errors import UpstreamError
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.pipeline.synthetic_stream import stream_completion
+from thrifty.pipeline.worst_case import PAD, Bound, Spender
 from thrifty.registry import ModelRegistry
+from thrifty.tokens import count_messages
 
 CASCADE_HEADER = "cascade"  # x-thrifty-cascade: off
 _JUDGE_MAX_TOKENS = 160  # two sentences of justification, then the rating
+_CLIP_NOTE = 24  # "[... N more characters not shown]", per clipped field of the judge's case
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +48,7 @@ class Tier:
         return any(check.needs_logprobs for check in self.checks)
 
 
-class CascadeStage:
+class CascadeStage(Spender):
     def __init__(
         self,
         config: CascadeConfig,
@@ -63,9 +68,33 @@ class CascadeStage:
             return self._index.get(ctx.model)
         return 0
 
-    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+    def _applies(self, ctx: Context) -> bool:
         applies = ctx.auto or ctx.requested_model in self._config.applies_to
-        if ctx.endpoint != CHAT or ctx.controls.get(CASCADE_HEADER) == "off" or not applies:
+        return ctx.endpoint == CHAT and ctx.controls.get(CASCADE_HEADER) != "off" and applies
+
+    def answer_models(self, ctx: Context, models: set[str]) -> set[str]:
+        """Any tier may answer."""
+        if not self._applies(ctx):
+            return models
+        return models | {tier.model for tier in self._config.tiers}
+
+    def answer_cost(self, ctx: Context, bound: Bound, tokens: int, body: dict[str, Any]) -> float:
+        """A whole climb: every tier is paid for, plus one judge call per checked tier."""
+        if not self._applies(ctx):
+            return 0.0
+        n = body.get("n")
+        choices = n if isinstance(n, int) and n > 0 else 1
+        tiers = self._config.tiers
+        climb = sum(bound.call_cost(t.model, tokens, body, choices=choices) for t in tiers)
+        judge = self._config.judge_model
+        if judge:
+            for tier in tiers[:-1]:
+                answer = bound.answer_tokens(body, tier.model)
+                climb += judge_cost(bound, judge, tokens, answer)
+        return climb
+
+    async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
+        if not self._applies(ctx):
             return await call_next(ctx)
         start = self._start(ctx)
         if start is None or start == len(self._tiers) - 1:
@@ -160,3 +189,12 @@ class CascadeStage:
                 ctx.savings["cascade"] = as_is - sum(c for c in spent if c is not None)
 
         return book
+
+
+def judge_cost(bound: Bound, judge: str, prompt_tokens: int, answer_tokens: int) -> float:
+    """One judge call: its rubric (counted), the request's system and question (at most the
+    prompt) and the tier's answer (at most its limit, re-counted +25% since the judge's
+    tokenizer may differ); :data:`_JUDGE_MAX_TOKENS` answer tokens."""
+    fixed = count_messages(judge_messages("(none)", "", ""), bound.upstream(judge)).tokens
+    tokens = fixed + 3 * _CLIP_NOTE + prompt_tokens + math.ceil(answer_tokens * PAD)
+    return bound.call_cost(judge, tokens, {"max_tokens": _JUDGE_MAX_TOKENS})

@@ -107,9 +107,9 @@ class AsyncThrifty:
     async def batch(self, questions: list[str], *, model: str, **params: Any) -> list[Any]:
         """Answer independent questions with as few calls as fit (``docs/batching.md``).
 
-        Returns one :class:`thrifty.batching.library.BatchAnswer` per question, in order.
+        Returns one :class:`thrifty.client.batch.BatchAnswer` per question, in order.
         """
-        from thrifty.batching.library import batch_questions
+        from thrifty.client.batch import batch_questions
 
         return await batch_questions(
             self._runtime, questions, model=model, api_key=self.api_key, **params

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
-from thrifty.compression.segments import Segment
+from thrifty.compression.config import CompressionConfig
+from thrifty.compression.segments import Segment, split_segments
+from thrifty.pipeline.worst_case import PAD, Bound
+from thrifty.tokens import count_text
 
 Summarise = Callable[[list[dict[str, str]], int], Awaitable[str]]
 _PLACEHOLDER = "[[KEEP-{}]]"
+_PLACEHOLDER_TOKENS = 8  # "[[KEEP-n]]" in place of one protected segment, at most
 _INSTRUCTIONS = (
     "You shorten context for another AI model. Rewrite the text you are given in at most "
     "{words} words. Keep every instruction, constraint, fact, number, name and definition "
@@ -87,18 +93,58 @@ class Summariser:
     ) -> tuple[list[Segment] | None, bool]:
         """The summary's segments (None: rejected) and whether that verdict is final."""
         text, protected = _with_placeholders(segments)
-        target = max(16, int(tokens / self._ratio))
+        target = target_tokens(tokens, self._ratio)
         words = max(10, int(target * 0.75))
         messages = [
             {"role": "system", "content": _INSTRUCTIONS.format(words=words)},
             {"role": "user", "content": text},
         ]
-        answer = (await call(messages, int(target * 1.25) + 16)).strip()
+        answer = (await call(messages, answer_limit(target))).strip()
         if not answer:
             return None, False
         if count(answer) >= tokens:
             return None, True
         return _restore(answer, protected), True
+
+
+def target_tokens(tokens: int, ratio: float) -> int:
+    """The summary's target length for a text of ``tokens``."""
+    return max(16, int(tokens / ratio))
+
+
+def answer_limit(target: int) -> int:
+    """The ``max_tokens`` a summary call with ``target`` asks for."""
+    return int(target * 1.25) + 16
+
+
+def summary_cost(
+    bound: Bound, config: CompressionConfig, messages: list[dict[str, Any]], counted_as: str
+) -> float:
+    """The most the summary calls for ``messages`` can cost: one per message before the
+    final question that may be summarised, quoting the message (+25%, plus a placeholder
+    per protected segment) under the instructions (``counted_as``: the model whose
+    tokenizer the compression stage counts with)."""
+    abstractive = config.abstractive
+    last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
+    roles = set(config.roles) & set(abstractive.roles)
+    model = abstractive.model
+    assert model is not None  # the schema requires a summariser when abstractive is on
+    upstream = bound.upstream(model)
+    instructions = count_text(_INSTRUCTIONS.format(words=10**9), upstream).tokens + 16
+    total = 0.0
+    for message in messages[:last_user]:
+        text = message.get("content")
+        if message.get("role") not in roles or not isinstance(text, str):
+            continue
+        tokens = math.ceil(count_text(text, bound.upstream(counted_as)).tokens * PAD)
+        if tokens < abstractive.min_tokens:
+            continue
+        protected = sum(1 for s in split_segments(text) if s.protected)
+        sent = instructions + math.ceil(count_text(text, upstream).tokens * PAD)
+        sent += _PLACEHOLDER_TOKENS * protected
+        limit = {"max_tokens": answer_limit(target_tokens(tokens, abstractive.ratio))}
+        total += bound.call_cost(model, sent, limit)
+    return total
 
 
 def _with_placeholders(segments: list[Segment]) -> tuple[str, list[Segment]]:

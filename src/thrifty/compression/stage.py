@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from thrifty.compression.abstractive import Summariser
+from thrifty.compression.abstractive import Summariser, summary_cost
 from thrifty.compression.compressor import Compressor, Part
 from thrifty.compression.config import CompressionConfig
 from thrifty.compression.prompt_cache import PrefixTracker, extractive_beats_cache
@@ -35,6 +35,7 @@ from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
+from thrifty.pipeline.worst_case import Bound, Spender
 from thrifty.registry import ModelRegistry
 from thrifty.tokens import encoding_for_model
 from thrifty.usage import Usage
@@ -45,7 +46,7 @@ COMPRESS_HEADER = "compress"  # x-thrifty-compress: off
 SUMMARY_PURPOSE = "summarise"
 
 
-class CompressionStage:
+class CompressionStage(Spender):
     def __init__(
         self,
         config: CompressionConfig,
@@ -62,6 +63,15 @@ class CompressionStage:
         self._summariser = summariser
         self._tracker = tracker
         self._compressors: dict[str, Compressor] = {}
+
+    def worst_case(self, ctx: Context, bound: Bound, models: set[str]) -> float:
+        """Abstractive summaries: one call per message it may summarise (counted with the
+        request's model's tokenizer, before routing)."""
+        off = ctx.controls.get(COMPRESS_HEADER, "").strip().lower() == "off"
+        if ctx.endpoint != CHAT or off or not self._config.abstractive.enabled:
+            return 0.0
+        messages = ctx.body.get("messages") or []
+        return summary_cost(bound, self._config, messages, ctx.model)
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         if not self._applies(ctx):

@@ -1,8 +1,9 @@
-"""Let a request in, run it, settle it: the one admission path of gateway and library.
+"""Let a request in, run it, settle it: the one admission path of gateway, library and
+replay, run by the pipeline's first stage (:class:`~thrifty.governance.stage.GovernanceStage`).
 
 Order (each step refuses with an OpenAI-style error, nothing after it runs)::
 
-    authenticate   key -> Caller (config key, virtual key, anonymous)   401
+    authenticate   key -> Caller (config key, virtual key, anonymous)   401  (Runtime)
     model allowed  the key's model list (``auto``: every model it may pick)  403
     rate limits    requests/min, then prompt tokens/min, per key          429 + Retry-After
     reserve        worst-case cost in every budget bucket, atomically     429 (names the budget)
@@ -10,6 +11,9 @@ Order (each step refuses with an OpenAI-style error, nothing after it runs)::
     settle         when the ledger row is final (a stream: when it ends; errors too):
                    reservation -> actual cost; completion tokens added to tokens/min;
                    budget alerts checked in the background
+
+The worst case is what the pipeline's own stages declare
+(:class:`~thrifty.pipeline.worst_case.WorstCase`).
 """
 
 from __future__ import annotations
@@ -18,10 +22,9 @@ import logging
 import math
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from thrifty.errors import PermissionDenied, RateLimited
 from thrifty.governance.budgets.alerts import BudgetAlerts
@@ -37,30 +40,17 @@ from thrifty.governance.budgets.buckets import buckets_for, window
 from thrifty.governance.config import GovernanceConfig
 from thrifty.governance.keys.auth import KeyAuthenticator
 from thrifty.governance.keys.identity import Caller
-from thrifty.governance.worst_case import Estimate, candidate_models, estimate
 from thrifty.ledger.record import attempts_cost
 from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import Context, Reply
-from thrifty.registry import ModelRegistry
+from thrifty.pipeline.worst_case import Estimate, WorstCase
 
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
-    from thrifty.pipeline.chain import Pipeline
-
-__all__ = ["Admission", "Plan"]
+__all__ = ["Admission", "budget_error", "rate_error"]
 
 log = logging.getLogger(__name__)
 
 _MINUTE = 60.0
 _UNLIMITED = sys.maxsize  # a hit that only counts (tokens known after the fact)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """A pipeline and the config it was built from (per-key overrides give other plans)."""
-
-    config: ThriftyConfig
-    pipeline: Pipeline
 
 
 def _when(ts: float | None) -> str:
@@ -86,7 +76,7 @@ def budget_error(exc: BudgetExceeded) -> RateLimited:
     return RateLimited(message, code="budget_exceeded", headers=headers)
 
 
-def _rate_error(what: str, limit: int, retry_after_s: float) -> RateLimited:
+def rate_error(what: str, limit: int, retry_after_s: float) -> RateLimited:
     seconds = max(1, math.ceil(retry_after_s))
     return RateLimited(
         f"Rate limit reached: this key may send {limit} {what} per minute. "
@@ -100,15 +90,13 @@ class Admission:
 
     def __init__(
         self,
-        config: ThriftyConfig,
-        registry: ModelRegistry,
+        governance: GovernanceConfig,
         auth: KeyAuthenticator,
         budgets: BudgetStore | None = None,
         rates: RateLimitStore | None = None,
         alerts: BudgetAlerts | None = None,
     ) -> None:
-        self._governance = config.governance
-        self._registry = registry
+        self._governance = governance
         self.auth = auth
         self.budgets = budgets
         self.rates = rates
@@ -117,22 +105,27 @@ class Admission:
     def authenticate(self, presented: str | None, *, enforce: bool = True) -> Caller:
         return self.auth.authenticate(presented, enforce=enforce)
 
-    def check_model(self, ctx: Context, caller: Caller, config: ThriftyConfig) -> None:
-        """403 when the key may not use what the request asks for."""
+    @property
+    def active(self) -> bool:
+        """Whether anything can be refused or reserved: virtual keys (their model lists),
+        budgets or rate limits. Without, the pipeline has no governance stage."""
+        return self.budgets is not None
+
+    def check_model(self, ctx: Context, caller: Caller, worst: WorstCase) -> None:
+        """403 when the key may not use what the request asks for (``worst``: the stages
+        of the pipeline that will run it say which models they may pick)."""
         if caller.models is None:
             return
-        # an empty header is no choice, as the routing stage reads it
-        route = (ctx.controls.get("route") or None) if config.routing.enabled else None
         if ctx.auto:
-            allowed = "auto" in caller.models or candidate_models(
-                ctx, config, self._registry
-            ) <= set(caller.models)
+            allowed = "auto" in caller.models or worst.candidate_models(ctx) <= set(caller.models)
             name = "auto"
         else:
             allowed = caller.allows(ctx.requested_model)
             name = ctx.requested_model
-        if allowed and route not in (None, "off") and not caller.allows(route):
-            allowed, name = False, route
+        if allowed:
+            refused = sorted(m for m in worst.header_models(ctx) if not caller.allows(m))
+            if refused:
+                allowed, name = False, refused[0]
         if not allowed:
             raise PermissionDenied(
                 f"This key may not use the model '{name}'; it may use: "
@@ -141,20 +134,16 @@ class Admission:
                 code="model_not_allowed",
             )
 
-    async def run(self, ctx: Context, caller: Caller, plan: Plan) -> Reply:
-        """Admit ``ctx``, run it through ``plan``'s pipeline, settle when it ends."""
-        return await self.admit(ctx, caller, plan.config, plan.pipeline.run)
-
     async def admit(
         self,
         ctx: Context,
         caller: Caller,
-        config: ThriftyConfig,
+        worst: WorstCase,
         call: Callable[[Context], Awaitable[Reply]],
     ) -> Reply:
-        """Admit ``ctx`` (worst case under ``config``), ``call`` it, settle what it added
-        to ``ctx.attempts`` (``client.batch`` admits each packed call and re-ask)."""
-        self.check_model(ctx, caller, config)
+        """Admit ``ctx`` (its worst case as ``worst`` prices it), ``call`` it, settle what
+        it added to ``ctx.attempts``."""
+        self.check_model(ctx, caller, worst)
         rpm, tpm = self.limits(caller)
         buckets = (
             buckets_for(caller, ctx.team, ctx.tags, self._governance.budgets, ctx.ts)
@@ -163,7 +152,7 @@ class Admission:
         )
         if not (rpm or tpm or buckets):
             return await call(ctx)
-        guess = estimate(ctx, config, self._registry, priced=bool(buckets))
+        guess = worst.estimate(ctx, priced=bool(buckets))
         await self._rate_limit(caller, rpm, tpm, guess)
         reservation = None
         if buckets:
@@ -218,7 +207,7 @@ class Admission:
         if rpm:
             decision = await rates.hit(f"rpm:{caller.key_id}", rpm, 1, _MINUTE)
             if not decision.allowed:
-                raise _rate_error("requests", rpm, decision.retry_after_s)
+                raise rate_error("requests", rpm, decision.retry_after_s)
         if not tpm:
             return
         if guess.prompt_tokens > tpm:
@@ -230,7 +219,7 @@ class Admission:
             )
         decision = await rates.hit(f"tpm:{caller.key_id}", tpm, guess.prompt_tokens, _MINUTE)
         if not decision.allowed:
-            raise _rate_error("tokens", tpm, decision.retry_after_s)
+            raise rate_error("tokens", tpm, decision.retry_after_s)
 
     async def _settle_after(
         self,
@@ -241,7 +230,7 @@ class Admission:
         guess: Estimate,
         reservation: Reservation | None,
         first: int,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         try:
             async for chunk in chunks:
                 yield chunk

@@ -1,17 +1,15 @@
-"""Build :class:`Admission` from config: open only the stores something can use."""
+"""Build :class:`Admission` from its sections: open only the stores something can use."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from thrifty.governance.admit import Admission
 from thrifty.governance.budgets.base import BudgetStore, RateLimitStore
+from thrifty.governance.config import AuthConfig, GovernanceConfig
 from thrifty.governance.keys.auth import KeyAuthenticator
-from thrifty.registry import ModelRegistry
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
+from thrifty.governance.keys.sqlite import KeyStore
+from thrifty.stores.config import RedisConfig
 
 __all__ = ["build_admission"]
 
@@ -19,22 +17,24 @@ log = logging.getLogger(__name__)
 
 
 def build_admission(
-    config: ThriftyConfig, registry: ModelRegistry, *, ephemeral: bool = False
+    section: GovernanceConfig,
+    auth_config: AuthConfig,
+    keys: KeyStore | None,
+    *,
+    redis: RedisConfig,
+    workers: int = 1,
+    ephemeral: bool = False,
 ) -> Admission:
-    """``ephemeral`` (replay): budgets and rate limits in memory, starting empty."""
-    section = config.governance
-    keys = None
-    if not ephemeral:  # replay authenticates no one
-        from thrifty.governance.keys.select import open_key_store
-
-        keys = open_key_store(config)
-    auth = KeyAuthenticator(config.auth, keys)
+    """``keys``: the virtual key store (None: config keys only, as in replay, which
+    authenticates no one); ``ephemeral`` (replay): budgets and rate limits in memory,
+    starting empty; ``workers``: the gateway's processes (a memory store is per process)."""
+    auth = KeyAuthenticator(auth_config, keys)
     if not section.needs_store:
-        return Admission(config, registry, auth)
+        return Admission(section, auth)
     if ephemeral or section.store == "memory":
         from thrifty.governance.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
 
-        if config.server.workers > 1 and not ephemeral:
+        if workers > 1 and not ephemeral:
             log.warning(
                 "governance.store is memory but server.workers > 1: each worker keeps its own "
                 "budgets and rate limits; use store: sqlite to share them"
@@ -46,8 +46,8 @@ def build_admission(
         from thrifty.governance.budgets.redis import RedisBudgetStore, RedisRateLimitStore
         from thrifty.stores.redis import RedisLink
 
-        budgets = RedisBudgetStore(RedisLink(config.redis))
-        rates = RedisRateLimitStore(RedisLink(config.redis))
+        budgets = RedisBudgetStore(RedisLink(redis))
+        rates = RedisRateLimitStore(RedisLink(redis))
     else:
         from thrifty.governance.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
 
@@ -58,4 +58,4 @@ def build_admission(
         from thrifty.governance.budgets.alerts import BudgetAlerts
 
         alerts = BudgetAlerts(section.alerts, budgets)
-    return Admission(config, registry, auth, budgets, rates, alerts)
+    return Admission(section, auth, budgets, rates, alerts)

@@ -23,20 +23,33 @@ import time
 from typing import Any
 
 from thrifty.errors import InvalidRequest, PermissionDenied, RateLimited, ThriftyError
-from thrifty.governance.admit import Admission, budget_error
-from thrifty.governance.admit import _rate_error as rate_error
+from thrifty.governance.admit import Admission, budget_error, rate_error
 from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded, Reservation
 from thrifty.governance.budgets.buckets import buckets_for
 from thrifty.governance.keys.identity import Caller
-from thrifty.governance.worst_case import batch_line_cost
-from thrifty.registry import ModelRegistry
+from thrifty.pipeline.context import CHAT
+from thrifty.pipeline.prices import call_cost
+from thrifty.pipeline.worst_case import Estimate, prompt_tokens
+from thrifty.registry import ModelRegistry, ResolvedModel
 
-__all__ = ["JobAdmission", "estimate_lines"]
+__all__ = ["JobAdmission", "batch_line_cost", "estimate_lines"]
 
 log = logging.getLogger(__name__)
 
 _MINUTE = 60.0
 _WINDOW = re.compile(r"^(\d+)h$")
+
+
+def batch_line_cost(
+    body: dict[str, Any], model: ResolvedModel, registry: ModelRegistry, default_output: int
+) -> Estimate:
+    """One provider batch line (a chat request sent as is): one call at batch prices."""
+    tokens = prompt_tokens(body, CHAT, model)
+    n = body.get("n")
+    choices = n if isinstance(n, int) and n > 0 else 1
+    cost = call_cost(registry, model.name, tokens, body, default_output, choices=choices,
+                     batch=True)  # fmt: skip
+    return Estimate(tokens, cost)
 
 
 def estimate_lines(

@@ -20,6 +20,11 @@ class Pipeline:
         self._stages = tuple(stages)
         self._dispatch = dispatch
 
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages around dispatch, outermost first."""
+        return self._stages
+
     async def run(self, ctx: Context) -> Reply:
         return await self._call(0, ctx)
 

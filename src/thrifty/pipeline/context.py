@@ -41,6 +41,9 @@ class Context:
     (compression): the baseline, the request sent as is, still pays for them.
     ``finalizers`` run when the request ends (for a stream, at its end), before the
     ledger row is built: techniques book their savings there, once usage is known.
+    ``caller`` is who the request was authenticated as, for the governance stage (a
+    ``governance`` ``Caller``; typed ``object`` here since governance sits above the
+    pipeline); None is anonymous.
     """
 
     endpoint: str
@@ -62,6 +65,7 @@ class Context:
     savings: dict[str, float] = field(default_factory=dict)
     removed_input: Usage | None = None
     finalizers: list[Callable[[Reply | None], None]] = field(default_factory=list)
+    caller: object = None
 
     @property
     def client_wants_usage(self) -> bool:

@@ -33,6 +33,13 @@ def notes(summary: dict[str, Any]) -> list[str]:
             f"{summary['missing_answers']} requests had no recorded answer for a model they "
             "needed; they are excluded from cost and quality (see missing_answer_details)."
         )
+    if summary.get("refused"):
+        budgets = ", ".join(f"{scope}: {n}" for scope, n in summary["refused_by_budget"].items())
+        out.append(
+            f"{summary['refused']} requests were refused by governance"
+            + (f" (budgets: {budgets})" if budgets else "")
+            + "; they are excluded from cost and quality."
+        )
     if summary["unpriced"]:
         out.append(f"{summary['unpriced']} requests used a model with no known price.")
     if abs(summary["unattributed_savings"]) > 1e-9:

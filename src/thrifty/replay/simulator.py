@@ -2,19 +2,29 @@
 
 Nothing here models the system: each record becomes the same ``Context`` the gateway
 would build (a request that names no model, so ``default_model`` answers unless a
-technique decides otherwise), runs through ``Runtime.pipeline``, and its ledger record
-and reply are read back. Quality is the recorded quality of the answer that came back.
+technique decides otherwise), runs through ``Runtime.run`` as an anonymous caller, and
+its ledger record and reply are read back. Quality is the recorded quality of the answer
+that came back.
+
+Governance runs as in the gateway (its stage is absent without governance). Budgets
+(``governance.budgets``) are simulated in memory, starting empty: a request they refuse
+is a ``refused`` row naming the budget. Records carry no time, so every request is
+stamped with the moment the replay started: the whole dataset falls in one window of
+each budget (one UTC day, one month), as if it were one day's traffic. The caller is
+anonymous, so ``team:`` and ``tag:`` budgets apply (from the records' tags), ``key:``
+budgets and per-key rate limits do not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
-from thrifty.errors import ThriftyError
+from thrifty.errors import PermissionDenied, RateLimited, ThriftyError
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.sink import CollectingSink
 from thrifty.pipeline.context import CHAT
@@ -29,7 +39,10 @@ TECHNIQUES = REPORT_ORDER
 
 @dataclass(slots=True)
 class RowOutcome:
-    """One record replayed once. ``status``: ok | missing_answer | error."""
+    """One record replayed once. ``status``: ok | missing_answer | refused | error.
+
+    ``refused``: governance refused the request (``error_code`` says why, e.g.
+    ``budget_exceeded``; ``budget`` names the budget's scope)."""
 
     id: str
     status: str
@@ -42,6 +55,8 @@ class RowOutcome:
     overhead: dict[str, float] = field(default_factory=dict)
     techniques: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    error_code: str | None = None
+    budget: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -52,6 +67,8 @@ def without_techniques(config: ThriftyConfig, model: str) -> ThriftyConfig:
     """``config`` with every technique off and ``model`` answering everything: the baseline
     (and the "always this model" reference points)."""
     off = {name: type(getattr(config, name))() for name in TECHNIQUES}  # defaults are off
+    # nor governance: the reference points are what the requests cost, all of them
+    off["governance"] = type(config.governance)()
     return config.model_copy(update={**off, "default_model": model, "baseline_model": model})
 
 
@@ -69,8 +86,13 @@ def _outcome(
 ) -> RowOutcome:
     if error is not None:
         status = "missing_answer" if isinstance(error, NoRecordedAnswer) else "error"
+        if isinstance(error, RateLimited | PermissionDenied) and ledger is None:
+            status = "refused"  # governance refuses before the ledger stage: no row
         message = getattr(error, "message", str(error))
         outcome = RowOutcome(record_in.id, status, error=message)
+        if isinstance(error, ThriftyError):
+            outcome.error_code = error.code
+            outcome.budget = error.headers.get("x-thrifty-budget")
     else:
         upstream_model = reply.attempt.upstream_model if reply.attempt else None
         answer = record_in.answers.get(upstream_model or "")
@@ -98,6 +120,7 @@ async def replay_records(
     providers = {name: ReplayProvider(name, records) for name in config.providers}
     runtime = Runtime(config, providers=providers, ledger=sink, ephemeral=True)
     outcomes: list[RowOutcome] = []
+    started = time.time()  # every record's time: budgets see one window
     try:
         for record in records:
             body: dict[str, Any] = {"messages": [dict(m) for m in record.messages], **record.params}
@@ -108,7 +131,8 @@ async def replay_records(
             written = len(sink.records)
             try:
                 ctx = runtime.new_context(CHAT, body, headers, key_id=None)
-                reply = await runtime.pipeline.run(ctx)
+                ctx.ts = started
+                reply = await runtime.run(ctx)
             except ThriftyError as exc:
                 error = exc
             ledger = sink.records[written] if len(sink.records) > written else None

@@ -96,6 +96,14 @@ def by_model(actual: Sequence[RowOutcome], rows: Sequence[int]) -> dict[str, dic
     }
 
 
+def refusals(actual: Sequence[RowOutcome]) -> dict[str, Any]:
+    """How many requests governance refused, and how many each budget refused (by scope,
+    with the period the error named, most first)."""
+    refused = [a for a in actual if a.status == "refused"]
+    budgets = Counter(a.budget for a in refused if a.budget)
+    return {"refused": len(refused), "refused_by_budget": dict(budgets.most_common())}
+
+
 def summarize(
     actual: Sequence[RowOutcome], baseline: Sequence[RowOutcome], baseline_model: str
 ) -> dict[str, Any]:
@@ -121,6 +129,7 @@ def summarize(
         ),
         "missing_answer_details": dict(missing.most_common(20)),
         "errors": sum(1 for a in actual if a.status == "error"),
+        **refusals(actual),
         "by_model": by_model(actual, rows),
         "by_technique": techniques,
     }
@@ -149,6 +158,16 @@ def render_table(summary: dict[str, Any]) -> str:
         f"   quality {summary['quality_actual'] or 0:.3f}",
         f"savings   {_pct(summary['savings_pct'] / 100, 100)}   quality retained "
         f"{_pct(summary['quality_retained'], 100)}",
+    ]
+    if summary.get("refused"):
+        budgets = summary["refused_by_budget"].items()
+        by_budget = ", ".join(f"{n} by {scope}" for scope, n in budgets)
+        lines.append(
+            f"refused   {summary['refused']} by governance"
+            + (f" ({by_budget})" if by_budget else "")
+            + "; they are excluded from cost and quality"
+        )
+    lines += [
         "",
         f"{'model':<40} {'requests':>8} {'share':>7} {'cost':>10}",
     ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from thrifty.pipeline.context import Context, Reply
+from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
+from thrifty.pipeline.worst_case import Spender
 from thrifty.registry import ModelRegistry
 from thrifty.routing.config import RoutingConfig
 from thrifty.routing.policy import Router
@@ -16,7 +17,7 @@ def applies(ctx: Context, applies_to: list[str]) -> bool:
     return ctx.auto or ctx.requested_model in applies_to
 
 
-class RoutingStage:
+class RoutingStage(Spender):
     """Sets ``ctx.model``; books ``savings["routing"]`` = the answer's tokens at the
     baseline's price minus the same tokens at the routed model's price."""
 
@@ -49,3 +50,25 @@ class RoutingStage:
 
         ctx.finalizers.append(book)
         return await call_next(ctx)
+
+    def answer_models(self, ctx: Context, models: set[str]) -> set[str]:
+        """The models routing may pick: the header's, else every candidate (the
+        configured ones, or every chat model) and every task's models."""
+        control = ctx.controls.get(ROUTE_HEADER)
+        routes = ctx.endpoint == CHAT and applies(ctx, self._config.applies_to)
+        if not routes or control == "off":
+            return models
+        if control:
+            return {control}
+        registry = self._registry
+        candidates = set(self._config.candidates) or {
+            n
+            for n in registry.names
+            if (p := registry.get(n).price) is None or p.mode in (None, "chat")
+        }
+        return candidates | {m for names in self._config.tasks.values() for m in names}
+
+    def header_models(self, ctx: Context) -> set[str]:
+        """``x-thrifty-route: <model>`` (an empty header is no choice, as above)."""
+        control = ctx.controls.get(ROUTE_HEADER) or None
+        return set() if control in (None, "off") else {control}
