@@ -14,9 +14,9 @@ from typing import Any
 from thrifty.config.schema import ThriftyConfig
 from thrifty.governance.admit import Plan
 from thrifty.governance.build import build_admission
+from thrifty.governance.keys.base import key_id_of_digest
 from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
 from thrifty.governance.keys.overrides import apply_overrides
-from thrifty.governance.keys.sqlite import key_id_of_digest
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "create":
             spec = KeySpec.model_validate(_spec_data(args))
             check_spec(config, ModelRegistry.from_config(config), spec)
-        store = open_key_store(config)
+        store = open_key_store(config.governance, config.ledger)
         if store is None:
             raise ValueError(
                 "virtual keys are off: set governance.keys_path (or keys_store: postgres)"

@@ -27,7 +27,7 @@ def build_admission(
     if not ephemeral:  # replay authenticates no one
         from thrifty.governance.keys.select import open_key_store
 
-        keys = open_key_store(config)
+        keys = open_key_store(config.governance, config.ledger)
     auth = KeyAuthenticator(config.auth, keys)
     if not section.needs_store:
         return Admission(config, registry, auth)

@@ -27,10 +27,10 @@ from thrifty.errors import (
     PermissionDenied,
     ThriftyError,
 )
+from thrifty.governance.keys.base import KeyStore, VirtualKey
 from thrifty.governance.keys.identity import Overrides
 from thrifty.governance.keys.overrides import apply_overrides
 from thrifty.governance.keys.spec import KeySpec
-from thrifty.governance.keys.sqlite import KeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
 from thrifty.server.responses import JSONBytesResponse, error_response
 from thrifty.server.routes import caller_key as presented_key
