@@ -27,8 +27,9 @@ def build_cache_stages(
     shared = not ephemeral and config.store == "redis"
     if config.exact.enabled:
         from thrifty.cache.exact import ExactCacheStage
+        from thrifty.cache.stores.select import open_cache_store
 
-        store = _exact_store(config, memory, shared, redis)
+        store = open_cache_store(config, ephemeral=ephemeral, redis=redis)
         stages.append(ExactCacheStage(config, store, registry))
     if config.semantic.enabled:
         from thrifty.cache.semantic import SemanticCacheStage
@@ -39,24 +40,6 @@ def build_cache_stages(
             SemanticCacheStage(config, index, registry, get_embedder().embed_one, dispatch)
         )
     return stages
-
-
-def _exact_store(
-    config: CacheConfig, memory: bool, shared: bool, redis: RedisConfig | None
-) -> Any:
-    if shared:
-        from thrifty.cache.stores.redis import RedisCacheStore
-        from thrifty.stores.redis import RedisLink
-
-        link = RedisLink(redis or RedisConfig())
-        return RedisCacheStore(link, config.max_entries, config.max_bytes)
-    if memory:
-        from thrifty.cache.stores.memory import MemoryCacheStore
-
-        return MemoryCacheStore(config.max_entries, config.max_bytes)
-    from thrifty.cache.stores.sqlite import SqliteCacheStore
-
-    return SqliteCacheStore(config.path, config.max_entries, config.max_bytes)
 
 
 def _semantic_index(
