@@ -43,7 +43,7 @@ def test_sqlite_connect_keeps_the_defaults_it_is_told_to(tmp_path: Path) -> None
         assert _pragma(conn, "journal_mode") == "delete"
         assert _pragma(conn, "synchronous") == 2  # SQLite's default, FULL
         assert _pragma(conn, "foreign_keys") == 0
-        assert conn.isolation_level == ""  # Python's implicit transactions
+        assert conn.isolation_level == "DEFERRED"  # Python's implicit transactions
         conn.execute("CREATE TABLE t (x)")
     finally:
         conn.close()

@@ -47,7 +47,7 @@ def connect(
     opens an existing file with ``mode=ro`` and never creates anything.
     """
     path = Path(path)
-    isolation = None if autocommit else ""
+    isolation: Literal["DEFERRED"] | None = None if autocommit else "DEFERRED"
     if read_only:
         # ``Path.as_uri`` percent-encodes: pasted into ``file:...`` as is, a ``#``, ``?``
         # or ``%`` in the path would name another file
