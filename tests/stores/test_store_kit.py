@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,24 @@ def test_postgres_failed_migration_rolls_back_with_its_version(postgres_dsn: str
         assert conn.execute("SELECT MAX(version) AS v FROM kit_b_version").fetchone()["v"] == 1
     finally:
         conn.close()
+
+
+def test_a_job_store_file_from_before_versioning_keeps_its_rows(tmp_path: Path) -> None:
+    """Job store files were created with ``IF NOT EXISTS`` statements and no version
+    table; opening one now records version 1 and changes nothing else."""
+    from thrifty.batching.stores.sqlite import MIGRATIONS, SqliteJobStore
+
+    path = tmp_path / "jobs.db"
+    old = sqlite3.connect(path)
+    for statement in MIGRATIONS[0]:
+        old.execute(statement)
+    old.execute(
+        "INSERT INTO files VALUES ('file-thr1', NULL, 'openai', 'file-up', 'in.jsonl',"
+        " 'batch', 10, 1, '{}')"
+    )
+    old.commit()
+    old.close()
+    store = SqliteJobStore(path)
+    assert store.file("file-thr1") is not None
+    with closing(sqlite3.connect(path)) as check:
+        assert check.execute("SELECT MAX(version) FROM jobs_schema_version").fetchone() == (1,)
