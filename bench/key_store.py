@@ -26,9 +26,10 @@ from typing import Any
 
 from tests.shared_servers import PostgresServer, pg_bin
 
+from thrifty.governance.keys.base import KeyStore
 from thrifty.governance.keys.postgres import PostgresKeyStore
 from thrifty.governance.keys.spec import KeySpec
-from thrifty.governance.keys.sqlite import KeyStore, SqliteKeyStore
+from thrifty.governance.keys.sqlite import SqliteKeyStore
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -308,14 +308,14 @@ def test_a_job_store_locked_past_its_busy_timeout_answers_503(
     """Still locked after SQLite's busy timeout: a retryable 503, not a 500 traceback."""
     import sqlite3
 
-    from thrifty.batching.job_store import JobStore
     from thrifty.batching.jobs import BatchJobs
+    from thrifty.batching.stores.sqlite import SqliteJobStore
     from thrifty.config.loader import parse_config
     from thrifty.errors import StoreUnavailable
     from thrifty.registry import ModelRegistry
 
     config = parse_config(jobs_config(upstream.url, tmp_path))
-    store = JobStore(tmp_path / "jobs.db", busy_timeout_s=0.1)
+    store = SqliteJobStore(tmp_path / "jobs.db", busy_timeout_s=0.1)
     jobs = BatchJobs(config, ModelRegistry.from_config(config), ledger=None, store=store)  # type: ignore[arg-type]
     holder = sqlite3.connect(tmp_path / "jobs.db", isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")

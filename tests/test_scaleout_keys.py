@@ -64,7 +64,8 @@ def test_replicas_share_keys_and_revocation_is_immediate_everywhere(
     finally:
         ledger.close()
     assert row["key_id"] == created["id"] and row["team"] == "search"
-    store = open_key_store(parse_config(config))
+    parsed = parse_config(config)
+    store = open_key_store(parsed.governance, parsed.ledger)
     assert store is not None
     try:
         [key] = store.list()
@@ -98,7 +99,8 @@ def test_postgres_keys_without_a_dsn_name_the_setting(upstream: ServerThread) ->
     config = base_config(upstream.url)
     config["governance"] = {"keys_store": "postgres"}
     with pytest.raises(ConfigError, match=r"governance\.keys_dsn"):
-        open_key_store(parse_config(config))
+        parsed = parse_config(config)
+        open_key_store(parsed.governance, parsed.ledger)
 
 
 def test_key_store_down_fails_closed_with_a_503_and_recovers(

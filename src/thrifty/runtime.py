@@ -14,8 +14,8 @@ from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.governance.build import build_admission
+from thrifty.governance.keys.base import key_id_of_digest
 from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
-from thrifty.governance.keys.sqlite import key_id_of_digest
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter
@@ -77,7 +77,7 @@ class Runtime:
         if not ephemeral:  # replay authenticates no one
             from thrifty.governance.keys.select import open_key_store
 
-            keys = open_key_store(config)
+            keys = open_key_store(config.governance, config.ledger)
         self.admission = build_admission(
             config.governance,
             config.auth,

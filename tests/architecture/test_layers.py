@@ -36,13 +36,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli",),
 )
 
-#: Imports still to be removed by the redesign (issue 13). Must end empty.
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("governance", "config"),
-    }
-)
-
 LAYER_OF = {unit: index for index, layer in enumerate(LAYERS) for unit in layer}
 
 
@@ -97,17 +90,12 @@ def test_every_unit_has_a_layer() -> None:
 def test_imports_point_down() -> None:
     wrong = []
     for (source, target), where in sorted(_edges().items()):
-        if source == "__init__" or (source, target) in PENDING:
+        if source == "__init__":
             continue  # the root package re-exports the public API
         if LAYER_OF[target] >= LAYER_OF[source]:
             wrong.append(f"{source} -> {target} ({', '.join(sorted(set(where)))})")
     assert wrong == []
 
-
-def test_pending_list_is_current() -> None:
-    """An entry of PENDING that no longer occurs must be removed."""
-    edges = _edges()
-    assert sorted(PENDING - set(edges)) == []
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer[0])

@@ -25,8 +25,9 @@ from typing import Any, Protocol, TypeVar
 import orjson
 
 from thrifty.batching.config import BatchingConfig
-from thrifty.batching.job_store import JobStore
 from thrifty.batching.provider_api import ProviderBatchAPI
+from thrifty.batching.stores.base import JobStore
+from thrifty.batching.stores.sqlite import SqliteJobStore
 from thrifty.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable, ThriftyError
 from thrifty.governance.config import GovernanceConfig
 from thrifty.governance.jobs import JobAdmission, estimate_lines, window_s
@@ -82,7 +83,7 @@ class BatchJobs:
         self._config = config
         self._registry = registry
         self._ledger = ledger
-        self.store = store or JobStore(config.batching.jobs.path)
+        self.store = store or SqliteJobStore(config.batching.jobs.path)
         self._admission = admission
         self._booking = asyncio.Lock()
 

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from thrifty.stores.sqlite import connect
+
 _SCHEMA = """CREATE TABLE IF NOT EXISTS semantic_entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, partition TEXT NOT NULL, scope TEXT NOT NULL,
     question TEXT NOT NULL, vector BLOB NOT NULL, response BLOB NOT NULL,
@@ -142,11 +144,7 @@ class SemanticIndex:
         self._next_id = 1
         self._db: sqlite3.Connection | None = None
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=5000")
+            self._db = connect(path, timeout_s=5.0)
             self._db.execute(_SCHEMA)
             self._load()
 

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             spec = KeySpec.model_validate(_spec_data(args))
             registry = ModelRegistry.from_config(config)
             check_spec(registry, spec, lambda overrides: apply_overrides(config, overrides))
-        store = open_key_store(config)
+        store = open_key_store(config.governance, config.ledger)
         if store is None:
             raise ValueError(
                 "virtual keys are off: set governance.keys_path (or keys_store: postgres)"

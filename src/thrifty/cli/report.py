@@ -7,9 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+from thrifty.ledger.config import LedgerConfig
 from thrifty.ledger.reports import REPORT_GROUPS, build_report, parse_since, render_table
 from thrifty.ledger.stores.base import LedgerStore
-from thrifty.ledger.stores.sqlite import SqliteLedgerStore
+from thrifty.ledger.stores.select import open_ledger_store
 
 __all__ = ["add_parser", "run"]
 
@@ -36,19 +37,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 def _open_store(args: argparse.Namespace) -> LedgerStore:
     """The ledger to report on; FileNotFoundError for a missing SQLite file."""
     if args.ledger:
-        path = Path(args.ledger)
+        config, path = LedgerConfig(), Path(args.ledger)
     else:
         from thrifty.config import load_config  # lazy: the schema pulls in every section
 
         config = load_config(args.config).ledger
-        if config.store == "postgres":
-            from thrifty.ledger.stores.postgres import PostgresLedgerStore
-
-            return PostgresLedgerStore(str(config.dsn))
         path = Path(config.path)
-    if not path.is_file():  # opening would create an empty ledger and report nothing
+    # opening would create an empty ledger and report nothing
+    if config.store == "sqlite" and not path.is_file():
         raise FileNotFoundError(f"no ledger at {path}")
-    return SqliteLedgerStore(path)
+    return open_ledger_store(config, path)
 
 
 def run(args: argparse.Namespace) -> int:

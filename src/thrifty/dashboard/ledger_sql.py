@@ -9,12 +9,12 @@ commits; PostgreSQL: the store's own reader connection).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 from thrifty.ledger.stores.base import LedgerStore
+from thrifty.stores.sqlite import connect
 
 __all__ = ["LedgerSql", "PostgresSql", "SqliteSql", "ledger_sql"]
 
@@ -49,11 +49,10 @@ class SqliteSql:
         return f"json_extract({column}, '$.{'.'.join(path)}')"
 
     def rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
-        # ``Path.as_uri`` percent-encodes: pasted into ``file:...`` as is, a ``#``, ``?``
-        # or ``%`` in the path would name another file
-        uri = f"{self.path.resolve().as_uri()}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=10.0)
-        conn.row_factory = sqlite3.Row
+        conn = connect(
+            self.path, read_only=True, timeout_s=10.0, synchronous=None, autocommit=False,
+            named_rows=True,
+        )  # fmt: skip
         try:
             return [dict(row) for row in conn.execute(sql, list(params)).fetchall()]
         finally:

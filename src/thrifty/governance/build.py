@@ -8,7 +8,7 @@ from thrifty.governance.admit import Admission
 from thrifty.governance.budgets.base import BudgetStore, RateLimitStore
 from thrifty.governance.config import AuthConfig, GovernanceConfig
 from thrifty.governance.keys.auth import KeyAuthenticator
-from thrifty.governance.keys.sqlite import KeyStore
+from thrifty.governance.keys.base import KeyStore
 from thrifty.stores.config import RedisConfig
 
 __all__ = ["build_admission"]

@@ -1,4 +1,12 @@
-"""Versioned schema migrations for the SQLite stores (ledger, cache).
+"""The one way every store opens SQLite, and the versioned migrations they all apply.
+
+The house settings: autocommit (``isolation_level=None``: stores begin their own
+transactions), connections usable from any thread (each store guards its connections
+with its own locks), a busy timeout, ``synchronous=NORMAL`` (with WAL: durable up to the
+last checkpoint, no fsync per commit) and WAL journaling on the connection that owns the
+file. The parameters are the few places where stores truly differ: the dashboard reads
+the ledger read-only, the batch job store uses short-lived transactional connections
+without WAL, the budget store's fast path never waits for a lock.
 
 Each store keeps a list of migrations (tuples of SQL statements; migration ``i`` brings
 the schema to version ``i + 1``) and a version table of its own, so stores can share a
@@ -10,6 +18,57 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["connect", "migrate"]
+
+Synchronous = Literal["OFF", "NORMAL", "FULL"]
+
+
+def connect(
+    path: str | Path,
+    *,
+    timeout_s: float = 30.0,
+    wal: bool = True,
+    synchronous: Synchronous | None = "NORMAL",
+    autocommit: bool = True,
+    named_rows: bool = False,
+    foreign_keys: bool = False,
+    read_only: bool = False,
+) -> sqlite3.Connection:
+    """A connection to the SQLite file ``path``, with the house settings.
+
+    ``timeout_s`` is the busy timeout (0: fail at once when another writer holds the
+    lock). ``wal`` switches the file to WAL (persistent; pass False for a second
+    connection to a file its owner already switched). ``synchronous=None`` keeps
+    SQLite's default (FULL). ``autocommit=False`` gives Python's implicit transactions
+    (``with conn:`` commits). ``named_rows`` returns :class:`sqlite3.Row`. ``read_only``
+    opens an existing file with ``mode=ro`` and never creates anything.
+    """
+    path = Path(path)
+    isolation: Literal["DEFERRED"] | None = None if autocommit else "DEFERRED"
+    if read_only:
+        # ``Path.as_uri`` percent-encodes: pasted into ``file:...`` as is, a ``#``, ``?``
+        # or ``%`` in the path would name another file
+        uri = f"{path.resolve().as_uri()}?mode=ro"
+        conn = sqlite3.connect(
+            uri, uri=True, timeout=timeout_s, isolation_level=isolation, check_same_thread=False
+        )
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            path, timeout=timeout_s, isolation_level=isolation, check_same_thread=False
+        )
+    if named_rows:
+        conn.row_factory = sqlite3.Row
+    if wal and not read_only:
+        conn.execute("PRAGMA journal_mode=WAL")
+    if synchronous is not None:
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+    if foreign_keys:
+        conn.execute("PRAGMA foreign_keys=ON")
+    return conn
 
 
 def migrate(

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from thrifty.cache.stores.base import CacheEntry, check_bounds
-from thrifty.stores.sqlite import migrate
+from thrifty.stores.sqlite import connect, migrate
 
 __all__ = ["EVICT_TO", "MIGRATIONS", "TOUCH_BATCH", "SqliteCacheStore"]
 
@@ -102,7 +102,6 @@ class SqliteCacheStore:
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self._busy_timeout_s = busy_timeout_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._state_lock = threading.Lock()  # touches, counters, clock
@@ -110,20 +109,9 @@ class SqliteCacheStore:
         self._counts = {"hits": 0, "misses": 0, "evictions": 0, "expired": 0}
         self._last_stamp = 0.0
         self._closed = False
-        self._writer = self._connect()
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer = connect(self.path, timeout_s=busy_timeout_s)
         self._migrate()
-        self._reader = self._connect()
-
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self._busy_timeout_s,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
+        self._reader = connect(self.path, timeout_s=busy_timeout_s, wal=False)
 
     def _migrate(self) -> None:
         migrate(self._writer, "cache_schema_version", MIGRATIONS)

@@ -30,7 +30,7 @@ from thrifty.governance.budgets.base import (
     Reservation,
 )
 from thrifty.governance.budgets.memory import over_limit
-from thrifty.stores.sqlite import migrate
+from thrifty.stores.sqlite import connect, migrate
 
 __all__ = ["MIGRATIONS", "SqliteBudgetStore", "SqliteRateLimitStore"]
 
@@ -79,20 +79,16 @@ class _SqliteFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thrifty-budgets")
         self._conn = self._executor.submit(self._open, 30.0).result()
         self._fast = self._open(0.0)
         self._fast_lock = threading.Lock()
 
     def _open(self, timeout: float) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-        )
+        # the waiting connection owns the file (WAL, migrations); the fast one never waits
+        conn = connect(self.path, timeout_s=timeout, wal=bool(timeout))
         if timeout:
-            conn.execute("PRAGMA journal_mode=WAL")
             migrate(conn, "budgets_schema_version", MIGRATIONS)
-        conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
     @staticmethod

@@ -21,10 +21,10 @@ from starlette.requests import Request
 
 from thrifty.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
 from thrifty.governance.budgets.base import BucketUsage
+from thrifty.governance.keys.base import KeyStore, VirtualKey
 from thrifty.governance.keys.identity import Overrides
 from thrifty.governance.keys.presented import presented_key
 from thrifty.governance.keys.spec import KeySpec
-from thrifty.governance.keys.sqlite import KeyStore, VirtualKey
 from thrifty.registry import ModelRegistry
 
 __all__ = ["KeysAdmin", "check_spec", "parse_spec"]

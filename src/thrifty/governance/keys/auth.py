@@ -7,8 +7,8 @@ import hmac
 
 from thrifty.errors import AuthenticationFailed
 from thrifty.governance.config import AuthConfig
+from thrifty.governance.keys.base import KeyStore, key_id_of_digest
 from thrifty.governance.keys.identity import ANONYMOUS, Caller
-from thrifty.governance.keys.sqlite import KeyStore, key_id_of_digest
 
 __all__ = ["KeyAuthenticator"]
 

@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from thrifty.errors import StoreUnavailable
+from thrifty.governance.keys.base import VirtualKey, changed_columns, from_row, new_key
 from thrifty.governance.keys.spec import KeySpec
-from thrifty.governance.keys.sqlite import VirtualKey, changed_columns, from_row, new_key
-from thrifty.stores.postgres import connect, psycopg_module
+from thrifty.stores.postgres import connect, migrate, psycopg_module
 
 __all__ = ["MIGRATIONS", "PostgresKeyStore"]
 
@@ -45,7 +45,7 @@ _COLUMNS = 14
 
 
 class PostgresKeyStore:
-    """A :class:`~thrifty.governance.keys.sqlite.KeyStore` in PostgreSQL; one connection a process.
+    """A :class:`~thrifty.governance.keys.base.KeyStore` in PostgreSQL; one connection a process.
 
     >>> store = PostgresKeyStore("postgresql://thrifty@db/thrifty")  # doctest: +SKIP
     """
@@ -66,20 +66,10 @@ class PostgresKeyStore:
         return connect(self.dsn, self._connect_timeout_s)
 
     def _migrate(self) -> None:
-        conn = self._conn
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS keys_schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) AS v FROM keys_schema_version").fetchone()
-            for version in range((row["v"] or 0) + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO keys_schema_version VALUES (%s, %s)", (version, time.time())
-                )
+        migrate(
+            self._conn, lock_id=_MIGRATION_LOCK, version_table="keys_schema_version",
+            migrations=MIGRATIONS,
+        )  # fmt: skip
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """One statement; a connection lost since the last one (restart) is replaced once.

@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from thrifty.errors import ConfigError
-from thrifty.governance.keys.sqlite import KeyStore
-
-if TYPE_CHECKING:
-    from thrifty.config.schema import ThriftyConfig
+from thrifty.governance.config import GovernanceConfig
+from thrifty.governance.keys.base import KeyStore
+from thrifty.ledger.config import LedgerConfig
 
 __all__ = ["open_key_store"]
 
 
-def open_key_store(config: ThriftyConfig) -> KeyStore | None:
+def open_key_store(section: GovernanceConfig, ledger: LedgerConfig) -> KeyStore | None:
     """The configured store, or None when virtual keys are off.
 
     ``keys_store: postgres`` uses ``governance.keys_dsn``, else ``ledger.dsn``: the keys
     then sit next to the ledger that refers to them.
     """
-    section = config.governance
     if section.keys_store == "postgres":
-        dsn = section.keys_dsn or config.ledger.dsn
+        dsn = section.keys_dsn or ledger.dsn
         if not dsn:
             raise ConfigError(
                 "governance.keys_dsn: keys_store 'postgres' needs a dsn "

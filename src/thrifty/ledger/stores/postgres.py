@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
-from thrifty.stores.postgres import INSTALL_HINT, connect, psycopg_module
+from thrifty.stores.postgres import INSTALL_HINT, connect, migrate, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
 
@@ -193,19 +192,10 @@ class PostgresLedgerStore(SqlLedgerReads):
             self._writer = self._connect()
 
     def _migrate(self) -> None:
-        conn = self._writer
-        with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version "
-                "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) AS v FROM schema_version").fetchone()
-            current = row["v"] or 0
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                for statement in MIGRATIONS[version - 1]:
-                    conn.execute(statement)
-                conn.execute("INSERT INTO schema_version VALUES (%s, %s)", (version, time.time()))
+        migrate(
+            self._writer, lock_id=_MIGRATION_LOCK, version_table="schema_version",
+            migrations=MIGRATIONS,
+        )  # fmt: skip
 
     @property
     def schema_version(self) -> int:

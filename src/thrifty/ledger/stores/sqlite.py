@@ -17,7 +17,7 @@ from typing import Any
 
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
-from thrifty.stores.sqlite import migrate
+from thrifty.stores.sqlite import connect, migrate
 
 __all__ = ["MIGRATIONS", "SqliteLedgerStore"]
 
@@ -172,23 +172,15 @@ class SqliteLedgerStore(SqlLedgerReads):
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._closed = False
-        self._writer = self._connect()
-        self._writer.execute("PRAGMA journal_mode=WAL")
+        self._writer = self._connect(wal=True)
         self._migrate()
-        self._reader = self._connect()
+        self._reader = self._connect(wal=False)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        return conn
+    def _connect(self, wal: bool) -> sqlite3.Connection:
+        return connect(self.path, wal=wal, named_rows=True, foreign_keys=True)
 
     def _migrate(self) -> None:
         migrate(self._writer, "schema_version", MIGRATIONS)

@@ -1,9 +1,8 @@
-"""Which provider holds each batch file and job, whose they are, and what is booked.
+"""The batch job store in one small SQLite file, shared by the gateway and ``thrifty batch``.
 
-Gateway ids (``file-thr…``, ``batch_thr…``) map to the provider's ids, so a caller never
-needs to know where the job runs and cannot read another caller's jobs. One small
-SQLite file, shared by the gateway and ``thrifty batch``; each call opens its own
-connection (batch calls are rare, and the CLI and the gateway may both write).
+Each call opens its own connection (batch calls are rare, and the CLI and the gateway
+may both write) in Python's transactional mode: ``with db:`` commits the call. No WAL:
+a writer that holds the file locks readers out, and they wait up to the busy timeout.
 """
 
 from __future__ import annotations
@@ -16,7 +15,12 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
-_SCHEMA = (
+from thrifty.stores.sqlite import connect, migrate
+
+__all__ = ["MIGRATIONS", "SqliteJobStore"]
+
+#: Written with ``IF NOT EXISTS`` before it was versioned: files from then migrate too.
+MIGRATIONS: list[tuple[str, ...]] = [(
     """CREATE TABLE IF NOT EXISTS files (
         id TEXT PRIMARY KEY, key_id TEXT, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
         filename TEXT, purpose TEXT, bytes INTEGER, created_at INTEGER, models TEXT)""",
@@ -29,25 +33,32 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS holds (
         batch_id TEXT PRIMARY KEY, hold TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
-)
+)]
 
 
-class JobStore:
+class SqliteJobStore:
+    """A :class:`~thrifty.batching.stores.base.JobStore` in a SQLite file.
+
+    >>> store = SqliteJobStore("thrifty-batches.db")  # doctest: +SKIP
+    """
+
     def __init__(self, path: str | Path, busy_timeout_s: float = 10.0) -> None:
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            for statement in _SCHEMA:
-                db.execute(statement)
+        with closing(self._open(autocommit=True)) as db:
+            migrate(db, "jobs_schema_version", MIGRATIONS)
+
+    def _open(self, autocommit: bool) -> sqlite3.Connection:
+        return connect(
+            self.path, timeout_s=self.busy_timeout_s, wal=False, synchronous=None,
+            autocommit=autocommit, named_rows=True,
+        )  # fmt: skip
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection for one operation: committed, then closed."""
-        with closing(sqlite3.connect(self.path, timeout=self.busy_timeout_s)) as db:
-            db.row_factory = sqlite3.Row
-            with db:
-                yield db
+        with closing(self._open(autocommit=False)) as db, db:
+            yield db
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> dict[str, Any] | None:
         with self._connect() as db:
