@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import logging
-
 from thrifty.governance.admit import Admission
-from thrifty.governance.budgets.base import BudgetStore, RateLimitStore
+from thrifty.governance.budgets.select import open_budget_stores
 from thrifty.governance.config import AuthConfig, GovernanceConfig
 from thrifty.governance.keys.auth import KeyAuthenticator
 from thrifty.governance.keys.base import KeyStore
 from thrifty.stores.config import RedisConfig
 
 __all__ = ["build_admission"]
-
-log = logging.getLogger(__name__)
 
 
 def build_admission(
@@ -31,28 +27,7 @@ def build_admission(
     auth = KeyAuthenticator(auth_config, keys)
     if not section.needs_store:
         return Admission(section, auth)
-    if ephemeral or section.store == "memory":
-        from thrifty.governance.budgets.memory import MemoryBudgetStore, MemoryRateLimitStore
-
-        if workers > 1 and not ephemeral:
-            log.warning(
-                "governance.store is memory but server.workers > 1: each worker keeps its own "
-                "budgets and rate limits; use store: sqlite to share them"
-            )
-
-        budgets: BudgetStore = MemoryBudgetStore()
-        rates: RateLimitStore = MemoryRateLimitStore()
-    elif section.store == "redis":
-        from thrifty.governance.budgets.redis import RedisBudgetStore, RedisRateLimitStore
-        from thrifty.stores.redis import RedisLink
-
-        budgets = RedisBudgetStore(RedisLink(redis))
-        rates = RedisRateLimitStore(RedisLink(redis))
-    else:
-        from thrifty.governance.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
-
-        budgets = SqliteBudgetStore(section.store_path)
-        rates = SqliteRateLimitStore(section.store_path)
+    budgets, rates = open_budget_stores(section, redis, workers=workers, ephemeral=ephemeral)
     alerts = None
     if section.alerts.webhook_url:
         from thrifty.governance.budgets.alerts import BudgetAlerts
