@@ -12,7 +12,7 @@ import openai
 import orjson
 import pytest
 from tests.conftest import Gateway, ServerThread
-from tests.test_keys import admin, create_key, keys_config
+from tests.governance.test_keys import admin, create_key, keys_config
 
 from thrifty import AsyncThrifty
 from thrifty.pricing import PriceCatalogue

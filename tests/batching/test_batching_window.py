@@ -8,8 +8,8 @@ from typing import Any
 
 import openai
 import pytest
+from tests.batching.test_batching_library import SYSTEM, expected_answers
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http, upstream_stats
-from tests.test_batching_library import SYSTEM, expected_answers
 
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 

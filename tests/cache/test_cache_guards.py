@@ -11,7 +11,7 @@ import pytest
 from thrifty.cache.calibrate import ThresholdChoice, evaluate, pick_threshold
 from thrifty.cache.guards import DEFAULT_GUARDS, GUARDS, guard_verdict
 
-PAIRS = Path(__file__).resolve().parents[1] / "bench" / "data" / "guard_pairs.jsonl"
+PAIRS = Path(__file__).resolve().parents[2] / "bench" / "data" / "guard_pairs.jsonl"
 # the design half only: the report half is what bench/semantic_cache.py reports
 DESIGN = [
     r for r in map(json.loads, PAIRS.read_text("utf-8").splitlines()) if r["split"] == "design"

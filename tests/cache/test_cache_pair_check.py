@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pydantic
 import pytest
+from tests.cache.test_cache_gateway import ask, cache_config, sdk, upstream_calls
 from tests.conftest import Gateway, ServerThread
-from tests.test_cache_gateway import ask, cache_config, sdk, upstream_calls
 
 from thrifty.cache.calibrate import hits_at, pick_operating_point
 from thrifty.cache.config import PairCheckConfig, SemanticCacheConfig

@@ -421,7 +421,7 @@ def test_parse_rating(text: str, expected: float | None) -> None:
 def test_rubric_asks_for_the_parsed_form_and_is_documented() -> None:
     assert "Rating: [[N]]" in RUBRIC and "1 =" in RUBRIC and "10 =" in RUBRIC
     assert parse_rating("Rating: [[6]]") == 6.0
-    doc = (Path(__file__).parents[1] / "docs" / "cascade-checks.md").read_text()
+    doc = (Path(__file__).parents[2] / "docs" / "cascade-checks.md").read_text()
     assert f"```text\n{RUBRIC}\n```" in doc
 
 

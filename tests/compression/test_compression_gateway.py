@@ -13,8 +13,8 @@ from typing import Any
 import openai
 import orjson
 import pytest
+from tests.compression.test_compression import CODE, THINGS, document
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
-from tests.test_compression import CODE, THINGS, document
 
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 

@@ -74,7 +74,7 @@ def test_auth_enabled_without_keys() -> None:
 
 
 def test_shipped_examples_are_valid() -> None:
-    root = Path(__file__).parents[1]
+    root = Path(__file__).parents[2]
     load_config(root / "examples" / "local.yaml", {})
     env = {k: "x" for k in ("THRIFTY_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY",
                             "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY")}  # fmt: skip
@@ -93,7 +93,7 @@ def test_config_check_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "providers.p.base_url" in result.stderr and "http://" in result.stderr
-    good = Path(__file__).parents[1] / "examples" / "local.yaml"
+    good = Path(__file__).parents[2] / "examples" / "local.yaml"
     result = subprocess.run(
         [sys.executable, "-m", "thrifty.cli.main", "config", "check", str(good)],
         capture_output=True, text=True, check=False,

@@ -3,7 +3,7 @@
 Two real gateways get the same real requests: one writes its ledger to a real PostgreSQL
 (tests/shared_servers.py), the other to SQLite. Each renders its dashboard; the cards,
 charts and team table of the PostgreSQL one must show what was sent, and equal the SQLite
-one's (the browser test, tests/test_dashboard_browser.py, covers the page's rendering).
+one's (the browser test, tests/dashboard/test_dashboard_browser.py, covers the page's rendering).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 from tests.conftest import Gateway, ServerThread
-from tests.test_dashboard import cookie_of, login, request
-from tests.test_dashboard_browser import ADMIN_KEY, dashboard_config, send_traffic
+from tests.dashboard.test_dashboard import cookie_of, login, request
+from tests.dashboard.test_dashboard_browser import ADMIN_KEY, dashboard_config, send_traffic
 
 
 def shown(gateway: Gateway) -> dict[str, Any]:

@@ -242,7 +242,7 @@ def test_sqlite_store_never_overspends_across_processes(tmp_path: Path) -> None:
 
 
 def test_governance_config_errors_name_the_key() -> None:
-    from tests.test_config import MINIMAL, error_of
+    from tests.config.test_config import MINIMAL, error_of
 
     def governance(**section: object) -> str:
         return error_of({**MINIMAL, "governance": section})

@@ -23,8 +23,8 @@ import openai
 import pytest
 import yaml
 from tests.conftest import Gateway, ServerThread, http
-from tests.test_gateway_chat import catalogue_entry
-from tests.test_keys import MESSAGES, admin, create_key, keys_config, sdk
+from tests.governance.test_keys import MESSAGES, admin, create_key, keys_config, sdk
+from tests.server.test_gateway_chat import catalogue_entry
 
 from thrifty import Thrifty
 from thrifty.cli.processes import free_port, wait_healthy

@@ -13,7 +13,7 @@ import pytest
 
 from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded, Reservation
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 DAY = BudgetBucket("key:k1", "day", "2026-11-28", 1.00, time.time() + 3600)
 TEAM = BudgetBucket("team:research", "month", "2026-11", 5.00, time.time() + 86_400)
 

@@ -16,9 +16,9 @@ import openai
 import pytest
 import yaml
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
+from tests.governance.test_keys import ADMIN_KEY, admin, ask, create_key, sdk
 from tests.shared_servers import PostgresServer
-from tests.test_keys import ADMIN_KEY, admin, ask, create_key, sdk
-from tests.test_scaleout_gateway import ledger_ids
+from tests.stores.test_scaleout_gateway import ledger_ids
 
 from thrifty.cli.main import main as thrifty_main
 from thrifty.config import parse_config

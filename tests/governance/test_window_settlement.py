@@ -11,8 +11,8 @@ from typing import Any
 
 import openai
 from tests.conftest import Gateway, ServerThread
-from tests.test_keys import admin, create_key, keys_config
-from tests.test_worst_case_bound import SYSTEM
+from tests.governance.test_keys import admin, create_key, keys_config
+from tests.governance.test_worst_case_bound import SYSTEM
 
 
 def ask(gateway: Gateway, key: str, question: str, windowed: bool) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 from tests.conftest import Gateway, ServerThread
-from tests.test_keys import admin, create_key, keys_config
+from tests.governance.test_keys import admin, create_key, keys_config
 
 SYSTEM = " ".join(
     f"Rule {i}: answer politely, cite the handbook section on topic {i}, and never invent "

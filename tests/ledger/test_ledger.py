@@ -26,7 +26,7 @@ from thrifty.ledger import (
 from thrifty.ledger.stores.sqlite import MIGRATIONS
 from thrifty.usage import Usage
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
 def make_record(request_id: str, ts: float = 1_790_000_000.0, **fields: object) -> RequestRecord:

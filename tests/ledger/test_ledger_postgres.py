@@ -7,8 +7,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.test_ledger import make_record
-from tests.test_reports import RECORDS, rec
+from tests.ledger.test_ledger import make_record
+from tests.ledger.test_reports import RECORDS, rec
 
 from thrifty.cli import report as report_cli
 from thrifty.ledger import LedgerStore, LedgerWriter, SqliteLedgerStore, build_report
@@ -171,7 +171,7 @@ def test_report_command_reads_the_configured_postgres(
     pg, postgres_dsn: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import yaml
-    from tests.test_reports import cli
+    from tests.ledger.test_reports import cli
 
     pg.write_many(RECORDS)
     config = {

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
-from tests.test_dashboard import request
+from tests.dashboard.test_dashboard import request
 
 from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.ledger.record import RequestRecord

@@ -14,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
-from tests.test_scaleout_gateway import ask, sdk, user
+from tests.stores.test_scaleout_gateway import ask, sdk, user
 
 from thrifty.runtime import key_id
 from thrifty.stores.redis import COMPONENTS

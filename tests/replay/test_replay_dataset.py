@@ -23,7 +23,7 @@ from thrifty.recordings.dataset import (
 from thrifty.replay.importers.arena import grade_to_quality, import_arena_bench
 from thrifty.upstream import messages_key as upstream_messages_key
 
-ARENA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "arena_bench_v1"
+ARENA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "arena_bench_v1"
 FRANCE = {"role": "user", "content": "capital of France?"}
 
 

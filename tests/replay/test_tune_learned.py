@@ -11,7 +11,7 @@ from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
 from thrifty.routing.predictor import QualityPredictor
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 CHEAP, STRONG = "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from openai import OpenAI
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
-from tests.test_ledger import count, make_record
-from tests.test_stream_disconnect import leave_after_first_chunk, rows_of
+from tests.ledger.test_ledger import count, make_record
+from tests.server.test_stream_disconnect import leave_after_first_chunk, rows_of
 
 from thrifty.ledger import LedgerWriter, SqliteLedgerStore
 from thrifty.pipeline.context import new_request_id

@@ -16,8 +16,8 @@ from typing import Any
 
 import openai
 import pytest
+from tests.cache.test_cache_gateway import ask, sdk, upstream_calls
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, http
-from tests.test_cache_gateway import ask, sdk, upstream_calls
 
 from thrifty.runtime import key_id
 
@@ -256,8 +256,8 @@ def test_two_replicas_never_overspend_one_redis_budget(
     redis_prefix: str,
 ) -> None:
     """200 concurrent requests split across two replicas against a budget that admits 50."""
-    from tests.test_budgets_gateway import ANSWER_TOKENS, request_cost
-    from tests.test_keys import MESSAGES
+    from tests.governance.test_budgets_gateway import ANSWER_TOKENS, request_cost
+    from tests.governance.test_keys import MESSAGES
 
     cost = request_cost()
     limit = 50.5 * cost
