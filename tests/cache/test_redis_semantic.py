@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+import pytest
 
 
 def _index(url: str, prefix: str, max_entries: int = 100, **redis: Any):
@@ -61,6 +62,7 @@ def test_expired_entries_are_not_loaded_or_served(redis_server, redis_prefix) ->
     b.close()
 
 
+@pytest.mark.slow
 def test_log_is_bounded_and_down_redis_keeps_local_entries(own_redis, redis_prefix) -> None:
     a = _index(own_redis.url, redis_prefix, max_entries=10, retry_after_s=0)
     for i in range(300):

@@ -84,6 +84,7 @@ def test_shipped_examples_are_valid() -> None:
     assert arena.cascade.enabled and Path(arena.cascade.verifier or "").exists()
 
 
+@pytest.mark.slow
 def test_config_check_command(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("providers: {p: {base_url: 'ftp://x'}}\nmodels: {}\n")

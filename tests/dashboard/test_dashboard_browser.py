@@ -89,6 +89,7 @@ def send_traffic(gateway: Gateway) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 def test_dashboard_in_chromium_shows_the_ledger(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],

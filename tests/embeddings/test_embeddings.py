@@ -43,6 +43,7 @@ PAIRS = [
 ]
 
 
+@pytest.mark.slow
 def test_loads_offline_in_a_fresh_process() -> None:
     code = textwrap.dedent(
         """
@@ -63,6 +64,7 @@ def test_loads_offline_in_a_fresh_process() -> None:
     assert out.stdout.strip() == "ok"
 
 
+@pytest.mark.slow
 def test_import_reads_nothing() -> None:
     code = "import sys, thrifty.embeddings; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -217,6 +217,7 @@ def _reserve_many(path: str, count: int, results: multiprocessing.Queue) -> None
     results.put(asyncio.run(work()))
 
 
+@pytest.mark.slow
 def test_sqlite_store_never_overspends_across_processes(tmp_path: Path) -> None:
     """Four processes race for a $1.00 budget in $0.05 steps: exactly 20 get in."""
     path = str(tmp_path / "shared.db")

@@ -326,6 +326,7 @@ def test_library_enforces_the_same_budgets(upstream: ServerThread, tmp_path: Pat
     assert refused.value.code == "budget_exceeded" and "lifetime budget" in refused.value.message
 
 
+@pytest.mark.slow
 def test_two_gateway_workers_share_one_budget(upstream: ServerThread, tmp_path: Path) -> None:
     """``thrifty serve`` with 2 worker processes, 80 concurrent requests, a budget for 20:
     exactly 20 are admitted, whichever worker serves them (the SQLite store is shared; its

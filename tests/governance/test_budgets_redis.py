@@ -93,6 +93,7 @@ asyncio.run(main())
 """
 
 
+@pytest.mark.slow
 def test_two_processes_share_one_budget(redis_server, redis_prefix) -> None:
     code = _CHILD.format(
         src=SRC, url=redis_server.url, prefix=redis_prefix, start=time.time() + 1.5
@@ -177,6 +178,7 @@ def test_rate_limit_sliding_window(redis_server, redis_prefix) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("policy", ["closed", "open"])
 def test_redis_down_fails_closed_or_open(own_redis, redis_prefix, policy: str) -> None:
     from thrifty.governance.budgets.redis import StoreUnavailable

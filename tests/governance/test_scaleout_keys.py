@@ -101,6 +101,7 @@ def test_postgres_keys_without_a_dsn_name_the_setting(upstream: ServerThread) ->
         open_key_store(parse_config(config))
 
 
+@pytest.mark.slow
 def test_key_store_down_fails_closed_with_a_503_and_recovers(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],

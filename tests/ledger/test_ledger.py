@@ -224,6 +224,7 @@ def _child(code: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_exit_without_close_flushes_via_atexit(tmp_path: Path) -> None:
     db = tmp_path / "l.db"
     proc = _child(f"""
@@ -238,6 +239,7 @@ def test_exit_without_close_flushes_via_atexit(tmp_path: Path) -> None:
     assert count(db) == 300
 
 
+@pytest.mark.slow
 def test_sigkill_after_flush_keeps_flushed_rows(tmp_path: Path) -> None:
     db = tmp_path / "l.db"
     proc = _child(f"""

@@ -155,6 +155,7 @@ def test_one_bad_record_does_not_drop_the_rest_of_a_batch() -> None:
     assert savings == []
 
 
+@pytest.mark.slow
 def test_two_worker_processes_are_summed(tmp_path: Path, upstream: ServerThread) -> None:
     """``thrifty serve --workers 2``: any worker's /metrics counts every worker's requests."""
     port = free_port()

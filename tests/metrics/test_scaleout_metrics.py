@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
 from tests.stores.test_scaleout_gateway import ask, sdk, user
@@ -41,6 +42,7 @@ def unavailable(samples: dict[str, Any], component: str) -> float:
     return samples["thrifty_redis_unavailable"][(("component", component),)]
 
 
+@pytest.mark.slow
 def test_redis_outage_is_counted_per_component_in_metrics(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],

@@ -181,6 +181,7 @@ def test_default_precedence(clean_env: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert catalogue.names() == ["env-model"]
 
 
+@pytest.mark.slow
 def test_nothing_loaded_at_import() -> None:
     code = (
         "import thrifty.pricing, thrifty.pricing.catalogue as c;"

@@ -207,6 +207,7 @@ def test_percent_and_ticks() -> None:
     assert len(nice_ticks(0, 0)) >= 2 and len(nice_ticks(5, 5)) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")
 def test_screenshot_with_headless_chromium(tmp_path: Path) -> None:
     page = tmp_path / "report.html"

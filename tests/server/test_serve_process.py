@@ -83,6 +83,7 @@ def ledger_count(path: Path) -> int:
         store.close()
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_in_flight_requests_and_flushes_ledger(
     tmp_path: Path, slow_upstream: int
 ) -> None:
@@ -110,6 +111,7 @@ def test_sigterm_finishes_in_flight_requests_and_flushes_ledger(
     assert ledger_count(ledger) == 3
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_ledger(tmp_path: Path, slow_upstream: int) -> None:
     process, port, ledger = start_gateway(tmp_path, slow_upstream, workers=2)
     try:

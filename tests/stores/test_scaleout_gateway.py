@@ -131,6 +131,7 @@ def test_two_replicas_share_cache_and_ledger(
     assert sorted(stored) == sorted(ids)  # exactly one row per request, from both replicas
 
 
+@pytest.mark.slow
 def test_redis_restart_mid_run_keeps_serving(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],
@@ -208,6 +209,7 @@ def test_config_names_bad_store_keys(store: str) -> None:
         parse_config(base_config("http://127.0.0.1:1", redis={"budgets_on_error": "maybe"}))
 
 
+@pytest.mark.slow
 def test_a_hung_redis_does_not_stall_the_event_loop(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],
@@ -296,6 +298,7 @@ def test_two_replicas_never_overspend_one_redis_budget(
     assert len(rows) == 50 and spent <= limit
 
 
+@pytest.mark.slow
 def test_budgets_fail_closed_when_redis_is_down(
     upstream: ServerThread,
     start_gateway: Callable[[dict[str, Any]], Gateway],

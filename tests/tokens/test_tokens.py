@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from thrifty.tokens import count_messages, count_text
 
 
@@ -27,6 +29,7 @@ def test_chat_framing_overhead() -> None:
     assert count_messages(messages, "gpt-4o").tokens == text + 3 + 1 + 3
 
 
+@pytest.mark.slow
 def test_works_without_network_or_cache_dir(tmp_path) -> None:
     env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(tmp_path), "HTTPS_PROXY": "http://127.0.0.1:9"}
     code = (

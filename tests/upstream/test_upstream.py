@@ -427,6 +427,7 @@ def test_dataset_answers_and_no_recorded_answer(tmp_path: Path) -> None:
         assert orjson.loads(raw)["choices"][0]["message"]["content"].startswith("[gpt-4o]")
 
 
+@pytest.mark.slow
 def test_cli_runs_the_server(tmp_path: Path) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
