@@ -83,12 +83,12 @@ def summary_cost(
     """Summary calls for every message before the final question that may be summarised
     (``counted_as``: the model whose tokenizer the compression stage counts with)."""
     section = config.compression
-    if not (section.enabled and section.abstractive.enabled):
-        return 0.0
+    abstractive = section.abstractive
+    if not (section.enabled and abstractive.enabled and abstractive.model):
+        return 0.0  # (the config refuses abstractive compression without a model)
     from thrifty.compression.abstractive import _INSTRUCTIONS
     from thrifty.compression.segments import split_segments
 
-    abstractive = section.abstractive
     messages = body.get("messages") or []
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=0)
     roles = set(section.roles) & set(abstractive.roles)

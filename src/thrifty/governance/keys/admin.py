@@ -92,7 +92,7 @@ class KeysAdmin:
             raise AuthenticationFailed(
                 "The admin API needs an admin key (auth.admin_keys) as 'Authorization: Bearer'."
             )
-        store = self.runtime.admission.auth.store
+        store: KeyStore | None = self.runtime.admission.auth.store
         if store is None:
             raise InvalidRequest(
                 "Virtual keys are off: set governance.keys_path (or keys_store: postgres) "
