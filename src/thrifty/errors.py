@@ -99,6 +99,10 @@ class UpstreamError(ThriftyError):
 
     status = 502
     type = "upstream_error"
+    retry_after: float | None = None
+    """Seconds the provider asked us to wait (its Retry-After), when it said."""
+    upstream_status: int | None = None
+    """The provider's HTTP status; None when no reply came."""
 
     def __init__(self, message: str, *, retryable: bool = False, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)

@@ -86,7 +86,7 @@ class DispatchStage:
                     return await self._send(ctx, model, deployment, attempt, started)
                 except UpstreamError as exc:
                     attempt.status = "error"
-                    attempt.http_status = getattr(exc, "upstream_status", None)  # None: no reply
+                    attempt.http_status = exc.upstream_status  # None: no reply
                     attempt.error = exc.message
                     attempt.latency_ms = (time.perf_counter() - started) * 1000
                     last_error = exc
@@ -110,10 +110,10 @@ class DispatchStage:
         raise last_error
 
     def _delay(self, exc: UpstreamError, try_number: int) -> float | None:
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after
         if retry_after is not None:
             return retry_after if retry_after <= self._retries.max_retry_after_s else None
-        base = self._retries.backoff_initial_s * (2**try_number)
+        base = self._retries.backoff_initial_s * 2.0**try_number  # (int ** int is Any)
         return min(self._retries.backoff_max_s, base) * (0.5 + random.random() / 2)
 
     def _upstream_body(self, ctx: Context, deployment: Deployment, stream: bool) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from thrifty.errors import ThriftyError
@@ -48,7 +48,7 @@ class LedgerStage:
 
     async def _record_after_stream(
         self, ctx: Context, reply: Reply, chunks: AsyncIterator[dict[str, Any]]
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any], None]:
         error: BaseException | None = None
         try:
             async for chunk in chunks:

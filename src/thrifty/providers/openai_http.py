@@ -127,8 +127,8 @@ class OpenAIHTTPProvider:
             )
             if isinstance(etype, str):
                 error.type = etype
-        error.retry_after = retry_after  # type: ignore[attr-defined]
-        error.upstream_status = status  # type: ignore[attr-defined]
+        error.retry_after = retry_after
+        error.upstream_status = status
         return error
 
     async def _post(self, endpoint: str, body: dict[str, Any]) -> aiohttp.ClientResponse:

@@ -69,7 +69,7 @@ class BreakerEvents:
 
     def subscribe(self, listener: Listener) -> None:
         with self._lock:
-            self._listeners.append(weakref.WeakMethod(listener))  # type: ignore[arg-type]
+            self._listeners.append(weakref.WeakMethod(listener))
 
     def emit(self, component: str, event: str, breaker: int) -> None:
         with self._lock:

@@ -235,8 +235,8 @@ class EventStreamResponse(Response):
             if number == self.cut_after:
                 await drop_connection(scope, receive, reset=False)
                 return  # without a transport the server closes the unfinished response
-            if number and self.chunk_delay_s > 0:
-                await asyncio.sleep(self.chunk_delay_s)
+            if number and await sleep_unless_disconnected(receive, self.chunk_delay_s):
+                return  # the client left: a paused stream must not outlive it
             await send({"type": "http.response.body", "body": event, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

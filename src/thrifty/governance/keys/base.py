@@ -12,7 +12,7 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -157,7 +157,7 @@ def new_key(spec: KeySpec) -> tuple[VirtualKey, str, tuple[Any, ...]]:
 
 def changed_columns(spec: KeySpec) -> dict[str, Any]:
     """Column -> new stored value, for the fields ``spec`` was given (``model_fields_set``)."""
-    columns = {
+    columns: dict[str, Callable[[], Any]] = {
         "owner": lambda: spec.owner,
         "name": lambda: spec.name,
         "team": lambda: spec.team,
