@@ -8,6 +8,9 @@ from pathlib import Path
 
 from thrifty.cli.replay_common import read_dataset, read_raw_config
 from thrifty.config import parse_config
+from thrifty.config.schema import ThriftyConfig
+from thrifty.governance.keys.identity import Caller
+from thrifty.governance.keys.select import open_key_store
 from thrifty.replay.html import render_html
 from thrifty.replay.references import model_matrix, reference_points
 from thrifty.replay.report import baseline_rows, build_report
@@ -26,7 +29,32 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser.add_argument("--limit", type=int, help="replay only the first N requests")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--html", metavar="OUT", help="write a self-contained HTML report")
+    parser.add_argument(
+        "--key",
+        metavar="KEY_ID",
+        help="replay as this virtual key (from the config's key store): its technique "
+        "overrides, allowed models, team, tags and budgets; rate limits are not simulated",
+    )
     parser.set_defaults(func=run)
+
+
+def _caller(config: ThriftyConfig, key_id: str) -> Caller:
+    """The virtual key ``key_id`` as a caller; exits with a clear message when it is not there."""
+    store = open_key_store(config.governance, config.ledger)
+    if store is None:
+        raise SystemExit(
+            "thrifty replay: --key needs virtual keys: set governance.keys_path "
+            "(or keys_store: postgres) in the config"
+        )
+    try:
+        key = store.get(key_id)
+    finally:
+        store.close()
+    if key is None:
+        raise SystemExit(f"thrifty replay: no virtual key {key_id!r} in the key store")
+    if not key.active:
+        raise SystemExit(f"thrifty replay: the virtual key {key_id!r} is revoked")
+    return key.caller()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     baseline_model = config.baseline_model or config.default_model
     if baseline_model is None:
         raise SystemExit("thrifty replay: the config needs baseline_model or default_model")
+    caller = _caller(config, args.key) if args.key else None
     baseline = replay(records, without_techniques(config, baseline_model))
-    actual = replay(records, config)
+    actual = replay(records, config, caller)
     summary = summarize(actual, baseline, baseline_model)
     if args.html:
         references = reference_points(

@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import PermissionDenied, RateLimited, ThriftyError
+from thrifty.governance.keys.identity import ANONYMOUS, Caller
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.sink import CollectingSink
 from thrifty.pipeline.context import CHAT
@@ -112,10 +113,23 @@ def _outcome(
     return outcome
 
 
+def replay_caller(caller: Caller) -> Caller:
+    """``caller`` as replay can simulate it: its overrides, allowed models, team, tags and
+    budgets; not its rate limits (recordings have no arrival times, so every request
+    would fall in one minute)."""
+    return replace(caller, requests_per_minute=None, tokens_per_minute=None)
+
+
 async def replay_records(
-    records: Sequence[ReplayRecord], config: ThriftyConfig
+    records: Sequence[ReplayRecord], config: ThriftyConfig, caller: Caller | None = None
 ) -> list[RowOutcome]:
-    """Replay ``records`` in order through a runtime built from ``config``."""
+    """Replay ``records`` in order through a runtime built from ``config``, as ``caller``
+    (a virtual key: its per-key pipeline, models and budgets) or as no one."""
+    if caller is not None:
+        caller = replay_caller(caller)
+        limits = type(config.governance.rate_limits)()  # nor the config's default limits
+        governance = config.governance.model_copy(update={"rate_limits": limits})
+        config = config.model_copy(update={"governance": governance})
     sink = CollectingSink()
     providers = {name: ReplayProvider(name, records) for name in config.providers}
     runtime = Runtime(config, providers=providers, ledger=sink, ephemeral=True)
@@ -130,9 +144,9 @@ async def replay_records(
             reply, error = None, None
             written = len(sink.records)
             try:
-                ctx = runtime.new_context(CHAT, body, headers, key_id=None)
+                ctx = runtime.new_context(CHAT, body, headers, caller, key_id=None)
                 ctx.ts = started
-                reply = await runtime.run(ctx)
+                reply = await runtime.run(ctx, caller or ANONYMOUS)
             except ThriftyError as exc:
                 error = exc
             ledger = sink.records[written] if len(sink.records) > written else None
@@ -142,6 +156,8 @@ async def replay_records(
     return outcomes
 
 
-def replay(records: Sequence[ReplayRecord], config: ThriftyConfig) -> list[RowOutcome]:
+def replay(
+    records: Sequence[ReplayRecord], config: ThriftyConfig, caller: Caller | None = None
+) -> list[RowOutcome]:
     """Synchronous wrapper for the CLI."""
-    return asyncio.run(replay_records(records, config))
+    return asyncio.run(replay_records(records, config, caller))
