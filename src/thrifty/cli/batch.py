@@ -24,7 +24,7 @@ from thrifty.runtime import Runtime
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("batch", help="provider batch jobs (typically 50% off)")
+    parser = subparsers.add_parser("batch", help="provider batch jobs (typically 50%% off)")
     parser.add_argument("action", choices=("submit", "status", "results"))
     parser.add_argument("target", help="FILE.jsonl (submit: the requests), or a batch id")
     parser.add_argument("--config", default="thrifty.yaml", help="config file (thrifty.yaml)")
