@@ -95,6 +95,7 @@ class Runtime:
             self.shadow = build_shadow(
                 config.shadow, config.routing, config.governance, config.redis, self.registry,
                 DispatchStage(self.registry, self.providers, config.retries), self.ledger,
+                redact=config.ledger.redact,
             )  # fmt: skip
         self.pipeline = self._build(config)
         self._plans: dict[Overrides, Plan] = {Overrides(): Plan(config, self.pipeline)}

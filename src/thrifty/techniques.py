@@ -38,6 +38,7 @@ from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest
 from thrifty.governance.admit import Admission
 from thrifty.governance.keys.identity import Overrides
+from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.dispatch import DispatchStage
@@ -164,7 +165,12 @@ def build_pipeline(
     dispatch = DispatchStage(registry, providers, config.retries)
     parts = Parts(registry, dispatch, ephemeral)
     stages: list[Stage] = [
-        LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
+        LedgerStage(
+            ledger,
+            registry,
+            capture_bodies=config.ledger.capture_bodies,
+            redactor=Redactor(config.ledger.redact),
+        )
     ]
     if shadow is not None:
         from thrifty.shadow.stage import ShadowStage

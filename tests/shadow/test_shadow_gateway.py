@@ -147,3 +147,22 @@ def test_a_candidate_that_times_out_is_recorded_and_survived(
     status = {(r["model"], r["status"]) for r in rows}
     assert status == {(CHEAP[0], "ok"), ("gpt-3.5-turbo", "error")}
     assert all("timeout" in r["error"] for r in rows if r["status"] == "error")
+
+
+def test_captured_bodies_and_shadow_answers_are_stored_redacted(
+    arena_upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway]
+) -> None:
+    config = arena_config(arena_upstream.url, candidates=CHEAP[:1])
+    config["ledger"] = {**config["ledger"], "redact": [r"(?i)\bthe\b"]}
+    gateway = start_gateway(config)
+    records = [r for r in RECORDS if " the " in r.answers[CHEAP[0]].text][:2]  # type: ignore[operator]
+    replies = ask(gateway, records)
+    assert [r.choices[0].message.content for r in replies] == [
+        r.answers[BASELINE].text for r in records
+    ]  # the client gets the original
+    rows = shadows(gateway)
+    assert rows and all(r["quality"] is not None for r in rows)  # graded on the original
+    assert all(" the " not in r["answer"] and "[redacted]" in r["answer"] for r in rows)
+    for imported in import_ledger(gateway.ledger_path):
+        assert all(" the " not in (a.text or "") for a in imported.answers.values())
+        assert " the " not in str(imported.messages)

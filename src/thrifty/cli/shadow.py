@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.errors import ConfigError
 from thrifty.ledger.reports import parse_since
+from thrifty.ledger.shadow_summary import shadow_summary
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.recordings.dataset import ReplayRecord
 
@@ -51,39 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 def collected(store: SqliteLedgerStore, since: float | None) -> dict[str, Any]:
     """Samples, failures, mean grades per candidate model, and the shadow spend."""
-    models: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"samples": 0, "errors": 0, "graded": 0, "quality_sum": 0.0, "served_sum": 0.0}
-    )
-    requests = set()
-    for row in store.query_shadows(since=since):
-        requests.add(row["request_id"])
-        entry = models[row["model"]]
-        if row["status"] != "ok":
-            entry["errors"] += 1
-            continue
-        entry["samples"] += 1
-        if row["quality"] is not None and row["served_quality"] is not None:
-            entry["graded"] += 1
-            entry["quality_sum"] += row["quality"]
-            entry["served_sum"] += row["served_quality"]
-    per_model = {}
-    for name, e in sorted(models.items()):
-        per_model[name] = {
-            "samples": e["samples"],
-            "errors": e["errors"],
-            "graded": e["graded"],
-            "mean_quality": e["quality_sum"] / e["graded"] if e["graded"] else None,
-            "quality_vs_served": e["quality_sum"] / e["served_sum"] if e["served_sum"] else None,
-        }
-    today = datetime.now(UTC).strftime("%Y-%m-%d")
-    shadow_rows = [r for r in store.query_requests(since=since) if r["endpoint"] == "shadow"]
-    return {
-        "shadowed_requests": len(requests),
-        "models": per_model,
-        "spend_usd": sum(r["cost"] for r in shadow_rows),
-        "spend_today_usd": sum(r["cost"] for r in shadow_rows if r["day"] == today),
-        "unpriced_records": sum(1 for r in shadow_rows if r["unpriced"]),
-    }
+    return shadow_summary(store, since)
 
 
 def routing_to_tune(raw: dict[str, Any], records: list[ReplayRecord]) -> dict[str, Any]:

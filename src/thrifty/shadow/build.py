@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from thrifty.governance.budgets.base import BudgetStore
 from thrifty.governance.config import GovernanceConfig
+from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.registry import ModelRegistry
@@ -21,6 +22,8 @@ def build_shadow(
     registry: ModelRegistry,
     dispatch: DispatchStage,
     ledger: LedgerSink,
+    *,
+    redact: tuple[str, ...] | list[str] = (),
 ) -> ShadowRunner:
     """The runner; candidates default to the router's (``routing.candidates``, else every
     chat model). The daily budget lives in ``governance.store`` (shared by replicas when
@@ -38,6 +41,7 @@ def build_shadow(
         section, registry, dispatch, ledger, _budget_store(governance, redis),
         candidates=candidates,
         default_output_tokens=governance.default_max_output_tokens,
+        redactor=Redactor(redact),
     )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ import orjson
 from thrifty.errors import ThriftyError
 from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded, BudgetStore
 from thrifty.ledger.record import AttemptRecord, RequestRecord, attempts_cost
+from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT, Context, Reply, new_request_id
 from thrifty.pipeline.dispatch import DispatchStage
@@ -80,6 +81,7 @@ class ShadowRunner:
         candidates: Sequence[str],
         default_output_tokens: int,
         seed: int | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.section = section
         self._registry = registry
@@ -90,6 +92,7 @@ class ShadowRunner:
         self._explicit = bool(section.candidates)
         self._default_output = default_output_tokens
         self._random = random.Random(seed)
+        self._redactor = redactor or Redactor(())
         self._recent: deque[float] = deque()
         self._tasks: set[asyncio.Task[None]] = set()
         self.counts = {"sampled": 0, "shadowed": 0, "over_budget": 0, "failed": 0}
@@ -189,6 +192,8 @@ class ShadowRunner:
                 self.section, judge, sampled.body, served, self._judge_call(record_id, attempts)
             )
             shadows = await grader.grade(sampled.request_id, served_model, candidates, answers)
+            for shadow in shadows:  # graded on the original, stored redacted
+                shadow.answer = self._redactor.text(shadow.answer)
         finally:
             for seq, attempt in enumerate(attempts):
                 attempt.seq = seq

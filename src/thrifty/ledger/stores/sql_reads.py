@@ -105,6 +105,16 @@ class SqlLedgerReads:
         sql = f"SELECT * FROM shadow_answers {where} ORDER BY ts, request_id, model"
         return [self._decode(row) for row in self._fetch(sql, params)]
 
+    def shadow_spend(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Per UTC day: the cost of shadow evaluation records and how many are unpriced."""
+        where, params = self._time_filter("ts", since, None)
+        where = f"{where} AND endpoint = 'shadow'" if where else "WHERE endpoint = 'shadow'"
+        sql = (
+            f"SELECT day, SUM(cost) AS cost, SUM(unpriced) AS unpriced FROM requests {where} "
+            "GROUP BY day ORDER BY day"
+        )
+        return self._fetch(sql, params)
+
     def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM attempts WHERE request_id = {self._MARK} ORDER BY seq"
         return [self._decode(row) for row in self._fetch(sql, [request_id])]
