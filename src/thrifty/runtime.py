@@ -27,6 +27,7 @@ from thrifty.pipeline.worst_case import WorstCase
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_http import OpenAIHTTPProvider
 from thrifty.registry import ModelRegistry
+from thrifty.shadow.runner import ShadowRunner
 from thrifty.techniques import apply_overrides, build_pipeline
 
 
@@ -86,6 +87,16 @@ class Runtime:
             workers=config.server.workers,
             ephemeral=ephemeral,
         )
+        self.shadow: ShadowRunner | None = None
+        if config.shadow.enabled and not ephemeral:  # replay never shadows
+            from thrifty.pipeline.dispatch import DispatchStage
+            from thrifty.shadow.build import build_shadow
+
+            self.shadow = build_shadow(
+                config.shadow, config.routing, config.governance, config.redis, self.registry,
+                DispatchStage(self.registry, self.providers, config.retries), self.ledger,
+                redact=config.ledger.redact,
+            )  # fmt: skip
         self.pipeline = self._build(config)
         self._plans: dict[Overrides, Plan] = {Overrides(): Plan(config, self.pipeline)}
         if self.admission.budgets is not None:
@@ -126,6 +137,7 @@ class Runtime:
             self.ledger,
             ephemeral=self._ephemeral,
             admission=self.admission,
+            shadow=self.shadow,
         )
 
     async def run(self, ctx: Context, caller: Caller = ANONYMOUS) -> Reply:
@@ -178,6 +190,8 @@ class Runtime:
         for plan in self._plans.values():
             plan.pipeline.close()
         await self.admission.aclose()
+        if self.shadow is not None:
+            await self.shadow.aclose()
         for provider in self.providers.values():
             await provider.close()
         self.ledger.close()

@@ -38,6 +38,7 @@ from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest
 from thrifty.governance.admit import Admission
 from thrifty.governance.keys.identity import Overrides
+from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.dispatch import DispatchStage
@@ -45,8 +46,10 @@ from thrifty.pipeline.ledger_stage import LedgerStage
 from thrifty.pipeline.stage import Stage
 from thrifty.providers.base import Provider
 from thrifty.registry import ModelRegistry
+from thrifty.shadow.runner import ShadowRunner
 
 __all__ = [
+    "EVALUATION_PURPOSES",
     "OVERHEAD_PURPOSES",
     "REPORT_ORDER",
     "TECHNIQUES",
@@ -139,6 +142,10 @@ OVERHEAD_PURPOSES: Mapping[str, str] = {
     purpose: technique.name for technique in TECHNIQUES for purpose in technique.overhead
 }
 
+#: Attempt purposes that are evaluation cost (shadow answers and their judges): billed on
+#: their own ledger record, never any technique's overhead or saving (docs/shadow.md).
+EVALUATION_PURPOSES: tuple[str, ...] = ("shadow",)
+
 
 def build_pipeline(
     config: ThriftyConfig,
@@ -148,15 +155,27 @@ def build_pipeline(
     *,
     ephemeral: bool = False,
     admission: Admission | None = None,
+    shadow: ShadowRunner | None = None,
 ) -> Pipeline:
     """The stages of ``config``, outermost first; a disabled technique is not built.
 
-    ``admission`` puts the governance stage in front (when it can refuse anything)."""
+    ``admission`` puts the governance stage in front (when it can refuse anything);
+    ``shadow`` (the runtime's one shadow runner, when ``shadow`` is on) puts the shadow
+    stage just inside the ledger's, where it sees the caller's request as sent."""
     dispatch = DispatchStage(registry, providers, config.retries)
     parts = Parts(registry, dispatch, ephemeral)
     stages: list[Stage] = [
-        LedgerStage(ledger, registry, capture_bodies=config.ledger.capture_bodies)
+        LedgerStage(
+            ledger,
+            registry,
+            capture_bodies=config.ledger.capture_bodies,
+            redactor=Redactor(config.ledger.redact),
+        )
     ]
+    if shadow is not None:
+        from thrifty.shadow.stage import ShadowStage
+
+        stages.append(ShadowStage(shadow))
     for technique in TECHNIQUES:
         if technique.on(config):
             stages.extend(technique.build(config, parts))

@@ -27,7 +27,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("pipeline",),
     ("governance",),
     ("cache", "compression", "routing", "batching", "metrics"),
-    ("cascade",),
+    ("cascade", "shadow"),
     ("config",),
     ("techniques",),
     ("runtime",),

@@ -228,3 +228,35 @@ def test_a_refused_record_goes_to_the_fallback_file_alone(
     assert [json.loads(line)["request_id"] for line in fallback.read_text().splitlines()] == [
         "req-nul-bad"
     ]
+
+
+def _shadow_record(request_id: str):
+    from thrifty.ledger.record import RequestRecord, ShadowAnswer
+
+    return RequestRecord(
+        request_id=f"{request_id}-shadow", ts=1_700_000_000.0, endpoint="shadow",
+        requested_model="shadow", status="ok", http_status=200, cost=0.01,
+        shadows=[
+            ShadowAnswer(request_id=request_id, model="small", served_model="big", status="ok",
+                         answer="4", output_tokens=1, cost=0.001, quality=0.5,
+                         served_quality=0.75, grader="absolute", detail={"same": True}),
+            ShadowAnswer(request_id=request_id, model="tiny", served_model="big",
+                         status="error", error="timeout after 1 s"),
+        ],
+    )  # fmt: skip
+
+
+def test_shadow_answers_match_sqlite(pg, tmp_path: Path) -> None:
+    lite = SqliteLedgerStore(tmp_path / "l.db")
+    try:
+        for store in (pg, lite):
+            store.write_many([make_record("r1"), _shadow_record("r1")])
+            store.write_many([_shadow_record("r1")])  # a retried batch adds nothing
+        rows = [store.query_shadows() for store in (pg, lite)]
+    finally:
+        lite.close()
+    assert rows[0] == rows[1]
+    assert [(r["model"], r["status"], r["quality"], r["detail"]) for r in rows[0]] == [
+        ("small", "ok", 0.5, {"same": True}),
+        ("tiny", "error", None, {}),
+    ]

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         replay,
         report,
         serve,
+        shadow,
         tune,
         upstream,
     )
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (
         serve, config_check, upstream, prices, report, replay, tune, datasets, demo, batch, keys,
+        shadow,
     ):  # fmt: skip
         module.add_parser(sub)
     return parser
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Offline commands report through their output; per-request warnings would drown it.
     quiet = args.command in ("replay", "tune", "report", "datasets", "prices", "config", "demo",
-                             "batch")  # fmt: skip
+                             "batch", "shadow")  # fmt: skip
     configure_logging("error" if quiet else "warning", "text")
     try:
         return int(args.func(args) or 0)

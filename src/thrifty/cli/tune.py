@@ -12,6 +12,7 @@ import yaml
 
 from thrifty.cli.replay_common import read_dataset, read_raw_config
 from thrifty.config import parse_config
+from thrifty.errors import ConfigError
 from thrifty.replay.html import render_html
 from thrifty.replay.references import model_matrix, reference_points
 from thrifty.replay.report import baseline_rows, build_report
@@ -24,9 +25,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     parser = subparsers.add_parser(
         "tune", help="find the cheapest settings that keep quality, with a held-out estimate"
     )
-    parser.add_argument(
-        "--dataset", required=True, help="JSON Lines file, or 'arena-bench' (shipped)"
-    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="JSON Lines file, or 'arena-bench' (shipped)")
+    source.add_argument(
+        "--from-ledger", metavar="LEDGER",
+        help="the shadow-evaluated requests of a ledger (docs/shadow.md)",
+    )  # fmt: skip
     parser.add_argument("--config", required=True, help="config whose enabled techniques are tuned")
     parser.add_argument(
         "--target-quality", type=float, default=0.95, help="quality retained to keep (0..1)"
@@ -128,10 +132,27 @@ def place_learned_files(
     return patch
 
 
+def _shadowed(ledger: str, limit: int | None) -> list[Any]:
+    """The shadow-evaluated requests of ``ledger``, as a graded multi-model dataset."""
+    from thrifty.replay.importers.ledger import import_ledger
+
+    try:
+        records = import_ledger(ledger, shadowed_only=True)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    if not records:
+        raise ConfigError(f"{ledger}: no shadow-evaluated requests (turn on shadow:)")
+    return records[:limit] if limit else records
+
+
 def run(args: argparse.Namespace) -> int:
     if not 0 < args.target_quality <= 1.5:
         raise SystemExit("thrifty tune: --target-quality is a ratio, e.g. 0.95")
-    records = read_dataset(args.dataset, args.limit)
+    records = (
+        _shadowed(args.from_ledger, args.limit)
+        if args.from_ledger
+        else read_dataset(args.dataset, args.limit)
+    )
     raw = read_raw_config(args.config)
     base_dir = Path(args.config).resolve().parent
     result = tune(
@@ -159,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
             result.held_out["actual_cost"] * len(records) / max(1, result.held_out["rows"]),
         )
         report = build_report(
-            f"Thrifty tune — {Path(args.dataset).name} ({len(records)} requests)",
+            f"Thrifty tune — {Path(args.dataset or args.from_ledger).name} "
+            f"({len(records)} requests)",
             summary,
             references,
             candidate_points(result),

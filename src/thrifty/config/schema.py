@@ -24,6 +24,7 @@ from thrifty.providers.config import ProviderConfig
 from thrifty.registry.config import ModelConfig
 from thrifty.routing.config import RoutingConfig
 from thrifty.section import PositiveFloat, Section
+from thrifty.shadow.config import ShadowConfig
 from thrifty.stores.config import RedisConfig
 
 
@@ -77,6 +78,7 @@ class ThriftyConfig(Section):
     compression: CompressionConfig = Field(default_factory=CompressionConfig)
     batching: BatchingConfig = Field(default_factory=BatchingConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    shadow: ShadowConfig = Field(default_factory=ShadowConfig)
 
     @model_validator(mode="after")
     def _references_exist(self) -> ThriftyConfig:
@@ -98,6 +100,11 @@ class ThriftyConfig(Section):
             if value is not None and value not in self.models:
                 raise ValueError(f"{key}: {value!r} is not defined under models")
         self._technique_models_exist()
+        if self.shadow.enabled and not self.ledger.capture_bodies:
+            raise ValueError(
+                "shadow: shadow evaluation needs ledger.capture_bodies: true (the answers it "
+                "grades are stored to become a replay dataset)"
+            )
         if self.passthrough_provider and self.passthrough_provider not in self.providers:
             raise ValueError(
                 f"passthrough_provider: {self.passthrough_provider!r} is not defined "
@@ -116,7 +123,9 @@ class ThriftyConfig(Section):
             ("cascade.judge_model", self.cascade.judge_model),
             ("cache.semantic.verify_model", self.cache.semantic.verify_model),
             ("compression.abstractive.model", self.compression.abstractive.model),
+            ("shadow.judge_model", self.shadow.judge_model),
         ]
+        named += [("shadow.candidates", m) for m in self.shadow.candidates]
         for where, model in named:
             if model is not None and model not in self.models:
                 raise ValueError(f"{where}: {model!r} is not defined under models")

@@ -24,6 +24,7 @@ from thrifty.dashboard.ledger_sql import LedgerSql, ledger_sql
 from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
 from thrifty.dashboard.session import COOKIE, SessionSigner
+from thrifty.dashboard.shadow_panel import shadow_section
 from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
 from thrifty.ledger.stores.base import LedgerStore
 from thrifty.runtime import Runtime, key_id
@@ -86,7 +87,11 @@ class Dashboard:
             )
         data = await asyncio.to_thread(load_dashboard, self.store, self.sql, range_name)
         budget_html = await budget_section(self.runtime)
-        return HTMLResponse(dashboard_page(data, who, budget_html), headers=_HEADERS)
+        shadow_html = await asyncio.to_thread(
+            shadow_section, self.runtime, self.store, data["since"]
+        )
+        page = dashboard_page(data, who, budget_html, shadow_html)
+        return HTMLResponse(page, headers=_HEADERS)
 
     async def login_form(self, request: Request) -> Response:
         if self._who(request) is not None:

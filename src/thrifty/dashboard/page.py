@@ -71,7 +71,9 @@ def login_page(error: str | None = None, *, locked: bool = False) -> str:
     )
 
 
-def dashboard_page(data: dict[str, Any], who: str, budget_html: str | None) -> str:
+def dashboard_page(
+    data: dict[str, Any], who: str, budget_html: str | None, shadow_html: str | None = None
+) -> str:
     """The whole dashboard for one time range."""
     t = data["totals"]
     d = data["decisions"]
@@ -117,6 +119,7 @@ def dashboard_page(data: dict[str, Any], who: str, budget_html: str | None) -> s
         + _group("tag", "Cost by tag", data["by_tag"])
         + "</section>"
         + (budget_html or "")
+        + (shadow_html or "")
         + _latest(data["latest"])
         + "</main>"
         + f"<script type=application/json id=dashboard-data>{_json(data)}</script>"

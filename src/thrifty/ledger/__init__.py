@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from thrifty.ledger.record import AttemptRecord, RequestRecord, attempts_cost
+from thrifty.ledger.record import AttemptRecord, RequestRecord, ShadowAnswer, attempts_cost
 from thrifty.ledger.reports import build_report, parse_since, render_table
 from thrifty.ledger.stores import LedgerStore, SqliteLedgerStore
 from thrifty.ledger.writer import LedgerWriter
@@ -18,6 +18,7 @@ __all__ = [
     "LedgerStore",
     "LedgerWriter",
     "RequestRecord",
+    "ShadowAnswer",
     "SqliteLedgerStore",
     "attempts_cost",
     "build_report",

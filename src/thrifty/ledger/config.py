@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -18,10 +19,23 @@ class LedgerConfig(Section):
     capture_bodies: bool = False
     """Also store each chat request's messages and answer (off by default: prompts may hold
     personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""
+    redact: list[str] = Field(default_factory=list)
+    """Regular expressions: every match in a captured prompt, answer or shadow answer is
+    replaced by ``[redacted]`` before it is stored (models still see the original)."""
+
+    @model_validator(mode="after")
+    def _patterns_compile(self) -> LedgerConfig:
+        for pattern in self.redact:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"redact: {pattern!r} is not a regular expression: {exc}"
+                ) from None
+        return self
 
     @model_validator(mode="after")
     def _dsn_for_postgres(self) -> LedgerConfig:
         if self.store == "postgres" and not self.dsn:
             raise ValueError("dsn: store 'postgres' needs a dsn (postgresql://user@host/db)")
         return self
-

@@ -13,7 +13,7 @@ from typing import Any
 
 from thrifty.usage import Usage
 
-__all__ = ["AttemptRecord", "RequestRecord", "attempts_cost"]
+__all__ = ["AttemptRecord", "RequestRecord", "ShadowAnswer", "attempts_cost"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -56,6 +56,34 @@ class AttemptRecord:
 
 
 @dataclass(slots=True, kw_only=True)
+class ShadowAnswer:
+    """One candidate model's answer to a shadowed request, and its grade.
+
+    ``request_id`` is the *served* request's id. ``quality`` is in [0, 1] on the same
+    scale as ``served_quality`` (the served answer's), None when it could not be graded;
+    ``grader`` says how (``absolute``, ``pairwise``, ``choice``, ``numeric``, ``json``).
+    ``cost`` is the candidate call's own cost (None: unpriced); judge calls are attempts
+    of the shadow record. ``status`` is "ok" or "error" (then ``error`` says why).
+    """
+
+    request_id: str
+    model: str
+    served_model: str
+    status: str
+    answer: str | None = None
+    output_tokens: int | None = None
+    cost: float | None = None
+    quality: float | None = None
+    served_quality: float | None = None
+    grader: str | None = None
+    error: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True, kw_only=True)
 class RequestRecord:
     """One request as the caller saw it, with every attempt made to answer it.
 
@@ -67,11 +95,13 @@ class RequestRecord:
     ``tags`` come from the caller's virtual key (tags merged with the request's). ``body``,
     ``answer`` and ``answer_model`` (the upstream model id that answered) are filled only
     when ``ledger.capture_bodies`` is on, so traffic can be replayed later.
+    ``shadows`` is filled only on a shadow evaluation's own record (``endpoint ==
+    "shadow"``): the candidates' graded answers to the request it shadowed.
     """
 
     request_id: str
     ts: float
-    endpoint: str  # "chat.completions" | "embeddings"
+    endpoint: str  # "chat.completions" | "embeddings" | "shadow"
     requested_model: str
     status: str  # "ok" | "error" | "cancelled"
     http_status: int
@@ -96,6 +126,7 @@ class RequestRecord:
     body: dict[str, Any] | None = None
     answer: str | None = None
     answer_model: str | None = None
+    shadows: list[ShadowAnswer] = field(default_factory=list)
 
     @property
     def savings_total(self) -> float | None:
@@ -114,6 +145,7 @@ class RequestRecord:
         values = dict(data)
         values["usage"] = Usage(**(values.get("usage") or {}))
         values["attempts"] = [AttemptRecord.from_dict(a) for a in values.get("attempts") or []]
+        values["shadows"] = [ShadowAnswer(**s) for s in values.get("shadows") or []]
         return cls(**values)
 
 

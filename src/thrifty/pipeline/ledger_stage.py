@@ -9,6 +9,7 @@ from typing import Any
 
 from thrifty.errors import ThriftyError
 from thrifty.ledger.record import AttemptRecord, RequestRecord
+from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import CHAT, Context, Reply
@@ -25,11 +26,17 @@ class LedgerStage:
     stream ends (finished, cut, or abandoned by the client)."""
 
     def __init__(
-        self, writer: LedgerSink, registry: ModelRegistry, *, capture_bodies: bool = False
+        self,
+        writer: LedgerSink,
+        registry: ModelRegistry,
+        *,
+        capture_bodies: bool = False,
+        redactor: Redactor | None = None,
     ) -> None:
         self._writer = writer
         self._registry = registry
         self._capture = capture_bodies
+        self._redactor = redactor or Redactor(())
 
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         try:
@@ -147,7 +154,7 @@ class LedgerStage:
             attempts=list(ctx.attempts),
         )
         if self._capture and ctx.endpoint == CHAT and reply is not None:
-            _capture(record, ctx, reply)
+            _capture(record, ctx, reply, self._redactor)
         self._writer.submit(record)
         return record
 
@@ -155,12 +162,12 @@ class LedgerStage:
 _NOT_PARAMS = frozenset({"model", "messages", "stream", "stream_options"})
 
 
-def _capture(record: RequestRecord, ctx: Context, reply: Reply) -> None:
+def _capture(record: RequestRecord, ctx: Context, reply: Reply, redactor: Redactor) -> None:
     record.body = {
-        "messages": ctx.body.get("messages"),
+        "messages": redactor.messages(ctx.body.get("messages")),
         "params": {k: v for k, v in ctx.body.items() if k not in _NOT_PARAMS},
     }
-    record.answer = reply.answer_text()
+    record.answer = redactor.text(reply.answer_text())
     record.answer_model = reply.attempt.upstream_model if reply.attempt else None
 
 

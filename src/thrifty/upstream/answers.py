@@ -68,6 +68,14 @@ class Dataset:
         answer = self._rows.get(key, {}).get(model)
         return answer_text(answer, model, key) if answer is not None else None
 
+    def quality_of(self, messages: Sequence[Mapping[str, Any]], text: str) -> float | None:
+        """The recorded quality of the answer to ``messages`` whose text is ``text``."""
+        key = messages_key(messages)
+        for model, answer in self._rows.get(key, {}).items():
+            if answer.quality is not None and answer_text(answer, model, key) == text:
+                return answer.quality
+        return None
+
     def knows_prompt(self, messages: Sequence[Mapping[str, Any]]) -> bool:
         return messages_key(messages) in self._rows
 

@@ -56,6 +56,7 @@ from thrifty.upstream.faults import (
     parse_model_faults,
     sleep_unless_disconnected,
 )
+from thrifty.upstream.judge import judge_reply
 from thrifty.upstream.packed import (
     PACK_FAULTS,
     PackedItem,
@@ -326,7 +327,9 @@ class Upstream:
     def _answer_texts(self, params: ChatParams) -> list[str]:
         """One text per choice: recorded, or by rule; raises _Reject for 404s."""
         if self.dataset is not None:
-            text = self.dataset.lookup(params.messages, params.model)
+            text = judge_reply(self.dataset, params.messages) or self.dataset.lookup(
+                params.messages, params.model
+            )
             if text is not None:
                 return [text] * params.n
             if not self.options.fallback_rule:

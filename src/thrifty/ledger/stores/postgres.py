@@ -19,7 +19,7 @@ from typing import Any
 
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
-from thrifty.ledger.stores.sqlite import _attempt_row, _request_row
+from thrifty.ledger.stores.sqlite import _SHADOW_COLUMNS, _attempt_row, _request_row, _shadow_rows
 from thrifty.stores.postgres import INSTALL_HINT, connect, migrate, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
@@ -73,6 +73,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
     (
         "ALTER TABLE requests ADD COLUMN team TEXT",
         "CREATE INDEX requests_team ON requests(team)",
+    ),
+    (
+        """CREATE TABLE shadow_answers (
+            request_id TEXT NOT NULL, model TEXT NOT NULL, shadow_id TEXT NOT NULL,
+            ts DOUBLE PRECISION NOT NULL, served_model TEXT NOT NULL, status TEXT NOT NULL,
+            answer TEXT, output_tokens INTEGER, cost DOUBLE PRECISION,
+            quality DOUBLE PRECISION, served_quality DOUBLE PRECISION, grader TEXT,
+            error TEXT, detail JSONB NOT NULL,
+            PRIMARY KEY (request_id, model))""",
+        "CREATE INDEX shadow_answers_ts ON shadow_answers(ts)",
     ),
 ]
 
@@ -135,6 +145,12 @@ _INSERT_BODY = _insert(
     ("request_id", "request", "answer", "answer_model"),
     ("text", "jsonb", "text", "text"),
 )
+_INSERT_SHADOW = _insert(
+    "shadow_answers",
+    _SHADOW_COLUMNS,
+    ("text", "text", "text", "float8", "text", "text", "text", "int", "float8", "float8",
+     "float8", "text", "text", "jsonb"),
+)  # fmt: skip
 _BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
 
 # The same groups as SQLite's (sql_reads.GROUPS); PostgreSQL spells the sums differently.
@@ -219,6 +235,7 @@ class PostgresLedgerStore(SqlLedgerReads):
             (_INSERT_ATTEMPT, attempts, len(_ATTEMPT_COLUMNS)),
             (_INSERT_TAG, tags, 3),
             (_INSERT_BODY, bodies, 4),
+            (_INSERT_SHADOW, _shadow_rows(records), len(_SHADOW_COLUMNS)),
         ]
         with self._write_lock:
             self._reconnect_writer()

@@ -90,12 +90,30 @@ class SqlLedgerReads:
         """Captured requests with their answers, oldest first (see ``ledger.capture_bodies``)."""
         where, params = self._time_filter("r.ts", since, until)
         sql = (
-            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, "
+            "SELECT r.request_id, r.ts, r.tags, r.status, r.endpoint, r.output_tokens, r.model, "
             "b.request, b.answer, b.answer_model "
             f"FROM requests r JOIN request_bodies b ON b.request_id = r.request_id {where} "
             "ORDER BY r.ts"
         )
         return [self._decode_body(row) for row in self._fetch(sql, params)]
+
+    def query_shadows(
+        self, since: float | None = None, until: float | None = None
+    ) -> list[dict[str, Any]]:
+        """Shadow answers (``shadow_answers``), oldest first; ``detail`` decoded."""
+        where, params = self._time_filter("ts", since, until)
+        sql = f"SELECT * FROM shadow_answers {where} ORDER BY ts, request_id, model"
+        return [self._decode(row) for row in self._fetch(sql, params)]
+
+    def shadow_spend(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Per UTC day: the cost of shadow evaluation records and how many are unpriced."""
+        where, params = self._time_filter("ts", since, None)
+        where = f"{where} AND endpoint = 'shadow'" if where else "WHERE endpoint = 'shadow'"
+        sql = (
+            f"SELECT day, SUM(cost) AS cost, SUM(unpriced) AS unpriced FROM requests {where} "
+            "GROUP BY day ORDER BY day"
+        )
+        return self._fetch(sql, params)
 
     def query_attempts(self, request_id: str) -> list[dict[str, Any]]:
         sql = f"SELECT * FROM attempts WHERE request_id = {self._MARK} ORDER BY seq"

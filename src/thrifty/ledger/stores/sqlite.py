@@ -71,6 +71,17 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE requests ADD COLUMN team TEXT",
         "CREATE INDEX requests_team ON requests(team)",
     ),
+    (
+        # Shadow evaluation (docs/shadow.md): each candidate's graded answer to a served
+        # request; request_id is the served request's, shadow_id the shadow record's.
+        """CREATE TABLE shadow_answers (
+            request_id TEXT NOT NULL, model TEXT NOT NULL, shadow_id TEXT NOT NULL,
+            ts REAL NOT NULL, served_model TEXT NOT NULL, status TEXT NOT NULL,
+            answer TEXT, output_tokens INTEGER, cost REAL, quality REAL,
+            served_quality REAL, grader TEXT, error TEXT, detail TEXT NOT NULL,
+            PRIMARY KEY (request_id, model))""",
+        "CREATE INDEX shadow_answers_ts ON shadow_answers(ts)",
+    ),
 ]
 
 _REQUEST_COLUMNS = (
@@ -100,7 +111,15 @@ _INSERT_BODY = (
     "INSERT OR IGNORE INTO request_bodies (request_id, request, answer, answer_model) "
     "VALUES (?, ?, ?, ?)"
 )
-_JSON_COLUMNS = ("tags", "techniques", "savings")
+_SHADOW_COLUMNS = (
+    "request_id", "model", "shadow_id", "ts", "served_model", "status", "answer",
+    "output_tokens", "cost", "quality", "served_quality", "grader", "error", "detail",
+)  # fmt: skip
+_INSERT_SHADOW = (
+    f"INSERT OR IGNORE INTO shadow_answers ({', '.join(_SHADOW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})"
+)
+_JSON_COLUMNS = ("tags", "techniques", "savings", "detail")
 _BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
 
 _SUMS = """COUNT(*) AS requests,
@@ -142,6 +161,18 @@ def _attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
     head = (a.request_id, a.seq, a.ts, a.purpose, a.model, a.upstream_model, a.provider)
     tail = (a.cost, int(a.unpriced), a.latency_ms)
     return (*head, a.status, a.http_status, a.error, *tokens, *tail)
+
+
+def _shadow_rows(records: Sequence[RequestRecord]) -> list[tuple[Any, ...]]:
+    return [
+        (
+            s.request_id, s.model, r.request_id, r.ts, s.served_model, s.status, s.answer,
+            s.output_tokens, s.cost, s.quality, s.served_quality, s.grader, s.error,
+            json.dumps(s.detail),
+        )
+        for r in records
+        for s in r.shadows
+    ]  # fmt: skip
 
 
 def _decode(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
@@ -209,6 +240,7 @@ class SqliteLedgerStore(SqlLedgerReads):
                 conn.executemany(_INSERT_ATTEMPT, attempts)
                 conn.executemany(_INSERT_TAG, tags)
                 conn.executemany(_INSERT_BODY, bodies)
+                conn.executemany(_INSERT_SHADOW, _shadow_rows(records))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
