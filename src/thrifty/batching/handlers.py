@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from thrifty.batching.jobs import BatchJobs
@@ -20,6 +19,7 @@ from thrifty.batching.multipart import parse_form
 from thrifty.errors import InvalidRequest, PayloadTooLarge
 from thrifty.governance.keys.identity import Caller
 from thrifty.governance.keys.presented import presented_key
+from thrifty.pipeline.requests import loads_body
 
 #: Room for the multipart framing and the ``purpose`` field around the file itself.
 _FORM_OVERHEAD = 65_536
@@ -42,12 +42,7 @@ class JobHandlers:
         return self._authenticate(presented_key(request))
 
     async def _json_body(self, request: Request) -> Any:
-        try:
-            return orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise InvalidRequest(
-                "the request body is not valid JSON", code="invalid_json"
-            ) from None
+        return loads_body(await request.body())
 
     async def _bounded_body(self, request: Request) -> bytes:
         """The upload's body, refused once past the file limit plus room for the form.

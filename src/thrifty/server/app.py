@@ -12,10 +12,12 @@ from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.logs import request_id_var
+from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.features import build_features
 from thrifty.server.responses import error_response
@@ -61,12 +63,32 @@ class GatewayApp:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._fast_routes.get(scope["path"])
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _with_request_id(send))
+
+
+def _with_request_id(send: Send) -> Send:
+    """``send`` that gives the response an ``x-thrifty-request-id`` (this task's log lines
+    and error bodies carry the same id), unless the response already has one."""
+    request_id = new_request_id()
+    request_id_var.set(request_id)
+    header = (b"x-thrifty-request-id", request_id.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(name == header[0] for name, _ in headers):
+                message = {**message, "headers": [*headers, header]}
+        await send(message)
+
+    return send_with_id
 
 
 def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> GatewayApp:

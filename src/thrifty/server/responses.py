@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from thrifty.errors import ThriftyError, to_openai_error
+from thrifty.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ class JSONBytesResponse(Response):
 
 
 def error_response(exc: BaseException, request_id: str | None = None) -> Response:
+    """The OpenAI-style error response for ``exc``, carrying the request id (``request_id``,
+    else the one this task's request was given); an unexpected exception is logged."""
+    request_id = request_id or request_id_var.get()
     status, body, headers = to_openai_error(exc)
     if status >= 500 and not isinstance(exc, ThriftyError):
         log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})

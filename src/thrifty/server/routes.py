@@ -2,25 +2,28 @@
 
 Features expose handlers, never routes: a handler takes the Starlette ``Request`` and
 returns a ``Response``, bytes (a file's content) or JSON-able data, and raises a
-:class:`ThriftyError` for the client's OpenAI-style error, rendered here. The two model
+:class:`ThriftyError` for the client's OpenAI-style error, rendered here (any other
+exception is logged and rendered as a 500, without closing the connection). The two model
 endpoints are raw ASGI apps that :class:`~thrifty.server.app.GatewayApp` also calls
 before Starlette's router (the hot path), so they are mounted as they are.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from thrifty.errors import ThriftyError
 from thrifty.server.features import Features
 from thrifty.server.responses import JSONBytesResponse, error_response
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Request], Awaitable[Any]]
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -92,7 +95,10 @@ def rendered(handler: Handler, status: int = 200) -> Endpoint:
     async def endpoint(request: Request) -> Response:
         try:
             result = await handler(request)
-        except ThriftyError as exc:
+        except ClientDisconnect:  # the client left mid-upload: nobody reads a reply
+            log.info("client left before its request body arrived")
+            return Response(status_code=400)
+        except Exception as exc:  # a ThriftyError, or logged as a 500; the connection stays
             return error_response(exc)
         if isinstance(result, Response):
             return result

@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
@@ -25,6 +24,7 @@ from thrifty.governance.keys.base import KeyStore, VirtualKey
 from thrifty.governance.keys.identity import Overrides
 from thrifty.governance.keys.presented import presented_key
 from thrifty.governance.keys.spec import KeySpec
+from thrifty.pipeline.requests import loads_body
 from thrifty.registry import ModelRegistry
 
 __all__ = ["KeysAdmin", "check_spec", "parse_spec"]
@@ -34,12 +34,7 @@ CheckOverrides = Callable[[Overrides], object]
 
 
 def parse_spec(raw: bytes) -> KeySpec:
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
+    data = loads_body(raw) if raw else {}
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
     try:
