@@ -144,10 +144,23 @@ def check_embeddings_body(body: Any, default_model: str | None) -> str:
     )
 
 
+#: Bounds on a request's tags (``metadata`` and ``x-thrifty-tags`` together): each is
+#: stored with the request's ledger row and shown by the dashboard.
+MAX_TAGS = 64
+MAX_TAG_KEY_CHARS = 64
+MAX_TAG_VALUE_CHARS = 512
+
+
 def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
-    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``."""
+    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``.
+
+    Raises :class:`InvalidRequest` past :data:`MAX_TAGS` tags, or for a key or value
+    longer than :data:`MAX_TAG_KEY_CHARS` / :data:`MAX_TAG_VALUE_CHARS`.
+    """
     tags: dict[str, str] = {}
     if isinstance(metadata, dict):
+        if len(metadata) > MAX_TAGS:
+            raise _tag_error(f"at most {MAX_TAGS} tags", "metadata")
         tags.update(
             {
                 str(k).replace("\x00", ""): str(v).replace("\x00", "")  # no store holds NUL
@@ -155,12 +168,29 @@ def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
                 if isinstance(v, str | int | float)
             }
         )
+        _check_tags(tags, "metadata")
     if header:
-        for item in header.split(","):
+        items = header.split(",", MAX_TAGS + 1)
+        for item in items[:MAX_TAGS + 1]:
             key, sep, value = item.partition("=")
             if key.strip():
                 tags[key.strip()] = value.strip() if sep else "true"
+        _check_tags(tags, "x-thrifty-tags")
     return tags
+
+
+def _check_tags(tags: dict[str, str], param: str) -> None:
+    if len(tags) > MAX_TAGS:
+        raise _tag_error(f"at most {MAX_TAGS} tags (metadata and x-thrifty-tags together)", param)
+    for key, value in tags.items():
+        if len(key) > MAX_TAG_KEY_CHARS:
+            raise _tag_error(f"tag keys of at most {MAX_TAG_KEY_CHARS} characters", param)
+        if len(value) > MAX_TAG_VALUE_CHARS:
+            raise _tag_error(f"tag values of at most {MAX_TAG_VALUE_CHARS} characters", param)
+
+
+def _tag_error(rule: str, param: str) -> InvalidRequest:
+    return InvalidRequest(f"a request may carry {rule}", param=param, code="invalid_value")
 
 
 def build_context(

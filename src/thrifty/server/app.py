@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
@@ -20,6 +21,7 @@ from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.features import build_features
+from thrifty.server.protocol import STATE_KEY, HttpLimits
 from thrifty.server.responses import error_response
 from thrifty.server.routes import mount
 
@@ -96,13 +98,16 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
     created at start-up, and on shutdown the ledger is flushed after in-flight requests
     finish (uvicorn waits for them before running the lifespan's exit)."""
     runtime = Runtime(config, ledger_path=ledger_path)
-    routes, fast_routes = mount(build_features(runtime))
+    routes, fast_routes = mount(build_features(runtime), config.server.max_body_bytes)
+
+    server = config.server
+    limits = HttpLimits(server.max_header_bytes, server.header_timeout_s, server.body_timeout_s)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         log.info("gateway started", extra={"models": runtime.registry.names})
         try:
-            yield
+            yield {STATE_KEY: limits}  # each connection's protocol reads them (protocol.py)
         finally:
             await runtime.aclose()
             log.info("gateway stopped; ledger flushed")

@@ -14,13 +14,13 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from thrifty.errors import PayloadTooLarge, ThriftyError
+from thrifty.errors import ThriftyError
 from thrifty.governance.keys.presented import bearer_from
 from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.pipeline.requests import loads_body
 from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONReply, SSEReply, error_response
+from thrifty.server.responses import JSONReply, SSEReply, error_response, too_large
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +45,10 @@ def _read_headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
     return wanted, thrifty
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
-
-
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | bytearray:
     """The whole request body, refused once it passes ``limit`` bytes."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     body = bytearray()
     while True:
         message = await receive()
@@ -62,11 +58,11 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         more = message.get("more_body", False)
         if not more and not body:  # the usual case: one message, no copy
             if len(part) > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             return part
         body += part
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         if not more:
             return body
 

@@ -16,7 +16,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from thrifty.errors import ThriftyError, to_openai_error
+from thrifty.errors import PayloadTooLarge, ThriftyError, to_openai_error
 from thrifty.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ class JSONBytesResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return content if isinstance(content, bytes) else orjson.dumps(content)
+
+
+def too_large(limit: int) -> PayloadTooLarge:
+    """The 413 for a request body past the gateway's ``server.max_body_bytes``."""
+    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
 
 
 def error_response(exc: BaseException, request_id: str | None = None) -> Response:
