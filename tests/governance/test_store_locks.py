@@ -109,3 +109,26 @@ def test_store_lock_timeout_is_validated() -> None:
 
     with pytest.raises(Exception, match="store_lock_timeout_s"):
         parse_config(base_config("http://127.0.0.1:9", governance={"store_lock_timeout_s": 0}))
+
+
+@pytest.mark.slow
+def test_a_blocked_postgres_key_lookup_does_not_stall_the_event_loop(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], postgres_dsn: str
+) -> None:
+    import psycopg
+
+    config = base_config(upstream.url)
+    config["ledger"] = {"store": "postgres", "dsn": postgres_dsn, "flush_interval_ms": 20}
+    config["governance"] = {"keys_store": "postgres", "store": "memory"}
+    gateway = start_gateway(config)
+    headers = {"authorization": "Bearer vk-not-a-key", "content-type": "application/json"}
+    url = f"{gateway.base_url}/chat/completions"
+    with psycopg.connect(postgres_dsn) as locker:
+        locker.execute("LOCK TABLE virtual_keys IN ACCESS EXCLUSIVE MODE")
+        thread, result = in_thread(lambda: http("POST", url, CHAT, headers))
+        thread.join(0.3)
+        assert thread.is_alive()  # its lookup waits for the table lock, on a worker thread
+        assert health_now(gateway) == 200
+        locker.rollback()
+    thread.join(10)
+    assert result[0][0] == 401

@@ -99,7 +99,7 @@ class ModelEndpoint:
         try:
             runtime = self.runtime
             wanted, thrifty_headers = _read_headers(scope)
-            caller = runtime.authenticate(bearer_from(wanted.get))
+            caller = await runtime.authenticate_async(bearer_from(wanted.get))
             body = loads_body(await _read_body(receive, wanted.get("content-length"), self._limit))
             ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
             reply = await runtime.run(ctx, caller)

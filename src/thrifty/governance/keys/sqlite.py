@@ -39,6 +39,9 @@ class SqliteKeyStore:
     >>> key, secret = store.create(KeySpec(owner="ana", team="search"))  # doctest: +SKIP
     """
 
+    #: A lookup reads a local file (WAL: never waits for a writer), mostly from the cache.
+    find_blocks = False
+
     def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         # writes and reads on their own connections and locks: a write waiting for another
