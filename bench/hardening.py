@@ -202,7 +202,10 @@ def write_report(result: dict[str, Any]) -> Path:
         )
     lines += ["", f"Body {result['args']['body_mb']} MB chunked to /v1/batches; 4 headers of "
               f"{result['args']['header_mb']} MB; keys.db locked "
-              f"{result['args']['lock_s']} s.", ""]  # fmt: skip
+              f"{result['args']['lock_s']} s.", "",
+              "The lock is released only once the last /health probe has returned: on a "
+              "tree whose admin write blocks the event loop, the probe then waits for "
+              "SQLite's busy timeout (30 s), after which the admin call fails.", ""]  # fmt: skip
     path = stem.with_suffix(".md")
     path.write_text("\n".join(lines))
     return path
