@@ -18,6 +18,7 @@ import uvicorn
 from thrifty.config import parse_config
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.server.app import build_app
+from thrifty.server.protocol import PROTOCOL
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 
 # Real redis-server and PostgreSQL processes for the scale-out tests (started on first use).
@@ -29,18 +30,21 @@ GATEWAY_KEY = "test-gateway-key"
 class ServerThread:
     """Serve an ASGI app under uvicorn (uvloop + httptools) in a background thread.
 
+    Gateways run under the gateway's own protocol (``http=PROTOCOL``: httptools with
+    header size and read-time bounds), as ``thrifty serve`` runs them.
+
     The socket is bound before the thread starts (port 0), so no other process can take
     the port in between. ``stop`` is graceful: in-flight requests finish, then the app's
     lifespan shutdown runs. uvicorn installs no signal handlers off the main thread.
     """
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, http: str = "httptools") -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
-            app, loop="uvloop", http="httptools", log_config=None, log_level="warning",
+            app, loop="uvloop", http=http, log_config=None, log_level="warning",
             access_log=False, lifespan="on", timeout_graceful_shutdown=10,
         )  # fmt: skip
         self.server = uvicorn.Server(config)
@@ -177,7 +181,7 @@ def start_gateway(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], Gateway
     def start(config: dict[str, Any]) -> Gateway:
         ledger = tmp_path / f"ledger-{uuid.uuid4().hex[:6]}.db"
         app = build_app(parse_config(config), ledger_path=str(ledger))
-        gateway = Gateway(ServerThread(app).start(), ledger)
+        gateway = Gateway(ServerThread(app, http=PROTOCOL).start(), ledger)
         started.append(gateway)
         return gateway
 

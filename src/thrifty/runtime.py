@@ -72,6 +72,9 @@ class Runtime:
         self.ledger: LedgerSink = ledger or LedgerWriter(
             open_ledger_store(config.ledger, ledger_path),
             flush_interval=config.ledger.flush_interval_ms / 1000,
+            max_queue=config.ledger.max_queue,
+            write_timeout=config.ledger.write_timeout_s,
+            shutdown_grace=config.ledger.shutdown_grace_s,
         )
         self._ephemeral = ephemeral
         keys = None
@@ -108,6 +111,11 @@ class Runtime:
         :class:`~thrifty.governance.keys.auth.KeyAuthenticator`); 401 for a missing, unknown
         or revoked key when auth is on."""
         return self.admission.authenticate(presented, enforce=enforce)
+
+    async def authenticate_async(self, presented: str | None, *, enforce: bool = True) -> Caller:
+        """:meth:`authenticate` for the event loop: a lookup that waits on the network
+        (PostgreSQL key store) runs on a worker thread."""
+        return await self.admission.authenticate_async(presented, enforce=enforce)
 
     def is_admin(self, presented: str | None) -> bool:
         """Whether ``presented`` is one of ``auth.admin_keys`` (constant-time compare).

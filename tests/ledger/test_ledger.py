@@ -193,13 +193,14 @@ class BrokenStore:
 
 def test_failed_batch_goes_to_fallback_file(tmp_path: Path) -> None:
     store = BrokenStore(tmp_path / "l.db")
-    writer = LedgerWriter(store, flush_interval=0.05)  # type: ignore[arg-type]
+    writer = LedgerWriter(store, flush_interval=0.05, write_timeout=0.5)  # type: ignore[arg-type]
     records = [make_record("r1"), make_record("r2")]
     for r in records:
         writer.submit(r)
     assert writer.flush(timeout=10)
     writer.close()
-    assert store.calls == 3 + len(records)  # three tries, then each record alone
+    # retried with backoff for write_timeout (0.1 + 0.2 s between tries), then each alone
+    assert store.calls == 3 + len(records)
     lines = (tmp_path / "l.db.failed.jsonl").read_text().splitlines()
     assert [RequestRecord.from_dict(json.loads(line)) for line in lines] == records
     assert writer.pending == 0

@@ -86,7 +86,9 @@ def test_fast_path_matches_starlette_route(app: GatewayApp, case: str) -> None:
     assert fast == routed
 
 
-def test_unexpected_error_is_rendered_then_raised(app: GatewayApp) -> None:
+def test_unexpected_error_is_rendered_and_logged_not_raised(
+    app: GatewayApp, caplog: pytest.LogCaptureFixture
+) -> None:
     async def boom(ctx: Any) -> Any:
         raise RuntimeError("boom")
 
@@ -99,10 +101,12 @@ def test_unexpected_error_is_rendered_then_raised(app: GatewayApp) -> None:
         sent.append(message)
 
     app.state.runtime.pipeline.run = boom
-    try:
-        with pytest.raises(RuntimeError):  # re-raised, so the server logs it
-            asyncio.run(app(scope([AUTH]), receive, send))
+    try:  # not re-raised: the server would close the keep-alive connection
+        asyncio.run(app(scope([AUTH]), receive, send))
     finally:
         app.state.runtime.ledger.close()
     assert sent[0]["status"] == 500
+    assert any(name == b"x-thrifty-request-id" for name, _ in sent[0]["headers"])
     assert orjson.loads(sent[1]["body"])["error"]["code"] == "internal_error"
+    logged = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert logged and logged[0].exc_info is not None

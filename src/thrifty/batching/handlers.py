@@ -9,10 +9,9 @@ the :class:`BatchJobs` given holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
 from thrifty.batching.jobs import BatchJobs
@@ -20,6 +19,7 @@ from thrifty.batching.multipart import parse_form
 from thrifty.errors import InvalidRequest, PayloadTooLarge
 from thrifty.governance.keys.identity import Caller
 from thrifty.governance.keys.presented import presented_key
+from thrifty.pipeline.requests import loads_body
 
 #: Room for the multipart framing and the ``purpose`` field around the file itself.
 _FORM_OVERHEAD = 65_536
@@ -31,23 +31,18 @@ class JobHandlers:
     def __init__(
         self,
         jobs: BatchJobs,
-        authenticate: Callable[[str | None], Caller],
+        authenticate: Callable[[str | None], Awaitable[Caller]],
         max_file_bytes: int,
     ) -> None:
         self.jobs = jobs
         self._authenticate = authenticate
         self._limit = max_file_bytes
 
-    def _caller(self, request: Request) -> Caller:
-        return self._authenticate(presented_key(request))
+    async def _caller(self, request: Request) -> Caller:
+        return await self._authenticate(presented_key(request))
 
     async def _json_body(self, request: Request) -> Any:
-        try:
-            return orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise InvalidRequest(
-                "the request body is not valid JSON", code="invalid_json"
-            ) from None
+        return loads_body(await request.body())
 
     async def _bounded_body(self, request: Request) -> bytes:
         """The upload's body, refused once past the file limit plus room for the form.
@@ -70,7 +65,7 @@ class JobHandlers:
         return b"".join(chunks)
 
     async def upload(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         body = await self._bounded_body(request)
         try:
             form = parse_form(request.headers.get("content-type", ""), body)
@@ -87,27 +82,27 @@ class JobHandlers:
                                       upload.value, caller)  # fmt: skip
 
     async def file(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         return await self.jobs.file(caller.key_id, request.path_params["file_id"])
 
     async def content(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         return await self.jobs.file_content(caller.key_id, request.path_params["file_id"])
 
     async def create(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         return await self.jobs.create(caller.key_id, await self._json_body(request), caller)
 
     async def retrieve(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         return await self.jobs.retrieve(caller.key_id, request.path_params["batch_id"])
 
     async def cancel(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         return await self.jobs.cancel(caller.key_id, request.path_params["batch_id"])
 
     async def list(self, request: Request) -> Any:
-        caller = self._caller(request)
+        caller = await self._caller(request)
         raw = request.query_params.get("limit", "20")
         # isascii: str.isdigit() is also true for digits int() refuses, such as "²"
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 import secrets
 import sqlite3
 import time
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ENDPOINT = "/v1/chat/completions"
+#: A completion window: whole hours (OpenAI accepts "24h"); four digits keep it a number.
+_WINDOW = re.compile(r"\d{1,4}h")
 _DONE = frozenset({"completed", "cancelled", "expired", "failed"})
 
 
@@ -206,6 +209,11 @@ class BatchJobs:
         if body.get("endpoint") != ENDPOINT:
             raise InvalidRequest(f"endpoint must be {ENDPOINT!r}", param="endpoint")
         window = body.get("completion_window", "24h")
+        if not (isinstance(window, str) and _WINDOW.fullmatch(window)):
+            raise InvalidRequest(
+                "completion_window must be a number of hours such as '24h'",
+                param="completion_window",
+            )
         request = {"input_file_id": source["upstream_id"], "endpoint": ENDPOINT,
                    "completion_window": window}  # fmt: skip
         if body.get("metadata") is not None:

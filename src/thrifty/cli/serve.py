@@ -9,6 +9,7 @@ import uvicorn
 
 from thrifty.config import load_config
 from thrifty.server.factory import CONFIG_ENV
+from thrifty.server.protocol import PROTOCOL
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         port=args.port if args.port is not None else config.server.port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,  # httptools + header size limit and read timeouts
         log_level=config.logging.level,
         access_log=False,
         timeout_graceful_shutdown=int(config.server.graceful_timeout_s),

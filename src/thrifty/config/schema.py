@@ -29,10 +29,19 @@ from thrifty.stores.config import RedisConfig
 
 
 class ServerConfig(Section):
+    """The HTTP server. Every bound below is per request or connection (docs/deploy.md,
+    "Limits"): ``max_body_bytes`` every route's body (413; uploads have
+    ``batching.jobs.max_file_bytes``), ``max_header_bytes`` the request line and headers
+    (431), ``header_timeout_s`` until the headers are complete (408), ``body_timeout_s``
+    the longest pause in a body being read (the connection is closed)."""
+
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64)
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=1024 * 1024)
+    header_timeout_s: PositiveFloat = 30.0
+    body_timeout_s: PositiveFloat = 60.0
     graceful_timeout_s: PositiveFloat = 30.0
 
 

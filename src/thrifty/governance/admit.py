@@ -105,6 +105,9 @@ class Admission:
     def authenticate(self, presented: str | None, *, enforce: bool = True) -> Caller:
         return self.auth.authenticate(presented, enforce=enforce)
 
+    async def authenticate_async(self, presented: str | None, *, enforce: bool = True) -> Caller:
+        return await self.auth.authenticate_async(presented, enforce=enforce)
+
     @property
     def active(self) -> bool:
         """Whether anything can be refused or reserved: virtual keys (their model lists),

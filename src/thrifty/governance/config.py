@@ -88,6 +88,9 @@ class GovernanceConfig(Section):
     the processes of one host; redis: every replica, settings under the top-level
     ``redis:``, outage policy ``redis.budgets_on_error``)."""
     store_path: str = "thrifty-budgets.db"
+    store_lock_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
+    """How long a SQLite budget, rate-limit or key store waits for another process's write
+    lock; then the request (or admin call) gets a 503 ``store_unavailable``."""
     budgets: list[BudgetConfig] = Field(default_factory=list)
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)

@@ -37,7 +37,7 @@ __all__ = ["JobAdmission", "batch_line_cost", "estimate_lines"]
 log = logging.getLogger(__name__)
 
 _MINUTE = 60.0
-_WINDOW = re.compile(r"^(\d+)h$")
+_WINDOW = re.compile(r"^(\d{1,4})h$")
 
 
 def batch_line_cost(

@@ -16,6 +16,15 @@ class LedgerConfig(Section):
     dsn: str | None = None
     """PostgreSQL connection string for ``store: postgres`` (docs/deploy.md)."""
     flush_interval_ms: int = Field(default=200, ge=10, le=60_000)
+    max_queue: int = Field(default=100_000, ge=100)
+    """Records waiting to be written, at most; past it (the store is down or locked) a
+    record goes straight to the fallback file (``<path>.failed.jsonl``)."""
+    write_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """How long one batch is retried, lock waits included, before it goes to the fallback
+    file."""
+    shutdown_grace_s: float = Field(default=10.0, gt=0, le=3600)
+    """How long shutdown waits for the writer; then what is unwritten goes to the
+    fallback file, so a stuck store never holds up a stop and loses nothing."""
     capture_bodies: bool = False
     """Also store each chat request's messages and answer (off by default: prompts may hold
     personal data). Needed to replay your own traffic: ``thrifty datasets import ledger``."""

@@ -207,13 +207,7 @@ async def _relay(
             if event.get("usage"):
                 usage = Usage.from_openai(event["usage"])
             for choice in event.get("choices") or ():
-                delta = choice.get("delta") or {}
-                if delta.get("content"):
-                    texts.append(delta["content"])
-                for call in delta.get("tool_calls") or ():
-                    function = call.get("function") or {}
-                    texts.append(function.get("name") or "")
-                    texts.append(function.get("arguments") or "")
+                _stream_texts(choice, texts)
             if wants_usage or not event.get("usage"):
                 yield event
             elif event.get("choices"):  # usage riding on a content chunk: keep the content
@@ -235,3 +229,21 @@ async def _relay(
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)
+
+
+def _stream_texts(choice: dict[str, Any], texts: list[str]) -> None:
+    """Append a chunk choice's streamed text (content, tool names and arguments) to
+    ``texts``; values of the wrong type count as no text."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        return
+    content = delta.get("content")
+    if isinstance(content, str):
+        texts.append(content)
+    calls = delta.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            for part in (function.get("name"), function.get("arguments")):
+                if isinstance(part, str):
+                    texts.append(part)

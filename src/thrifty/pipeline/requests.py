@@ -9,11 +9,56 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from thrifty.errors import InvalidRequest
 from thrifty.pipeline.context import CHAT, Context, new_request_id
 
 AUTO_MODEL = "auto"
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+#: Deepest JSON nesting a body may have. orjson reads 1,024 levels but writes only 254,
+#: and a body is written again nested a level or two deeper (the upstream call, the
+#: ledger, cache keys), so a deeper body would fail with a 500 somewhere down the path.
+MAX_JSON_DEPTH = 128
+#: Longest model name; a name is sent back in a header, so it must be a header value.
+MAX_MODEL_CHARS = 256
+
+
+def loads_body(raw: bytes | bytearray) -> Any:
+    """A request body's JSON; raises :class:`InvalidRequest` when it is empty, not JSON,
+    or nested deeper than :data:`MAX_JSON_DEPTH`."""
+    if not raw:
+        raise InvalidRequest("the request body is empty; send a JSON object", code="invalid_body")
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(
+            f"the request body is not valid JSON: {exc}", code="invalid_json"
+        ) from None
+    # a body with fewer brackets than the limit cannot be nested deeper (a fast memchr)
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _too_deep(value):
+        raise InvalidRequest(
+            f"the request body is nested deeper than {MAX_JSON_DEPTH} levels",
+            code="json_too_deep",
+        )
+    return value
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests containers deeper than :data:`MAX_JSON_DEPTH` (no recursion)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth + 1 > MAX_JSON_DEPTH:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _require_model(body: dict[str, Any], default_model: str | None) -> str:
@@ -28,6 +73,12 @@ def _require_model(body: dict[str, Any], default_model: str | None) -> str:
         return default_model
     if not isinstance(model, str):
         raise InvalidRequest("model must be a string", param="model", code="invalid_type")
+    if len(model) > MAX_MODEL_CHARS or not (model.isascii() and model.isprintable()):
+        raise InvalidRequest(
+            f"model must be at most {MAX_MODEL_CHARS} printable ASCII characters",
+            param="model",
+            code="invalid_value",
+        )
     return model
 
 
@@ -61,6 +112,11 @@ def check_chat_body(body: Any, default_model: str | None) -> str:
             )
     if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
         raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest(
+            "'stream_options' must be an object", param="stream_options", code="invalid_type"
+        )
     for key in ("n", "max_tokens", "max_completion_tokens"):
         value = body.get(key)
         if value is not None and (
@@ -88,10 +144,23 @@ def check_embeddings_body(body: Any, default_model: str | None) -> str:
     )
 
 
+#: Bounds on a request's tags (``metadata`` and ``x-thrifty-tags`` together): each is
+#: stored with the request's ledger row and shown by the dashboard.
+MAX_TAGS = 64
+MAX_TAG_KEY_CHARS = 64
+MAX_TAG_VALUE_CHARS = 512
+
+
 def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
-    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``."""
+    """Tags from ``x-thrifty-tags: team=search,env=prod`` and the body's ``metadata``.
+
+    Raises :class:`InvalidRequest` past :data:`MAX_TAGS` tags, or for a key or value
+    longer than :data:`MAX_TAG_KEY_CHARS` / :data:`MAX_TAG_VALUE_CHARS`.
+    """
     tags: dict[str, str] = {}
     if isinstance(metadata, dict):
+        if len(metadata) > MAX_TAGS:
+            raise _tag_error(f"at most {MAX_TAGS} tags", "metadata")
         tags.update(
             {
                 str(k).replace("\x00", ""): str(v).replace("\x00", "")  # no store holds NUL
@@ -99,12 +168,29 @@ def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
                 if isinstance(v, str | int | float)
             }
         )
+        _check_tags(tags, "metadata")
     if header:
-        for item in header.split(","):
+        items = header.split(",", MAX_TAGS + 1)
+        for item in items[:MAX_TAGS + 1]:
             key, sep, value = item.partition("=")
             if key.strip():
                 tags[key.strip()] = value.strip() if sep else "true"
+        _check_tags(tags, "x-thrifty-tags")
     return tags
+
+
+def _check_tags(tags: dict[str, str], param: str) -> None:
+    if len(tags) > MAX_TAGS:
+        raise _tag_error(f"at most {MAX_TAGS} tags (metadata and x-thrifty-tags together)", param)
+    for key, value in tags.items():
+        if len(key) > MAX_TAG_KEY_CHARS:
+            raise _tag_error(f"tag keys of at most {MAX_TAG_KEY_CHARS} characters", param)
+        if len(value) > MAX_TAG_VALUE_CHARS:
+            raise _tag_error(f"tag values of at most {MAX_TAG_VALUE_CHARS} characters", param)
+
+
+def _tag_error(rule: str, param: str) -> InvalidRequest:
+    return InvalidRequest(f"a request may carry {rule}", param=param, code="invalid_value")
 
 
 def build_context(

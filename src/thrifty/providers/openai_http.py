@@ -201,6 +201,17 @@ class OpenAIHTTPProvider:
         self._session = None
 
 
+def _chunk_choices(event: Any) -> list[dict[str, Any]] | None:
+    """A stream chunk's choices, or None when ``event`` is not shaped as a chunk (an
+    object whose ``choices``, when present, is a list of objects)."""
+    if not isinstance(event, dict):
+        return None
+    choices = event.get("choices") or []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        return None
+    return choices
+
+
 class SSEStream:
     """Parses an upstream SSE body into event dicts; detects a cut connection."""
 
@@ -233,7 +244,13 @@ class SSEStream:
                     err = event["error"]
                     message = err.get("message") if isinstance(err, dict) else str(err)
                     raise UpstreamError(f"upstream {self._provider} stream error: {message}")
-                if any(c.get("finish_reason") for c in event.get("choices") or ()):
+                choices = _chunk_choices(event)
+                if choices is None:
+                    raise StreamInterrupted(
+                        f"upstream {self._provider} sent a malformed stream event: "
+                        f"{data[:200].decode(errors='replace')}"
+                    )
+                if any(c.get("finish_reason") for c in choices):
                     saw_finish = True
                 yield event
         except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:

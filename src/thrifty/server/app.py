@@ -6,18 +6,22 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from thrifty.config.schema import ThriftyConfig
 from thrifty.errors import InvalidRequest, ThriftyError
+from thrifty.logs import request_id_var
+from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.features import build_features
+from thrifty.server.protocol import STATE_KEY, HttpLimits
 from thrifty.server.responses import error_response
 from thrifty.server.routes import mount
 
@@ -61,12 +65,32 @@ class GatewayApp:
         return self.app.state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._fast_routes.get(scope["path"])
             if endpoint is not None:
                 await endpoint(scope, receive, send)
                 return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _with_request_id(send))
+
+
+def _with_request_id(send: Send) -> Send:
+    """``send`` that gives the response an ``x-thrifty-request-id`` (this task's log lines
+    and error bodies carry the same id), unless the response already has one."""
+    request_id = new_request_id()
+    request_id_var.set(request_id)
+    header = (b"x-thrifty-request-id", request_id.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(name == header[0] for name, _ in headers):
+                message = {**message, "headers": [*headers, header]}
+        await send(message)
+
+    return send_with_id
 
 
 def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> GatewayApp:
@@ -74,13 +98,16 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
     created at start-up, and on shutdown the ledger is flushed after in-flight requests
     finish (uvicorn waits for them before running the lifespan's exit)."""
     runtime = Runtime(config, ledger_path=ledger_path)
-    routes, fast_routes = mount(build_features(runtime))
+    routes, fast_routes = mount(build_features(runtime), config.server.max_body_bytes)
+
+    server = config.server
+    limits = HttpLimits(server.max_header_bytes, server.header_timeout_s, server.body_timeout_s)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         log.info("gateway started", extra={"models": runtime.registry.names})
         try:
-            yield
+            yield {STATE_KEY: limits}  # each connection's protocol reads them (protocol.py)
         finally:
             await runtime.aclose()
             log.info("gateway stopped; ledger flushed")

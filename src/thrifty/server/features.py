@@ -63,7 +63,7 @@ def job_handlers(runtime: Runtime) -> JobHandlers | None:
         return None
     admission = JobAdmission(runtime.admission)
     jobs = BatchJobs(config, runtime.registry, runtime.ledger, admission=admission)
-    return JobHandlers(jobs, runtime.authenticate, config.batching.jobs.max_file_bytes)
+    return JobHandlers(jobs, runtime.authenticate_async, config.batching.jobs.max_file_bytes)
 
 
 def keys_admin(runtime: Runtime) -> KeysAdmin:

@@ -18,7 +18,7 @@ class InfoHandlers:
 
     async def models(self, request: Request) -> dict[str, Any]:
         """The models the caller's key may use (every served model with auth off)."""
-        caller = self.runtime.authenticate(presented_key(request))
+        caller = await self.runtime.authenticate_async(presented_key(request))
         data = [
             {"id": name, "object": "model", "created": 0, "owned_by": "thrifty"}
             for name in self.runtime.registry.names

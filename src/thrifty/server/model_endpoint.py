@@ -8,19 +8,21 @@ router (the hot path).
 
 from __future__ import annotations
 
-from typing import Any
+import logging
 
-import orjson
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
+from thrifty.errors import ThriftyError
 from thrifty.governance.keys.presented import bearer_from
 from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
+from thrifty.pipeline.requests import loads_body
 from thrifty.runtime import Runtime
-from thrifty.server.responses import JSONReply, SSEReply, error_response
+from thrifty.server.responses import JSONReply, SSEReply, error_response, too_large
+
+log = logging.getLogger(__name__)
 
 _THRIFTY_PREFIX = b"x-thrifty-"
 #: The only request headers the model endpoints read, besides ``x-thrifty-*``.
@@ -43,14 +45,10 @@ def _read_headers(scope: Scope) -> tuple[dict[str, str], dict[str, str]]:
     return wanted, thrifty
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
-
-
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes | bytearray:
     """The whole request body, refused once it passes ``limit`` bytes."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+        raise too_large(limit)
     body = bytearray()
     while True:
         message = await receive()
@@ -60,32 +58,22 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
         more = message.get("more_body", False)
         if not more and not body:  # the usual case: one message, no copy
             if len(part) > limit:
-                raise _too_large(limit)
+                raise too_large(limit)
             return part
         body += part
         if len(body) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
         if not more:
             return body
-
-
-def _parse_json(body: bytes | bytearray) -> Any:
-    if not body:
-        raise InvalidRequest("the request body is empty; send a JSON object", code="invalid_body")
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
 
 
 class ModelEndpoint:
     """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``).
 
-    Same contract as a Starlette handler behind the app's exception handlers: a
-    ``ThriftyError`` becomes its OpenAI-style error; any other exception raised before the
-    response starts is rendered as a 500 and re-raised, so the server logs it.
+    Same contract as a handler in the route table: a ``ThriftyError`` becomes its
+    OpenAI-style error; any other exception raised before the response starts is logged
+    and rendered as a 500 (the connection stays open); every error carries the request
+    id. A client that leaves before its body arrived gets nothing, and is no error.
     """
 
     def __init__(self, runtime: Runtime, endpoint: str) -> None:
@@ -94,21 +82,25 @@ class ModelEndpoint:
         self._limit = runtime.config.server.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            response = await self._respond(scope, receive)
-        except Exception as exc:
-            await error_response(exc)(scope, receive, send)
-            raise
-        await response(scope, receive, send)
-
-    async def _respond(self, scope: Scope, receive: Receive) -> Response | JSONReply | SSEReply:
         request_id = new_request_id()
         request_id_var.set(request_id)  # this task's log lines carry it
         try:
+            response = await self._respond(scope, receive, request_id)
+        except ClientDisconnect:
+            log.info("client left before its request body arrived")
+            return
+        except Exception as exc:
+            response = error_response(exc, request_id)
+        await response(scope, receive, send)
+
+    async def _respond(
+        self, scope: Scope, receive: Receive, request_id: str
+    ) -> Response | JSONReply | SSEReply:
+        try:
             runtime = self.runtime
             wanted, thrifty_headers = _read_headers(scope)
-            caller = runtime.authenticate(bearer_from(wanted.get))
-            body = _parse_json(await _read_body(receive, wanted.get("content-length"), self._limit))
+            caller = await runtime.authenticate_async(bearer_from(wanted.get))
+            body = loads_body(await _read_body(receive, wanted.get("content-length"), self._limit))
             ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
             reply = await runtime.run(ctx, caller)
         except ThriftyError as exc:

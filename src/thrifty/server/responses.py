@@ -16,7 +16,8 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from thrifty.errors import ThriftyError, to_openai_error
+from thrifty.errors import PayloadTooLarge, ThriftyError, to_openai_error
+from thrifty.logs import request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,15 @@ class JSONBytesResponse(Response):
         return content if isinstance(content, bytes) else orjson.dumps(content)
 
 
+def too_large(limit: int) -> PayloadTooLarge:
+    """The 413 for a request body past the gateway's ``server.max_body_bytes``."""
+    return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
+
+
 def error_response(exc: BaseException, request_id: str | None = None) -> Response:
+    """The OpenAI-style error response for ``exc``, carrying the request id (``request_id``,
+    else the one this task's request was given); an unexpected exception is logged."""
+    request_id = request_id or request_id_var.get()
     status, body, headers = to_openai_error(exc)
     if status >= 500 and not isinstance(exc, ThriftyError):
         log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})

@@ -45,6 +45,7 @@ from thrifty.tokens import count_messages, count_text
 from thrifty.upstream.answers import Dataset, canonical_messages, embedding_payload, stream_events
 from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
+    EVENT_FAULTS,
     EventStreamResponse,
     FaultBook,
     FaultSpec,
@@ -305,6 +306,8 @@ class Upstream:
         spec = self._fault_for(request, model, packed)
         if spec is None or spec.kind == "cut" or spec.kind in PACK_FAULTS:
             return spec, None
+        if spec.kind in EVENT_FAULTS:
+            return spec, None
         if spec.kind == "timeout":
             seconds = spec.seconds if spec.seconds is not None else self.options.timeout_s
             await sleep_unless_disconnected(request.receive, seconds)
@@ -370,7 +373,12 @@ class Upstream:
         completion_id = "chatcmpl-" + secrets.token_hex(12)
         if params.stream:
             events = stream_events(completion_id, params, choices, usage)
+            if cut is not None and cut.kind in EVENT_FAULTS:
+                events[min(cut.after, len(events) - 2)] = EVENT_FAULTS[cut.kind]
+                cut = None
             return EventStreamResponse(events, delay, cut.after if cut else None)
+        if cut is not None and cut.kind in EVENT_FAULTS:
+            cut = None  # stream faults only
         payload = orjson.dumps(completion_body(completion_id, params, choices, usage))
         if cut is not None:
             return TruncatedResponse(payload, len(payload) // 2)

@@ -4,7 +4,9 @@ Syntax (header ``x-upstream-fault`` or ``UpstreamOptions.model_faults`` values):
 
     <kind>[;times=K][;id=ID][;retry_after=S][;after=N][;seconds=S]
 
-``kind`` is one of ``429 500 503 timeout reset cut``, or ``drop swap malform``, which act
+``kind`` is one of ``429 500 503 timeout reset cut``; ``listevent`` and ``nullchoice``
+replace a stream's event number ``after`` with a malformed one (a JSON list; a chunk
+whose ``choices`` is ``[null]``), streams only; or ``drop swap malform``, which act
 only on packed prompts (see :mod:`thrifty.upstream.packed`; ``item=K`` picks the item).
 With ``times=K`` only the first K requests carrying the same ``id`` fail (the count lives
 in the server), later ones pass.
@@ -37,7 +39,15 @@ from starlette.types import Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-FAULT_KINDS = frozenset({"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform"})
+#: Stream faults that replace event number ``after`` with a malformed event.
+EVENT_FAULTS: Mapping[str, bytes] = {
+    "listevent": b"data: [1, 2]\n\n",
+    "nullchoice": b'data: {"id": "chatcmpl-bad", "object": "chat.completion.chunk", '
+    b'"choices": [null]}\n\n',
+}
+FAULT_KINDS = frozenset(
+    {"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform", *EVENT_FAULTS}
+)
 SERVER_SEND_KEY = "thrifty.upstream.server_send"
 _ERRORS: Mapping[str, tuple[int, str, str, str | None]] = {
     "429": (429, "Rate limit reached (injected by thrifty upstream).", "rate_limit_error",

@@ -34,4 +34,8 @@ def open_budget_stores(
         return RedisBudgetStore(RedisLink(redis)), RedisRateLimitStore(RedisLink(redis))
     from thrifty.governance.budgets.sqlite import SqliteBudgetStore, SqliteRateLimitStore
 
-    return SqliteBudgetStore(section.store_path), SqliteRateLimitStore(section.store_path)
+    timeout = section.store_lock_timeout_s
+    return (
+        SqliteBudgetStore(section.store_path, timeout),
+        SqliteRateLimitStore(section.store_path, timeout),
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import math
 import sqlite3
 import threading
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from thrifty.errors import StoreUnavailable
 from thrifty.governance.budgets.base import (
     BucketUsage,
     BudgetBucket,
@@ -35,6 +37,7 @@ from thrifty.stores.sqlite import connect, migrate
 __all__ = ["MIGRATIONS", "SqliteBudgetStore", "SqliteRateLimitStore"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Migration ``i`` brings the schema to version ``i + 1``; append, never edit.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -74,13 +77,14 @@ class _SqliteFile:
     ``call`` first tries the transaction right away with a zero busy timeout (an
     uncontended transaction takes ~0.1 ms, less than handing it to a thread); if another
     process or task holds the write lock, the transaction goes to the worker thread, which
-    waits for the lock without blocking the event loop.
+    waits for the lock without blocking the event loop, for at most ``lock_timeout_s``
+    (``governance.store_lock_timeout_s``); then the request gets a 503 ``store_unavailable``.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thrifty-budgets")
-        self._conn = self._executor.submit(self._open, 30.0).result()
+        self._conn = self._executor.submit(self._open, lock_timeout_s).result()
         self._fast = self._open(0.0)
         self._fast_lock = threading.Lock()
 
@@ -118,8 +122,16 @@ class _SqliteFile:
             finally:
                 self._fast_lock.release()
         future = self._executor.submit(self._transaction, work)
-        # shield: a cancelled caller stops waiting, the transaction still completes
-        return await asyncio.shield(asyncio.wrap_future(future))
+        try:
+            # shield: a cancelled caller stops waiting, the transaction still completes
+            return await asyncio.shield(asyncio.wrap_future(future))
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning("budget store locked", extra={"path": str(self.path), "error": str(exc)})
+            raise StoreUnavailable(
+                "the budget store is locked by another process; retry shortly"
+            ) from None
 
     def close(self) -> None:
         self._fast.close()
@@ -161,8 +173,8 @@ class SqliteBudgetStore:
     >>> store = SqliteBudgetStore("/var/lib/thrifty/budgets.db")  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path) -> None:
-        self._file = _SqliteFile(path)
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
+        self._file = _SqliteFile(path, lock_timeout_s)
 
     async def reserve(
         self, buckets: tuple[BudgetBucket, ...], amount_usd: float, ttl_s: float
@@ -229,8 +241,8 @@ class SqliteBudgetStore:
 class SqliteRateLimitStore:
     """A :class:`~thrifty.governance.budgets.base.RateLimitStore` with fixed windows in SQLite."""
 
-    def __init__(self, path: str | Path) -> None:
-        self._file = _SqliteFile(path)
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
+        self._file = _SqliteFile(path, lock_timeout_s)
         self._hits = 0
 
     async def hit(self, scope: str, limit: int, amount: int, window_s: float) -> RateDecision:

@@ -12,34 +12,41 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-import orjson
 from pydantic import ValidationError
 from starlette.requests import Request
 
-from thrifty.errors import AuthenticationFailed, InvalidRequest, ModelNotFound, PermissionDenied
+from thrifty.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    ModelNotFound,
+    PermissionDenied,
+    StoreUnavailable,
+)
 from thrifty.governance.budgets.base import BucketUsage
 from thrifty.governance.keys.base import KeyStore, VirtualKey
 from thrifty.governance.keys.identity import Overrides
 from thrifty.governance.keys.presented import presented_key
 from thrifty.governance.keys.spec import KeySpec
+from thrifty.pipeline.requests import loads_body
 from thrifty.registry import ModelRegistry
 
 __all__ = ["KeysAdmin", "check_spec", "parse_spec"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Raises :class:`InvalidRequest` when a key's overrides do not fit the gateway's config.
 CheckOverrides = Callable[[Overrides], object]
 
 
 def parse_spec(raw: bytes) -> KeySpec:
-    try:
-        data = orjson.loads(raw or b"{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(
-            f"the request body is not valid JSON: {exc}", code="invalid_json"
-        ) from None
+    data = loads_body(raw) if raw else {}
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
     try:
@@ -111,9 +118,10 @@ class KeysAdmin:
             )
         return self._key_store
 
-    def _key(self, store: KeyStore, key_id: str) -> VirtualKey:
-        key = store.get(key_id) if "\x00" not in key_id else None  # no such id; PostgreSQL
-        if key is None:  # would refuse the NUL with an error
+    async def _key(self, store: KeyStore, key_id: str) -> VirtualKey:
+        # no such id; PostgreSQL would refuse the NUL with an error
+        key = await _off_loop(store.get, key_id) if "\x00" not in key_id else None
+        if key is None:
             raise InvalidRequest(f"no virtual key {key_id!r}", status=404, code="key_not_found")
         return key
 
@@ -125,27 +133,27 @@ class KeysAdmin:
     async def create(self, request: Request) -> dict[str, Any]:
         """``POST /admin/keys`` (the server answers 201): the secret is shown this once."""
         store = self._store(request)
-        key, secret = store.create(self._spec(await request.body()))
+        key, secret = await _off_loop(store.create, self._spec(await request.body()))
         return {**key.to_dict(), "key": secret}
 
     async def list(self, request: Request) -> dict[str, Any]:
-        keys = self._store(request).list()
+        keys = await _off_loop(self._store(request).list)
         return {"object": "list", "data": [k.to_dict() for k in keys]}
 
     async def get(self, request: Request) -> dict[str, Any]:
-        return self._key(self._store(request), request.path_params["key_id"]).to_dict()
+        return (await self._key(self._store(request), request.path_params["key_id"])).to_dict()
 
     async def update(self, request: Request) -> dict[str, Any]:
         store = self._store(request)
-        key = self._key(store, request.path_params["key_id"])
-        key = store.update(key.id, self._spec(await request.body())) or key
-        return key.to_dict()
+        key = await self._key(store, request.path_params["key_id"])
+        updated = await _off_loop(store.update, key.id, self._spec(await request.body()))
+        return (updated or key).to_dict()
 
     async def revoke(self, request: Request) -> dict[str, Any]:
         store = self._store(request)
-        key = self._key(store, request.path_params["key_id"])
-        key = store.revoke(key.id) or key
-        return key.to_dict()
+        key = await self._key(store, request.path_params["key_id"])
+        revoked = await _off_loop(store.revoke, key.id)
+        return (revoked or key).to_dict()
 
     async def budgets(self, request: Request) -> dict[str, Any]:
         self._store(request)
@@ -162,3 +170,18 @@ class KeysAdmin:
             for u in await self._budget_usage()
         ]
         return {"object": "list", "data": data}
+
+
+async def _off_loop(call: Callable[..., T], *args: Any) -> T:
+    """A key-store call on a worker thread: a write may wait for another process's lock
+    (SQLite) or the network (PostgreSQL), and the event loop must not wait with it. A
+    lock held past the store's timeout is a 503 ``store_unavailable``."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+        log.warning("key store locked", extra={"error": str(exc)})
+        raise StoreUnavailable(
+            "the key store is locked by another process; retry shortly"
+        ) from None

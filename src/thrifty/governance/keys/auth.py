@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 
 from thrifty.errors import AuthenticationFailed
 from thrifty.governance.config import AuthConfig
-from thrifty.governance.keys.base import KeyStore, key_id_of_digest
+from thrifty.governance.keys.base import KeyStore, VirtualKey, key_id_of_digest
 from thrifty.governance.keys.identity import ANONYMOUS, Caller
 
 __all__ = ["KeyAuthenticator"]
@@ -35,14 +36,38 @@ class KeyAuthenticator:
         passes ``enforce=False`` (it holds the config already) but a revoked key still fails.
         """
         enforce = enforce and self._enabled
+        digest, caller = self._without_store(presented, enforce)
+        if caller is not None:
+            return caller
+        key = self._store.find(digest) if self._store is not None else None
+        return self._with_key(key, digest, enforce)
+
+    async def authenticate_async(self, presented: str | None, *, enforce: bool = True) -> Caller:
+        """:meth:`authenticate` for the event loop: a store whose lookup blocks
+        (``find_blocks``: PostgreSQL, a network round trip) is asked on a worker thread."""
+        enforce = enforce and self._enabled
+        digest, caller = self._without_store(presented, enforce)
+        if caller is not None:
+            return caller
+        store = self._store
+        if store is not None and store.find_blocks:
+            key = await asyncio.to_thread(store.find, digest)
+        else:
+            key = store.find(digest) if store is not None else None
+        return self._with_key(key, digest, enforce)
+
+    def _without_store(self, presented: str | None, enforce: bool) -> tuple[bytes, Caller | None]:
+        """The presented key's digest, and its caller when no store is needed."""
         if not presented:
             if enforce:
                 raise AuthenticationFailed(_MISSING)
-            return ANONYMOUS
+            return b"", ANONYMOUS
         digest = hashlib.sha256(presented.encode()).digest()
         if any(hmac.compare_digest(digest, known) for known in self._config):
-            return Caller(key_id=key_id_of_digest(digest), source="config")
-        key = self._store.find(digest) if self._store is not None else None
+            return digest, Caller(key_id=key_id_of_digest(digest), source="config")
+        return digest, None
+
+    def _with_key(self, key: VirtualKey | None, digest: bytes, enforce: bool) -> Caller:
         if key is not None:
             if not key.active:
                 raise AuthenticationFailed("This API key has been revoked.", code="key_revoked")

@@ -95,8 +95,11 @@ class KeyStore(Protocol):
     :class:`~thrifty.governance.keys.sqlite.SqliteKeyStore` (one host) and
     :class:`~thrifty.governance.keys.postgres.PostgresKeyStore` (every replica) implement it.
     The contract that matters: once :meth:`revoke` returns, :meth:`find` in every process
-    sharing the store returns the key as revoked.
+    sharing the store returns the key as revoked. ``find_blocks``: whether :meth:`find` may
+    wait on the network (the gateway then looks keys up on a worker thread).
     """
+
+    find_blocks: bool
 
     def create(self, spec: KeySpec) -> tuple[VirtualKey, str]: ...
     def list(self, include_revoked: bool = True) -> list[VirtualKey]: ...

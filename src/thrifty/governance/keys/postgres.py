@@ -50,6 +50,9 @@ class PostgresKeyStore:
     >>> store = PostgresKeyStore("postgresql://thrifty@db/thrifty")  # doctest: +SKIP
     """
 
+    #: A lookup is a network round trip: the gateway makes it on a worker thread.
+    find_blocks = True
+
     def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
         self.dsn = dsn
         self._connect_timeout_s = connect_timeout_s

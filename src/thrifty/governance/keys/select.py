@@ -29,5 +29,5 @@ def open_key_store(section: GovernanceConfig, ledger: LedgerConfig) -> KeyStore 
     if section.keys_path:
         from thrifty.governance.keys.sqlite import SqliteKeyStore
 
-        return SqliteKeyStore(section.keys_path)
+        return SqliteKeyStore(section.keys_path, section.store_lock_timeout_s)
     return None

@@ -9,6 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 __all__ = ["OVERRIDABLE", "KeyBudgetSpec", "KeySpec", "OverridesSpec"]
 
 
+#: Largest rate limit a key may have: the stores keep counts in 64-bit integers (SQLite,
+#: PostgreSQL) and floats (Redis scores), exact up to 2**53.
+MAX_RATE = 2**53
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,8 +48,8 @@ class KeySpec(_Spec):
     """Models the key may ask for (None: all); ``auto`` must be listed to use routing."""
     overrides: OverridesSpec = Field(default_factory=OverridesSpec)
     budgets: list[KeyBudgetSpec] = Field(default_factory=list)
-    requests_per_minute: Annotated[int, Field(ge=1)] | None = None
-    tokens_per_minute: Annotated[int, Field(ge=1)] | None = None
+    requests_per_minute: Annotated[int, Field(ge=1, le=MAX_RATE)] | None = None
+    tokens_per_minute: Annotated[int, Field(ge=1, le=MAX_RATE)] | None = None
 
     @field_validator("tags", mode="before")
     @classmethod

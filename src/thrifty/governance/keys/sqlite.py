@@ -39,11 +39,20 @@ class SqliteKeyStore:
     >>> key, secret = store.create(KeySpec(owner="ana", team="search"))  # doctest: +SKIP
     """
 
-    def __init__(self, path: str | Path) -> None:
+    #: A lookup reads a local file (WAL: never waits for a writer), mostly from the cache.
+    find_blocks = False
+
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        # writes and reads on their own connections and locks: a write waiting for another
+        # process's lock (up to ``lock_timeout_s``) never holds up a lookup (WAL readers
+        # do not wait for writers)
         self._lock = threading.Lock()
-        self._conn = connect(self.path, synchronous=None, named_rows=True)
+        self._conn = connect(self.path, timeout_s=lock_timeout_s, synchronous=None,
+                             named_rows=True)  # fmt: skip
         migrate(self._conn, "keys_schema_version", MIGRATIONS)
+        self._read_lock = threading.Lock()
+        self._reader = connect(self.path, wal=False, synchronous=None, named_rows=True)
         self._version = -1
         self._cache: dict[str, VirtualKey | None] = {}
 
@@ -54,20 +63,24 @@ class SqliteKeyStore:
             self._conn.execute(
                 f"INSERT INTO virtual_keys VALUES ({', '.join('?' * len(row))})", row
             )
-            self._cache.clear()
+        self._forget()
         return key, secret
+
+    def _forget(self) -> None:
+        with self._read_lock:
+            self._cache.clear()
 
     def list(self, include_revoked: bool = True) -> list[VirtualKey]:
         sql = "SELECT * FROM virtual_keys"
         if not include_revoked:
             sql += " WHERE revoked_at IS NULL"
-        with self._lock:
-            rows = self._conn.execute(sql + " ORDER BY created_at").fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(sql + " ORDER BY created_at").fetchall()
         return [from_row(r) for r in rows]
 
     def get(self, key_id: str) -> VirtualKey | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._read_lock:
+            row = self._reader.execute(
                 "SELECT * FROM virtual_keys WHERE id = ?", (key_id,)
             ).fetchone()
         return from_row(row) if row is not None else None
@@ -82,7 +95,7 @@ class SqliteKeyStore:
                 self._conn.execute(
                     f"UPDATE virtual_keys SET {assignments} WHERE id = ?", (*values, key_id)
                 )
-                self._cache.clear()
+            self._forget()
         return self.get(key_id)
 
     def revoke(self, key_id: str) -> VirtualKey | None:
@@ -92,7 +105,7 @@ class SqliteKeyStore:
                 "UPDATE virtual_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (time.time(), key_id),
             )
-            self._cache.clear()
+        self._forget()
         return self.get(key_id)
 
     def find(self, digest: bytes) -> VirtualKey | None:
@@ -101,14 +114,14 @@ class SqliteKeyStore:
         Cached until any connection changes the file (see the module docstring).
         """
         hex_digest = digest.hex()
-        with self._lock:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        with self._read_lock:
+            version = self._reader.execute("PRAGMA data_version").fetchone()[0]
             if version != self._version:
                 self._cache.clear()
                 self._version = version
             if hex_digest in self._cache:
                 return self._cache[hex_digest]
-            row = self._conn.execute(
+            row = self._reader.execute(
                 "SELECT * FROM virtual_keys WHERE hash = ?", (hex_digest,)
             ).fetchone()
             key = from_row(row) if row is not None else None
@@ -120,3 +133,5 @@ class SqliteKeyStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+        with self._read_lock:
+            self._reader.close()

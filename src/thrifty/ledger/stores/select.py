@@ -16,4 +16,5 @@ def open_ledger_store(config: LedgerConfig, path: str | Path | None = None) -> L
         return PostgresLedgerStore(str(config.dsn))
     from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
-    return SqliteLedgerStore(path or config.path)
+    # one try waits at most a second for a lock; the writer retries up to write_timeout_s
+    return SqliteLedgerStore(path or config.path, lock_timeout_s=min(1.0, config.write_timeout_s))

@@ -201,17 +201,20 @@ class SqliteLedgerStore(SqlLedgerReads):
     _SAVINGS = "requests r, json_each(r.savings) s"
     _SAVED = "TOTAL(s.value)"
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, lock_timeout_s: float = 30.0) -> None:
+        """``lock_timeout_s``: how long one write waits for another process's lock."""
         self.path = Path(path)
         self._write_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._closed = False
-        self._writer = self._connect(wal=True)
+        self._writer = self._connect(wal=True, timeout_s=lock_timeout_s)
         self._migrate()
         self._reader = self._connect(wal=False)
 
-    def _connect(self, wal: bool) -> sqlite3.Connection:
-        return connect(self.path, wal=wal, named_rows=True, foreign_keys=True)
+    def _connect(self, wal: bool, timeout_s: float = 30.0) -> sqlite3.Connection:
+        return connect(
+            self.path, timeout_s=timeout_s, wal=wal, named_rows=True, foreign_keys=True
+        )
 
     def _migrate(self) -> None:
         migrate(self._writer, "schema_version", MIGRATIONS)
