@@ -62,3 +62,12 @@ def test_training_prompts_get_out_of_fold_predictions() -> None:
     # a training prompt is scored by the model trained without its group (its own
     # grade cannot leak into the tuner's curve); a new prompt by the mean model
     assert np.allclose(predictor.logits(text), stored)
+
+
+def test_predictor_with_the_embedding_round_trips(tmp_path: Path) -> None:
+    train = _records(200, 4)
+    fitted = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG, use_embedding=True)
+    loaded = QualityPredictor.load(fitted.save(tmp_path / "e.npz"))
+    assert loaded.dense_dim > 0
+    text = "prove the theorem about the integral"
+    np.testing.assert_allclose(loaded.logits(text), fitted.logits(text), rtol=1e-2, atol=1e-2)

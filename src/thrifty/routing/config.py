@@ -37,6 +37,9 @@ class RoutingConfig(Section):
     tradeoff_lambda: NonNegativeFloat = 0.0
     use_tags: bool = True
     """Whether ``thrifty tune`` trains the predictor on the requests' tags too."""
+    use_embedding: bool = False
+    """Whether the predictor also reads the shipped static embedding (MMLU: AUC +0.018,
+    tune time +20%, memory +90 MB; off by default, see docs/routing.md)."""
     reference_model: str | None = None
     """What predicted quality is compared with (default: baseline_model, else default_model)."""
 

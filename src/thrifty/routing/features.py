@@ -86,6 +86,29 @@ def text_features(text: str) -> tuple[Counts, np.ndarray]:
     return word_counts(text), structure(text)
 
 
+_EMBEDDED: dict[str, np.ndarray] = {}
+EMBED_MEMO = 32_768
+EMBED_BATCH = 64  # the embedder gathers every token's row at once: bound the batch
+
+
+def embeddings_of(texts: Sequence[str]) -> np.ndarray:
+    """The shipped static embedding of each text (batched, remembered like
+    :func:`text_features`)."""
+    from thrifty.embeddings import get_embedder
+
+    missing = list(dict.fromkeys(t for t in texts if t not in _EMBEDDED))
+    if len(_EMBEDDED) + len(missing) > EMBED_MEMO:
+        _EMBEDDED.clear()
+        missing = list(dict.fromkeys(texts))
+    embedder = get_embedder()
+    for start in range(0, len(missing), EMBED_BATCH):
+        chunk = missing[start : start + EMBED_BATCH]
+        _EMBEDDED.update(zip(chunk, embedder.embed(chunk), strict=True))
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([_EMBEDDED[t] for t in texts])
+
+
 def tag_slots(tags: Mapping[str, str]) -> list[int]:
     return sorted({_slot(f"{TAG_SALT}{k}={v}") for k, v in tags.items()})
 

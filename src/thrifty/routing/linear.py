@@ -20,30 +20,53 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class SparseRows:
-    """CSR rows with their columns renumbered 0..k-1 (``columns`` = the original slots)."""
+    """CSR rows with their columns renumbered 0..k-1 (``columns`` = the original slots),
+    plus an optional dense block (an embedding) whose weights follow the sparse ones."""
 
-    def __init__(self, indptr: np.ndarray, slots: np.ndarray, values: np.ndarray) -> None:
-        self.columns, self.col = np.unique(slots, return_inverse=True)
+    def __init__(
+        self,
+        indptr: np.ndarray,
+        slots: np.ndarray,
+        values: np.ndarray,
+        dense: np.ndarray | None = None,
+    ) -> None:
+        self.columns, col = np.unique(slots, return_inverse=True)
+        self.col = col.astype(np.int32)  # int32 indices: half the memory of the defaults
         self.indptr = indptr
         self.values = values.astype(np.float32)
         self.n = len(indptr) - 1
-        self.row_of = np.repeat(np.arange(self.n), np.diff(indptr))
-        order = np.argsort(self.col, kind="stable")
+        self.row_of = np.repeat(np.arange(self.n, dtype=np.int32), np.diff(indptr))
+        order = np.argsort(self.col, kind="stable").astype(np.int32)
         self.t_values = self.values[order, None]  # the same entries, by column (CSC)
         self.t_rows = self.row_of[order]
         sorted_col = self.col[order]
         self.col_starts = np.flatnonzero(np.r_[True, sorted_col[1:] != sorted_col[:-1]])
+        del order, sorted_col
         self.sq_norms = np.bincount(self.row_of, weights=self.values**2, minlength=self.n)
+        self.dense = None if dense is None else dense.astype(np.float32)
+        self.k = len(self.columns)
+        if self.dense is not None:
+            self.sq_norms = self.sq_norms + (self.dense.astype(np.float64) ** 2).sum(axis=1)
+
+    @property
+    def width(self) -> int:
+        return self.k + (0 if self.dense is None else self.dense.shape[1])
 
     def dot(self, weights: np.ndarray) -> np.ndarray:
         """(n, heads) = X @ W."""
         products = self.values[:, None] * weights[self.col]
-        return np.add.reduceat(products, self.indptr[:-1], axis=0)
+        out = np.add.reduceat(products, self.indptr[:-1], axis=0)
+        if self.dense is not None:
+            out += self.dense @ weights[self.k :]
+        return out
 
     def tdot(self, residual: np.ndarray) -> np.ndarray:
-        """(k, heads) = Xᵀ @ R."""
+        """(width, heads) = Xᵀ @ R."""
         contrib = self.t_values * residual[self.t_rows]
-        return np.add.reduceat(contrib, self.col_starts, axis=0)
+        out = np.add.reduceat(contrib, self.col_starts, axis=0)
+        if self.dense is not None:
+            out = np.vstack([out, self.dense.T @ residual])
+        return out
 
 
 def fit_logistic(
@@ -53,13 +76,14 @@ def fit_logistic(
     l2: float = 1e-3,
     iterations: int = 150,
 ) -> np.ndarray:
-    """Weights (k, heads) over ``x.columns``; ``targets``, ``row_weights``: (n, heads)."""
+    """Weights (width, heads): ``x.columns`` then the dense block; ``targets``,
+    ``row_weights``: (n, heads)."""
     heads = targets.shape[1]
     totals = np.maximum(row_weights.sum(axis=0), 1e-12)
     scaled = (row_weights / totals).astype(np.float32)  # each head: a weighted mean
     lipschitz = 0.25 * float((scaled * x.sq_norms[:, None]).sum(axis=0).max()) + l2
     step = 1.0 / lipschitz
-    w = np.zeros((len(x.columns), heads), dtype=np.float32)
+    w = np.zeros((x.width, heads), dtype=np.float32)
     previous = w
     y = targets.astype(np.float32)
     for t in range(1, iterations + 1):

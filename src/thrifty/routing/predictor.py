@@ -2,7 +2,8 @@
 
 Trained by ``thrifty tune`` on replay data. For every candidate model M other than the
 reference R, a logistic regression over the prompt's features (``features.py``: hashed
-word 1–2-grams with tf-idf, generic structure, and the request's tags) predicts M's
+word 1–2-grams with tf-idf, generic structure, the request's tags, and optionally the
+shipped static embedding of the prompt) predicts M's
 quality *relative to R's* on that prompt: the soft label ``min(1, q_M / q_R)`` (1 when
 R scored 0). For right/wrong grades that is P(M is as good as R). R itself is 1.0.
 A decision costs one sparse dot product per model (no scan over the training prompts),
@@ -29,7 +30,7 @@ import numpy as np
 
 from thrifty.learned import load_cached, save_arrays
 from thrifty.recordings.dataset import ReplayRecord
-from thrifty.routing.features import Featurizer, text_features, to_csr
+from thrifty.routing.features import Featurizer, embeddings_of, text_features, to_csr
 from thrifty.routing.linear import SparseRows, fit_logistic
 from thrifty.routing.text import prompt_text
 
@@ -98,7 +99,8 @@ class QualityPredictor:
         self.models = list(models)  # the learned heads (every model but the reference)
         self.featurizer = featurizer
         self.columns = columns.astype(np.int64)
-        self.weights = weights.astype(np.float32)  # (columns, models)
+        self.weights = weights.astype(np.float32)  # (columns + embedding dims, models)
+        self.dense_dim = len(self.weights) - len(self.columns)  # 0: no embedding block
         self.output_tokens = output_tokens.astype(np.float64)  # per model, reference last
         self.support = support.astype(np.float64)
         order = np.argsort(train_keys)
@@ -114,6 +116,7 @@ class QualityPredictor:
         reference: str,
         *,
         use_tags: bool = True,
+        use_embedding: bool = False,
         l2: float = 1e-3,
         iterations: int = 60,
         progress: Progress | None = None,
@@ -130,7 +133,9 @@ class QualityPredictor:
         rows = [
             featurizer.row(c, s, r.tags) for c, s, r in zip(counts, shapes, records, strict=True)
         ]
-        x = SparseRows(*to_csr(rows)) if rows else None
+        dense = embeddings_of(texts) if use_embedding and rows else None
+        x = SparseRows(*to_csr(rows), dense=dense) if rows else None
+        del rows, parts, counts
         labels, known, tokens = _labels(records, [*heads, reference], reference)
         folds = np.array([fold_of(t) for t in texts], dtype=np.int64)
         n_heads = len(heads)
@@ -148,7 +153,7 @@ class QualityPredictor:
             w = fit_logistic(x, target, row_w, l2=l2, iterations=iterations)
             logits = x.dot(w).reshape(len(texts), FOLDS, n_heads)
             scores = logits[np.arange(len(texts)), folds].astype(np.float32)
-            weights = w.reshape(len(x.columns), FOLDS, n_heads).mean(axis=1)
+            weights = w.reshape(x.width, FOLDS, n_heads).mean(axis=1)
             columns = x.columns
         mean_tokens = np.array(
             [np.nanmean(col) if np.isfinite(col).any() else np.nan for col in tokens.T]
@@ -206,11 +211,16 @@ class QualityPredictor:
             return self.train_scores[at].astype(np.float64)
         counts, shape = text_features(text)
         slots, values = self.featurizer.row(counts, shape, tags or {})
-        if not len(self.columns):
-            return np.zeros(len(self.models))
-        where = np.minimum(np.searchsorted(self.columns, slots), len(self.columns) - 1)
-        hit = self.columns[where] == slots
-        return values[hit].astype(np.float32) @ self.weights[where[hit]]
+        out = np.zeros(len(self.models), dtype=np.float32)
+        if len(self.columns):
+            where = np.minimum(np.searchsorted(self.columns, slots), len(self.columns) - 1)
+            hit = self.columns[where] == slots
+            out += values[hit].astype(np.float32) @ self.weights[where[hit]]
+        if self.dense_dim:
+            from thrifty.embeddings import get_embedder
+
+            out += get_embedder().embed_one(text) @ self.weights[len(self.columns) :]
+        return out
 
     def predict(self, text: str, tags: Mapping[str, str] | None = None) -> dict[str, Prediction]:
         """A prediction for the reference and every learned model."""

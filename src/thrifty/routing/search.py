@@ -63,6 +63,7 @@ def routing_space(
         sorted({*models, reference}),
         reference,
         use_tags=bool(section.get("use_tags", True)),
+        use_embedding=bool(section.get("use_embedding", False)),
         progress=progress,
     )
     path = predictor.save(workdir / "predictor.npz")

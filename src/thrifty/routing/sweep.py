@@ -24,6 +24,7 @@ from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_messages
 
 BAND = 6
+LOW, HIGH = 0.008, 0.015  # the band around the target the grid is fine in
 NEVER_LAMBDA = 0.0
 ALWAYS_LAMBDA = 1e9
 
@@ -98,7 +99,7 @@ def knob_grid(
     if target is None or not curve:
         picks = [v for v, _ in curve][:: max(1, len(curve) // BAND)]
     else:
-        near = [v for v, r in curve if target - 0.015 <= r <= target + 0.025]
+        near = [v for v, r in curve if target - LOW <= r <= target + HIGH]
         if not near:  # the curve jumps over the band: the values either side of the target
             above = [v for v, r in curve if r >= target]
             below = [v for v, r in curve if r < target]
