@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench bench-soak bench-routing bench-litellm clean
+.PHONY: install demo test lint bench bench-soak bench-routing bench-routing-learned bench-litellm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-soak: $(STAMP)
 
 bench-routing: $(STAMP)
 	$(BIN)/python -m bench.routing
+
+bench-routing-learned: $(STAMP)
+	$(BIN)/python -m bench.routing_learned
 
 bench-litellm: $(STAMP)
 	$(BIN)/python -m bench.litellm_compare

@@ -33,9 +33,9 @@ def test_learned_parts_are_fitted_on_training_rows_only(tmp_path: Path) -> None:
     answered = sum(1 for r in records if STRONG in r.answers)
     for fold in range(3):
         predictor = QualityPredictor.load(tmp_path / f"fold{fold}" / "routing" / "predictor.npz")
-        assert len(predictor.embeddings) < answered
+        assert len(predictor.train_keys) < answered
     final = QualityPredictor.load(tmp_path / "final" / "routing" / "predictor.npz")
-    assert len(final.embeddings) == answered
+    assert len(final.train_keys) == answered
     assert (tmp_path / "final" / "cascade" / "verifier.npz").exists()
     chosen = result.chosen.candidate.patch
     assert "threshold" in chosen["routing"] and "verifier" in chosen["cascade"]
@@ -43,10 +43,8 @@ def test_learned_parts_are_fitted_on_training_rows_only(tmp_path: Path) -> None:
 
 def test_predictor_prefers_the_model_that_did_well_on_similar_prompts() -> None:
     records = load_dataset(bundled_dataset())[:120]
-    predictor = QualityPredictor.fit(records, [CHEAP, STRONG])
+    predictor = QualityPredictor.fit(records, [CHEAP, STRONG], STRONG)
     text = "How do I reverse a linked list in place?"
-    from thrifty.embeddings import get_embedder
-
-    prediction = predictor.predict(get_embedder().embed_one(text), text)
+    prediction = predictor.predict(text)
     assert set(prediction) == {CHEAP, STRONG}
     assert all(0.0 <= p.quality <= 1.0 and p.output_tokens > 0 for p in prediction.values())

@@ -3,7 +3,7 @@ the training rows, then try a grid of acceptance thresholds for the checked tier
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +22,31 @@ def _uses_verifier(tiers: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def cascade_space(
-    section: Mapping[str, Any], train: Sequence[ReplayRecord], workdir: Path
+    section: Mapping[str, Any],
+    train: Sequence[ReplayRecord],
+    workdir: Path,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Candidate]:
-    """Candidates for the raw ``cascade:`` section (none with fewer than two tiers)."""
+    """Candidates for the raw ``cascade:`` section (none with fewer than two tiers).
+
+    When a tier checks with the verifier and the training answers cannot teach one (no
+    answer texts, or all one label), the space is one candidate, the cascade off, and
+    ``progress`` says why.
+    """
     tiers = [dict(t) for t in section.get("tiers") or ()]
     if len(tiers) < 2:
         return []
     fitted: dict[str, Any] = {}
     if _uses_verifier(tiers):
-        from thrifty.cascade.verifier import AnswerVerifier
+        from thrifty.cascade.verifier import AnswerVerifier, NotEnoughExamples
 
         checked = [t["model"] for t in tiers[:-1]]
-        verifier = AnswerVerifier.fit(train, checked, reference_model=tiers[-1]["model"])
+        try:
+            verifier = AnswerVerifier.fit(train, checked, reference_model=tiers[-1]["model"])
+        except NotEnoughExamples as exc:
+            if progress is not None:
+                progress(f"cascade skipped: {exc}")
+            return [Candidate("cascade off (no verifier)", {"cascade": {"enabled": False}})]
         fitted["verifier"] = str(verifier.save(workdir / "verifier.npz"))
     return [
         Candidate(

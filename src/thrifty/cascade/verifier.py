@@ -29,6 +29,10 @@ from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_text
 
 
+class NotEnoughExamples(ValueError):
+    """The training answers cannot teach a verifier (no texts, or one label only)."""
+
+
 def _features(
     prompt: np.ndarray, answer: np.ndarray, tokens: np.ndarray, onehot: np.ndarray
 ) -> np.ndarray:
@@ -107,7 +111,10 @@ class AnswerVerifier:
                 answered_by.append(model)
                 labels.append(1.0 if answer.quality >= bar else 0.0)
         if len(set(labels)) < 2:
-            raise ValueError("the verifier needs both acceptable and unacceptable examples")
+            found = "no graded answer texts" if not labels else f"only one label in {len(labels)}"
+            raise NotEnoughExamples(
+                f"the verifier needs both acceptable and unacceptable answers ({found})"
+            )
         x = cls(models, np.zeros((1, 1)), np.zeros(1))._matrix(
             prompts, answers, tokens, answered_by
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from thrifty.config import parse_config
 from thrifty.errors import ConfigError
 from thrifty.replay.html import render_html
 from thrifty.replay.references import model_matrix, reference_points
-from thrifty.replay.report import baseline_rows, build_report
+from thrifty.replay.report import baseline_rows, below_target, build_report, comparison_lines
 from thrifty.replay.search import deep_merge
 from thrifty.replay.summary import render_table, summarize, totals
 from thrifty.replay.tuner import TuneResult, tune
@@ -156,8 +157,9 @@ def run(args: argparse.Namespace) -> int:
     raw = read_raw_config(args.config)
     base_dir = Path(args.config).resolve().parent
     result = tune(
-        records, raw, args.target_quality, folds=args.folds, seed=args.seed, base_dir=base_dir
-    )
+        records, raw, args.target_quality, folds=args.folds, seed=args.seed, base_dir=base_dir,
+        progress=None if args.json else print_progress,
+    )  # fmt: skip
     config = parse_config(deep_merge(raw, result.chosen.candidate.patch), base_dir=base_dir)
     baseline_model = config.baseline_model or config.default_model or ""
     summary = summarize(result.chosen.outcomes, result.baseline, baseline_model)
@@ -172,13 +174,14 @@ def run(args: argparse.Namespace) -> int:
         "out": args.out,
         "semantic_cache": cache_choice,
     }
+    rows = baseline_rows(result.baseline)
+    base_cost = sum(result.baseline[i].cost for i in rows)
+    held_share = result.held_out["actual_cost"] / max(1e-12, result.held_out["baseline_cost"])
+    references = reference_points(  # random at the held-out estimate's cost, the oracle
+        model_matrix(records, config), result.baseline, rows, held_share * base_cost
+    )
+    output["references"] = references
     if args.html:
-        references = reference_points(
-            model_matrix(records, config),
-            result.baseline,
-            baseline_rows(result.baseline),
-            result.held_out["actual_cost"] * len(records) / max(1, result.held_out["rows"]),
-        )
         report = build_report(
             f"Thrifty tune — {Path(args.dataset or args.from_ledger).name} "
             f"({len(records)} requests)",
@@ -192,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(output, indent=2))
         return 0
     held = result.held_out
+    warning = below_target(held)
     print(render_table(summary))
     if output["semantic_cache"]:
         print(f"\nsemantic cache: {output['semantic_cache']}")
@@ -199,6 +203,20 @@ def run(args: argparse.Namespace) -> int:
         f"\nchosen: {result.chosen.candidate.label} (of {len(result.evaluated)} candidates)\n"
         f"held-out {held['folds']}-fold estimate: savings {held['savings_pct']:.1f}% "
         f"{held['savings_pct_ci']}, quality retained {(held['quality_retained'] or 0):.3f} "
-        f"{held['quality_retained_ci']}\nwrote {args.out}"
+        f"{held['quality_retained_ci']}\nbeside it (all rows; random at the estimate's cost):"
     )
+    print("\n".join(comparison_lines(references, base_cost)))
+    if warning:
+        red = sys.stdout.isatty()
+        print(f"{RED if red else ''}WARNING: {warning}{RESET if red else ''}")
+    print(f"wrote {args.out}")
     return 0
+
+
+RED, RESET = "\033[31m", "\033[0m"
+
+
+def print_progress(message: str) -> None:
+    """``thrifty tune``'s progress lines (stderr, so ``--json`` output stays clean)."""
+    sys.stderr.write(f"  {message}\n")
+    sys.stderr.flush()

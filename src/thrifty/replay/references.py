@@ -55,7 +55,8 @@ def reference_points(
     always: dict[str, dict[str, Any]] = {}
     for model, outcomes in matrix.items():
         usable = [i for i in rows if outcomes[i].ok]
-        always[model] = totals(outcomes, baseline, usable)
+        if usable:  # a model with no recorded answer here is no reference point
+            always[model] = totals(outcomes, baseline, usable)
     base = totals(baseline, baseline, rows)
     points.append(_point("always-baseline", base))
     if always:

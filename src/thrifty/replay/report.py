@@ -73,7 +73,36 @@ def build_report(
         report["candidates"] = candidates
     if held_out is not None:
         report["held_out"] = held_out
+        warning = below_target(held_out)
+        if warning:
+            report["notes"].insert(0, f"Warning: {warning}.")
     return report
+
+
+def below_target(held_out: dict[str, Any]) -> str | None:
+    """The warning when the held-out quality retained misses the target, else None."""
+    quality, target = held_out.get("quality_retained"), held_out.get("target_quality")
+    if quality is None or target is None or quality >= target:
+        return None
+    return (
+        f"held-out quality retained {quality:.3f} is below the target {target}: on new traffic "
+        "this configuration is expected to lose more quality than you asked for"
+    )
+
+
+def comparison_lines(references: Sequence[dict[str, Any]], base_cost: float) -> list[str]:
+    """One line per reference point (random at equal cost, oracle, ...) as savings/quality."""
+    lines = []
+    for point in references:
+        if point["label"] == "always-baseline":
+            continue
+        saving = 100 * (1 - point["cost"] / base_cost) if base_cost else 0.0
+        kept = point["quality_retained"]
+        lines.append(
+            f"  {point['label']:<40} savings {saving:5.1f}%   quality retained "
+            + ("-" if kept is None else f"{kept:.3f}")
+        )
+    return lines
 
 
 def baseline_rows(baseline: Sequence[RowOutcome]) -> list[int]:

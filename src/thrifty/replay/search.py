@@ -25,23 +25,41 @@ from thrifty.routing.search import routing_space
 
 __all__ = ["SPACES", "Candidate", "SearchSpace", "candidates_for", "deep_merge", "enabled"]
 
+Progress = Callable[[str], None]
 SearchSpace = Callable[
-    [Mapping[str, Any], ThriftyConfig, Sequence[ReplayRecord], Path], list[Candidate]
+    [Mapping[str, Any], ThriftyConfig, Sequence[ReplayRecord], Path, float | None, Progress],
+    list[Candidate],
 ]
 
 
+def _quiet(message: str) -> None:
+    pass
+
+
 def _routing(
-    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+    raw: Mapping[str, Any],
+    config: ThriftyConfig,
+    train: Sequence[ReplayRecord],
+    workdir: Path,
+    target: float | None,
+    progress: Progress,
 ) -> list[Candidate]:
     registry = ModelRegistry.from_config(config)
     baseline = config.baseline_model or config.default_model
-    return routing_space(raw.get("routing") or {}, registry, baseline, train, workdir)
+    return routing_space(
+        raw.get("routing") or {}, registry, baseline, train, workdir, target, progress
+    )
 
 
 def _cascade(
-    raw: Mapping[str, Any], config: ThriftyConfig, train: Sequence[ReplayRecord], workdir: Path
+    raw: Mapping[str, Any],
+    config: ThriftyConfig,
+    train: Sequence[ReplayRecord],
+    workdir: Path,
+    target: float | None,
+    progress: Progress,
 ) -> list[Candidate]:
-    return cascade_space(raw.get("cascade") or {}, train, workdir)
+    return cascade_space(raw.get("cascade") or {}, train, workdir, progress)
 
 
 #: Every search space the tuner knows, by the config section that switches it on.
@@ -71,16 +89,19 @@ def candidates_for(
     workdir: Path,
     limit: int = 200,
     seed: int = 0,
+    target: float | None = None,
+    progress: Progress = _quiet,
 ) -> list[Candidate]:
     """The product of every enabled technique's candidates, plus the config as written.
 
     More than ``limit`` combinations are subsampled (deterministically, by ``seed``).
     """
     spaces = [
-        space(raw, config, train, workdir / technique)
+        space(raw, config, train, workdir / technique, target, progress)
         for technique, space in sorted(SPACES.items())
         if enabled(raw, technique)
     ]
+    spaces = [space for space in spaces if space]  # a space with nothing to try drops out
     combos: list[Candidate] = [Candidate("as configured")]
     for parts in itertools.product(*spaces) if spaces else ():
         patch: dict[str, Any] = {}

@@ -32,7 +32,7 @@ def build_routing(
         from thrifty.routing.predictor import QualityPredictor
 
         predictor = QualityPredictor.load(section.predictor)
-    if predictor is not None or section.classifier == "learned":
+    if section.classifier == "learned":
         from thrifty.embeddings import get_embedder
 
         embed = get_embedder().embed_one

@@ -7,7 +7,9 @@ filtered by the guards, then one strategy picks:
 * ``threshold``: the cheapest candidate whose predicted quality is at least
   ``threshold`` × the reference model's predicted quality;
 * ``tradeoff``: the candidate maximising predicted quality − λ × expected cost per 1k
-  requests (USD).
+  requests (USD). Predicted quality is relative to the reference model (1.0 = as good),
+  so this spends quality where it buys the most: a long prompt saves more per routed
+  request than a short one at the same risk.
 
 With no prediction for any fitting candidate, the reference model answers.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +53,16 @@ class RouteDecision:
         }
 
 
+@dataclass(slots=True)
+class Prepared:
+    text: str
+    tags: dict[str, str]
+    task: TaskPrediction
+    fitting: list[ResolvedModel]
+    excluded: dict[str, str]
+    prompt_tokens: int
+
+
 def expected_cost(model: ResolvedModel, prompt_tokens: int, prediction: Prediction | None) -> float:
     """USD of one answer: prompt at the input price, predicted length at the output price."""
     if model.price is None:
@@ -82,8 +95,16 @@ class Router:
             if (p := registry.get(n).price) is None or p.mode in (None, "chat")
         ]
 
-    def decide(self, body: dict[str, Any]) -> RouteDecision:
+    def decide(self, body: dict[str, Any], tags: Mapping[str, str] | None = None) -> RouteDecision:
+        """The model for ``body``; ``tags`` are the request's (a learned predictor may use them)."""
         started = time.perf_counter()
+        decision = self.choose(self.prepare(body, tags))
+        decision.decision_ms = (time.perf_counter() - started) * 1000
+        return decision
+
+    def prepare(self, body: dict[str, Any], tags: Mapping[str, str] | None = None) -> Prepared:
+        """Everything about a request the strategy's knob does not change (the tuner
+        prepares each training request once and tries every knob value on it)."""
         messages = body.get("messages") or []
         text = prompt_text(messages)
         embedding = self._embed(text) if self._embed is not None else None
@@ -105,20 +126,28 @@ class Router:
                 excluded[name] = problem
             else:
                 fitting.append(model)
-        decision = self._pick(text, embedding, fitting, prompt_tokens)
-        decision.task, decision.task_confidence = task.task, task.confidence
-        decision.excluded = excluded
-        decision.decision_ms = (time.perf_counter() - started) * 1000
+        return Prepared(text, dict(tags or {}), task, fitting, excluded, prompt_tokens)
+
+    def choose(self, prepared: Prepared) -> RouteDecision:
+        """The strategy's pick for a prepared request."""
+        p = prepared
+        decision = self._pick(p.text, p.tags, p.fitting, p.prompt_tokens)
+        decision.task, decision.task_confidence = p.task.task, p.task.confidence
+        decision.excluded = dict(p.excluded)
         return decision
 
     def _pick(
-        self, text: str, embedding: Any, fitting: list[ResolvedModel], prompt_tokens: int
+        self,
+        text: str,
+        tags: Mapping[str, str],
+        fitting: list[ResolvedModel],
+        prompt_tokens: int,
     ) -> RouteDecision:
         if not fitting:
             return RouteDecision(self._reference, "", 0.0, "no candidate fits: reference model")
-        if self._config.strategy == "rules" or self._predictor is None or embedding is None:
+        if self._config.strategy == "rules" or self._predictor is None:
             return RouteDecision(fitting[0].name, "", 0.0, "first fitting model for the task")
-        predictions = self._predictor.predict(embedding, text)
+        predictions = self._predictor.predict(text, tags)
         predicted = {m.name: predictions[m.name].quality for m in fitting if m.name in predictions}
         if not predicted:
             return RouteDecision(self._reference, "", 0.0, "no prediction: reference model")

@@ -1,8 +1,9 @@
 """What ``thrifty tune`` searches for routing.
 
-* ``threshold``: fits the quality predictor on the training rows, then tries a grid of
-  thresholds;
-* ``tradeoff``: the same predictor, a grid of λ;
+* ``threshold``: fits the quality predictor on the training rows, then tries thresholds
+  from its cross-fitted curve (``sweep.py``);
+* ``tradeoff``: the same predictor, a grid of λ chosen the same way (the stronger one:
+  it spends the quality budget where a request saves the most);
 * ``rules``: classifies the training prompts by task and, for each of a few quality
   levels, assigns each task the cheapest model whose recorded quality on that task's
   prompts reaches the level relative to the reference model.
@@ -11,7 +12,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,6 @@ from thrifty.registry import ModelRegistry
 from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_messages, count_text
 
-THRESHOLDS = (0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 1.0)
-LAMBDAS = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
 RULE_LEVELS = (0.85, 0.9, 0.95, 1.0)
 
 
@@ -41,9 +40,17 @@ def routing_space(
     baseline: str | None,
     train: Sequence[ReplayRecord],
     workdir: Path,
+    target: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[Candidate]:
     """Candidates for the raw ``routing:`` section; ``baseline`` is the config's
-    ``baseline_model`` or else ``default_model`` (the reference when the section names none)."""
+    ``baseline_model`` or else ``default_model`` (the reference when the section names none).
+
+    For ``threshold`` and ``tradeoff`` the grid comes from the training rows' cross-fitted
+    predictions: the estimated quality-retained curve (recorded grades, expected costs)
+    is swept, and the grid holds the knob's two ends (always the reference; always the
+    cheapest model) plus a fine band of values around where the curve crosses ``target``.
+    """
     models = _candidate_models(section, registry)
     reference = str(section.get("reference_model") or baseline)
     strategy = section.get("strategy", "rules")
@@ -51,17 +58,28 @@ def routing_space(
         return _rule_candidates(section, registry, reference, train, models)
     from thrifty.routing.predictor import QualityPredictor
 
-    path = QualityPredictor.fit(train, sorted({*models, reference})).save(workdir / "predictor.npz")
+    predictor = QualityPredictor.fit(
+        train,
+        sorted({*models, reference}),
+        reference,
+        use_tags=bool(section.get("use_tags", True)),
+        use_embedding=bool(section.get("use_embedding", False)),
+        progress=progress,
+    )
+    path = predictor.save(workdir / "predictor.npz")
+    from thrifty.routing.sweep import knob_grid
+
+    grid = knob_grid(predictor, train, models, reference, registry, strategy, target)
     if strategy == "tradeoff":
         return [
             Candidate(
-                f"route λ={lam}", {"routing": {"predictor": str(path), "tradeoff_lambda": lam}}
+                f"route λ={lam:.4g}", {"routing": {"predictor": str(path), "tradeoff_lambda": lam}}
             )
-            for lam in LAMBDAS
+            for lam in grid
         ]
     return [
-        Candidate(f"route ≥{t:.2f}", {"routing": {"predictor": str(path), "threshold": t}})
-        for t in THRESHOLDS
+        Candidate(f"route ≥{t:.4f}", {"routing": {"predictor": str(path), "threshold": t}})
+        for t in grid
     ]
 
 

@@ -26,6 +26,10 @@ class RoutingStage(Spender):
         self._registry = registry
         self._router = router
 
+    @property
+    def router(self) -> Router:
+        return self._router
+
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         control = ctx.controls.get(ROUTE_HEADER)
         if control == "off" or not applies(ctx, self._config.applies_to):
@@ -35,7 +39,7 @@ class RoutingStage(Spender):
             ctx.model = control
             ctx.techniques["route"] = {"model": control, "reason": "x-thrifty-route header"}
         else:
-            decision = self._router.decide(ctx.body)
+            decision = self._router.decide(ctx.body, ctx.tags)
             ctx.model = decision.model
             ctx.techniques["route"] = decision.as_dict()
         routed = self._registry.get(ctx.model)

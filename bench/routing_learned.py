@@ -1,0 +1,265 @@
+"""The learned router on held-out halves: routellm_mmlu and arena_bench_v1.
+
+Protocol (fixed seeds, nothing tuned on the reported rows): split each set into halves
+by a hash of the id (``split_halves``); ``thrifty tune`` (strategy ``tradeoff``, target
+0.95) on half A only: the predictor is fitted on A, the λ grid comes from A's
+cross-fitted curve, and the choice (with its confidence margin) is made on A; then half
+B is replayed with the tuned config. Beside it, on B: random routing at the same cost
+and at the same quality (mixing the reference with each cheaper model, best mix), the
+per-prompt oracle, and the predictor's AUC on B for "the model is as good as the
+reference" (the cheap model on MMLU; the mean over models on arena). Text-only and
+with-tags figures are separate (RouteLLM's comparison is text only). Decision time: the
+tuned router's ``decide`` per request, median, after warm-up.
+
+    python -m bench.routing_learned [--mmlu PATH] [--sets mmlu arena scale]
+
+``scale``: ``thrifty tune``'s work on 10,000 MMLU prompts in a fresh process (wall time,
+peak RSS), run first so nothing else shares the machine's cores with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from thrifty.cli.demo import split_halves
+from thrifty.cli.replay_common import read_raw_config
+from thrifty.cli.tune import place_learned_files
+from thrifty.config import parse_config
+from thrifty.logs import configure_logging
+from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
+from thrifty.replay.references import model_matrix, reference_points
+from thrifty.replay.report import baseline_rows
+from thrifty.replay.search import deep_merge
+from thrifty.replay.simulator import replay, without_techniques
+from thrifty.replay.summary import totals
+from thrifty.replay.tuner import tune
+from thrifty.routing.predictor import QualityPredictor
+from thrifty.routing.text import prompt_text
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+STRONG = "gpt-4-1106-preview"
+MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
+MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
+    positives = int(labels.sum())
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return None
+    ranks = np.empty(len(scores))
+    ranks[np.argsort(scores, kind="stable")] = np.arange(1, len(scores) + 1)
+    return float(
+        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
+    )
+
+
+def predictor_auc(path: Path, records: list[ReplayRecord]) -> float | None:
+    predictor = QualityPredictor.load(path)
+    aucs = []
+    for model in predictor.models:
+        scores, labels = [], []
+        for record in records:
+            mine, ref = record.answers.get(model), record.answers.get(predictor.reference)
+            if mine is None or ref is None or mine.quality is None or ref.quality is None:
+                continue
+            pred = predictor.predict(prompt_text(record.messages), record.tags)[model]
+            scores.append(pred.quality)
+            labels.append(float(mine.quality >= ref.quality))
+        value = auc(np.array(scores), np.array(labels))
+        if value is not None:
+            aucs.append(value)
+    return round(float(np.mean(aucs)), 4) if aucs else None
+
+
+def random_mix(base: dict[str, Any], weak: dict[str, Any]) -> tuple[float, float] | None:
+    """(cost ratio, quality retained) of always-weak, relative to the baseline."""
+    if weak["quality_retained"] is None or not base["actual_cost"]:
+        return None
+    return weak["actual_cost"] / base["actual_cost"], weak["quality_retained"]
+
+
+def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tags: bool,
+            workdir: Path) -> dict[str, Any]:  # fmt: skip
+    tune_half, test_half = split_halves(records)
+    raw = deep_merge(raw, {"routing": {"enabled": True, "strategy": "tradeoff",
+                                       "use_tags": use_tags}})  # fmt: skip
+    started = time.perf_counter()
+    examples = ROOT / "examples"
+    result = tune(tune_half, raw, 0.95, base_dir=examples, workdir=workdir / "tune", seed=0)
+    tune_s = time.perf_counter() - started
+    out = workdir / "tuned.yaml"
+    tuned = deep_merge(raw, place_learned_files(result.chosen.candidate.patch, out, raw, examples))
+    out.write_text(yaml.safe_dump(tuned, sort_keys=False))
+    config = parse_config(tuned, base_dir=workdir)
+    baseline = replay(test_half, without_techniques(config, STRONG))
+    rows = baseline_rows(baseline)
+    routed = replay(test_half, config)
+    t = totals(routed, baseline, [i for i in rows if routed[i].ok])
+    matrix = model_matrix(test_half, config)
+    base = totals(baseline, baseline, rows)
+    refs = reference_points(matrix, baseline, rows, t["actual_cost"])
+    oracle = next(p for p in refs if p["label"] == "oracle")
+    q = t["quality_retained"] or 0.0
+    best_q_at_cost, best_s_at_q = 0.0, 0.0
+    for _model, outcomes in matrix.items():
+        weak = totals(outcomes, baseline, [i for i in rows if outcomes[i].ok])
+        mix = random_mix(base, weak)
+        if mix is None or mix[0] >= 1:
+            continue
+        ratio, wq = mix
+        p = min(1.0, max(0.0, (1 - t["actual_cost"] / base["actual_cost"]) / (1 - ratio)))
+        best_q_at_cost = max(best_q_at_cost, (1 - p) + p * wq)
+        if wq < 1:
+            p_q = min(1.0, max(0.0, (1 - q) / (1 - wq)))
+            best_s_at_q = max(best_s_at_q, 100 * p_q * (1 - ratio))
+    routed_share = sum(1 for i in rows if routed[i].model != STRONG) / max(1, len(rows))
+    decide = decision_ms(config, test_half)
+    return {
+        "set": name,
+        "tags": use_tags,
+        "tune_rows": len(tune_half),
+        "test_rows": len(test_half),
+        "chosen": result.chosen.candidate.label,
+        "tune_seconds": round(tune_s, 1),
+        "held_out_in_A": {k: result.held_out[k] for k in ("savings_pct", "quality_retained")},
+        "B_savings_pct": round(t["savings_pct"], 2),
+        "B_quality_retained": round(q, 4),
+        "B_requests_routed_down": round(routed_share, 3),
+        "B_random_quality_at_equal_cost": round(best_q_at_cost, 4),
+        "B_random_savings_at_equal_quality": round(best_s_at_q, 2),
+        "B_oracle_savings_pct": round(100 * (1 - oracle["cost"] / base["actual_cost"]), 2),
+        "B_oracle_quality_retained": round(oracle["quality_retained"] or 0, 4),
+        "B_auc_as_good": predictor_auc(workdir / "tuned.predictor.npz", test_half),
+        "decision_ms_p50": decide,
+    }
+
+
+def decision_ms(config: Any, records: list[ReplayRecord]) -> float:
+    from thrifty.registry import ModelRegistry
+    from thrifty.routing.build import build_routing
+
+    registry = ModelRegistry.from_config(config)
+    router = build_routing(config.routing, registry, STRONG)._router
+    bodies = [({"messages": list(r.messages)}, dict(r.tags)) for r in records[:2000]]
+    for body, tags in bodies[:20]:
+        router.decide(body, tags)
+    router._predictor._cache.clear()  # type: ignore[union-attr]  # time the model, not the memo
+    times = []
+    for body, tags in bodies:
+        started = time.perf_counter()
+        router.decide(body, tags)
+        times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times), 3)
+
+
+def base_raw() -> dict[str, Any]:
+    """The arena example's models and prices; routing is what is measured (cache off)."""
+    raw = read_raw_config(ROOT / "examples" / "arena.yaml")
+    return {k: v for k, v in raw.items() if k not in ("routing", "cascade", "cache")}
+
+
+def scale_child(mmlu: Path, rows: int) -> None:
+    """Run in a fresh process: ``thrifty tune``'s work on ``rows`` prompts; prints JSON."""
+    import resource
+
+    records = load_dataset(mmlu)[:rows]
+    raw = deep_merge(base_raw(), {"routing": {"enabled": True, "strategy": "tradeoff",
+                                              "candidates": [STRONG, MIXTRAL]}})  # fmt: skip
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as workdir:
+        tune(records, raw, 0.95, base_dir=ROOT / "examples", workdir=Path(workdir),
+             progress=lambda m: print(f"  {m}", file=sys.stderr))  # fmt: skip
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"rows": len(records), "tune_seconds": round(time.perf_counter() - started, 1),
+                      "max_rss_mb": round(rss)}))  # fmt: skip
+
+
+def tune_at_scale(mmlu: Path, rows: int) -> dict[str, Any]:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.routing_learned", "--mmlu", str(mmlu),
+         "--scale-child", str(rows)],
+        check=True, capture_output=True, text=True, cwd=ROOT,
+    )  # fmt: skip
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mmlu", type=Path, default=MMLU)
+    parser.add_argument("--sets", nargs="+", default=["mmlu", "arena", "scale"])
+    parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    configure_logging("error", "text")
+    if args.scale_child:
+        scale_child(args.mmlu, args.scale_child)
+        return 0
+    raw = base_raw()
+    workroot = Path(tempfile.mkdtemp(prefix="thrifty-bench-learned-"))
+    runs = []
+    scale = None
+    if "scale" in args.sets:
+        print("tune on 10,000 prompts ...", file=sys.stderr)
+        scale = tune_at_scale(args.mmlu, 10_000)
+    if "mmlu" in args.sets:
+        mmlu = load_dataset(args.mmlu)
+        two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
+        for tags in (False, True):
+            print(f"mmlu tags={tags} ...", file=sys.stderr)
+            runs.append(run_set("routellm_mmlu", mmlu, two, tags, workroot / f"mmlu{int(tags)}"))
+    if "arena" in args.sets:
+        print("arena ...", file=sys.stderr)
+        arena = load_dataset(bundled_dataset())
+        runs.append(run_set("arena_bench_v1", arena, raw, False, workroot / "arena"))
+    date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write({"date": date, "runs": runs, "tune_10k": scale})
+    return 0
+
+
+def write(results: dict[str, Any]) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"{dt.date.today().isoformat()}-routing-learned"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    lines = [
+        f"# Learned routing on held-out halves ({results['date']})", "",
+        "Tuned on half A (`thrifty tune`, strategy tradeoff, target 0.95), replayed on half B.",
+        "Baseline: every request to gpt-4-1106-preview. Random: the reference mixed with the",
+        "best cheaper model. Savings are cost savings (not shares of calls).", "",
+        "| set | tags | chosen | B savings | B quality | random savings at equal quality "
+        "| random quality at equal cost | oracle savings | AUC (B) | tune s | decide ms p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['set']} | {r['tags']} | {r['chosen']} | {r['B_savings_pct']:.1f}% "
+            f"| {r['B_quality_retained']:.3f} | {r['B_random_savings_at_equal_quality']:.1f}% "
+            f"| {r['B_random_quality_at_equal_cost']:.3f} | {r['B_oracle_savings_pct']:.1f}% "
+            f"| {r['B_auc_as_good']} | {r['tune_seconds']} | {r['decision_ms_p50']} |"
+        )
+    if results.get("tune_10k"):
+        s = results["tune_10k"]
+        lines += [
+            "",
+            f"`thrifty tune` (tradeoff routing, 5-fold estimate) on {s['rows']} MMLU prompts "
+            f"in a fresh process: {s['tune_seconds']} s, peak RSS {s['max_rss_mb']} MB.",
+        ]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

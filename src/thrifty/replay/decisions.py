@@ -1,0 +1,83 @@
+"""Replaying routing-only candidates by their decisions (the tuner's fast path).
+
+When routing is the only technique on (no compression, batching, cascade, semantic
+cache nor governance; the exact cache only if no two requests are the same), a
+request's outcome depends only on the model routing picks: it is that model's recorded
+answer, dispatched as without any technique. So each model is replayed once through
+the real pipeline (``without_techniques``), each request is *prepared* once (task,
+guards, token count: ``Router.prepare``; predictions are memoised by the predictor), and
+a candidate's outcome
+for a row is the replayed outcome of the model its own router chooses. Costs and quality
+are exactly the pipeline's; what differs is the ledger detail (no ``route`` entry and no
+booked routing saving on these rows), so the tuner replays the configuration it finally
+chooses through the whole pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from thrifty.config.schema import ThriftyConfig
+from thrifty.recordings.dataset import ReplayRecord
+from thrifty.registry import ModelRegistry
+from thrifty.replay.simulator import TECHNIQUES, RowOutcome, replay, without_techniques
+from thrifty.routing.build import build_routing
+from thrifty.routing.policy import Prepared
+
+KNOBS = {"threshold", "tradeoff_lambda", "predictor"}  # a prepared request does not depend on them
+
+
+def routing_only(config: ThriftyConfig, distinct: bool) -> bool:
+    """Routing on (with a learned strategy), every other technique and governance off.
+
+    The exact cache may be on when every request is ``distinct`` (it cannot hit then)."""
+    if not config.routing.enabled or config.routing.strategy == "rules":
+        return False
+    others = [name for name in TECHNIQUES if name not in ("routing", "cache")]
+    if any(getattr(getattr(config, name), "enabled", False) for name in others):
+        return False
+    cache = config.cache
+    if cache.enabled and (cache.semantic.enabled or not distinct):
+        return False
+    return config.governance == type(config.governance)()
+
+
+class DecisionReplay:
+    def __init__(self, records: Sequence[ReplayRecord]) -> None:
+        self._records = records
+        self._bodies = [_body(r) for r in records]
+        keys = {json.dumps(b, sort_keys=True, default=str) for b in self._bodies}
+        self._distinct = len(keys) == len(self._bodies)
+        self._by_model: dict[str, list[RowOutcome]] = {}
+        self._prepared: dict[str, list[Prepared]] = {}
+
+    def outcomes(self, config: ThriftyConfig) -> list[RowOutcome] | None:
+        """The candidate's outcome per record, or None when it is not routing-only."""
+        if not routing_only(config, self._distinct):
+            return None
+        baseline = config.baseline_model or config.default_model
+        router = build_routing(config.routing, ModelRegistry.from_config(config), baseline).router
+        key = json.dumps(
+            [config.routing.model_dump(exclude=KNOBS), baseline], sort_keys=True, default=str
+        )
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = [router.prepare(body, r.tags) for body, r in zip(
+                self._bodies, self._records, strict=True)]  # fmt: skip
+            self._prepared = {key: prepared}  # one routing section at a time (memory)
+        out = []
+        for i, item in enumerate(prepared):
+            model = router.choose(item).model
+            if model not in self._by_model:
+                self._by_model[model] = replay(self._records, without_techniques(config, model))
+            out.append(self._by_model[model][i])
+        return out
+
+
+def _body(record: ReplayRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": [dict(m) for m in record.messages], **record.params}
+    body.pop("model", None)
+    body.pop("stream", None)
+    return body

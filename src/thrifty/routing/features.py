@@ -1,0 +1,195 @@
+"""What the quality predictor sees in a prompt: sparse hashed features, no vocabulary file.
+
+Three blocks, each scaled to unit length so no block drowns the others:
+
+* **words**: lower-cased word 1- and 2-grams, hashed (crc32) into ``2**BITS`` slots,
+  weighted ``(1 + log tf) × idf`` (idf learned on the training prompts);
+* **structure**: generic shape signals (length, lines, digits, code fences, math
+  symbols, listed choices, questions, non-ASCII share), standardised on the training set;
+* **tags**: one slot per request tag ``key=value`` (an app's feature or endpoint name is
+  a strong, legitimate signal); the L2 penalty shrinks a rare tag's weight towards zero,
+  i.e. towards the text-only model.
+
+A row is a list of (slot, value) pairs; :func:`to_csr` packs rows for the solver.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import re
+import zlib
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+BITS = 20
+SLOTS = 1 << BITS
+STRUCTURE_BASE = SLOTS  # structure features live just past the hashed words
+TAG_SALT = "\x00tag:"
+BIAS_SLOT = SLOTS + 64
+
+_WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
+_CHOICE = re.compile(r"(?m)^\s*\(?[A-Ha-h1-8][).:]\s")
+_MATH = re.compile(r"[=+\-*/^<>∑∫√]|\\frac|\\sum|\d\s*[x×]\s*\d")
+
+STRUCTURE_NAMES = (
+    "log_chars", "log_words", "log_lines", "code_fence", "digit_share", "math_symbols",
+    "choices", "questions", "non_ascii", "mean_word_len", "upper_share", "url",
+)  # fmt: skip
+
+
+Counts = tuple[np.ndarray, np.ndarray]
+
+
+def _slot(token: str) -> int:
+    return zlib.crc32(token.encode()) & (SLOTS - 1)
+
+
+def word_counts(text: str) -> Counts:
+    """Hashed 1- and 2-gram counts of ``text``: (slots ascending, counts)."""
+    words = _WORD.findall(text.lower())
+    hashed = [_slot(w) for w in words]
+    hashed += [_slot(f"{a} {b}") for a, b in itertools.pairwise(words)]
+    slots, counts = np.unique(np.array(hashed, dtype=np.int64), return_counts=True)
+    return slots.astype(np.int32), counts.astype(np.float32)
+
+
+def structure(text: str) -> np.ndarray:
+    """The raw (unstandardised) structure features of ``text``."""
+    n = max(1, len(text))
+    words = text.split()
+    return np.array(
+        [
+            math.log1p(len(text)),
+            math.log1p(len(words)),
+            math.log1p(text.count("\n")),
+            float("```" in text),
+            sum(c.isdigit() for c in text) / n,
+            math.log1p(len(_MATH.findall(text))),
+            math.log1p(len(_CHOICE.findall(text))),
+            math.log1p(text.count("?")),
+            sum(ord(c) > 127 for c in text) / n,
+            sum(len(w) for w in words) / max(1, len(words)) / 10.0,
+            sum(c.isupper() for c in text) / n,
+            float("http://" in text or "https://" in text),
+        ],
+        dtype=np.float64,
+    )
+
+
+@functools.lru_cache(maxsize=32_768)
+def text_features(text: str) -> tuple[Counts, np.ndarray]:
+    """(word counts, structure) of ``text``, remembered: the tuner fits one predictor per
+    fold on overlapping prompts. Callers must not modify the results."""
+    return word_counts(text), structure(text)
+
+
+_EMBEDDED: dict[str, np.ndarray] = {}
+EMBED_MEMO = 32_768
+EMBED_BATCH = 64  # the embedder gathers every token's row at once: bound the batch
+
+
+def embeddings_of(texts: Sequence[str]) -> np.ndarray:
+    """The shipped static embedding of each text (batched, remembered like
+    :func:`text_features`)."""
+    from thrifty.embeddings import get_embedder
+
+    missing = list(dict.fromkeys(t for t in texts if t not in _EMBEDDED))
+    if len(_EMBEDDED) + len(missing) > EMBED_MEMO:
+        _EMBEDDED.clear()
+        missing = list(dict.fromkeys(texts))
+    embedder = get_embedder()
+    for start in range(0, len(missing), EMBED_BATCH):
+        chunk = missing[start : start + EMBED_BATCH]
+        _EMBEDDED.update(zip(chunk, embedder.embed(chunk), strict=True))
+    if not texts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([_EMBEDDED[t] for t in texts])
+
+
+def tag_slots(tags: Mapping[str, str]) -> list[int]:
+    return sorted({_slot(f"{TAG_SALT}{k}={v}") for k, v in tags.items()})
+
+
+class Featurizer:
+    """Turns (text, tags) into a sparse row; ``fit`` learns idf and the structure scale."""
+
+    def __init__(
+        self,
+        idf_slots: np.ndarray,
+        idf: np.ndarray,
+        mean: np.ndarray,
+        std: np.ndarray,
+        use_tags: bool,
+    ) -> None:
+        self.idf_slots = idf_slots.astype(np.int64)
+        self.idf = idf.astype(np.float64)
+        self.default_idf = float(idf.max()) if len(idf) else 1.0  # an unseen word is rare
+        self.mean, self.std = mean.astype(np.float64), std.astype(np.float64)
+        self.use_tags = use_tags
+
+    @classmethod
+    def fit(cls, counts: Sequence[Counts], shapes: np.ndarray, use_tags: bool) -> Featurizer:
+        every = [s for s, _ in counts]
+        slots, freq = np.unique(
+            np.concatenate(every) if every else np.zeros(0, np.int64), return_counts=True
+        )
+        idf = np.log((1 + len(counts)) / (1 + freq)) + 1.0
+        mean = shapes.mean(axis=0) if len(shapes) else np.zeros(len(STRUCTURE_NAMES))
+        std = shapes.std(axis=0) + 1e-6 if len(shapes) else np.ones(len(STRUCTURE_NAMES))
+        return cls(slots, idf, mean, std, use_tags)
+
+    def _idf_of(self, slots: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.idf_slots, slots)
+        at = np.minimum(at, max(0, len(self.idf_slots) - 1))
+        known = len(self.idf_slots) > 0 and self.idf_slots[at] == slots
+        return np.where(known, self.idf[at] if len(self.idf) else 1.0, self.default_idf)
+
+    def row(
+        self, counts: Counts, shape: np.ndarray, tags: Mapping[str, str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(slots, values) of one prompt."""
+        slots, tf = counts[0].astype(np.int64), counts[1].astype(np.float64)
+        values = (1.0 + np.log(tf)) * self._idf_of(slots)
+        norm = float(np.sqrt((values**2).sum()))
+        if norm > 0:
+            values = values / norm
+        z = (shape - self.mean) / self.std
+        z = np.clip(z, -5, 5) / math.sqrt(len(z))
+        parts_s = [slots, STRUCTURE_BASE + np.arange(len(z)), np.array([BIAS_SLOT])]
+        parts_v = [values, z, np.array([1.0])]
+        if self.use_tags and tags:
+            t = np.array(tag_slots(tags), dtype=np.int64)
+            parts_s.append(t)
+            parts_v.append(np.full(len(t), 1.0 / math.sqrt(len(t))))
+        return np.concatenate(parts_s), np.concatenate(parts_v)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "idf_slots": self.idf_slots,
+            "idf": self.idf.astype(np.float32),
+            "shape_mean": self.mean,
+            "shape_std": self.std,
+            "use_tags": np.array(self.use_tags),
+        }
+
+    @classmethod
+    def from_arrays(cls, data: Mapping[str, np.ndarray]) -> Featurizer:
+        return cls(
+            data["idf_slots"],
+            data["idf"],
+            data["shape_mean"],
+            data["shape_std"],
+            bool(data["use_tags"]),
+        )
+
+
+def to_csr(rows: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """(indptr, slots, values) of ``rows``."""
+    lengths = np.array([len(s) for s, _ in rows], dtype=np.int64)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    slots = np.concatenate([s for s, _ in rows]) if rows else np.zeros(0, np.int64)
+    values = np.concatenate([v for _, v in rows]) if rows else np.zeros(0)
+    return indptr, slots, values
