@@ -8,7 +8,7 @@ import os
 import uvicorn
 
 from thrifty.config import load_config
-from thrifty.server.factory import CONFIG_ENV
+from thrifty.server.factory import BIND_HOST_ENV, CONFIG_ENV
 from thrifty.server.protocol import PROTOCOL
 
 
@@ -24,6 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)  # fail fast, with the bad key named, before forking
     os.environ[CONFIG_ENV] = os.path.abspath(args.config)
+    host = args.host or config.server.host
+    os.environ[BIND_HOST_ENV] = host
     workers = args.workers or config.server.workers
     if workers > 1 and config.metrics.enabled:
         from thrifty.metrics.recorder import prepare_multiprocess
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(
         "thrifty.server.factory:create_app",
         factory=True,
-        host=args.host or config.server.host,
+        host=host,
         port=args.port if args.port is not None else config.server.port,
         workers=workers,
         loop="uvloop",

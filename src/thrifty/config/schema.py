@@ -33,7 +33,12 @@ class ServerConfig(Section):
     "Limits"): ``max_body_bytes`` every route's body (413; uploads have
     ``batching.jobs.max_file_bytes``), ``max_header_bytes`` the request line and headers
     (431), ``header_timeout_s`` until the headers are complete (408), ``body_timeout_s``
-    the longest pause in a body being read (the connection is closed)."""
+    the longest pause in a body being read (the connection is closed).
+
+    ``allowed_hosts``: the ``Host`` names the gateway answers to (``"*"``: any); unset, a
+    gateway without auth answers only to the loopback names and its bind host, and one
+    with auth to any. ``allowed_origins``: origins (``https://app.example``) whose pages
+    may call the gateway besides its own (docs/hardening.md, "Web pages")."""
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
@@ -43,6 +48,8 @@ class ServerConfig(Section):
     header_timeout_s: PositiveFloat = 30.0
     body_timeout_s: PositiveFloat = 60.0
     graceful_timeout_s: PositiveFloat = 30.0
+    allowed_hosts: list[str] | None = None
+    allowed_origins: list[str] = Field(default_factory=list)
 
 
 class LoggingConfig(Section):
@@ -55,13 +62,15 @@ class DashboardConfig(Section):
 
     ``session_ttl_s``: how long a login lasts. ``secure_cookie``: send the session cookie
     only over HTTPS; ``None`` decides per request (on when the request came over HTTPS),
-    set ``true`` behind a proxy that terminates TLS.
+    set ``true`` behind a proxy that terminates TLS. ``login_max_failures`` wrong keys in a
+    row from one client address lock its login out for ``login_lockout_s`` (429).
     """
-
 
     enabled: bool = True
     session_ttl_s: int = Field(default=12 * 3600, ge=60, le=30 * 86400)
     secure_cookie: bool | None = None
+    login_max_failures: int = Field(default=5, ge=1, le=1000)
+    login_lockout_s: int = Field(default=300, ge=1, le=86400)
 
 
 class ThriftyConfig(Section):

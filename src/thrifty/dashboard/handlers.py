@@ -23,9 +23,9 @@ from thrifty.dashboard.budget_panel import budget_section
 from thrifty.dashboard.ledger_sql import LedgerSql, ledger_sql
 from thrifty.dashboard.page import dashboard_page, login_page
 from thrifty.dashboard.queries import DEFAULT_RANGE, RANGES, load_dashboard
-from thrifty.dashboard.session import COOKIE, SessionSigner
+from thrifty.dashboard.session import COOKIE, LoginThrottle, SessionSigner
 from thrifty.dashboard.shadow_panel import shadow_section
-from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied
+from thrifty.errors import InvalidRequest, PayloadTooLarge, PermissionDenied, RateLimited
 from thrifty.ledger.stores.base import LedgerStore
 from thrifty.runtime import Runtime, key_id
 
@@ -70,6 +70,7 @@ class Dashboard:
         config = runtime.config.dashboard
         self.sessions = SessionSigner(runtime.config.auth.admin_keys, config.session_ttl_s)
         self.secure_cookie = config.secure_cookie
+        self.throttle = LoginThrottle(config.login_max_failures, config.login_lockout_s)
         folder = resources.files("thrifty.dashboard") / "static"
         self._static = {name: (folder / name).read_bytes() for name in STATIC_FILES}
 
@@ -100,13 +101,23 @@ class Dashboard:
 
     async def login(self, request: Request) -> Response:
         _same_origin(request)
+        client = _client(request) or "unknown"
         presented = await _form_key(request)
+        wait = self.throttle.locked_for(client)
+        if wait:
+            log.warning("dashboard login locked out", extra={"client": client})
+            raise RateLimited(
+                f"too many wrong keys from this address; try again in {wait} s",
+                code="login_locked", headers={"retry-after": str(wait)},
+            )  # fmt: skip
         if not self.runtime.is_admin(presented):
-            log.warning("dashboard login refused", extra={"client": _client(request)})
+            self.throttle.failed(client)
+            log.warning("dashboard login refused", extra={"client": client})
             page = login_page("That is not an admin key.", locked=not self.sessions.enabled)
             return HTMLResponse(page, status_code=401, headers=_HEADERS)
+        self.throttle.succeeded(client)
         who = key_id(presented or "")
-        log.info("dashboard login", extra={"admin": who, "client": _client(request)})
+        log.info("dashboard login", extra={"admin": who, "client": client})
         response = RedirectResponse("/dashboard", status_code=303, headers=_HEADERS)
         response.set_cookie(
             COOKIE, self.sessions.issue(who), max_age=self.sessions.ttl_s, path="/dashboard",
@@ -116,6 +127,7 @@ class Dashboard:
 
     async def logout(self, request: Request) -> Response:
         _same_origin(request)
+        self.sessions.revoke(request.cookies.get(COOKIE))
         response = RedirectResponse("/dashboard/login", status_code=303, headers=_HEADERS)
         response.delete_cookie(
             COOKIE, path="/dashboard", httponly=True, samesite="strict",

@@ -119,12 +119,23 @@ class Admission:
         of the pipeline that will run it say which models they may pick)."""
         if caller.models is None:
             return
+        hint = ""
         if ctx.auto:
             allowed = "auto" in caller.models or worst.candidate_models(ctx) <= set(caller.models)
             name = "auto"
         else:
             allowed = caller.allows(ctx.requested_model)
             name = ctx.requested_model
+            if allowed:  # a cascade's higher tier or routing's pick may answer instead
+                widened = sorted(m for m in worst.candidate_models(ctx) if not caller.allows(m))
+                if widened:
+                    allowed, name = False, widened[0]
+                    hint = (
+                        f" The request for '{ctx.requested_model}' may be answered by"
+                        f" '{name}' (routing or a cascade tier); send"
+                        " x-thrifty-route: off and x-thrifty-cascade: off to use the model"
+                        " as named."
+                    )
         if allowed:
             refused = sorted(m for m in worst.header_models(ctx) if not caller.allows(m))
             if refused:
@@ -132,7 +143,7 @@ class Admission:
         if not allowed:
             raise PermissionDenied(
                 f"This key may not use the model '{name}'; it may use: "
-                f"{', '.join(sorted(caller.models)) or 'no models'}.",
+                f"{', '.join(sorted(caller.models)) or 'no models'}.{hint}",
                 param="model",
                 code="model_not_allowed",
             )

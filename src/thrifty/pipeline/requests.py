@@ -110,6 +110,7 @@ def check_chat_body(body: Any, default_model: str | None) -> str:
                 param=f"messages[{index}].role",
                 code="invalid_value",
             )
+        _check_message_parts(message, index)
     if "stream" in body and not isinstance(body["stream"], bool) and body["stream"] is not None:
         raise InvalidRequest("'stream' must be a boolean", param="stream", code="invalid_type")
     options = body.get("stream_options")
@@ -126,6 +127,31 @@ def check_chat_body(body: Any, default_model: str | None) -> str:
                 f"'{key}' must be a positive integer", param=key, code="invalid_value"
             )
     return model
+
+
+def _check_message_parts(message: dict[str, Any], index: int) -> None:
+    """Text parts hold text and ``tool_calls`` is a list of objects (token counting and
+    every upstream read them so)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        for number, part in enumerate(content):
+            is_text = isinstance(part, dict) and part.get("type") in (None, "text")
+            if is_text and not isinstance(part.get("text"), str):
+                raise InvalidRequest(
+                    f"messages[{index}].content[{number}].text must be a string",
+                    param=f"messages[{index}].content[{number}].text",
+                    code="invalid_type",
+                )
+    calls = message.get("tool_calls")
+    if calls is not None and not (
+        isinstance(calls, list)
+        and all(isinstance(c, dict) and isinstance(c.get("function") or {}, dict) for c in calls)
+    ):
+        raise InvalidRequest(
+            f"messages[{index}].tool_calls must be an array of objects",
+            param=f"messages[{index}].tool_calls",
+            code="invalid_type",
+        )
 
 
 def check_embeddings_body(body: Any, default_model: str | None) -> str:

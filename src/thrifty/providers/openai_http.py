@@ -22,6 +22,25 @@ from thrifty.providers.config import ProviderConfig
 log = logging.getLogger(__name__)
 
 _JSON = "application/json"
+_SECRET_HEADERS = frozenset({"authorization", "api-key", "x-api-key", "x-goog-api-key"})
+
+
+def _secrets_of(config: ProviderConfig) -> tuple[str, ...]:
+    """The provider's credentials: its ``api_key`` and the values of configured headers
+    that carry a key (Azure's ``api-key``, Anthropic's ``x-api-key``)."""
+    found = [config.api_key or ""]
+    for name, value in config.headers.items():
+        if name.lower() in _SECRET_HEADERS:
+            found.append(value.removeprefix("Bearer ").strip())
+    return tuple(s for s in found if len(s) >= 6)
+
+
+def scrub(text: str, secrets: tuple[str, ...]) -> str:
+    """``text`` without any of ``secrets`` (nor their first 8 characters, which is how
+    some providers quote a key they refuse)."""
+    for secret in secrets:
+        text = text.replace(secret, "***").replace(secret[:8], "***")
+    return text
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -56,6 +75,7 @@ class OpenAIHTTPProvider:
         self._headers = {"content-type": _JSON, **config.headers}
         if config.api_key:
             self._headers["authorization"] = f"Bearer {config.api_key}"
+        self._secrets = _secrets_of(config)
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.connect_timeout_s, sock_read=config.timeout_s
@@ -77,10 +97,7 @@ class OpenAIHTTPProvider:
         return session
 
     def _scrub(self, text: str) -> str:
-        key = self.config.api_key
-        if key and len(key) >= 6:
-            text = text.replace(key, "***").replace(key[:8], "***")
-        return text
+        return scrub(text, self._secrets)
 
     async def _error_from_response(self, resp: aiohttp.ClientResponse) -> UpstreamError:
         raw = await resp.read()
@@ -181,7 +198,7 @@ class OpenAIHTTPProvider:
             raise UpstreamError(
                 f"upstream {self.name} did not answer with an event stream", retryable=False
             )
-        return SSEStream(self.name, resp)
+        return SSEStream(self.name, resp, self._secrets)
 
     async def get(self, endpoint: str) -> dict[str, Any]:
         try:
@@ -213,11 +230,18 @@ def _chunk_choices(event: Any) -> list[dict[str, Any]] | None:
 
 
 class SSEStream:
-    """Parses an upstream SSE body into event dicts; detects a cut connection."""
+    """Parses an upstream SSE body into event dicts; detects a cut connection.
 
-    def __init__(self, provider: str, resp: aiohttp.ClientResponse) -> None:
+    Every error it raises has ``secrets`` (the provider's credentials) scrubbed from its
+    text, as the non-stream path does: an error event or a malformed event may quote them.
+    """
+
+    def __init__(
+        self, provider: str, resp: aiohttp.ClientResponse, secrets: tuple[str, ...] = ()
+    ) -> None:
         self._provider = provider
         self._resp = resp
+        self._secrets = secrets
         self.finished = False
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
@@ -243,12 +267,13 @@ class SSEStream:
                 if isinstance(event, dict) and "error" in event and not event.get("choices"):
                     err = event["error"]
                     message = err.get("message") if isinstance(err, dict) else str(err)
+                    message = scrub(str(message), self._secrets)
                     raise UpstreamError(f"upstream {self._provider} stream error: {message}")
                 choices = _chunk_choices(event)
                 if choices is None:
+                    shown = scrub(data[:200].decode(errors="replace"), self._secrets)
                     raise StreamInterrupted(
-                        f"upstream {self._provider} sent a malformed stream event: "
-                        f"{data[:200].decode(errors='replace')}"
+                        f"upstream {self._provider} sent a malformed stream event: {shown}"
                     )
                 if any(c.get("finish_reason") for c in choices):
                     saw_finish = True

@@ -21,6 +21,8 @@ from thrifty.tokens import count_text, encoding_for_model
 _REASONING_PREFIXES = ("o1", "o3", "o4")
 _REASONING_PER_VISIBLE = 2  # reasoning tokens reported per visible completion token
 SYSTEM_FINGERPRINT = "fp_thrifty_upstream"
+MAX_N = 128  # OpenAI's own limits: a larger value is refused, never generated
+MAX_TOP_LOGPROBS = 20
 
 
 class InvalidRequest(ValueError):
@@ -37,13 +39,35 @@ def is_reasoning_model(model: str) -> bool:
     return base.startswith(_REASONING_PREFIXES) or "reason" in base or "thinking" in base
 
 
-def _int_param(body: Mapping[str, Any], name: str, minimum: int) -> int | None:
+def _int_param(
+    body: Mapping[str, Any], name: str, minimum: int, maximum: int | None = None
+) -> int | None:
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidRequest(f"'{name}' must be an integer >= {minimum}", name)
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(f"'{name}' must be an integer <= {maximum}", name)
     return value
+
+
+def _check_message(message: Mapping[str, Any]) -> None:
+    """Text parts must hold text and tool calls must be objects (else the token count and
+    the answer would fail on them)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        for part in content:
+            is_text = isinstance(part, dict) and part.get("type") in (None, "text")
+            if is_text and not isinstance(part.get("text"), str):
+                raise InvalidRequest("a text content part needs a string 'text'", "messages")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list) or not all(
+        isinstance(c, dict) and isinstance(c.get("function") or {}, dict) for c in calls
+    ):
+        raise InvalidRequest("'tool_calls' must be a list of objects", "messages")
 
 
 def _object_param(body: Mapping[str, Any], name: str) -> Mapping[str, Any]:
@@ -107,6 +131,8 @@ class ChatParams:
             raise InvalidRequest("'messages' must be a non-empty list", "messages")
         if not all(isinstance(m, dict) for m in messages):
             raise InvalidRequest("each message must be an object", "messages")
+        for message in messages:
+            _check_message(message)
         max_tokens = _int_param(body, "max_completion_tokens", 1)
         if max_tokens is None:
             max_tokens = _int_param(body, "max_tokens", 1)
@@ -115,13 +141,13 @@ class ChatParams:
         return cls(
             model=str(body["model"]),
             messages=messages,
-            n=_int_param(body, "n", 1) or 1,
+            n=_int_param(body, "n", 1, MAX_N) or 1,
             stop=_stops(body),
             max_tokens=max_tokens,
             tool_name=_tool_to_call(body),
             json_mode=response_format.get("type") in ("json_object", "json_schema"),
             logprobs=bool(body.get("logprobs")),
-            top_logprobs=_int_param(body, "top_logprobs", 0) or 0,
+            top_logprobs=_int_param(body, "top_logprobs", 0, MAX_TOP_LOGPROBS) or 0,
             stream=bool(body.get("stream")),
             include_usage=bool(stream_options.get("include_usage")),
         )

@@ -21,6 +21,7 @@ from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.runtime import Runtime
 from thrifty.server.features import build_features
+from thrifty.server.local_guard import LocalGuard, build_local_guard
 from thrifty.server.protocol import STATE_KEY, HttpLimits
 from thrifty.server.responses import error_response
 from thrifty.server.routes import mount
@@ -56,9 +57,12 @@ class GatewayApp:
     to the same ``ModelEndpoint`` objects, so there is one implementation.
     """
 
-    def __init__(self, app: Starlette, fast_routes: dict[str, ASGIApp]) -> None:
+    def __init__(
+        self, app: Starlette, fast_routes: dict[str, ASGIApp], guard: LocalGuard | None = None
+    ) -> None:
         self.app = app
         self._fast_routes = fast_routes
+        self._guard = guard
 
     @property
     def state(self) -> State:
@@ -67,6 +71,9 @@ class GatewayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self._guard is not None and (refused := self._guard.refusal(scope)) is not None:
+            await error_response(refused)(scope, receive, _with_request_id(send))
             return
         if scope["method"] == "POST" and not scope.get("root_path"):
             endpoint = self._fast_routes.get(scope["path"])
@@ -93,10 +100,14 @@ def _with_request_id(send: Send) -> Send:
     return send_with_id
 
 
-def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> GatewayApp:
+def build_app(
+    config: ThriftyConfig, *, ledger_path: str | None = None, bind_host: str | None = None
+) -> GatewayApp:
     """Build the gateway. Resources (connections, ledger writer) live in the lifespan:
     created at start-up, and on shutdown the ledger is flushed after in-flight requests
-    finish (uvicorn waits for them before running the lifespan's exit)."""
+    finish (uvicorn waits for them before running the lifespan's exit). ``bind_host``:
+    the address the server listens on, when not ``server.host`` (``thrifty serve --host``);
+    it is one of the hosts a gateway without auth answers to (local_guard.py)."""
     runtime = Runtime(config, ledger_path=ledger_path)
     routes, fast_routes = mount(build_features(runtime), config.server.max_body_bytes)
 
@@ -122,4 +133,10 @@ def build_app(config: ThriftyConfig, *, ledger_path: str | None = None) -> Gatew
         lifespan=lifespan,
     )
     app.state.runtime = runtime
-    return GatewayApp(app, fast_routes)
+    guard = build_local_guard(
+        auth_enabled=config.auth.enabled,
+        bind_host=bind_host or server.host,
+        allowed_hosts=server.allowed_hosts,
+        allowed_origins=server.allowed_origins,
+    )
+    return GatewayApp(app, fast_routes, guard)

@@ -46,6 +46,7 @@ from thrifty.upstream.answers import Dataset, canonical_messages, embedding_payl
 from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
     EVENT_FAULTS,
+    KEY_FAULTS,
     EventStreamResponse,
     FaultBook,
     FaultSpec,
@@ -54,6 +55,8 @@ from thrifty.upstream.faults import (
     UpstreamApp,
     error_response,
     fault_error_response,
+    key_fault_error,
+    key_fault_event,
     parse_model_faults,
     sleep_unless_disconnected,
 )
@@ -71,6 +74,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MODELS = ("gpt-4o", "gpt-4o-mini", "o3-mini", "deepseek-chat")
 CACHE_MIN_TOKENS = 1024  # OpenAI caches prompts (and prefixes) of at least this many tokens
 CACHE_BLOCK = 128  # ... and reports hits in steps of this many tokens
+MAX_DIMENSIONS = 3072  # text-embedding-3-large's size; a larger vector is refused
 _REPLY_PRIMER_TOKENS = 3  # count_messages adds these once per prompt, not per prefix
 _JSON = "application/json"
 
@@ -306,7 +310,7 @@ class Upstream:
         spec = self._fault_for(request, model, packed)
         if spec is None or spec.kind == "cut" or spec.kind in PACK_FAULTS:
             return spec, None
-        if spec.kind in EVENT_FAULTS:
+        if spec.kind in EVENT_FAULTS or spec.kind in KEY_FAULTS:
             return spec, None
         if spec.kind == "timeout":
             seconds = spec.seconds if spec.seconds is not None else self.options.timeout_s
@@ -376,8 +380,15 @@ class Upstream:
             if cut is not None and cut.kind in EVENT_FAULTS:
                 events[min(cut.after, len(events) - 2)] = EVENT_FAULTS[cut.kind]
                 cut = None
+            elif cut is not None and cut.kind in KEY_FAULTS:
+                key = request.headers.get("authorization", "").removeprefix("Bearer ")
+                events[min(cut.after, len(events) - 2)] = key_fault_event(cut.kind, key)
+                cut = None
             return EventStreamResponse(events, delay, cut.after if cut else None)
-        if cut is not None and cut.kind in EVENT_FAULTS:
+        if cut is not None and cut.kind == "keyerror":
+            key = request.headers.get("authorization", "").removeprefix("Bearer ")
+            return _json({"error": key_fault_error(key)}, 500)
+        if cut is not None and (cut.kind in EVENT_FAULTS or cut.kind in KEY_FAULTS):
             cut = None  # stream faults only
         payload = orjson.dumps(completion_body(completion_id, params, choices, usage))
         if cut is not None:
@@ -418,8 +429,10 @@ class Upstream:
             body, model = await self._admit(request, "embeddings")
             inputs = _embedding_inputs(body.get("input"), model)
             dimensions = body.get("dimensions") or self.options.embedding_dimensions
-            if not isinstance(dimensions, int) or dimensions < 1:
-                raise InvalidRequest("'dimensions' must be a positive integer", "dimensions")
+            if not isinstance(dimensions, int) or not 1 <= dimensions <= MAX_DIMENSIONS:
+                raise InvalidRequest(
+                    f"'dimensions' must be an integer from 1 to {MAX_DIMENSIONS}", "dimensions"
+                )
             cut, reply = await self._disturb(request, model)
         except _Reject as reject:
             return reject.reply
@@ -438,7 +451,7 @@ class Upstream:
             "object": "list", "data": data, "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         })  # fmt: skip
-        if cut is not None:
+        if cut is not None and cut.kind == "cut":  # stream faults do not apply
             return TruncatedResponse(payload, len(payload) // 2)
         return Response(payload, media_type=_JSON)
 

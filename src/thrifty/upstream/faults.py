@@ -6,7 +6,8 @@ Syntax (header ``x-upstream-fault`` or ``UpstreamOptions.model_faults`` values):
 
 ``kind`` is one of ``429 500 503 timeout reset cut``; ``listevent`` and ``nullchoice``
 replace a stream's event number ``after`` with a malformed one (a JSON list; a chunk
-whose ``choices`` is ``[null]``), streams only; or ``drop swap malform``, which act
+whose ``choices`` is ``[null]``), streams only; ``keyerror`` and ``keyjunk`` echo the
+request's bearer key (see :data:`KEY_FAULTS`); or ``drop swap malform``, which act
 only on packed prompts (see :mod:`thrifty.upstream.packed`; ``item=K`` picks the item).
 With ``times=K`` only the first K requests carrying the same ``id`` fail (the count lives
 in the server), later ones pass.
@@ -45,9 +46,15 @@ EVENT_FAULTS: Mapping[str, bytes] = {
     "nullchoice": b'data: {"id": "chatcmpl-bad", "object": "chat.completion.chunk", '
     b'"choices": [null]}\n\n',
 }
+#: Faults that echo the request's bearer key (the gateway's provider key) back: in a
+#: stream, event ``after`` becomes an error event (``keyerror``) or a malformed event
+#: (``keyjunk``) holding the key; ``keyerror`` without a stream is a 500 whose message
+#: holds it. Real providers echo a key in "Incorrect API key provided: ..." errors.
+KEY_FAULTS = frozenset({"keyerror", "keyjunk"})
 FAULT_KINDS = frozenset(
-    {"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform", *EVENT_FAULTS}
-)
+    {"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform", *EVENT_FAULTS,
+     *KEY_FAULTS}
+)  # fmt: skip
 SERVER_SEND_KEY = "thrifty.upstream.server_send"
 _ERRORS: Mapping[str, tuple[int, str, str, str | None]] = {
     "429": (429, "Rate limit reached (injected by thrifty upstream).", "rate_limit_error",
@@ -128,6 +135,18 @@ def error_response(
     """An OpenAI-style ``{"error": {message, type, param, code}}`` reply."""
     body = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return Response(orjson.dumps(body), status, headers, media_type="application/json")
+
+
+def key_fault_event(kind: str, key: str) -> bytes:
+    """The stream event of a :data:`KEY_FAULTS` fault, echoing ``key``."""
+    if kind == "keyjunk":
+        return b"data: " + orjson.dumps(["Incorrect API key provided: " + key]) + b"\n\n"
+    return b"data: " + orjson.dumps({"error": key_fault_error(key)}) + b"\n\n"
+
+
+def key_fault_error(key: str) -> dict[str, str | None]:
+    return {"message": f"Incorrect API key provided: {key}. Check your key (injected).",
+            "type": "server_error", "param": None, "code": None}  # fmt: skip
 
 
 def fault_error_response(spec: FaultSpec) -> Response:
