@@ -29,8 +29,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.passthrough import BODY, gateway_config, latencies, percentile, spawn, throughput
-from thrifty.cli.processes import free_port
+import aiohttp
+
+from bench.loadgen import percentile, run_load
+from bench.passthrough import AUTH, BODY, start_gateway, start_upstream
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.metrics.recorder import MetricsRecorder
@@ -39,23 +41,35 @@ from thrifty.usage import Usage
 RESULTS = Path(__file__).parent / "results"
 
 
+async def latencies(url: str, n: int, warmup: int = 50) -> list[float]:
+    """``n`` sequential request latencies in ms, after ``warmup`` unmeasured requests."""
+    headers = {"authorization": AUTH, "content-type": "application/json"}
+    out: list[float] = []
+    async with aiohttp.ClientSession() as session:
+        for i in range(n + warmup):
+            start = time.perf_counter()
+            async with session.post(url, data=BODY, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise RuntimeError(f"{url}: HTTP {resp.status}")
+            if i >= warmup:
+                out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
 def one_round(workdir: Path, up_port: int, metrics: bool, requests: int, seconds: float) -> dict:
-    port = free_port()
     name = f"metrics-{'on' if metrics else 'off'}"
-    config = gateway_config(workdir, name, up_port, port, metrics={"enabled": metrics})
-    gateway = spawn(["serve", "--config", str(config)], 0, port)
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    gateway, url = start_gateway(workdir, name, up_port, metrics={"enabled": metrics})
     try:
         cpu_start = cpu_seconds(gateway.pid)
-        lat = asyncio.run(latencies(url, requests, BODY))
-        rps = asyncio.run(throughput(url, 32, seconds))
+        lat = asyncio.run(latencies(url, requests))
+        load = run_load(url, BODY, connections=32, seconds=seconds, auth=AUTH, warmup=0)
         time.sleep(0.5)  # the writer's last flush (200 ms) lands in this round's CPU time
         cpu = cpu_seconds(gateway.pid) - cpu_start
     finally:
-        gateway.terminate()
-        gateway.wait(timeout=30)
-    served = requests + 50 + rps * seconds  # latencies() adds 50 warm-up requests
-    return {"p50": statistics.median(lat), "p99": percentile(lat, 0.99), "rps": rps,
+        gateway.stop()
+    served = requests + 50 + load.requests  # latencies() adds 50 warm-up requests
+    return {"p50": statistics.median(lat), "p99": percentile(lat, 0.99), "rps": load.rps,
             "cpu_us": cpu / served * 1e6}  # fmt: skip
 
 
@@ -112,16 +126,14 @@ def writer_thread_cost(workdir: Path, n: int = 20_000, batch: int = 500) -> dict
 
 def run(rounds: int, requests: int, seconds: float) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="thrifty-bench-metrics-"))
-    up_port = free_port()
-    upstream = spawn(["upstream", "--port", str(up_port)], 1, up_port)
+    upstream, up_port = start_upstream(workdir)
     results: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     try:
         for _ in range(rounds):
             for metrics in (True, False):
                 results[metrics].append(one_round(workdir, up_port, metrics, requests, seconds))
     finally:
-        upstream.terminate()
-        upstream.wait(timeout=30)
+        upstream.stop()
 
     def med(metrics: bool, key: str) -> float:
         return statistics.median(r[key] for r in results[metrics])
