@@ -18,7 +18,6 @@ import hashlib
 import logging
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -29,7 +28,7 @@ from thrifty.batching.config import BatchingConfig
 from thrifty.batching.provider_api import ProviderBatchAPI
 from thrifty.batching.stores.base import JobStore
 from thrifty.batching.stores.sqlite import SqliteJobStore
-from thrifty.errors import InvalidRequest, PayloadTooLarge, StoreUnavailable, ThriftyError
+from thrifty.errors import InvalidRequest, PayloadTooLarge, ThriftyError
 from thrifty.governance.config import GovernanceConfig
 from thrifty.governance.jobs import JobAdmission, estimate_lines, window_s
 from thrifty.governance.keys.identity import Caller
@@ -39,6 +38,7 @@ from thrifty.pipeline.context import CHAT
 from thrifty.pricing import cost as price
 from thrifty.providers.config import ProviderConfig
 from thrifty.registry import ModelRegistry
+from thrifty.stores.sqlite import off_loop
 from thrifty.usage import Usage
 
 log = logging.getLogger(__name__)
@@ -91,18 +91,8 @@ class BatchJobs:
         self._booking = asyncio.Lock()
 
     async def _db(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """A job-store call in a worker thread: SQLite may wait up to its busy timeout
-        for the CLI's write, and the event loop must not wait with it."""
-        try:
-            return await asyncio.to_thread(call, *args, **kwargs)
-        except sqlite3.OperationalError as exc:
-            # still locked after the busy timeout (a long CLI write): the caller may retry
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            log.warning("batch job store busy", extra={"error": str(exc)})
-            raise StoreUnavailable(
-                "the batch job store is locked by another process; retry shortly"
-            ) from None
+        """A job-store call in a worker thread (the CLI may be writing the file)."""
+        return await off_loop("batch job store", call, *args, **kwargs)
 
     def _api(self, provider: str) -> ProviderBatchAPI:
         return ProviderBatchAPI(provider, self._config.providers[provider])

@@ -15,13 +15,20 @@ file. Applying them takes the write lock first, so several processes may start a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
-__all__ = ["connect", "migrate"]
+from thrifty.errors import StoreUnavailable
+
+__all__ = ["connect", "is_locked", "locked_store", "migrate", "off_loop"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 Synchronous = Literal["OFF", "NORMAL", "FULL"]
 
@@ -90,3 +97,28 @@ def migrate(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def is_locked(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` is SQLite giving up on another connection's lock (after its busy
+    timeout), as opposed to a bug in the statement."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def locked_store(what: str, exc: sqlite3.OperationalError, **where: Any) -> StoreUnavailable:
+    """The 503 for a store (``what``: "key store", ...) still locked after its timeout:
+    the caller may retry. Logged here, once, with ``where`` (e.g. the path)."""
+    log.warning(f"{what} locked", extra={"error": str(exc), **where})
+    return StoreUnavailable(f"the {what} is locked by another process; retry shortly")
+
+
+async def off_loop(what: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` on a worker thread: SQLite may wait up to its busy timeout for another
+    process's write, and the event loop must not wait with it. A lock held past that
+    timeout is :func:`locked_store`'s 503."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        raise locked_store(what, exc) from None

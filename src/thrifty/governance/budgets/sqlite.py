@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from thrifty.errors import StoreUnavailable
 from thrifty.governance.budgets.base import (
     BucketUsage,
     BudgetBucket,
@@ -32,7 +31,7 @@ from thrifty.governance.budgets.base import (
     Reservation,
 )
 from thrifty.governance.budgets.memory import over_limit
-from thrifty.stores.sqlite import connect, migrate
+from thrifty.stores.sqlite import connect, is_locked, locked_store, migrate
 
 __all__ = ["MIGRATIONS", "SqliteBudgetStore", "SqliteRateLimitStore"]
 
@@ -126,12 +125,9 @@ class _SqliteFile:
             # shield: a cancelled caller stops waiting, the transaction still completes
             return await asyncio.shield(asyncio.wrap_future(future))
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
+            if not is_locked(exc):
                 raise
-            log.warning("budget store locked", extra={"path": str(self.path), "error": str(exc)})
-            raise StoreUnavailable(
-                "the budget store is locked by another process; retry shortly"
-            ) from None
+            raise locked_store("budget store", exc, path=str(self.path)) from None
 
     def close(self) -> None:
         self._fast.close()

@@ -12,11 +12,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -26,7 +23,6 @@ from thrifty.errors import (
     InvalidRequest,
     ModelNotFound,
     PermissionDenied,
-    StoreUnavailable,
 )
 from thrifty.governance.budgets.base import BucketUsage
 from thrifty.governance.keys.base import KeyStore, VirtualKey
@@ -35,11 +31,10 @@ from thrifty.governance.keys.presented import presented_key
 from thrifty.governance.keys.spec import KeySpec
 from thrifty.pipeline.requests import loads_body
 from thrifty.registry import ModelRegistry
+from thrifty.stores.sqlite import off_loop
 
 __all__ = ["KeysAdmin", "check_spec", "parse_spec"]
 
-T = TypeVar("T")
-log = logging.getLogger(__name__)
 
 #: Raises :class:`InvalidRequest` when a key's overrides do not fit the gateway's config.
 CheckOverrides = Callable[[Overrides], object]
@@ -120,7 +115,7 @@ class KeysAdmin:
 
     async def _key(self, store: KeyStore, key_id: str) -> VirtualKey:
         # no such id; PostgreSQL would refuse the NUL with an error
-        key = await _off_loop(store.get, key_id) if "\x00" not in key_id else None
+        key = await off_loop("key store", store.get, key_id) if "\x00" not in key_id else None
         if key is None:
             raise InvalidRequest(f"no virtual key {key_id!r}", status=404, code="key_not_found")
         return key
@@ -133,11 +128,11 @@ class KeysAdmin:
     async def create(self, request: Request) -> dict[str, Any]:
         """``POST /admin/keys`` (the server answers 201): the secret is shown this once."""
         store = self._store(request)
-        key, secret = await _off_loop(store.create, self._spec(await request.body()))
+        key, secret = await off_loop("key store", store.create, self._spec(await request.body()))
         return {**key.to_dict(), "key": secret}
 
     async def list(self, request: Request) -> dict[str, Any]:
-        keys = await _off_loop(self._store(request).list)
+        keys = await off_loop("key store", self._store(request).list)
         return {"object": "list", "data": [k.to_dict() for k in keys]}
 
     async def get(self, request: Request) -> dict[str, Any]:
@@ -146,13 +141,14 @@ class KeysAdmin:
     async def update(self, request: Request) -> dict[str, Any]:
         store = self._store(request)
         key = await self._key(store, request.path_params["key_id"])
-        updated = await _off_loop(store.update, key.id, self._spec(await request.body()))
+        spec = self._spec(await request.body())
+        updated = await off_loop("key store", store.update, key.id, spec)
         return (updated or key).to_dict()
 
     async def revoke(self, request: Request) -> dict[str, Any]:
         store = self._store(request)
         key = await self._key(store, request.path_params["key_id"])
-        revoked = await _off_loop(store.revoke, key.id)
+        revoked = await off_loop("key store", store.revoke, key.id)
         return (revoked or key).to_dict()
 
     async def budgets(self, request: Request) -> dict[str, Any]:
@@ -170,18 +166,3 @@ class KeysAdmin:
             for u in await self._budget_usage()
         ]
         return {"object": "list", "data": data}
-
-
-async def _off_loop(call: Callable[..., T], *args: Any) -> T:
-    """A key-store call on a worker thread: a write may wait for another process's lock
-    (SQLite) or the network (PostgreSQL), and the event loop must not wait with it. A
-    lock held past the store's timeout is a 503 ``store_unavailable``."""
-    try:
-        return await asyncio.to_thread(call, *args)
-    except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc) and "busy" not in str(exc):
-            raise
-        log.warning("key store locked", extra={"error": str(exc)})
-        raise StoreUnavailable(
-            "the key store is locked by another process; retry shortly"
-        ) from None
