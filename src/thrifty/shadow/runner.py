@@ -20,13 +20,13 @@ import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 from thrifty.errors import ThriftyError
 from thrifty.governance.budgets.base import BudgetBucket, BudgetExceeded, BudgetStore
+from thrifty.governance.budgets.buckets import window
 from thrifty.ledger.record import AttemptRecord, RequestRecord, attempts_cost
 from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
@@ -312,7 +312,6 @@ def _blended(registry: ModelRegistry, name: str) -> float | None:
 
 
 def _bucket(limit_usd: float) -> BudgetBucket:
-    now = datetime.now(UTC)
-    day = now.strftime("%Y-%m-%d")
-    ends = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-    return BudgetBucket("shadow", "day", day, limit_usd, ends.timestamp())
+    """Today's (UTC) shadow bucket, windowed as every daily budget is."""
+    day, ends = window("day", time.time())
+    return BudgetBucket("shadow", "day", day, limit_usd, ends)
