@@ -35,6 +35,9 @@ class ModelConfig(Section):
     model: str | None = None
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     price: PriceConfig | None = None
+    free: bool = False
+    """The model costs nothing (self-hosted): priced at $0 on purpose. A $0 catalogue
+    price does not count as free; only this (or an explicit ``price`` of 0) does."""
     catalogue_name: str | None = None
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
@@ -50,5 +53,6 @@ class ModelConfig(Section):
             raise ValueError("give either provider/model or deployments, not both")
         if not self.deployments and not self.provider:
             raise ValueError("needs provider (and optionally model) or a deployments list")
+        if self.free and self.price is not None:
+            raise ValueError("give either free: true or a price, not both")
         return self
-
