@@ -24,11 +24,16 @@ from thrifty.errors import ThriftyError, UpstreamError
 from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.estimate import estimate_usage
+from thrifty.pipeline.estimate import (
+    REASONING_FIELDS,
+    STREAMED_REASONING,
+    STREAMED_TEXT,
+    estimate_usage,
+)
 from thrifty.pricing import cost as price_usage
 from thrifty.providers.base import Provider, ProviderStream
 from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
-from thrifty.usage import Usage
+from thrifty.usage import Usage, UsageError, parse_openai
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +145,12 @@ class DispatchStage:
         reply = await provider.send(
             ctx.endpoint.replace(".", "/"), self._upstream_body(ctx, deployment, False)
         )
-        usage = Usage.from_openai(reply.body.get("usage")) or estimate_usage(
-            ctx.endpoint, ctx.body, reply.body, deployment.upstream_model
-        )
+        _check_not_empty(ctx.endpoint, reply.body, deployment.provider)
+        usage = _read_usage(reply.body.get("usage"), ctx.request_id, deployment.provider)
+        if usage is None:
+            usage = estimate_usage(ctx.endpoint, ctx.body, reply.body, deployment.upstream_model)
+            if reply.body.get("usage") is not None:  # unusable: the caller gets our count
+                reply.body["usage"] = usage.to_openai()
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
@@ -201,13 +209,16 @@ async def _relay(
     wants_usage = ctx.client_wants_usage
     usage: Usage | None = None
     texts: list[str] = []
+    reasoning: list[str] = []
     try:
         event: dict[str, Any] | None = first
         while event is not None:
             if event.get("usage"):
-                usage = Usage.from_openai(event["usage"])
+                usage = _read_usage(event["usage"], ctx.request_id, deployment.provider)
+                if usage is None:
+                    event = {k: v for k, v in event.items() if k != "usage"}
             for choice in event.get("choices") or ():
-                _stream_texts(choice, texts)
+                _stream_texts(choice, texts, reasoning)
             if wants_usage or not event.get("usage"):
                 yield event
             elif event.get("choices"):  # usage riding on a content chunk: keep the content
@@ -221,9 +232,8 @@ async def _relay(
     finally:
         await stream.aclose()
         if usage is None:
-            usage = estimate_usage(
-                CHAT, sent, {"_streamed_text": "".join(texts)}, deployment.upstream_model
-            )
+            streamed = {STREAMED_TEXT: "".join(texts), STREAMED_REASONING: "".join(reasoning)}
+            usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
         attempt.latency_ms = (time.perf_counter() - started) * 1000
@@ -231,15 +241,55 @@ async def _relay(
         reply.streamed_text = "".join(texts)
 
 
-def _stream_texts(choice: dict[str, Any], texts: list[str]) -> None:
+def _read_usage(raw: Any, request_id: str, provider: str) -> Usage | None:
+    """The upstream's usage; None when absent or impossible (negative, absurd, of the
+    wrong type): then the tokens are counted and the row is flagged ``estimated``, and
+    the rejection is logged, instead of booking -$1 or $1e12."""
+    try:
+        return parse_openai(raw)
+    except UsageError as exc:
+        log.warning(
+            "upstream usage ignored, tokens estimated",
+            extra={"request_id": request_id, "provider": provider, "error": str(exc)},
+        )
+        return None
+
+
+_EMPTY_FIELD = {CHAT: "choices", "embeddings": "data"}
+
+
+def _check_not_empty(endpoint: str, body: dict[str, Any], provider: str) -> None:
+    """A 200 without an answer (no ``choices``/``data``) is an upstream failure: retried
+    and failed over like a 5xx, and a 502 if nothing answers, never passed on as 200."""
+    field = _EMPTY_FIELD.get(endpoint)
+    if field is None:
+        return
+    value = body.get(field)
+    if not isinstance(value, list) or not value:
+        error = UpstreamError(
+            f"upstream {provider} sent an empty reply (no {field})",
+            retryable=True,
+            code="upstream_empty_reply",
+        )
+        error.upstream_status = 200
+        raise error
+
+
+def _stream_texts(choice: dict[str, Any], texts: list[str], reasoning: list[str]) -> None:
     """Append a chunk choice's streamed text (content, tool names and arguments) to
-    ``texts``; values of the wrong type count as no text."""
+    ``texts`` and its reasoning text to ``reasoning``; values of the wrong type count as
+    no text."""
     delta = choice.get("delta")
     if not isinstance(delta, dict):
         return
     content = delta.get("content")
     if isinstance(content, str):
         texts.append(content)
+    for field in REASONING_FIELDS:
+        thought = delta.get(field)
+        if isinstance(thought, str):
+            reasoning.append(thought)
+            break
     calls = delta.get("tool_calls")
     for call in calls if isinstance(calls, list) else ():
         function = call.get("function") if isinstance(call, dict) else None
