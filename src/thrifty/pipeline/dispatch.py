@@ -25,9 +25,9 @@ from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.estimate import (
-    REASONING_FIELDS,
     STREAMED_REASONING,
     STREAMED_TEXT,
+    collect_texts,
     estimate_usage,
 )
 from thrifty.pricing import cost as price_usage
@@ -276,24 +276,7 @@ def _check_not_empty(endpoint: str, body: dict[str, Any], provider: str) -> None
 
 
 def _stream_texts(choice: dict[str, Any], texts: list[str], reasoning: list[str]) -> None:
-    """Append a chunk choice's streamed text (content, tool names and arguments) to
-    ``texts`` and its reasoning text to ``reasoning``; values of the wrong type count as
-    no text."""
+    """Collect a chunk choice's streamed answer and reasoning text (see ``collect_texts``)."""
     delta = choice.get("delta")
-    if not isinstance(delta, dict):
-        return
-    content = delta.get("content")
-    if isinstance(content, str):
-        texts.append(content)
-    for field in REASONING_FIELDS:
-        thought = delta.get(field)
-        if isinstance(thought, str):
-            reasoning.append(thought)
-            break
-    calls = delta.get("tool_calls")
-    for call in calls if isinstance(calls, list) else ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            for part in (function.get("name"), function.get("arguments")):
-                if isinstance(part, str):
-                    texts.append(part)
+    if isinstance(delta, dict):
+        collect_texts(delta, texts, reasoning)

@@ -20,30 +20,38 @@ STREAMED_REASONING = "_streamed_reasoning"
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
 
+def collect_texts(message: dict[str, Any], texts: list[str], reasoning: list[str]) -> None:
+    """Append a message's (or a stream delta's) answer text (content, tool names and
+    arguments) to ``texts`` and its reasoning text to ``reasoning``; values of the wrong
+    type count as no text."""
+    content = message.get("content")
+    if isinstance(content, str):
+        texts.append(content)
+    for field in REASONING_FIELDS:
+        thought = message.get(field)
+        if isinstance(thought, str):
+            reasoning.append(thought)
+            break
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            texts.extend(p for p in (function.get("name"), function.get("arguments"))
+                         if isinstance(p, str))  # fmt: skip
+
+
 def _answer_texts(response: dict[str, Any]) -> tuple[str, str]:
     """(answer text, reasoning text) of a complete reply or a joined stream."""
     if STREAMED_TEXT in response:
         return str(response[STREAMED_TEXT]), str(response.get(STREAMED_REASONING) or "")
-    parts: list[str] = []
+    texts: list[str] = []
     reasoning: list[str] = []
     choices = response.get("choices")
     for choice in choices if isinstance(choices, list) else ():
         message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict):
-            continue
-        content = message.get("content")
-        parts.append(content if isinstance(content, str) else "")
-        for field in REASONING_FIELDS:
-            text = message.get(field)
-            if isinstance(text, str):
-                reasoning.append(text)
-                break
-        calls = message.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            function = call.get("function") if isinstance(call, dict) else None
-            if isinstance(function, dict):
-                parts.extend(str(function.get(k) or "") for k in ("name", "arguments"))
-    return "".join(parts), "".join(reasoning)
+        if isinstance(message, dict):
+            collect_texts(message, texts, reasoning)
+    return "".join(texts), "".join(reasoning)
 
 
 def estimate_usage(
