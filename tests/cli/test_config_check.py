@@ -77,3 +77,19 @@ def test_missing_name_suggests_then_prices_update_fixes_it(
     capsys.readouterr()
     assert main(["config", "check", path]) == 0
     assert "volcengine/claude-sonnet-4" in capsys.readouterr().out
+
+
+def test_config_price_with_one_hour_writes_and_a_fee(tmp_path: Path) -> None:
+    from thrifty.config import load_config
+    from thrifty.pricing import cost
+    from thrifty.registry import ModelRegistry
+    from thrifty.usage import Usage
+
+    price = {"input": 3, "output": 15, "cache_write": 3.75, "cache_write_1h": 6,
+             "per_request_usd": 0.01}  # fmt: skip
+    path = write_config(tmp_path, {"m": {"provider": "volc", "price": price}})
+    resolved = ModelRegistry.from_config(load_config(path)).get("m").price
+    assert resolved is not None
+    usage = Usage(input_tokens=2_000_000, cache_write_tokens=2_000_000, cache_write_1h_tokens=10**6)
+    expected = price["cache_write"] + price["cache_write_1h"] + price["per_request_usd"]
+    assert cost(usage, resolved).total == pytest.approx(expected, rel=1e-12)

@@ -294,6 +294,8 @@ class ModelPrice:
         reasoning: float | None = None,
         provider: str | None = None,
         capabilities: frozenset[str] = frozenset(),
+        cache_write_1h: float | None = None,
+        per_request_usd: float | None = None,
     ) -> ModelPrice:
         """Build a config override from USD per million tokens (how price pages quote them).
 
@@ -316,6 +318,8 @@ class ModelPrice:
             provider=provider,
             capabilities=frozenset(capabilities),
             source="config",
+            cache_write_1h_per_token=_price(cache_write_1h, "cache_write_1h", m),
+            per_request=_price(per_request_usd, "per_request_usd"),
         )
 
 

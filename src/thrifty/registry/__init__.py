@@ -128,6 +128,9 @@ def _resolve(
             cache_write=p.cache_write,
             batch_input=p.batch_input,
             batch_output=p.batch_output,
+            cache_write_1h=p.cache_write_1h,
+            reasoning=p.reasoning,
+            per_request_usd=p.per_request_usd,
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
         )

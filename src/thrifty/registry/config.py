@@ -10,7 +10,7 @@ from thrifty.section import NonNegativeFloat, Section
 
 
 class PriceConfig(Section):
-    """Price override in USD per million tokens."""
+    """Price override in USD per million tokens (an explicit 0 input and output means free)."""
 
     input: NonNegativeFloat
     output: NonNegativeFloat
@@ -18,6 +18,12 @@ class PriceConfig(Section):
     cache_write: NonNegativeFloat | None = None
     batch_input: NonNegativeFloat | None = None
     batch_output: NonNegativeFloat | None = None
+    cache_write_1h: NonNegativeFloat | None = None
+    """1-hour cache writes (Anthropic), when dearer than ``cache_write``."""
+    reasoning: NonNegativeFloat | None = None
+    """Reasoning tokens, when billed apart from ``output``."""
+    per_request_usd: NonNegativeFloat | None = None
+    """A fee per call in USD (not per million tokens), on top of the tokens."""
 
 
 class DeploymentConfig(Section):
