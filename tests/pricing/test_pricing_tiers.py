@@ -141,3 +141,17 @@ def test_vendor_prefix_never_becomes_another_vendors_price(catalogue: PriceCatal
 def test_close_matches_find_the_name_under_a_vendor(catalogue: PriceCatalogue) -> None:
     matches = catalogue.suggest("mistralai/Mixtral-8x7B-Instruct-v0.1")
     assert "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1" in matches
+
+
+def test_audio_tokens_follow_the_long_context_tier(catalogue: PriceCatalogue) -> None:
+    name = next(
+        k for k, v in catalogue.raw().items()
+        if isinstance(v, dict) and v.get("input_cost_per_audio_token_above_200k_tokens")
+        and catalogue.lookup(k) is not None and catalogue.lookup(k).name == k  # type: ignore[union-attr]
+    )  # fmt: skip
+    entry = raw(catalogue, name)
+    price = catalogue.lookup(name)
+    assert price is not None
+    usage = Usage(input_tokens=300_000, audio_input_tokens=300_000)
+    tier_rate = float(entry["input_cost_per_audio_token_above_200k_tokens"])  # type: ignore[arg-type]
+    assert cost(usage, price).input == pytest.approx(300_000 * tier_rate, rel=1e-12)

@@ -97,11 +97,13 @@ class PriceTier:
     batch_input_per_token: float | None = None
     batch_output_per_token: float | None = None
     batch_cached_input_per_token: float | None = None
+    audio_input_per_token: float | None = None
 
 
 # litellm's "<class>_above_<N>k_tokens[_batches]" keys -> PriceTier field.
 _TIER_KEY = re.compile(
     r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost"
+    r"|input_cost_per_audio_token"
     r"|cache_creation_input_token_cost(?:_above_1hr)?)_above_(\d+)k_tokens(_batches)?$"
 )
 _TIER_FIELD = {
@@ -110,6 +112,7 @@ _TIER_FIELD = {
     ("cache_read_input_token_cost", False): "cached_input_per_token",
     ("cache_creation_input_token_cost", False): "cache_write_per_token",
     ("cache_creation_input_token_cost_above_1hr", False): "cache_write_1h_per_token",
+    ("input_cost_per_audio_token", False): "audio_input_per_token",
     ("input_cost_per_token", True): "batch_input_per_token",
     ("output_cost_per_token", True): "batch_output_per_token",
     ("cache_read_input_token_cost", True): "batch_cached_input_per_token",
@@ -325,8 +328,8 @@ class ModelPrice:
 
 _TIER_FIELDS = tuple(f.name for f in dataclasses.fields(PriceTier) if f.name != "above")
 _PRICE_FIELDS = (
-    *_TIER_FIELDS, "audio_input_per_token", "audio_output_per_token", "image_input_per_token",
-    "image_output_per_token", "per_request",
+    *_TIER_FIELDS, "audio_output_per_token", "image_input_per_token", "image_output_per_token",
+    "per_request",
 )  # fmt: skip
 
 
