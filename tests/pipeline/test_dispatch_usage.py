@@ -93,14 +93,21 @@ def test_impossible_stream_usage_is_estimated(
     assert row["input_tokens"] > 0 and row["cost"] > 0
 
 
+@pytest.mark.parametrize("stream", [False, True])
 def test_empty_reply_is_retried_then_answered(
-    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway]
+    stream: bool, upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway]
 ) -> None:
     spec = f"empty;times=1;id={uuid.uuid4().hex}"
     gateway = start_gateway(with_fault(base_config(upstream.url), upstream, spec))
     with client(gateway) as api:
-        raw = api.chat.completions.with_raw_response.create(model="faulty", messages=MESSAGES)
-    assert raw.status_code == 200 and raw.parse().choices
+        raw = api.chat.completions.with_raw_response.create(
+            model="faulty", messages=MESSAGES, stream=stream
+        )
+        if stream:
+            assert "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+        else:
+            assert raw.parse().choices
+    assert raw.status_code == 200
     attempts = gateway.attempts(raw.headers["x-thrifty-request-id"])
     assert [(a["purpose"], a["status"]) for a in attempts] == [("main", "error"), ("retry", "ok")]
     assert "empty reply" in attempts[0]["error"]
@@ -118,6 +125,11 @@ def test_persistent_empty_reply_is_a_502_and_falls_over(
     assert code == 502 and body["error"]["code"] == "upstream_empty_reply"
     row = gateway.row(headers["x-thrifty-request-id"])
     assert row["status"] == "error"
+    code, _, body = http(
+        "POST", f"{gateway.base_url}/chat/completions",
+        {"model": "faulty", "messages": MESSAGES, "stream": True}, AUTH,
+    )  # fmt: skip
+    assert code == 502 and body["error"]["code"] == "upstream_empty_reply"
     # with a fallback, the next model answers
     config["models"]["faulty"]["fallbacks"] = ["gpt-4o-mini"]
     gateway = start_gateway(config)

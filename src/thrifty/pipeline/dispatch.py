@@ -6,9 +6,11 @@ retryable failures (429, 5xx, connection errors, timeouts), waiting ``Retry-Afte
 when the upstream gives one (up to ``retries.max_retry_after_s``) or an exponential
 backoff with jitter. Every try is an :class:`AttemptRecord`, failures included.
 
-A stream is only handed to the caller once its first event has arrived, so a stream
-that fails before producing anything is retried like any other failure. After that,
-a cut raises :class:`StreamInterrupted` through the chunk iterator.
+A stream is only handed to the caller once its first event with choices has arrived, so
+a stream that fails before producing anything, or ends without any choices (an empty
+reply), is retried like any other failure. After that, a cut raises
+:class:`StreamInterrupted` through the chunk iterator. A complete reply without choices
+(or data) is an empty reply too, and usage that cannot be true is replaced by a count.
 """
 
 from __future__ import annotations
@@ -175,11 +177,22 @@ class DispatchStage:
             "chat/completions", self._upstream_body(ctx, deployment, True)
         )
         events = aiter(stream)
+        head: list[dict[str, Any]] = []
         try:
-            first = await anext(events)
+            # up to the first chunk with choices (Azure opens with a choiceless filter
+            # chunk): a stream that ends before any is empty, a failure to retry
+            while len(head) < _HEAD_EVENTS and not (head and head[-1].get("choices")):
+                head.append(await anext(events))
         except StopAsyncIteration:
             await stream.aclose()
-            raise UpstreamError("upstream stream ended without any event", retryable=True) from None
+            what = "any event" if not head else "any choices (an empty reply)"
+            error = UpstreamError(
+                f"upstream {deployment.provider} stream ended without {what}",
+                retryable=True,
+                code="upstream_empty_reply" if head else None,
+            )
+            error.upstream_status = 200
+            raise error from None
         except BaseException:
             await stream.aclose()
             raise
@@ -187,7 +200,7 @@ class DispatchStage:
         reply.ttft_ms = (time.perf_counter() - ctx.started) * 1000
         # the body as sent: a stage (compression) may put the caller's back before the end
         reply.chunks = _relay(
-            ctx, ctx.body, model, deployment, stream, events, first, attempt, reply, started
+            ctx, ctx.body, model, deployment, stream, events, head, attempt, reply, started
         )
         return reply
 
@@ -199,7 +212,7 @@ async def _relay(
     deployment: Deployment,
     stream: ProviderStream,
     events: AsyncIterator[dict[str, Any]],
-    first: dict[str, Any],
+    head: list[dict[str, Any]],
     attempt: AttemptRecord,
     reply: Reply,
     started: float,
@@ -211,7 +224,8 @@ async def _relay(
     texts: list[str] = []
     reasoning: list[str] = []
     try:
-        event: dict[str, Any] | None = first
+        pending = list(head)
+        event: dict[str, Any] | None = pending.pop(0)
         while event is not None:
             if event.get("usage"):
                 usage = _read_usage(event["usage"], ctx.request_id, deployment.provider)
@@ -223,7 +237,7 @@ async def _relay(
                 yield event
             elif event.get("choices"):  # usage riding on a content chunk: keep the content
                 yield {k: v for k, v in event.items() if k != "usage"}
-            event = await anext(events, None)
+            event = pending.pop(0) if pending else await anext(events, None)
     except BaseException as exc:
         attempt.status = "error"
         attempt.error = getattr(exc, "message", None) or type(exc).__name__
@@ -256,6 +270,7 @@ def _read_usage(raw: Any, request_id: str, provider: str) -> Usage | None:
 
 
 _EMPTY_FIELD = {CHAT: "choices", "embeddings": "data"}
+_HEAD_EVENTS = 8  # choiceless events read ahead of the first choice, at most
 
 
 def _check_not_empty(endpoint: str, body: dict[str, Any], provider: str) -> None:

@@ -384,7 +384,9 @@ class Upstream:
             if not params.stream:
                 body = completion_body(completion_id, params, choices, usage)
                 return Response(orjson.dumps({**body, "choices": []}), media_type=_JSON)
-            cut = None  # a stream with no events is the faults' ``cut;after=0``
+            chunk = {"id": completion_id, "object": "chat.completion.chunk", "choices": []}
+            events = [b"data: " + orjson.dumps(chunk) + b"\n\n", b"data: [DONE]\n\n"]
+            return EventStreamResponse(events)
         if params.stream:
             events = stream_events(completion_id, params, choices, usage)
             if cut is not None and cut.kind in EVENT_FAULTS:

@@ -9,7 +9,7 @@ replace a stream's event number ``after`` with a malformed one (a JSON list; a c
 whose ``choices`` is ``[null]``), streams only; ``keyerror`` and ``keyjunk`` echo the
 request's bearer key (see :data:`KEY_FAULTS`); ``negusage hugeusage strusage nousage``
 replace the usage (see :data:`USAGE_FAULTS`) and ``empty`` answers 200 with no choices
-(chat only); or ``drop swap malform``, which act
+(chat; streamed too); or ``drop swap malform``, which act
 only on packed prompts (see :mod:`thrifty.upstream.packed`; ``item=K`` picks the item).
 With ``times=K`` only the first K requests carrying the same ``id`` fail (the count lives
 in the server), later ones pass.
@@ -62,7 +62,8 @@ USAGE_FAULTS: Mapping[str, Callable[[dict[str, Any]], Any]] = {
     "strusage": lambda u: "a great many tokens",
     "nousage": lambda u: None,
 }
-#: A 200 chat completion with no choices (an upstream that answered nothing).
+#: A 200 chat completion with no choices (an upstream that answered nothing); streamed,
+#: one chunk whose ``choices`` is ``[]``, then ``[DONE]``.
 EMPTY_FAULT = "empty"
 REPLY_FAULTS = frozenset({*USAGE_FAULTS, EMPTY_FAULT})
 FAULT_KINDS = frozenset(
