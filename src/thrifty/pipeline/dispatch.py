@@ -227,12 +227,15 @@ async def _relay(
         pending = list(head)
         event: dict[str, Any] | None = pending.pop(0)
         while event is not None:
-            if event.get("usage"):
-                usage = _read_usage(event["usage"], ctx.request_id, deployment.provider)
-                if usage is None:
-                    event = {k: v for k, v in event.items() if k != "usage"}
             for choice in event.get("choices") or ():
                 _stream_texts(choice, texts, reasoning)
+            if event.get("usage"):
+                usage = _read_usage(event["usage"], ctx.request_id, deployment.provider)
+                if usage is None:  # unusable: the caller gets our count (recounted at the end)
+                    streamed = {STREAMED_TEXT: "".join(texts),
+                                STREAMED_REASONING: "".join(reasoning)}  # fmt: skip
+                    counted = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
+                    event = {**event, "usage": counted.to_openai()}
             if wants_usage or not event.get("usage"):
                 yield event
             elif event.get("choices"):  # usage riding on a content chunk: keep the content
