@@ -81,11 +81,8 @@ def _edges() -> dict[tuple[str, str], list[str]]:
 
 
 def test_every_unit_has_a_layer() -> None:
-    units = {
-        p.name.removesuffix(".py")
-        for p in SRC.iterdir()
-        if p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists())
-    } - {"__init__"}
+    units = {p.name.removesuffix(".py") for p in SRC.iterdir() if p.suffix == ".py" or (
+        p.is_dir() and (p / "__init__.py").exists())} - {"__init__"}
     assert units - set(LAYER_OF) == set(), "add these to LAYERS and docs/architecture.md"
     assert set(LAYER_OF) - units == set(), "LAYERS names units that do not exist"
 
@@ -98,6 +95,7 @@ def test_imports_point_down() -> None:
         if LAYER_OF[target] >= LAYER_OF[source]:
             wrong.append(f"{source} -> {target} ({', '.join(sorted(set(where)))})")
     assert wrong == []
+
 
 
 @pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer[0])

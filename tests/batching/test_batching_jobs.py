@@ -243,11 +243,9 @@ def test_result_lines_of_odd_shapes_book_as_errors_not_crashes(
     config = parse_config(jobs_config(upstream.url, tmp_path))
     jobs = BatchJobs(config, ModelRegistry.from_config(config), ledger=None)  # type: ignore[arg-type]
     row = {"id": "batch_thr1", "key_id": None, "provider": "up"}
-    for line in (
-        {"custom_id": "a", "response": "not an object"},
-        {"custom_id": "b", "response": {"status_code": "200", "body": []}},
-        {"custom_id": "c", "response": {"status_code": 500, "body": {"error": "x"}}},
-    ):
+    for line in ({"custom_id": "a", "response": "not an object"},
+                 {"custom_id": "b", "response": {"status_code": "200", "body": []}},
+                 {"custom_id": "c", "response": {"status_code": 500, "body": {"error": "x"}}}):
         record = jobs._record(row, line, {"a": "gpt-4o-mini"})
         assert record.status == "error" and record.http_status == 500 and record.cost == 0.0
 

@@ -280,7 +280,9 @@ def test_two_replicas_never_overspend_one_redis_budget(
 
     async def burst() -> list[str]:
         clients = [
-            openai.AsyncOpenAI(base_url=r.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=60)
+            openai.AsyncOpenAI(
+                base_url=r.base_url, api_key=GATEWAY_KEY, max_retries=0, timeout=60
+            )
             for r in replicas
         ]
         try:
