@@ -61,6 +61,22 @@ def test_show_unknown_names_close_matches(capsys: pytest.CaptureFixture[str]) ->
     assert captured.out == ""
     assert "no price known for model 'gpt-4o-mni'" in captured.err
     assert "gpt-4o-mini" in captured.err
+    # the config key it names is one the schema takes (a top-level prices: is refused)
+    assert "models.<name>.price" in captured.err and "under prices" not in captured.err
+
+
+def test_show_zero_priced_and_vendor_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("prices", "show", "deepseek-v3-2-251201") == 1
+    assert "listed at $0" in capsys.readouterr().err
+    assert cli("prices", "show", "mistralai/Mixtral-8x7B-Instruct-v0.1") == 1
+    assert "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1" in capsys.readouterr().err
+
+
+def test_show_tiers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli("prices", "show", "gemini-2.5-pro", "--json") == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [t["above_prompt_tokens"] for t in shown["tiers"]] == [200_000]
+    assert shown["tiers"][0]["input"] > shown["usd_per_million_tokens"]["input"]
 
 
 def test_show_reads_env_file(

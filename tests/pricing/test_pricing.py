@@ -121,23 +121,27 @@ def test_unknown_and_junk_are_none(catalogue: PriceCatalogue) -> None:
     assert "gpt-4o-mini" in catalogue.names()
 
 
-def test_unpriced_is_unknown_but_free_is_zero(tmp_path: Path) -> None:
+def test_unpriced_and_zero_priced_are_unknown(tmp_path: Path) -> None:
     path = write_prices(
         tmp_path / "p.json",
         {
             "no-output-price": {"input_cost_per_token": 1e-6, "mode": "chat"},
-            "free-model": {"input_cost_per_token": 0, "output_cost_per_token": 0.0},
+            "zero-model": {"input_cost_per_token": 0, "output_cost_per_token": 0.0},
             "bad-price": {"input_cost_per_token": "cheap", "output_cost_per_token": 1e-6},
+            "paid": {"input_cost_per_token": 1e-6, "output_cost_per_token": 0.0},
         },
     )
     catalogue = PriceCatalogue.from_file(path)
     assert catalogue.lookup("no-output-price") is None
     assert catalogue.lookup("bad-price") is None
-    free = catalogue.lookup("free-model")
-    assert free is not None and free.input_per_token == 0.0
-    assert cost_or_none(Usage(input_tokens=10, output_tokens=10), free) == 0.0
-    assert catalogue.names() == ["free-model"]
+    # $0/$0 in a catalogue is a blank, not a promise (many paid services are listed so)
+    assert catalogue.lookup("zero-model") is None and catalogue.zero_priced("zero-model")
+    assert catalogue.names() == ["paid"]
     assert catalogue.source == f"file:{path}"
+    free = ModelPrice.from_per_million("zero-model", input=0, output=0)  # what config says
+    known = catalogue.with_overrides({"zero-model": free}).lookup("zero-model")
+    assert known is free
+    assert cost_or_none(Usage(input_tokens=10, output_tokens=10), known) == 0.0
 
 
 def test_suggest_close_names(catalogue: PriceCatalogue) -> None:

@@ -1,4 +1,7 @@
-"""``thrifty config check FILE``: validate a config the way the gateway will."""
+"""``thrifty config check FILE``: validate a config the way the gateway will.
+
+A model with no known price (missing from the catalogue, or listed there at $0) is an
+error that names the closest catalogue names; one the config marks ``free`` says so."""
 
 from __future__ import annotations
 
@@ -24,10 +27,16 @@ def run(args: argparse.Namespace) -> int:
     for name in registry.names:
         model = registry.get(name)
         assert model.price is not None
+        price = model.price
         targets = ", ".join(f"{d.provider}:{d.upstream_model}" for d in model.deployments)
-        print(
-            f"  {name:<28} -> {targets}  in ${model.price.input_per_token * 1e6:g}/M"
-            f"  out ${model.price.output_per_token * 1e6:g}/M  ({model.price.source})"
-        )
+        if price.all_zero:
+            shown = "free (the config says so)"
+        else:
+            shown = (
+                f"in ${price.input_per_token * 1e6:g}/M  out ${price.output_per_token * 1e6:g}/M"
+            )
+            if price.tiers:
+                shown += f"  (dearer above {price.tiers[0].above:,} prompt tokens)"
+        print(f"  {name:<28} -> {targets}  {shown}  ({price.source}: {price.name})")
     sys.stdout.flush()
     return 0

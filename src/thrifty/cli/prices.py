@@ -18,10 +18,12 @@ from typing import Any
 
 from thrifty.errors import ConfigError
 from thrifty.pricing import ModelPrice, PriceCatalogue, default_user_prices_path
+from thrifty.pricing.catalogue import PriceTier
 
 __all__ = ["add_parser", "run"]
 
 _PER_MILLION = 1_000_000
+_TIER_FIELDS = [f for f in PriceTier.__slots__ if f != "above"]
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -74,11 +76,18 @@ def _show(model: str, provider: str | None, *, as_json: bool) -> int:
     if price is None:
         matches = catalogue.suggest(model)
         where = "the bundled catalogue" if catalogue.source == "catalogue" else catalogue.source
+        zero = (
+            " It is listed at $0, which Thrifty counts as unknown (many paid services are)."
+            if catalogue.zero_priced(model)
+            else ""
+        )
         hint = f"Close matches: {', '.join(matches)}." if matches else "No close matches."
         print(
-            f"error: no price known for model {model!r} in {where}. {hint}\n"
-            "(Add it under prices in the Thrifty config, or install a newer price file "
-            "with `thrifty prices update`.)",
+            f"error: no price known for model {model!r} in {where}.{zero} {hint}\n"
+            "(Set models.<name>.price: {input: ..., output: ...} (USD per 1M tokens), "
+            "models.<name>.catalogue_name: <a close match> or models.<name>.free: true in "
+            "the Thrifty config, or install a newer litellm-format price file with "
+            "`thrifty prices update --from FILE`.)",
             file=sys.stderr,
         )
         return 1
@@ -110,6 +119,25 @@ def _as_dict(price: ModelPrice) -> dict[str, Any]:
             "batch_output": _per_million(price.batch_output_per_token),
             "batch_cached_input": _per_million(price.batch_cached_input_per_token),
         },
+        "usd_per_million_tokens_more": {
+            "cache_write_1h": _per_million(price.cache_write_1h_per_token),
+            "audio_input": _per_million(price.audio_input_per_token),
+            "audio_output": _per_million(price.audio_output_per_token),
+            "image_input": _per_million(price.image_input_per_token),
+            "image_output": _per_million(price.image_output_per_token),
+        },
+        "usd_per_request": price.per_request,
+        "tiers": [
+            {
+                "above_prompt_tokens": tier.above,
+                **{
+                    field.removesuffix("_per_token"): _per_million(value)
+                    for field in _TIER_FIELDS
+                    if (value := getattr(tier, field)) is not None
+                },
+            }
+            for tier in price.tiers
+        ],
         "max_input_tokens": price.max_input_tokens,
         "max_output_tokens": price.max_output_tokens,
         "capabilities": sorted(price.capabilities),
@@ -138,6 +166,23 @@ def _as_text(price: ModelPrice) -> str:
         ("max output", tokens(price.max_output_tokens) + " tokens"),
         ("capabilities", ", ".join(sorted(price.capabilities)) or "none listed"),
     ]
+    more = [
+        ("cache write 1h", price.cache_write_1h_per_token),
+        ("audio input", price.audio_input_per_token),
+        ("audio output", price.audio_output_per_token),
+        ("image input", price.image_input_per_token),
+        ("image output", price.image_output_per_token),
+    ]
+    rows[3:3] = [(label, usd(value, "")) for label, value in more if value is not None]
+    if price.per_request is not None:
+        rows.append(("per request", f"${price.per_request:g}"))
+    for tier in price.tiers:
+        shown = ", ".join(
+            f"{field.removesuffix('_per_token').replace('_', ' ')} ${_per_million(value):g}"
+            for field in _TIER_FIELDS
+            if (value := getattr(tier, field)) is not None
+        )
+        rows.append((f"> {tier.above:,} tok", f"{shown} / 1M tokens (whole call)"))
     lines = [f"{price.name}" + (f" ({about})" if about else "") + f"  [source: {price.source}]"]
     lines += [f"  {label:<15} {value}" for label, value in rows]
     return "\n".join(lines)

@@ -6,9 +6,11 @@ retryable failures (429, 5xx, connection errors, timeouts), waiting ``Retry-Afte
 when the upstream gives one (up to ``retries.max_retry_after_s``) or an exponential
 backoff with jitter. Every try is an :class:`AttemptRecord`, failures included.
 
-A stream is only handed to the caller once its first event has arrived, so a stream
-that fails before producing anything is retried like any other failure. After that,
-a cut raises :class:`StreamInterrupted` through the chunk iterator.
+A stream is only handed to the caller once its first event with choices has arrived, so
+a stream that fails before producing anything, or ends without any choices (an empty
+reply), is retried like any other failure. After that, a cut raises
+:class:`StreamInterrupted` through the chunk iterator. A complete reply without choices
+(or data) is an empty reply too, and usage that cannot be true is replaced by a count.
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ from thrifty.errors import ThriftyError, UpstreamError
 from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.estimate import estimate_usage
+from thrifty.pipeline.estimate import (
+    STREAMED_REASONING,
+    STREAMED_TEXT,
+    collect_texts,
+    estimate_usage,
+)
 from thrifty.pricing import cost as price_usage
 from thrifty.providers.base import Provider, ProviderStream
 from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
-from thrifty.usage import Usage
+from thrifty.usage import Usage, UsageError, parse_openai
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +147,12 @@ class DispatchStage:
         reply = await provider.send(
             ctx.endpoint.replace(".", "/"), self._upstream_body(ctx, deployment, False)
         )
-        usage = Usage.from_openai(reply.body.get("usage")) or estimate_usage(
-            ctx.endpoint, ctx.body, reply.body, deployment.upstream_model
-        )
+        _check_not_empty(ctx.endpoint, reply.body, deployment.provider)
+        usage = _read_usage(reply.body.get("usage"), ctx.request_id, deployment.provider)
+        if usage is None:
+            usage = estimate_usage(ctx.endpoint, ctx.body, reply.body, deployment.upstream_model)
+            if reply.body.get("usage") is not None:  # unusable: the caller gets our count
+                reply.body["usage"] = usage.to_openai()
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
@@ -167,11 +177,22 @@ class DispatchStage:
             "chat/completions", self._upstream_body(ctx, deployment, True)
         )
         events = aiter(stream)
+        head: list[dict[str, Any]] = []
         try:
-            first = await anext(events)
+            # up to the first chunk with choices (Azure opens with a choiceless filter
+            # chunk): a stream that ends before any is empty, a failure to retry
+            while len(head) < _HEAD_EVENTS and not (head and head[-1].get("choices")):
+                head.append(await anext(events))
         except StopAsyncIteration:
             await stream.aclose()
-            raise UpstreamError("upstream stream ended without any event", retryable=True) from None
+            what = "any event" if not head else "any choices (an empty reply)"
+            error = UpstreamError(
+                f"upstream {deployment.provider} stream ended without {what}",
+                retryable=True,
+                code="upstream_empty_reply" if head else None,
+            )
+            error.upstream_status = 200
+            raise error from None
         except BaseException:
             await stream.aclose()
             raise
@@ -179,7 +200,7 @@ class DispatchStage:
         reply.ttft_ms = (time.perf_counter() - ctx.started) * 1000
         # the body as sent: a stage (compression) may put the caller's back before the end
         reply.chunks = _relay(
-            ctx, ctx.body, model, deployment, stream, events, first, attempt, reply, started
+            ctx, ctx.body, model, deployment, stream, events, head, attempt, reply, started
         )
         return reply
 
@@ -191,7 +212,7 @@ async def _relay(
     deployment: Deployment,
     stream: ProviderStream,
     events: AsyncIterator[dict[str, Any]],
-    first: dict[str, Any],
+    head: list[dict[str, Any]],
     attempt: AttemptRecord,
     reply: Reply,
     started: float,
@@ -201,18 +222,25 @@ async def _relay(
     wants_usage = ctx.client_wants_usage
     usage: Usage | None = None
     texts: list[str] = []
+    reasoning: list[str] = []
     try:
-        event: dict[str, Any] | None = first
+        pending = list(head)
+        event: dict[str, Any] | None = pending.pop(0)
         while event is not None:
-            if event.get("usage"):
-                usage = Usage.from_openai(event["usage"])
             for choice in event.get("choices") or ():
-                _stream_texts(choice, texts)
+                _stream_texts(choice, texts, reasoning)
+            if event.get("usage"):
+                usage = _read_usage(event["usage"], ctx.request_id, deployment.provider)
+                if usage is None:  # unusable: the caller gets our count (recounted at the end)
+                    streamed = {STREAMED_TEXT: "".join(texts),
+                                STREAMED_REASONING: "".join(reasoning)}  # fmt: skip
+                    counted = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
+                    event = {**event, "usage": counted.to_openai()}
             if wants_usage or not event.get("usage"):
                 yield event
             elif event.get("choices"):  # usage riding on a content chunk: keep the content
                 yield {k: v for k, v in event.items() if k != "usage"}
-            event = await anext(events, None)
+            event = pending.pop(0) if pending else await anext(events, None)
     except BaseException as exc:
         attempt.status = "error"
         attempt.error = getattr(exc, "message", None) or type(exc).__name__
@@ -221,9 +249,8 @@ async def _relay(
     finally:
         await stream.aclose()
         if usage is None:
-            usage = estimate_usage(
-                CHAT, sent, {"_streamed_text": "".join(texts)}, deployment.upstream_model
-            )
+            streamed = {STREAMED_TEXT: "".join(texts), STREAMED_REASONING: "".join(reasoning)}
+            usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
         attempt.latency_ms = (time.perf_counter() - started) * 1000
@@ -231,19 +258,43 @@ async def _relay(
         reply.streamed_text = "".join(texts)
 
 
-def _stream_texts(choice: dict[str, Any], texts: list[str]) -> None:
-    """Append a chunk choice's streamed text (content, tool names and arguments) to
-    ``texts``; values of the wrong type count as no text."""
-    delta = choice.get("delta")
-    if not isinstance(delta, dict):
+def _read_usage(raw: Any, request_id: str, provider: str) -> Usage | None:
+    """The upstream's usage; None when absent or impossible (negative, absurd, of the
+    wrong type): then the tokens are counted and the row is flagged ``estimated``, and
+    the rejection is logged, instead of booking -$1 or $1e12."""
+    try:
+        return parse_openai(raw)
+    except UsageError as exc:
+        log.warning(
+            "upstream usage ignored, tokens estimated",
+            extra={"request_id": request_id, "provider": provider, "error": str(exc)},
+        )
+        return None
+
+
+_EMPTY_FIELD = {CHAT: "choices", "embeddings": "data"}
+_HEAD_EVENTS = 8  # choiceless events read ahead of the first choice, at most
+
+
+def _check_not_empty(endpoint: str, body: dict[str, Any], provider: str) -> None:
+    """A 200 without an answer (no ``choices``/``data``) is an upstream failure: retried
+    and failed over like a 5xx, and a 502 if nothing answers, never passed on as 200."""
+    field = _EMPTY_FIELD.get(endpoint)
+    if field is None:
         return
-    content = delta.get("content")
-    if isinstance(content, str):
-        texts.append(content)
-    calls = delta.get("tool_calls")
-    for call in calls if isinstance(calls, list) else ():
-        function = call.get("function") if isinstance(call, dict) else None
-        if isinstance(function, dict):
-            for part in (function.get("name"), function.get("arguments")):
-                if isinstance(part, str):
-                    texts.append(part)
+    value = body.get(field)
+    if not isinstance(value, list) or not value:
+        error = UpstreamError(
+            f"upstream {provider} sent an empty reply (no {field})",
+            retryable=True,
+            code="upstream_empty_reply",
+        )
+        error.upstream_status = 200
+        raise error
+
+
+def _stream_texts(choice: dict[str, Any], texts: list[str], reasoning: list[str]) -> None:
+    """Collect a chunk choice's streamed answer and reasoning text (see ``collect_texts``)."""
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        collect_texts(delta, texts, reasoning)

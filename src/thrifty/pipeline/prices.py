@@ -1,13 +1,15 @@
 """The most one call to a model can cost: the dearest input and output token prices, and
 the dearer of the model and its fallbacks (dispatch may answer with either).
 
-Per token, the dearest input class (uncached, cached read, cache write) and the dearest
-output class (plain, reasoning) are taken from :func:`thrifty.pricing.cost` itself, so
-the bound follows the same fallbacks as the ledger's pricing (batch prices included).
+Per token, the dearest input class (uncached, cached read, cache write, audio, image) and
+the dearest output class (plain, reasoning, audio, image), over every long-context tier,
+are taken from :func:`thrifty.pricing.cost` itself, so the bound follows the same
+fallbacks as the ledger's pricing (batch prices included); a per-call fee is added once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from typing import Any
 
@@ -22,16 +24,26 @@ __all__ = ["answer_tokens", "call_cost", "unit_prices"]
 
 @lru_cache(maxsize=1024)
 def unit_prices(price: ModelPrice, *, batch: bool = False) -> tuple[float, float]:
-    """(dearest input price, dearest output price) per token (cached: on every request)."""
+    """(dearest input price, dearest output price) per token over every price tier (a
+    long prompt is billed at a dearer tier); cached: it runs on every request."""
     inputs = (
         Usage(input_tokens=1),
         Usage(input_tokens=1, cached_input_tokens=1),
         Usage(input_tokens=1, cache_write_tokens=1),
+        Usage(input_tokens=1, cache_write_tokens=1, cache_write_1h_tokens=1),
+        Usage(input_tokens=1, audio_input_tokens=1),
+        Usage(input_tokens=1, image_input_tokens=1),
     )
-    outputs = (Usage(output_tokens=1), Usage(output_tokens=1, reasoning_tokens=1))
+    outputs = (
+        Usage(output_tokens=1),
+        Usage(output_tokens=1, reasoning_tokens=1),
+        Usage(output_tokens=1, audio_output_tokens=1),
+        Usage(output_tokens=1, image_output_tokens=1),
+    )
+    views = [dataclasses.replace(view, tiers=(), per_request=None) for view in price.views()]
     return (
-        max(cost(u, price, batch=batch).total for u in inputs),
-        max(cost(u, price, batch=batch).total for u in outputs),
+        max(cost(u, view, batch=batch).total for u in inputs for view in views),
+        max(cost(u, view, batch=batch).total for u in outputs for view in views),
     )
 
 
@@ -74,5 +86,6 @@ def call_cost(
     for candidate in (model, *fallbacks):
         input_price, output_price = unit_prices(_priced(candidate), batch=batch)
         answer = answer_tokens(body, candidate, default_output)
-        worst = max(worst, prompt_tokens * input_price + choices * answer * output_price)
+        fee = _priced(candidate).per_request or 0.0
+        worst = max(worst, prompt_tokens * input_price + choices * answer * output_price + fee)
     return worst

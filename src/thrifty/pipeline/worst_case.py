@@ -29,12 +29,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from thrifty.pipeline.context import CHAT, Context
 from thrifty.pipeline.prices import answer_tokens, call_cost
 from thrifty.registry import ModelRegistry, ResolvedModel
-from thrifty.tokens import count_messages, count_text
+from thrifty.tokens import count_request, count_text
 
 __all__ = ["PAD", "Bound", "Estimate", "Spender", "WorstCase", "prompt_tokens"]
 
@@ -64,12 +62,9 @@ def prompt_tokens(body: dict[str, Any], endpoint: str, model: ResolvedModel) -> 
                 approximate = approximate or counted.approximate
             elif isinstance(item, list):  # already token ids
                 tokens += len(item)
-    else:
-        counted = count_messages(body.get("messages") or [], name)
+    else:  # the messages plus the tool and response_format schemas, as estimates count
+        counted = count_request(body, name)
         tokens, approximate = counted.tokens, counted.approximate
-        for extra in ("tools", "functions", "response_format"):
-            if body.get(extra):
-                tokens += count_text(orjson.dumps(body[extra]).decode(), name).tokens
     return math.ceil(tokens * PAD) if approximate else tokens
 
 

@@ -7,6 +7,7 @@ read lazily, once per process; nothing happens at import.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import functools
 import gzip
@@ -14,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from typing import Any
 
 from thrifty.errors import ConfigError
 
-__all__ = ["ModelPrice", "PriceCatalogue", "default_user_prices_path"]
+__all__ = ["ModelPrice", "PriceCatalogue", "PriceTier", "default_user_prices_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +67,103 @@ def _required(value: Any, field: str, scale: float = 1.0) -> float:
     return price
 
 
+def _first(*values: Any) -> Any:
+    """The first value that is not None."""
+    return next((v for v in values if v is not None), None)
+
+
 def _tokens(value: Any) -> int | None:
     """A token limit; anything that is not a positive int (e.g. sample_spec's prose) is None."""
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
     return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTier:
+    """Prices that replace the base ones when the prompt is longer than ``above`` tokens.
+
+    Long-context tiers (Gemini above 200k, GPT above 272k) and Qwen's range pricing bill
+    the *whole* call at the tier's rates. A ``None`` keeps the base price of that class.
+    """
+
+    above: int
+    input_per_token: float | None = None
+    output_per_token: float | None = None
+    cached_input_per_token: float | None = None
+    cache_write_per_token: float | None = None
+    cache_write_1h_per_token: float | None = None
+    reasoning_per_token: float | None = None
+    batch_input_per_token: float | None = None
+    batch_output_per_token: float | None = None
+    batch_cached_input_per_token: float | None = None
+    audio_input_per_token: float | None = None
+
+
+# litellm's "<class>_above_<N>k_tokens[_batches]" keys -> PriceTier field.
+_TIER_KEY = re.compile(
+    r"^(input_cost_per_token|output_cost_per_token|cache_read_input_token_cost"
+    r"|input_cost_per_audio_token"
+    r"|cache_creation_input_token_cost(?:_above_1hr)?)_above_(\d+)k_tokens(_batches)?$"
+)
+_TIER_FIELD = {
+    ("input_cost_per_token", False): "input_per_token",
+    ("output_cost_per_token", False): "output_per_token",
+    ("cache_read_input_token_cost", False): "cached_input_per_token",
+    ("cache_creation_input_token_cost", False): "cache_write_per_token",
+    ("cache_creation_input_token_cost_above_1hr", False): "cache_write_1h_per_token",
+    ("input_cost_per_audio_token", False): "audio_input_per_token",
+    ("input_cost_per_token", True): "batch_input_per_token",
+    ("output_cost_per_token", True): "batch_output_per_token",
+    ("cache_read_input_token_cost", True): "batch_cached_input_per_token",
+}
+# litellm "tiered_pricing" range entry key -> PriceTier field.
+_RANGE_FIELD = {
+    "input_cost_per_token": "input_per_token",
+    "output_cost_per_token": "output_per_token",
+    "cache_read_input_token_cost": "cached_input_per_token",
+    "cache_creation_input_token_cost": "cache_write_per_token",
+    "output_cost_per_reasoning_token": "reasoning_per_token",
+}
+
+
+def _threshold_tiers(entry: Mapping[str, Any]) -> list[PriceTier]:
+    """Tiers from ``*_above_<N>k_tokens`` keys (service-tier variants such as _flex ignored)."""
+    by_above: dict[int, dict[str, float]] = {}
+    for key, value in entry.items():
+        match = _TIER_KEY.match(key)
+        if match is None:
+            continue
+        field = _TIER_FIELD.get((match.group(1), match.group(3) is not None))
+        price = _price(value, key)
+        if field is not None and price is not None:
+            by_above.setdefault(int(match.group(2)) * 1000, {})[field] = price
+    return [PriceTier(above, **fields) for above, fields in by_above.items()]
+
+
+def _range_tiers(entry: Mapping[str, Any]) -> tuple[dict[str, float], list[PriceTier]]:
+    """litellm's ``tiered_pricing`` list: (the base prices of the range from 0, the tiers
+    of the later ranges). Raises ValueError when it is malformed."""
+    ranges = entry.get("tiered_pricing")
+    if not isinstance(ranges, list) or not ranges:
+        return {}, []
+    base: dict[str, float] = {}
+    tiers: list[PriceTier] = []
+    for item in ranges:
+        span = item.get("range") if isinstance(item, Mapping) else None
+        if not isinstance(span, list) or len(span) != 2:
+            raise ValueError(f"tiered_pricing entry without a [from, to] range: {item!r}")
+        start = _tokens(span[0]) or 0
+        fields = {
+            field: price
+            for key, field in _RANGE_FIELD.items()
+            if (price := _price(item.get(key), key)) is not None
+        }
+        if start == 0:
+            base = fields
+        else:
+            tiers.append(PriceTier(start, **fields))
+    return base, tiers
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +173,10 @@ class ModelPrice:
     ``None`` in an optional price means "not known", never "free": the cached, cache-write
     and reasoning prices then fall back to the input/output price, and a missing batch
     price makes :func:`thrifty.pricing.cost` use the normal price and set
-    ``batch_price_missing`` (no 50 % discount is assumed).
+    ``batch_price_missing`` (no 50 % discount is assumed). Audio and image tokens fall
+    back to the text price, 1-hour cache writes to the cache-write price. ``tiers``
+    (ascending ``above``) reprice the whole call when its prompt is longer (:meth:`at`);
+    ``per_request`` is a fee per call on top of the tokens.
     """
 
     name: str
@@ -97,23 +194,70 @@ class ModelPrice:
     provider: str | None = None
     capabilities: frozenset[str] = frozenset()
     source: str = "catalogue"
+    cache_write_1h_per_token: float | None = None
+    audio_input_per_token: float | None = None
+    audio_output_per_token: float | None = None
+    image_input_per_token: float | None = None
+    image_output_per_token: float | None = None
+    per_request: float | None = None
+    tiers: tuple[PriceTier, ...] = ()
+
+    @property
+    def all_zero(self) -> bool:
+        """Every price is 0: a free model, or (in a catalogue) a price nobody filled in."""
+        prices = [getattr(self, f) for f in _PRICE_FIELDS] + [
+            getattr(t, f) for t in self.tiers for f in _TIER_FIELDS
+        ]
+        return not any(prices)
+
+    def at(self, prompt_tokens: int) -> ModelPrice:
+        """The prices that apply to a call whose prompt is ``prompt_tokens`` long."""
+        tier = None
+        for candidate in self.tiers:
+            if prompt_tokens > candidate.above:
+                tier = candidate
+        if tier is None:
+            return self
+        changes = {f: v for f in _TIER_FIELDS if (v := getattr(tier, f)) is not None}
+        return dataclasses.replace(self, **changes, tiers=())
+
+    def views(self) -> tuple[ModelPrice, ...]:
+        """The base prices and each tier's: what a worst case must take the dearest of."""
+        return (self, *(self.at(t.above + 1) for t in self.tiers))
 
     @classmethod
     def from_litellm(
         cls, name: str, entry: Mapping[str, Any], *, source: str = "catalogue"
     ) -> ModelPrice:
-        """Build from one litellm-format entry; ValueError if input/output price is missing."""
+        """Build from one litellm-format entry; ValueError if input/output price is missing
+        (an entry priced only by ``tiered_pricing`` takes its first range as the base)."""
         if not isinstance(entry, Mapping):
             raise ValueError(f"{name}: entry is not an object")
         get = entry.get
         mode, provider = get("mode"), get("litellm_provider")
+        base, range_tiers = _range_tiers(entry)
+        tiers = sorted([*range_tiers, *_threshold_tiers(entry)], key=lambda t: t.above)
+        fee = _price(get("input_cost_per_request"), "per_request")
         return cls(
             name=name,
-            input_per_token=_required(get("input_cost_per_token"), "input"),
-            output_per_token=_required(get("output_cost_per_token"), "output"),
-            cached_input_per_token=_price(get("cache_read_input_token_cost"), "cached_input"),
-            cache_write_per_token=_price(get("cache_creation_input_token_cost"), "cache_write"),
-            reasoning_per_token=_price(get("output_cost_per_reasoning_token"), "reasoning"),
+            input_per_token=_required(
+                _first(get("input_cost_per_token"), base.get("input_per_token")), "input"
+            ),
+            output_per_token=_required(
+                _first(get("output_cost_per_token"), base.get("output_per_token")), "output"
+            ),
+            cached_input_per_token=_price(
+                _first(get("cache_read_input_token_cost"), base.get("cached_input_per_token")),
+                "cached_input",
+            ),
+            cache_write_per_token=_price(
+                _first(get("cache_creation_input_token_cost"), base.get("cache_write_per_token")),
+                "cache_write",
+            ),
+            reasoning_per_token=_price(
+                _first(get("output_cost_per_reasoning_token"), base.get("reasoning_per_token")),
+                "reasoning",
+            ),
             batch_input_per_token=_price(get("input_cost_per_token_batches"), "batch_input"),
             batch_output_per_token=_price(get("output_cost_per_token_batches"), "batch_output"),
             batch_cached_input_per_token=_price(
@@ -125,6 +269,15 @@ class ModelPrice:
             provider=provider if isinstance(provider, str) else None,
             capabilities=frozenset(cap for flag, cap in _CAPABILITY_FLAGS.items() if get(flag)),
             source=source,
+            cache_write_1h_per_token=_price(
+                get("cache_creation_input_token_cost_above_1hr"), "cache_write_1h"
+            ),
+            audio_input_per_token=_price(get("input_cost_per_audio_token"), "audio_input"),
+            audio_output_per_token=_price(get("output_cost_per_audio_token"), "audio_output"),
+            image_input_per_token=_price(get("input_cost_per_image_token"), "image_input"),
+            image_output_per_token=_price(get("output_cost_per_image_token"), "image_output"),
+            per_request=fee,
+            tiers=tuple(tiers),
         )
 
     @classmethod
@@ -144,6 +297,8 @@ class ModelPrice:
         reasoning: float | None = None,
         provider: str | None = None,
         capabilities: frozenset[str] = frozenset(),
+        cache_write_1h: float | None = None,
+        per_request_usd: float | None = None,
     ) -> ModelPrice:
         """Build a config override from USD per million tokens (how price pages quote them).
 
@@ -166,7 +321,16 @@ class ModelPrice:
             provider=provider,
             capabilities=frozenset(capabilities),
             source="config",
+            cache_write_1h_per_token=_price(cache_write_1h, "cache_write_1h", m),
+            per_request=_price(per_request_usd, "per_request_usd"),
         )
+
+
+_TIER_FIELDS = tuple(f.name for f in dataclasses.fields(PriceTier) if f.name != "above")
+_PRICE_FIELDS = (
+    *_TIER_FIELDS, "audio_output_per_token", "image_input_per_token", "image_output_per_token",
+    "per_request",
+)  # fmt: skip
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -204,8 +368,10 @@ def _load(path: Path) -> Mapping[str, Any]:
 class PriceCatalogue:
     """Looks up a :class:`ModelPrice` by model name; overrides win over file entries.
 
-    Entries without an input or output price are treated as unknown (never as free);
-    entries priced at 0 are free models and are returned as such.
+    Entries without an input or output price are treated as unknown (never as free), and
+    so are entries priced at $0 throughout: dozens of paid hosted services are listed at
+    $0/$0. A free model is one the config says is free (``models.<name>.free: true``, or
+    an explicit ``price: {input: 0, output: 0}``), given here as an override.
     """
 
     def __init__(
@@ -221,6 +387,7 @@ class PriceCatalogue:
         self._built: dict[str, ModelPrice | None] = {}
         self._lower: dict[str, str] | None = None
         self._names: list[str] | None = None
+        self._vendors: frozenset[str] | None = None
 
     @classmethod
     def bundled(cls) -> PriceCatalogue:
@@ -266,28 +433,52 @@ class PriceCatalogue:
     def lookup(self, name: str, provider_hint: str | None = None) -> ModelPrice | None:
         """Price of ``name``, or None if unknown or unpriced.
 
-        Tries, overrides first then the file: the exact key; ``f"{provider_hint}/{name}"``;
-        the name without a leading ``provider/``; then each of those case-insensitively.
+        Tries, overrides first then the file, each exactly then case-insensitively:
+        ``f"{provider_hint}/{name}"``; ``name`` itself; ``name`` without its leading
+        ``vendor/``. A vendor prefix is never stripped into another vendor's price: the
+        bare name counts only when ``vendor`` is the hint, the entry's own provider, or
+        no catalogue vendor at all (a proxy's name);
+        and when ``vendor`` is a catalogue vendor other than the hint, only the hint's own
+        entry counts (OpenRouter's ``deepseek/deepseek-chat`` is not DeepSeek's price).
         """
-        candidates = [name]
-        if provider_hint and not name.startswith(f"{provider_hint}/"):
-            candidates.append(f"{provider_hint}/{name}")
-        if "/" in name:
-            candidates.append(name.split("/", 1)[1])
-        for key in candidates:
+        candidates = self._candidates(name, provider_hint)
+        for key, _ in candidates:
             if key in self._overrides:
                 return self._overrides[key]
-        for key in candidates:
-            found = self._build(key)
-            if found is not None:
-                return found
         lower = self._lower_index()
-        for key in candidates:
-            real = lower.get(key.lower())
-            found = None if real is None else self._overrides.get(real) or self._build(real)
-            if found is not None:
-                return found
+        for exact in (True, False):
+            for key, vendor in candidates:
+                real = key if exact else lower.get(key.lower())
+                if real is None:
+                    continue
+                found = self._overrides.get(real) or self._build(real)
+                if found is not None and (vendor is None or _served_by(found, vendor)):
+                    return found
         return None
+
+    def _candidates(self, name: str, hint: str | None) -> list[tuple[str, str | None]]:
+        """(key to try, vendor its entry must belong to, or None for any)."""
+        candidates: list[tuple[str, str | None]] = []
+        if hint and not name.startswith(f"{hint}/"):
+            candidates.append((f"{hint}/{name}", None))
+        prefix, slash, tail = name.partition("/")
+        if slash and hint and prefix != hint and prefix.lower() in self._vendor_names():
+            return candidates  # another vendor's model, served by the hint's: its price only
+        candidates.append((name, None))
+        if slash and tail:
+            vendor = prefix if prefix.lower() in self._vendor_names() else None
+            candidates.append((tail, None if prefix == hint else vendor))
+        return candidates
+
+    def zero_priced(self, name: str) -> bool:
+        """The file lists ``name`` at $0 (which counts as unknown: see :meth:`_build`)."""
+        entry = self._entries.get(name)
+        if not isinstance(entry, Mapping):
+            return False
+        try:
+            return ModelPrice.from_litellm(name, entry).all_zero
+        except ValueError:
+            return False
 
     def names(self) -> list[str]:
         """Sorted names of every priced model (overrides included)."""
@@ -297,18 +488,21 @@ class PriceCatalogue:
         return list(self._names)
 
     def suggest(self, name: str, n: int = 5) -> list[str]:
-        """Priced names close to ``name``, for "did you mean" messages."""
+        """Priced names close to ``name``, for "did you mean" messages: first the entries
+        that are ``name`` under a vendor prefix (``together_ai/mistralai/Mixtral-8x7B...``
+        for ``mistralai/Mixtral-8x7B...``), then spelling neighbours."""
         names = self.names()
+        wanted = name.lower()
+        hits = [key for key in names if key.lower().endswith("/" + wanted)]
         by_lower = {key.lower(): key for key in names}
-        queries = [name.lower()]
+        queries = [wanted]
         if "/" in name:  # "openrouter/gpt-4o-mnii": the tail is the telling part
-            queries.insert(0, name.split("/", 1)[1].lower())
-        hits: list[str] = []
+            queries.insert(0, name.rsplit("/", 1)[1].lower())
         for query in queries:
             for hit in difflib.get_close_matches(query, list(by_lower), n=n, cutoff=0.6):
-                if hit not in hits:
-                    hits.append(hit)
-        return [by_lower[hit] for hit in hits[:n]]
+                if by_lower[hit] not in hits:
+                    hits.append(by_lower[hit])
+        return hits[:n]
 
     def __len__(self) -> int:
         return len(self.names())
@@ -326,8 +520,21 @@ class PriceCatalogue:
                 price = ModelPrice.from_litellm(key, entry, source=self._source)
             except ValueError:
                 price = None  # no usable input/output price: unknown, not free
+            if price is not None and price.all_zero:
+                price = None  # $0 in a catalogue is a blank, not a promise: unknown
         self._built[key] = price
         return price
+
+    def _vendor_names(self) -> frozenset[str]:
+        """Lower-cased vendor names: every ``litellm_provider`` and every key's prefix."""
+        if self._vendors is None:
+            found = {key.split("/", 1)[0].lower() for key in self._entries if "/" in key}
+            for entry in self._entries.values():
+                provider = entry.get("litellm_provider") if isinstance(entry, Mapping) else None
+                if isinstance(provider, str):
+                    found.add(provider.lower())
+            self._vendors = frozenset(found)
+        return self._vendors
 
     def _lower_index(self) -> dict[str, str]:
         if self._lower is None:
@@ -335,3 +542,11 @@ class PriceCatalogue:
             index.update({key.lower(): key for key in self._overrides})
             self._lower = index
         return self._lower
+
+
+def _served_by(price: ModelPrice, vendor: str) -> bool:
+    """The entry is ``vendor``'s own price (``vertex_ai`` covers ``vertex_ai-language-models``)."""
+    if price.source == "config":
+        return True
+    provider, vendor = (price.provider or "").lower(), vendor.lower()
+    return provider == vendor or provider.startswith(vendor + "-")

@@ -19,7 +19,9 @@ __all__ = ["CostBreakdown", "cost", "cost_or_none"]
 class CostBreakdown:
     """USD cost of one call by price class; ``total`` is their exactly-rounded sum.
 
-    ``output`` excludes reasoning tokens, which are in ``reasoning``.
+    ``output`` excludes reasoning tokens, which are in ``reasoning``. Audio and image
+    tokens are in ``input``/``output`` at their own rates; 1-hour cache writes are in
+    ``cache_write``; ``request`` is the per-call fee.
     ``batch_price_missing`` is true when ``batch=True`` was asked but some tokens of this
     call were billed at a normal price because the model has no known batch price for them.
     """
@@ -31,25 +33,37 @@ class CostBreakdown:
     reasoning: float
     total: float
     batch_price_missing: bool = False
+    request: float = 0.0
 
 
 def cost(usage: Usage, price: ModelPrice, *, batch: bool = False) -> CostBreakdown:
     """Price ``usage`` at ``price``; with ``batch=True`` use batch prices where known.
 
-    Fallbacks: an unknown cached or cache-write price is the input price; an unknown
-    reasoning price is the output price. Under ``batch=True`` those fallbacks follow the
-    batch input/output price, and a class with no batch price (input, output, cached
-    input) keeps its normal price and sets ``batch_price_missing`` if it has tokens.
-    Cache-write and reasoning prices have no batch variant in the catalogue.
+    The prompt's length picks the price tier first (:meth:`ModelPrice.at`: a 300k-token
+    prompt to gemini-2.5-pro is billed at its above-200k rates throughout).
+    Fallbacks: an unknown cached or cache-write price is the input price, an unknown
+    1-hour write price the cache-write price; an unknown reasoning price is the output
+    price; unknown audio/image prices are the text prices. Under ``batch=True`` those
+    fallbacks follow the batch input/output price, and a class with no batch price
+    (input, output, cached input) keeps its normal price and sets
+    ``batch_price_missing`` if it has tokens. Cache-write, reasoning, audio and image
+    prices have no batch variant in the catalogue.
 
     >>> p = ModelPrice.from_per_million("m", input=1.0, output=2.0)
     >>> cost(Usage(input_tokens=1_000_000, output_tokens=500_000), p).total
     2.0
     """
+    price = price.at(usage.input_tokens)
     uncached = usage.uncached_input_tokens
+    audio_in = min(usage.audio_input_tokens, uncached)
+    image_in = min(usage.image_input_tokens, uncached - audio_in)
+    text_in = uncached - audio_in - image_in
     reasoning = min(usage.reasoning_tokens, usage.output_tokens)
-    plain_output = usage.output_tokens - reasoning
+    audio_out = min(usage.audio_output_tokens, usage.output_tokens - reasoning)
+    image_out = min(usage.image_output_tokens, usage.output_tokens - reasoning - audio_out)
+    plain_output = usage.output_tokens - reasoning - audio_out - image_out
     cached, writes = usage.cached_input_tokens, usage.cache_write_tokens
+    writes_1h = min(usage.cache_write_1h_tokens, writes)
 
     input_price, input_normal = _pick(price.input_per_token, price.batch_input_per_token, batch)
     output_price, output_normal = _pick(price.output_per_token, price.batch_output_per_token, batch)
@@ -61,25 +75,43 @@ def cost(usage: Usage, price: ModelPrice, *, batch: bool = False) -> CostBreakdo
     write_price, write_normal = price.cache_write_per_token, False
     if write_price is None:
         write_price, write_normal = input_price, input_normal
+    hour_price = price.cache_write_1h_per_token
+    hour_price, hour_normal = (
+        (write_price, write_normal) if hour_price is None else (hour_price, False)
+    )
     reasoning_price, reasoning_normal = price.reasoning_per_token, False
     if reasoning_price is None:
         reasoning_price, reasoning_normal = output_price, output_normal
     missing = (
-        (input_normal and uncached > 0)
+        (input_normal and text_in + audio_in + image_in > 0)
         or (cached_normal and cached > 0)
-        or (write_normal and writes > 0)
-        or (output_normal and plain_output > 0)
+        or (write_normal and writes - writes_1h > 0)
+        or (hour_normal and writes_1h > 0)
+        or (output_normal and plain_output + audio_out + image_out > 0)
         or (reasoning_normal and reasoning > 0)
     )
 
     parts = {
-        "input": uncached * input_price,
+        "input": math.fsum((
+            text_in * input_price,
+            audio_in * _or(price.audio_input_per_token, input_price),
+            image_in * _or(price.image_input_per_token, input_price),
+        )),
         "cached_input": cached * cached_price,
-        "cache_write": writes * write_price,
-        "output": plain_output * output_price,
+        "cache_write": (writes - writes_1h) * write_price + writes_1h * hour_price,
+        "output": math.fsum((
+            plain_output * output_price,
+            audio_out * _or(price.audio_output_per_token, output_price),
+            image_out * _or(price.image_output_per_token, output_price),
+        )),
         "reasoning": reasoning * reasoning_price,
-    }
+        "request": price.per_request or 0.0,
+    }  # fmt: skip
     return CostBreakdown(**parts, total=math.fsum(parts.values()), batch_price_missing=missing)
+
+
+def _or(price: float | None, fallback: float) -> float:
+    return fallback if price is None else price
 
 
 def _pick(normal: float, batch_price: float | None, batch: bool) -> tuple[float, bool]:

@@ -110,7 +110,15 @@ def _resolve(
         assert model.provider is not None  # guaranteed by the schema
         deployments = (Deployment(model.provider, model.model or name),)
     first = deployments[0]
-    if model.price is not None:
+    if model.free:
+        price = _price_override(
+            name,
+            input=0.0,
+            output=0.0,
+            context_window=model.context_window,
+            max_output_tokens=model.max_output_tokens,
+        )
+    elif model.price is not None:
         p = model.price
         price = _price_override(
             name,
@@ -120,19 +128,31 @@ def _resolve(
             cache_write=p.cache_write,
             batch_input=p.batch_input,
             batch_output=p.batch_output,
+            cache_write_1h=p.cache_write_1h,
+            reasoning=p.reasoning,
+            per_request_usd=p.per_request_usd,
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
         )
     else:
+        # catalogue_name names the entry itself: no provider hint bends it
         hint = config.providers[first.provider].price_prefix or first.provider
         wanted = model.catalogue_name or first.upstream_model
-        price = catalogue.lookup(wanted, provider_hint=hint)
+        price = catalogue.lookup(wanted, provider_hint=None if model.catalogue_name else hint)
         if price is None:
             close = ", ".join(catalogue.suggest(wanted, 3)) or "none"
+            zero = (
+                " (the catalogue lists it at $0, which counts as unknown; "
+                "set free: true if it really costs nothing)"
+                if catalogue.zero_priced(wanted)
+                else ""
+            )
             raise ConfigError(
-                f"models.{name}: no price known for {wanted!r} (provider {first.provider!r}; "
-                f"close catalogue names: {close}); add price: {{input: ..., output: ...}} in USD "
-                "per million tokens, or catalogue_name: <a name `thrifty prices show` knows>"
+                f"models.{name}: no price known for {wanted!r}{zero} (provider "
+                f"{first.provider!r}; close catalogue names: {close}); add price: "
+                "{input: ..., output: ...} in USD per million tokens, catalogue_name: <a name "
+                "`thrifty prices show` knows>, or install a newer catalogue with "
+                "`thrifty prices update --from FILE`"
             )
     return ResolvedModel(
         name=name,

@@ -10,7 +10,7 @@ from thrifty.section import NonNegativeFloat, Section
 
 
 class PriceConfig(Section):
-    """Price override in USD per million tokens."""
+    """Price override in USD per million tokens (an explicit 0 input and output means free)."""
 
     input: NonNegativeFloat
     output: NonNegativeFloat
@@ -18,6 +18,12 @@ class PriceConfig(Section):
     cache_write: NonNegativeFloat | None = None
     batch_input: NonNegativeFloat | None = None
     batch_output: NonNegativeFloat | None = None
+    cache_write_1h: NonNegativeFloat | None = None
+    """1-hour cache writes (Anthropic), when dearer than ``cache_write``."""
+    reasoning: NonNegativeFloat | None = None
+    """Reasoning tokens, when billed apart from ``output``."""
+    per_request_usd: NonNegativeFloat | None = None
+    """A fee per call in USD (not per million tokens), on top of the tokens."""
 
 
 class DeploymentConfig(Section):
@@ -35,6 +41,9 @@ class ModelConfig(Section):
     model: str | None = None
     deployments: list[DeploymentConfig] = Field(default_factory=list)
     price: PriceConfig | None = None
+    free: bool = False
+    """The model costs nothing (self-hosted): priced at $0 on purpose. A $0 catalogue
+    price does not count as free; only this (or an explicit ``price`` of 0) does."""
     catalogue_name: str | None = None
     context_window: int | None = Field(default=None, ge=1)
     max_output_tokens: int | None = Field(default=None, ge=1)
@@ -50,5 +59,6 @@ class ModelConfig(Section):
             raise ValueError("give either provider/model or deployments, not both")
         if not self.deployments and not self.provider:
             raise ValueError("needs provider (and optionally model) or a deployments list")
+        if self.free and self.price is not None:
+            raise ValueError("give either free: true or a price, not both")
         return self
-

@@ -9,8 +9,9 @@ counted with ``o200k_base`` and flagged ``approximate``.
 from thrifty.tokens.counter import (
     TokenCount,
     count_messages,
+    count_request,
     count_text,
     encoding_for_model,
 )
 
-__all__ = ["TokenCount", "count_messages", "count_text", "encoding_for_model"]
+__all__ = ["TokenCount", "count_messages", "count_request", "count_text", "encoding_for_model"]

@@ -6,6 +6,7 @@ import base64
 import functools
 import gzip
 import hashlib
+import json
 import threading
 import types
 from importlib import resources
@@ -73,9 +74,16 @@ def _get_encoding(name: str) -> tiktoken.Encoding:
 
 
 def encoding_for_model(model: str) -> tuple[tiktoken.Encoding, bool]:
-    """Return the encoding to count ``model``'s tokens with, and whether it is approximate."""
+    """Return the encoding to count ``model``'s tokens with, and whether it is approximate.
+
+    GPT-3.5 and GPT-4 (bare ``gpt-4``, ``gpt-4-0613``, ``gpt-4-turbo``, ``gpt-4-32k``) use
+    cl100k; GPT-4o, 4.1, 4.5, 5 and the o-series use o200k. Other families get o200k,
+    flagged approximate.
+    """
     base = model.rsplit("/", 1)[-1].lower()
-    if base.startswith(_CL100K_PREFIXES) and not base.startswith(("gpt-4o", "gpt-4.1", "gpt-4.5")):
+    if (base == "gpt-4" or base.startswith(_CL100K_PREFIXES)) and not base.startswith(
+        ("gpt-4o", "gpt-4.1", "gpt-4.5")
+    ):
         return _get_encoding("cl100k_base"), False
     exact = base.startswith(_EXACT_FAMILIES)
     return _get_encoding("o200k_base"), not exact
@@ -129,3 +137,25 @@ def count_messages(messages: list[dict[str, Any]], model: str) -> TokenCount:
             total += count(str(function.get("name", "")))
             total += count(str(function.get("arguments", "")))
     return TokenCount(total, approximate)
+
+
+_SCHEMA_FIELDS = ("tools", "functions", "response_format")
+
+
+def count_request(body: dict[str, Any], model: str) -> TokenCount:
+    """Prompt tokens of a whole chat request: the messages plus the tool, function and
+    ``response_format`` schemas the provider also reads (and bills) as prompt.
+
+    The schemas are counted as their JSON text; providers render them in their own
+    format, so a request that has any is counted approximately.
+    """
+    messages = body.get("messages")
+    counted = count_messages(messages if isinstance(messages, list) else [], model)
+    tokens, approximate = counted.tokens, counted.approximate
+    for field in _SCHEMA_FIELDS:
+        value = body.get(field)
+        if value:
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+            tokens += count_text(text, model).tokens
+            approximate = True
+    return TokenCount(tokens, approximate)

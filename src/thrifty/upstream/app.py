@@ -45,8 +45,11 @@ from thrifty.tokens import count_messages, count_text
 from thrifty.upstream.answers import Dataset, canonical_messages, embedding_payload, stream_events
 from thrifty.upstream.batches import UpstreamBatches
 from thrifty.upstream.faults import (
+    EMPTY_FAULT,
     EVENT_FAULTS,
     KEY_FAULTS,
+    REPLY_FAULTS,
+    USAGE_FAULTS,
     EventStreamResponse,
     FaultBook,
     FaultSpec,
@@ -310,7 +313,7 @@ class Upstream:
         spec = self._fault_for(request, model, packed)
         if spec is None or spec.kind == "cut" or spec.kind in PACK_FAULTS:
             return spec, None
-        if spec.kind in EVENT_FAULTS or spec.kind in KEY_FAULTS:
+        if spec.kind in EVENT_FAULTS or spec.kind in KEY_FAULTS or spec.kind in REPLY_FAULTS:
             return spec, None
         if spec.kind == "timeout":
             seconds = spec.seconds if spec.seconds is not None else self.options.timeout_s
@@ -375,6 +378,15 @@ class Upstream:
         cached = self.prefixes.cached_tokens(params.model, params.messages, prompt_tokens)
         usage = usage_body(prompt_tokens, cached, choices)
         completion_id = "chatcmpl-" + secrets.token_hex(12)
+        if cut is not None and cut.kind in USAGE_FAULTS:
+            usage, cut = USAGE_FAULTS[cut.kind](usage), None
+        elif cut is not None and cut.kind == EMPTY_FAULT:
+            if not params.stream:
+                body = completion_body(completion_id, params, choices, usage)
+                return Response(orjson.dumps({**body, "choices": []}), media_type=_JSON)
+            chunk = {"id": completion_id, "object": "chat.completion.chunk", "choices": []}
+            events = [b"data: " + orjson.dumps(chunk) + b"\n\n", b"data: [DONE]\n\n"]
+            return EventStreamResponse(events)
         if params.stream:
             events = stream_events(completion_id, params, choices, usage)
             if cut is not None and cut.kind in EVENT_FAULTS:

@@ -7,7 +7,9 @@ Syntax (header ``x-upstream-fault`` or ``UpstreamOptions.model_faults`` values):
 ``kind`` is one of ``429 500 503 timeout reset cut``; ``listevent`` and ``nullchoice``
 replace a stream's event number ``after`` with a malformed one (a JSON list; a chunk
 whose ``choices`` is ``[null]``), streams only; ``keyerror`` and ``keyjunk`` echo the
-request's bearer key (see :data:`KEY_FAULTS`); or ``drop swap malform``, which act
+request's bearer key (see :data:`KEY_FAULTS`); ``negusage hugeusage strusage nousage``
+replace the usage (see :data:`USAGE_FAULTS`) and ``empty`` answers 200 with no choices
+(chat; streamed too); or ``drop swap malform``, which act
 only on packed prompts (see :mod:`thrifty.upstream.packed`; ``item=K`` picks the item).
 With ``times=K`` only the first K requests carrying the same ``id`` fail (the count lives
 in the server), later ones pass.
@@ -30,8 +32,9 @@ import dataclasses
 import logging
 import socket
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -51,9 +54,21 @@ EVENT_FAULTS: Mapping[str, bytes] = {
 #: (``keyjunk``) holding the key; ``keyerror`` without a stream is a 500 whose message
 #: holds it. Real providers echo a key in "Incorrect API key provided: ..." errors.
 KEY_FAULTS = frozenset({"keyerror", "keyjunk"})
+#: Faults that replace a chat reply's usage (a stream's usage chunk too) with one no
+#: provider should send: negative counts, 1e18 tokens, a string, or none at all.
+USAGE_FAULTS: Mapping[str, Callable[[dict[str, Any]], Any]] = {
+    "negusage": lambda u: {**u, "prompt_tokens": -1_000_000, "total_tokens": -1_000_000},
+    "hugeusage": lambda u: {**u, "prompt_tokens": 10**18, "total_tokens": 10**18},
+    "strusage": lambda u: "a great many tokens",
+    "nousage": lambda u: None,
+}
+#: A 200 chat completion with no choices (an upstream that answered nothing); streamed,
+#: one chunk whose ``choices`` is ``[]``, then ``[DONE]``.
+EMPTY_FAULT = "empty"
+REPLY_FAULTS = frozenset({*USAGE_FAULTS, EMPTY_FAULT})
 FAULT_KINDS = frozenset(
     {"429", "500", "503", "timeout", "reset", "cut", "drop", "swap", "malform", *EVENT_FAULTS,
-     *KEY_FAULTS}
+     *KEY_FAULTS, *REPLY_FAULTS}
 )  # fmt: skip
 SERVER_SEND_KEY = "thrifty.upstream.server_send"
 _ERRORS: Mapping[str, tuple[int, str, str, str | None]] = {
