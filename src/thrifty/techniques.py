@@ -179,9 +179,20 @@ def build_pipeline(
     for technique in TECHNIQUES:
         if technique.on(config):
             stages.extend(technique.build(config, parts))
+    _look_up_as_routed(stages)
     if admission is not None and admission.active:
         stages.insert(0, governance_stage(admission, registry, stages))
     return Pipeline(stages, dispatch)
+
+
+def _look_up_as_routed(stages: list[Stage]) -> None:
+    """Give the cache stages routing's preview: an ``auto`` request looks its answer up
+    under the model routing will pick, never under the default model."""
+    previews = [s.preview_model for s in stages if hasattr(s, "preview_model")]
+    if previews:
+        for stage in stages:
+            if hasattr(stage, "answer_model"):
+                stage.answer_model = previews[0]
 
 
 def apply_overrides(config: ThriftyConfig, overrides: Overrides) -> ThriftyConfig:
