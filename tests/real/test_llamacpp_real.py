@@ -100,7 +100,9 @@ def gateway(llama: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     }
     path = folder / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
-    process = subprocess.Popen([sys.executable, "-m", "thrifty.cli.main", "serve", "--config", str(path)])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "thrifty.cli.main", "serve", "--config", str(path)]
+    )
     try:
         wait_healthy(f"http://127.0.0.1:{port}/health", process, timeout=60)
         yield f"http://127.0.0.1:{port}/v1", ledger

@@ -395,7 +395,7 @@ class LogprobsCheck:
 
 
 class MinLengthCheck:
-    """"An answer shorter than ``chars`` characters escalates", whatever the question.
+    """ "An answer shorter than ``chars`` characters escalates", whatever the question.
 
     ``heuristics`` asks for length only when the question asks for elaboration; this check
     is the plain rule for traffic where any short answer is a bad one. A tool-call answer
