@@ -29,7 +29,7 @@ import yaml
 
 from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.cli.replay_common import read_raw_config
-from thrifty.cli.tune import place_learned_files
+from thrifty.cli.tune import place_learned_files, print_progress
 from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"1. tuning {args.config} on {len(tune_half)} of {len(records)} arena prompts "
           f"(target quality retained {args.target_quality:.0%})")  # fmt: skip
     base_dir = Path(args.config).resolve().parent
-    result = tune(tune_half, raw, args.target_quality, base_dir=base_dir)
+    result = tune(tune_half, raw, args.target_quality, base_dir=base_dir, progress=print_progress)
     held = result.held_out
     retained = held["quality_retained"] or 0
     print(f"   chosen: {result.chosen.candidate.label}; held-out estimate: savings "
