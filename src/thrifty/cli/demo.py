@@ -212,8 +212,8 @@ def _html_report(
     result: Any,
     workdir: Path,
 ) -> str:
-    """Cards, waterfall and shares: the served half. The cost–quality chart: the tuner's
-    candidates and the reference points on the tuning half, where the choice was made."""
+    """Cards, waterfall and shares: the served half. The cost–quality chart (the tuner's
+    candidates and the reference points, on the tuning half) goes to ``tune.html``."""
     from thrifty.cli.tune import candidate_points
     from thrifty.config import parse_config
     from thrifty.replay.html import render_html
@@ -240,9 +240,17 @@ def _html_report(
         candidate_points(result),
         result.held_out,
     )
-    report["notes"].insert(
-        0,
-        f"The cost-vs-quality chart shows the tuning half ({len(tune_half)} prompts), where the "
-        f"tuner chose; everything else shows the {len(records)} served prompts it never saw.",
+    # One story per page: the served half here, the tuner's choice on its own page.
+    tuning = f"the {len(tune_half)} tuning prompts, where the tuner chose"
+    report.update(scope=f"the {len(records)} served prompts (the tuner never saw them)",
+                  curve_scope=tuning, curve_page="tune.html")  # fmt: skip
+    tune_report = build_report(
+        f"Thrifty demo — how the policy was chosen ({len(tune_half)} tuning prompts)",
+        summarize(result.chosen.outcomes, result.baseline, baseline_model),
+        references,
+        candidate_points(result),
+        result.held_out,
     )
+    tune_report.update(scope=tuning, curve_scope=tuning)
+    (workdir / "tune.html").write_text(render_html(tune_report))
     return render_html(report)
