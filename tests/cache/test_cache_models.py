@@ -44,3 +44,27 @@ def test_auto_and_named_requests_never_share_another_models_answer(
     rows = gateway.requests()
     auto_miss = next(r for r in rows if r["model"] == "gpt-4o" and r["provider"] != "cache")
     assert auto_miss["techniques"]["route"]["task"] == "legal"
+
+
+def test_a_cascade_answer_is_served_to_the_requests_the_cascade_would_serve(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    config = base_config(upstream.url, default_model="gpt-4o", baseline_model="gpt-4o")
+    config["cache"] = {"enabled": True, "path": str(tmp_path / "cache.db")}
+    config["cascade"] = {
+        "enabled": True,
+        "tiers": [{"model": "gpt-4o-mini", "checks": ["heuristics"]}, {"model": "gpt-4o"}],
+    }
+    gateway = start_gateway(config)
+    colour = [{"role": "user", "content": "Name a colour."}]
+    with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as client:
+        create = client.chat.completions.with_raw_response.create
+
+        def ask(model: str) -> tuple[str, str]:
+            raw = create(model=model, messages=colour, temperature=0)
+            return raw.headers["x-thrifty-cache"].split(";")[0], raw.headers["x-thrifty-model"]
+
+        assert ask("auto") == ("miss", "gpt-4o-mini"), "the cheap tier's answer was accepted"
+        assert ask("auto") == ("hit-exact", "gpt-4o-mini"), "the cascade would serve it again"
+        assert ask("gpt-4o") == ("miss", "gpt-4o"), "a named gpt-4o never gets gpt-4o-mini's"
+        assert ask("gpt-4o-mini") == ("hit-exact", "gpt-4o-mini")

@@ -20,8 +20,10 @@ from thrifty.usage import Usage
 
 T = TypeVar("T")
 
-#: The model that would answer a request (routing's pick for an ``auto`` request).
-AnswerModel = Callable[["Context"], str]
+#: The models whose stored answer to a request may be served, in lookup order: the one
+#: that would answer (routing's pick for an ``auto`` request) and, under a cascade, the
+#: tiers the cascade would climb to from there (it accepted their answers for this request).
+LookupModels = Callable[["Context"], list[str]]
 
 CACHE_HEADER = "cache"  # x-thrifty-cache: no-store | no-cache | refresh | allow-random
 TTL_HEADER = "cache-ttl"  # x-thrifty-cache-ttl: seconds

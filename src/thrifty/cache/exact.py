@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 
 from thrifty.cache.common import (
-    AnswerModel,
     Controls,
+    LookupModels,
     cache_header,
     hit_reply,
     off_loop,
@@ -29,10 +29,10 @@ log = logging.getLogger(__name__)
 
 
 class ExactCacheStage:
-    """Looks up under the model that would answer, stores under the model that answered.
+    """Looks up under the models that would answer, stores under the model that answered.
 
-    ``answer_model`` is routing's preview when routing is on (see ``techniques.py``);
-    without it the request's own model is the one that would answer.
+    ``lookup_models`` comes from routing's preview and the cascade's tiers when they are on
+    (see ``techniques.py``); without it the request's own model is the one that answers.
     """
 
     def __init__(
@@ -40,13 +40,13 @@ class ExactCacheStage:
         config: CacheConfig,
         store: CacheStore,
         registry: ModelRegistry,
-        answer_model: AnswerModel | None = None,
+        lookup_models: LookupModels | None = None,
     ) -> None:
         self._config = config
         self._store = store
         self._registry = registry
         self._remote = bool(getattr(store, "remote", False))
-        self.answer_model = answer_model
+        self.lookup_models = lookup_models
 
     def close(self) -> None:
         self._store.close()
@@ -63,11 +63,14 @@ class ExactCacheStage:
             return reply
         scope = scope_of(ctx, self._config.scope)
         fingerprint = request_fingerprint(ctx.body)  # before later stages rewrite the body
-        model = self.answer_model(ctx) if self.answer_model is not None else ctx.model
-        entry = None
-        if controls.lookup:
-            key = fingerprint_key(fingerprint, scope, model)
+        models = self.lookup_models(ctx) if self.lookup_models is not None else [ctx.model]
+        entry, model = None, models[0]
+        for candidate in models if controls.lookup else ():
+            key = fingerprint_key(fingerprint, scope, candidate)
             entry = await off_loop(self._remote, self._store.get, key)
+            if entry is not None:
+                model = candidate
+                break
         if entry is not None:
             age = round(ctx.ts - entry.created_at, 1)
             ctx.techniques["cache"] = {"result": "hit", "type": "exact", "age_s": age}
@@ -76,7 +79,8 @@ class ExactCacheStage:
             return hit_reply(ctx, entry.value, self._registry, "exact", header)
         reply = await call_next(ctx)
         result = "miss" if controls.lookup else "bypass"
-        why = f"no stored answer from {model}" if controls.lookup else "not looked up (no-cache)"
+        names = " or ".join(models)
+        why = f"no stored answer from {names}" if controls.lookup else "not looked up (no-cache)"
         ctx.techniques.setdefault("cache", {"result": result, "type": "exact", "reason": why})
         stored = "stored" if controls.store else "not stored (no-store)"
         reply.headers.setdefault("x-thrifty-cache", cache_header(result, f"{why}; {stored}"))

@@ -12,8 +12,8 @@ from typing import Any
 import orjson
 
 from thrifty.cache.common import (
-    AnswerModel,
     Controls,
+    LookupModels,
     cache_header,
     hit_reply,
     off_loop,
@@ -76,7 +76,7 @@ class SemanticCacheStage(Spender):
         self._registry = registry
         self._embed = embed
         self._dispatch = dispatch
-        self.answer_model: AnswerModel | None = None  # routing's preview, when routing is on
+        self.lookup_models: LookupModels | None = None  # routing's and the cascade's models
         section = config.semantic
         self._pair_check: PairCheck | None = None
         self._pair_threshold = 0.0
@@ -117,18 +117,21 @@ class SemanticCacheStage(Spender):
             return await call_next(ctx)
         controls = Controls.of(ctx, self._config.ttl_s)
         scope = scope_of(ctx, self._config.scope)
-        answer_model = self.answer_model(ctx) if self.answer_model is not None else ctx.model
+        models = self.lookup_models(ctx) if self.lookup_models is not None else [ctx.model]
+        answer_model = models[0]
         partition = semantic_partition(ctx.body, scope, answer_model)
         asked = orjson.loads(orjson.dumps(ctx.body))  # as sent, before later stages rewrite it
         question = last_user_text(ctx.body["messages"])
         started = time.perf_counter()
         vector = self._embed(question)
         note: dict[str, Any] = {"embed_ms": round((time.perf_counter() - started) * 1000, 3)}
-        match = (
-            await off_loop(self._remote, self._index.search, partition, vector)
-            if controls.lookup
-            else None
-        )
+        match = None
+        for model in models if controls.lookup else ():
+            searched = semantic_partition(ctx.body, scope, model)
+            match = await off_loop(self._remote, self._index.search, searched, vector)
+            if match is not None:
+                answer_model = model
+                break
         if match is not None:
             note["similarity"] = round(match.similarity, 4)
             if match.similarity >= self._threshold:

@@ -201,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
               f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
     html = workdir / "report.html"
     html.write_text(_html_report(tune_half, serve_half, tuned, result, workdir))
-    print(f"HTML report (replay of the served half, tuner curve, held-out estimate): {html}")
+    print(f"HTML report of the served half: {html}")
+    print(f"how the tuner chose (the tuning half): {html.with_name('tune.html')}")
     return 0
 
 
