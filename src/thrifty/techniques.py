@@ -41,6 +41,7 @@ from thrifty.governance.keys.identity import Overrides
 from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.chain import Pipeline
+from thrifty.pipeline.context import Context
 from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.ledger_stage import LedgerStage
 from thrifty.pipeline.stage import Stage
@@ -179,9 +180,28 @@ def build_pipeline(
     for technique in TECHNIQUES:
         if technique.on(config):
             stages.extend(technique.build(config, parts))
+    _look_up_as_answered(stages)
     if admission is not None and admission.active:
         stages.insert(0, governance_stage(admission, registry, stages))
     return Pipeline(stages, dispatch)
+
+
+def _look_up_as_answered(stages: list[Stage]) -> None:
+    """Tell the cache stages which models' stored answers a request may get: the model
+    routing will pick (not the default model, for an ``auto`` request), and under a
+    cascade the tiers it would climb to from there (``cache/common.py``)."""
+    route = next((s.preview_model for s in stages if hasattr(s, "preview_model")), None)
+    climb = next((s.serving_models for s in stages if hasattr(s, "serving_models")), None)
+    if route is None and climb is None:
+        return
+
+    def lookup_models(ctx: Context) -> list[str]:
+        model = route(ctx) if route is not None else ctx.model
+        return climb(ctx, model) if climb is not None else [model]
+
+    for stage in stages:
+        if hasattr(stage, "lookup_models"):
+            stage.lookup_models = lookup_models
 
 
 def apply_overrides(config: ThriftyConfig, overrides: Overrides) -> ThriftyConfig:

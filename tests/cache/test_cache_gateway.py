@@ -51,8 +51,8 @@ def test_exact_hit_costs_nothing_and_saves_the_baseline(
         before = upstream_calls(upstream)
         second = ask(client)
     assert upstream_calls(upstream) == before, "the hit never reached the upstream"
-    assert first.headers["x-thrifty-cache"] == "miss"
-    assert second.headers["x-thrifty-cache"] == "hit-exact"
+    assert first.headers["x-thrifty-cache"].split(";")[0] == "miss"
+    assert second.headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
     assert float(second.headers["x-thrifty-cost"]) == 0.0
     row = cached.row(second.headers["x-thrifty-request-id"])
@@ -70,52 +70,74 @@ def test_exact_hit_costs_nothing_and_saves_the_baseline(
 def test_parameter_changes_miss(cached: Gateway, change: dict[str, Any]) -> None:
     with sdk(cached) as client:
         ask(client)
-        assert ask(client, **change).headers["x-thrifty-cache"] == "miss"
+        assert ask(client, **change).headers["x-thrifty-cache"].split(";")[0] == "miss"
 
 
-def test_sampled_requests_bypass_unless_allowed(cached: Gateway) -> None:
+def result(reply: Any) -> tuple[str, str]:
+    """``x-thrifty-cache``'s result and reason (every chat response has both)."""
+    status, _, reason = reply.headers["x-thrifty-cache"].partition("; reason=")
+    assert reason, reply.headers["x-thrifty-cache"]
+    return status, reason
+
+
+def test_sampled_requests_are_cached_by_default(cached: Gateway) -> None:
     with sdk(cached) as client:
+        create = client.chat.completions.with_raw_response.create
+        first = create(model="gpt-4o", messages=Q, temperature=0.9)
+        again = create(model="gpt-4o", messages=Q, temperature=0.9)
+        unset = create(model="gpt-4o", messages=Q)  # another request: temperature unset
+    assert result(first) == ("miss", "no stored answer from gpt-4o, stored")
+    assert result(again)[0] == "hit-exact" and "gpt-4o" in result(again)[1]
+    assert again.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert result(unset)[0] == "miss"
+
+
+def test_sampled_requests_bypass_when_the_config_says_so(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    gateway = start_gateway(cache_config(upstream.url, tmp_path, cache_nondeterministic=False))
+    with sdk(gateway) as client:
+        create = client.chat.completions.with_raw_response.create
         for _ in range(2):
-            sampled = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=Q)
-        assert "x-thrifty-cache" not in sampled.headers
+            sampled = create(model="gpt-4o", messages=Q)
+        assert result(sampled) == (
+            "bypass",
+            "sampled request (temperature unset (1)) and cache.cache_nondeterministic is false",
+        )
+        row = gateway.row(sampled.headers["x-thrifty-request-id"])
+        assert row["techniques"]["cache"]["result"] == "bypass"
         allow = {"x-thrifty-cache": "allow-random"}
-        client.chat.completions.with_raw_response.create(
-            model="gpt-4o", messages=Q, extra_headers=allow
-        )
-        again = client.chat.completions.with_raw_response.create(
-            model="gpt-4o", messages=Q, extra_headers=allow
-        )
-    assert again.headers["x-thrifty-cache"] == "hit-exact"
+        create(model="gpt-4o", messages=Q, extra_headers=allow)
+        again = create(model="gpt-4o", messages=Q, extra_headers=allow)
+    assert result(again)[0] == "hit-exact"
 
 
 def test_tenants_never_see_each_other(cached: Gateway) -> None:
     with sdk(cached) as mine, sdk(cached, "other-tenant-key") as theirs:
         ask(mine)
-        assert ask(theirs).headers["x-thrifty-cache"] == "miss"
-        assert ask(mine).headers["x-thrifty-cache"] == "hit-exact"
+        assert ask(theirs).headers["x-thrifty-cache"].split(";")[0] == "miss"
+        assert ask(mine).headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
 
 
 def test_request_controls(cached: Gateway) -> None:
     with sdk(cached) as client:
-        ask(client, extra_headers={"x-thrifty-cache": "no-store"})
-        assert ask(client).headers["x-thrifty-cache"] == "miss", "no-store stored nothing"
-        assert (
-            ask(client, extra_headers={"x-thrifty-cache": "no-cache"}).headers["x-thrifty-cache"]
-            == "miss"
-        )
-        assert (
-            ask(client, extra_headers={"x-thrifty-cache": "refresh"}).headers["x-thrifty-cache"]
-            == "miss"
-        )
-        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+        no_store = ask(client, extra_headers={"x-thrifty-cache": "no-store"})
+        assert result(no_store) == ("miss", "no stored answer from gpt-4o, not stored (no-store)")
+        assert result(ask(client))[0] == "miss", "no-store stored nothing"
+        for word in ("no-cache", "refresh"):
+            skipped = ask(client, extra_headers={"x-thrifty-cache": word})
+            assert result(skipped) == ("bypass", "not looked up (no-cache), stored")
+        both = ask(client, extra_headers={"x-thrifty-cache": "no-cache, no-store"})
+        assert result(both) == ("bypass", "x-thrifty-cache: no-cache, no-store")
+        assert result(ask(client))[0] == "hit-exact"
 
 
 def test_ttl_expiry(cached: Gateway) -> None:
     with sdk(cached) as client:
         ask(client, extra_headers={"x-thrifty-cache-ttl": "1"})
-        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+        assert ask(client).headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
         time.sleep(1.2)
-        assert ask(client).headers["x-thrifty-cache"] == "miss"
+        assert ask(client).headers["x-thrifty-cache"].split(";")[0] == "miss"
 
 
 def test_streaming_client_gets_a_cached_answer_as_a_stream(cached: Gateway) -> None:
@@ -128,11 +150,11 @@ def test_streaming_client_gets_a_cached_answer_as_a_stream(cached: Gateway) -> N
             ask(client, [{"role": "user", "content": "Name a fruit."}], stream=True).parse()
         )
         plain = ask(client, [{"role": "user", "content": "Name a fruit."}])
-    assert raw.headers["x-thrifty-cache"] == "hit-exact"
+    assert raw.headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == first.choices[0].message.content
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    assert plain.headers["x-thrifty-cache"] == "hit-exact"
+    assert plain.headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
     assert plain.parse().choices[0].message.content == "".join(
         c.choices[0].delta.content or "" for c in streamed if c.choices
     )
@@ -148,7 +170,7 @@ def test_restart_keeps_the_sqlite_cache(
     first.server.stop()
     second = start_gateway(config)
     with sdk(second) as client:
-        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+        assert ask(client).headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
 
 
 def test_semantic_hit_for_a_paraphrase_and_guard_pairs_miss(
@@ -175,17 +197,17 @@ def test_semantic_hit_for_a_paraphrase_and_guard_pairs_miss(
         other_number = ask(client, user("Convert 250 km to miles."))
         multi_turn = ask(client, [*user("Hi"), {"role": "assistant", "content": "Hello!"},
                                   *user("What is the capital city of France?")])  # fmt: skip
-    assert paraphrase.headers["x-thrifty-cache"] == "hit-semantic"
+    assert paraphrase.headers["x-thrifty-cache"].split(";")[0] == "hit-semantic"
     assert float(paraphrase.headers["x-thrifty-cache-similarity"]) >= 0.8
     row = gateway.row(paraphrase.headers["x-thrifty-request-id"])
     assert row["cost"] == 0 and row["techniques"]["cache"]["type"] == "semantic"
     for response in (swapped, negated, other_number):
-        assert response.headers["x-thrifty-cache"] == "miss"
+        assert response.headers["x-thrifty-cache"].split(";")[0] == "miss"
         note = gateway.row(response.headers["x-thrifty-request-id"])["techniques"]["cache"][
             "semantic"
         ]
         assert "blocked_by" in note, note
-    assert multi_turn.headers["x-thrifty-cache"] == "miss"
+    assert multi_turn.headers["x-thrifty-cache"].split(";")[0] == "miss"
 
 
 def test_semantic_verifier_confirms_or_blocks_and_is_billed(
@@ -221,13 +243,13 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
             ask(client, [{"role": "user", "content": q1}])
             confirmed = ask(client, [{"role": "user", "content": q2}])
             blocked = ask(client, [{"role": "user", "content": q3}])
-    assert confirmed.headers["x-thrifty-cache"] == "hit-semantic"
+    assert confirmed.headers["x-thrifty-cache"].split(";")[0] == "hit-semantic"
     assert confirmed.parse().choices[0].message.content == "Paris."
     hit = gateway.row(confirmed.headers["x-thrifty-request-id"])
     assert [a["purpose"] for a in gateway.attempts(hit["request_id"])] == ["cache_verify"]
     assert 0 < hit["cost"] < hit["baseline_cost"]
     assert hit["savings"]["cache"] == pytest.approx(hit["baseline_cost"] - hit["cost"])
-    assert blocked.headers["x-thrifty-cache"] == "miss"
+    assert blocked.headers["x-thrifty-cache"].split(";")[0] == "miss"
     assert blocked.parse().choices[0].message.content == "Paris, of course."
     miss = gateway.row(blocked.headers["x-thrifty-request-id"])
     assert [a["purpose"] for a in gateway.attempts(miss["request_id"])] == ["cache_verify", "main"]

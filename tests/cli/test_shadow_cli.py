@@ -4,6 +4,7 @@ filled with shadow evaluations of arena prompts."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,3 +76,8 @@ def test_tune_from_ledger_writes_a_config_for_review(
     assert result["held_out"]["rows"] > 0
     tuned = yaml.safe_load(out.read_text())
     assert tuned["routing"]["enabled"] is True
+    # the printed summary: rounded figures (no raw floats such as 9.589498850744471)
+    assert main([*args, "--folds", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out 3-fold estimate" in printed
+    assert re.search(r"\d\.\d{5,}", printed) is None, printed

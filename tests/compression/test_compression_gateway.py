@@ -301,3 +301,32 @@ def test_stream_without_upstream_usage_is_priced_on_the_compressed_prompt(
         [attempt] = gateway.attempts(raw.headers["x-thrifty-request-id"])
         sent[model] = attempt["input_tokens"]
     assert sent["big-quiet"] == sent["big"]  # the upstream's own count of the compressed prompt
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "Read this report.\n\n{doc}\n\nQuestion: {q}",  # a marked section
+        "{doc}\n\n{q}",  # a trailing question paragraph
+        "Question: {q}\n\nDocument: {doc}",  # the question first, then the document
+    ],
+)
+def test_one_message_with_a_document_and_the_question(
+    recorded: tuple[ServerThread, Recorder], start_gateway: Callable[..., Gateway], shape: str
+) -> None:
+    upstream, recorder = recorded
+    gateway = start_gateway(compression_config(upstream))
+    text = shape.format(doc=document(THINGS[4:]), q=QUESTION)
+    reply = ask(gateway, [{"role": "user", "content": text}])
+    sent = recorder.bodies[-1]["messages"]
+    assert len(sent) == 1 and sent[0]["role"] == "user"
+    compressed = sent[0]["content"]
+    assert QUESTION in compressed, "the question is sent byte for byte"
+    assert len(compressed) < len(text) / 2, "the document is compressed"
+    assert "The harbour of Kaunas was opened in" in compressed, "the evidence is kept"
+    info = gateway.row(reply.headers["x-thrifty-request-id"])["techniques"]["compress"]
+    assert info["result"] == "compressed" and info["split"] in ("marked", "trailing")
+    # the same request with the split off: one message is the question, never compressed
+    plain = start_gateway(compression_config(upstream, split_question=False))
+    ask(plain, [{"role": "user", "content": text}])
+    assert recorder.bodies[-1]["messages"][0]["content"] == text

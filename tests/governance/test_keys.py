@@ -170,8 +170,8 @@ def test_key_overrides_switch_techniques(
     no_cache = create_key(gateway, owner="ana", overrides={"cache": False})
     cached = create_key(gateway, owner="bo")
     with sdk(gateway, cached["key"]) as client:
-        assert ask(client).headers["x-thrifty-cache"] == "miss"
-        assert ask(client).headers["x-thrifty-cache"] == "hit-exact"
+        assert ask(client).headers["x-thrifty-cache"].split(";")[0] == "miss"
+        assert ask(client).headers["x-thrifty-cache"].split(";")[0] == "hit-exact"
     before = upstream_stats(upstream)["requests"]
     with sdk(gateway, no_cache["key"]) as client:
         for _ in range(2):

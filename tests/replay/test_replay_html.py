@@ -223,3 +223,28 @@ def test_screenshot_with_headless_chromium(tmp_path: Path) -> None:
     subprocess.run(cmd, capture_output=True, timeout=90, check=False)
     shutil.rmtree(profile, ignore_errors=True)
     assert png.exists() and png.stat().st_size > 0
+
+
+def test_one_story_per_page_and_the_missing_answers_are_on_it() -> None:
+    report = copy.deepcopy(FULL)
+    report["summary"]["missing_answer_details"] = {"mixtral-8x7b-instruct-v0.1": 3}
+    report["notes"] = ["3 requests had no recorded answer (see missing_answer_details)."]
+    report.update(scope="the 150 served prompts", curve_scope="the 150 tuning prompts",
+                  curve_page="tune.html")  # fmt: skip
+    page = render_html(report)
+    assert "Cost vs. quality" not in page, "a chart of other requests stays off this page"
+    assert "Every number and chart on this page: the 150 served prompts." in page
+    assert "is on its own page: tune.html" in page
+    assert "missing_answer_details" in page and "mixtral-8x7b-instruct-v0.1" in page
+    report.update(scope="the 150 tuning prompts")  # the tuner's own page: the same requests
+    assert "Cost vs. quality" in render_html(report)
+
+
+def test_the_quality_axis_ends_near_the_best_point() -> None:
+    from thrifty.replay.svg import quality_ticks
+
+    for lo, hi in ((0.028, 1.032), (0.41, 1.0), (0.9, 0.99), (0.0, 1.5)):
+        ticks = quality_ticks(lo, hi)
+        assert ticks[0] <= lo and ticks[-1] >= hi
+        assert ticks[-1] - hi <= 0.1 * (ticks[-1] - ticks[0]) + 1e-9, (lo, hi, ticks)
+    assert quality_ticks(0.028, 1.032)[-1] < 1.5

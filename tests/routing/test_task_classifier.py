@@ -87,8 +87,8 @@ def test_rules_from_a_plain_dict() -> None:
     clf = RuleTaskClassifier(rules)
     assert clf.classify("kubectl get pod fails").task == "code"
     assert clf.classify("translate this into French").task == "chat"  # no translation rules
-    with pytest.raises(ValueError):
-        RuleTaskClassifier({"labels": {"poetry": {"keywords": ["poem"]}}})
+    with pytest.raises(ValueError, match="default task label"):
+        RuleTaskClassifier({"default": "poetry", "labels": {"code": {"keywords": ["x"]}}})
     assert RuleTaskClassifier(DEFAULT_RULES).classify("Summarize this.").task == "summarization"
 
 

@@ -20,6 +20,11 @@ from thrifty.usage import Usage
 
 T = TypeVar("T")
 
+#: The models whose stored answer to a request may be served, in lookup order: the one
+#: that would answer (routing's pick for an ``auto`` request) and, under a cascade, the
+#: tiers the cascade would climb to from there (it accepted their answers for this request).
+LookupModels = Callable[["Context"], list[str]]
+
 CACHE_HEADER = "cache"  # x-thrifty-cache: no-store | no-cache | refresh | allow-random
 TTL_HEADER = "cache-ttl"  # x-thrifty-cache-ttl: seconds
 
@@ -50,6 +55,13 @@ class Controls:
         )
 
 
+def cache_header(result: str, reason: str) -> str:
+    """The ``x-thrifty-cache`` value: ``<result>; reason=<why>`` (one header line: no
+    newlines, no semicolons inside the reason)."""
+    clean = " ".join(reason.replace(";", ",").split())
+    return f"{result}; reason={clean}"
+
+
 def scope_of(ctx: Context, scope: str) -> str:
     """The tenant whose entries a request may see: its caller key, or everyone."""
     return "global" if scope == "global" else (ctx.key_id or "anonymous")
@@ -66,7 +78,7 @@ def hit_reply(
         model=model,
         provider="cache",
         usage=usage,
-        headers={"x-thrifty-cache": f"hit-{kind}", **headers},
+        headers={"x-thrifty-cache": f"hit-{kind}", **headers},  # headers may say why
     )
     if ctx.stream:
         reply.chunks = stream_completion(body, ctx.client_wants_usage)

@@ -17,7 +17,6 @@ from thrifty.section import NonNegativeFloat, PositiveFloat, Section
 class PairCheckConfig(Section):
     """The offline learned pair check (``thrifty.cache.pair_check``): on by default."""
 
-
     enabled: bool = True
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
     """Minimum P(same answer) to serve a hit; None: the operating point shipped with the
@@ -75,9 +74,10 @@ class CacheConfig(Section):
     max_bytes: int | None = Field(default=None, ge=1024)
     scope: Literal["key", "global"] = "key"
     """key: each caller key has its own cache; global: all callers share one."""
-    cache_nondeterministic: bool = False
-    """Also cache sampled requests (temperature > 0 or unset); a request can allow it with
-    ``x-thrifty-cache: allow-random``."""
+    cache_nondeterministic: bool = True
+    """Cache sampled requests (temperature > 0 or unset) too, like other gateways: the same
+    request gets the same stored answer. False: only ``temperature: 0`` (or ``top_p: 0``)
+    requests, unless a request sends ``x-thrifty-cache: allow-random``. Per request,
+    ``x-thrifty-cache: no-cache`` skips the lookup and ``no-store`` the write."""
     exact: ExactCacheConfig = Field(default_factory=ExactCacheConfig)
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
-

@@ -34,6 +34,7 @@ __all__ = [
     "IGNORED_PARAMS",
     "KEY_VERSION",
     "exact_key",
+    "fingerprint_key",
     "is_deterministic",
     "request_fingerprint",
     "semantic_partition",
@@ -80,15 +81,27 @@ def request_fingerprint(body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def exact_key(body: Mapping[str, Any], scope: str) -> str:
+def exact_key(body: Mapping[str, Any], scope: str, model: str | None = None) -> str:
     """The exact-cache key of a request for one tenant: a sha256 hex digest.
 
     ``scope`` is the tenant (a key id or team); different scopes never share a key.
+    ``model`` replaces the body's model: the cache stores an answer under the model that
+    gave it and looks one up under the model that would give it (the routed one for an
+    ``auto`` request), so an answer never crosses models.
     """
-    return _digest({"v": KEY_VERSION, "scope": scope, "request": request_fingerprint(body)})
+    return fingerprint_key(request_fingerprint(body), scope, model)
 
 
-def semantic_partition(body: Mapping[str, Any], scope: str) -> str:
+def fingerprint_key(fingerprint: Mapping[str, Any], scope: str, model: str | None = None) -> str:
+    """:func:`exact_key` of an already computed :func:`request_fingerprint` (the cache
+    takes the fingerprint before later stages rewrite the body, and keys it at the end)."""
+    request = dict(fingerprint)
+    if model is not None:
+        request["model"] = model
+    return _digest({"v": KEY_VERSION, "scope": scope, "request": request})
+
+
+def semantic_partition(body: Mapping[str, Any], scope: str, model: str | None = None) -> str:
     """The semantic-cache partition of a request: everything but the question's text.
 
     Two requests may be semantic neighbours only when their partitions are equal: same scope,
@@ -96,6 +109,7 @@ def semantic_partition(body: Mapping[str, Any], scope: str) -> str:
     prompt, earlier turns, tool results), and the same last user message apart from its text
     (its ``name`` and any non-text parts, e.g. images, are in the partition, since the embedder
     only sees text). A request without a user message is partitioned on all its messages.
+    ``model`` replaces the body's model, as in :func:`exact_key`.
     """
     fingerprint = request_fingerprint(body)
     messages = fingerprint["messages"]
@@ -110,7 +124,7 @@ def semantic_partition(body: Mapping[str, Any], scope: str) -> str:
         "v": KEY_VERSION,
         "kind": "semantic",
         "scope": scope,
-        "model": fingerprint["model"],
+        "model": fingerprint["model"] if model is None else model,
         "params": fingerprint["params"],
         "context": context,
     }

@@ -9,8 +9,12 @@ import logging
 import time
 from typing import Any
 
+import orjson
+
 from thrifty.cache.common import (
     Controls,
+    LookupModels,
+    cache_header,
     hit_reply,
     off_loop,
     scope_of,
@@ -72,6 +76,7 @@ class SemanticCacheStage(Spender):
         self._registry = registry
         self._embed = embed
         self._dispatch = dispatch
+        self.lookup_models: LookupModels | None = None  # routing's and the cascade's models
         section = config.semantic
         self._pair_check: PairCheck | None = None
         self._pair_threshold = 0.0
@@ -112,16 +117,21 @@ class SemanticCacheStage(Spender):
             return await call_next(ctx)
         controls = Controls.of(ctx, self._config.ttl_s)
         scope = scope_of(ctx, self._config.scope)
-        partition = semantic_partition(ctx.body, scope)
+        models = self.lookup_models(ctx) if self.lookup_models is not None else [ctx.model]
+        answer_model = models[0]
+        partition = semantic_partition(ctx.body, scope, answer_model)
+        asked = orjson.loads(orjson.dumps(ctx.body))  # as sent, before later stages rewrite it
         question = last_user_text(ctx.body["messages"])
         started = time.perf_counter()
         vector = self._embed(question)
         note: dict[str, Any] = {"embed_ms": round((time.perf_counter() - started) * 1000, 3)}
-        match = (
-            await off_loop(self._remote, self._index.search, partition, vector)
-            if controls.lookup
-            else None
-        )
+        match = None
+        for model in models if controls.lookup else ():
+            searched = semantic_partition(ctx.body, scope, model)
+            match = await off_loop(self._remote, self._index.search, searched, vector)
+            if match is not None:
+                answer_model = model
+                break
         if match is not None:
             note["similarity"] = round(match.similarity, 4)
             if match.similarity >= self._threshold:
@@ -131,7 +141,14 @@ class SemanticCacheStage(Spender):
                     ctx.finalizers.append(_book_verifier_overhead(ctx))
                 elif blocked is None:
                     ctx.techniques["cache"] = {"result": "hit", "type": "semantic", **note}
-                    headers = {"x-thrifty-cache-similarity": f"{match.similarity:.4f}"}
+                    headers = {
+                        "x-thrifty-cache": cache_header(
+                            "hit-semantic",
+                            f"a similar question to {answer_model} "
+                            f"(similarity {match.similarity:.4f})",
+                        ),
+                        "x-thrifty-cache-similarity": f"{match.similarity:.4f}",
+                    }
                     if "pair_check" in note:
                         headers["x-thrifty-cache-pair-check"] = f"{note['pair_check']:.4f}"
                     return hit_reply(ctx, match.response, self._registry, "semantic", headers)
@@ -144,7 +161,9 @@ class SemanticCacheStage(Spender):
 
         def save(value: bytes) -> None:
             try:
-                self._index.add(partition, scope, question, vector, value, controls.ttl_s)
+                same = reply.model == answer_model  # else: under the model that answered
+                stored = partition if same else semantic_partition(asked, scope, reply.model)
+                self._index.add(stored, scope, question, vector, value, controls.ttl_s)
             except Exception:  # a cache that cannot write must not fail the request
                 log.warning("semantic cache write failed", exc_info=True)
 

@@ -391,8 +391,47 @@ class LogprobsCheck:
         return Verdict(self.name, min(1.0, mean), reason)
 
 
+# --- length floor for every prompt ------------------------------------------------------
+
+
+class MinLengthCheck:
+    """ "An answer shorter than ``chars`` characters escalates", whatever the question.
+
+    ``heuristics`` asks for length only when the question asks for elaboration; this check
+    is the plain rule for traffic where any short answer is a bad one. A tool-call answer
+    abstains (there is no text to measure). A shorter answer is a hard fail, so the tier's
+    threshold cannot accept it.
+    """
+
+    name = "min_length"
+    needs_logprobs = False
+
+    def __init__(self, *, chars: int) -> None:
+        self.chars = chars
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> MinLengthCheck:
+        read = OptionReader(cls.name, options)
+        chars = read.integer("chars", 0, low=1)
+        read.done()
+        return cls(chars=chars)
+
+    async def __call__(
+        self, request: dict[str, Any], response: dict[str, Any], judge: JudgeCall | None
+    ) -> Verdict | None:
+        message = answer_message(response)
+        text = text_of(message.get("content")).strip()
+        if not text and message.get("tool_calls"):
+            return None
+        if len(text) >= self.chars:
+            return Verdict(self.name, 1.0, f"ok ({len(text)} chars >= {self.chars})")
+        reason = f"too short: {len(text)} chars < {self.chars}"
+        return Verdict(self.name, len(text) / self.chars, reason, hard_fail=True)
+
+
 _REGISTRY: dict[str, CheckFactory] = {
     "heuristics": HeuristicsCheck.from_options,
+    "min_length": MinLengthCheck.from_options,
     "format": _format_factory,
     "logprobs": LogprobsCheck.from_options,
     "judge": _judge_factory,

@@ -72,6 +72,17 @@ class CascadeStage(Spender):
         applies = ctx.auto or ctx.requested_model in self._config.applies_to
         return ctx.endpoint == CHAT and ctx.controls.get(CASCADE_HEADER) != "off" and applies
 
+    def serving_models(self, ctx: Context, model: str) -> list[str]:
+        """The models whose answer the cascade would serve when ``model`` would answer: the
+        tiers from where it starts (the cache may serve their stored answers to the same
+        request: the cascade accepted them for it). Just ``model`` when it does not apply."""
+        if not self._applies(ctx):
+            return [model]
+        start = self._index.get(model) if "route" in ctx.techniques else 0
+        if start is None:
+            return [model]
+        return [tier.model for tier in self._tiers[start:]]
+
     def answer_models(self, ctx: Context, models: set[str]) -> set[str]:
         """Any tier may answer."""
         if not self._applies(ctx):

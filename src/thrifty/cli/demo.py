@@ -29,7 +29,7 @@ import yaml
 
 from thrifty.cli.processes import free_port, wait_healthy
 from thrifty.cli.replay_common import read_raw_config
-from thrifty.cli.tune import place_learned_files
+from thrifty.cli.tune import place_learned_files, print_progress
 from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.replay.tuner import tune
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"1. tuning {args.config} on {len(tune_half)} of {len(records)} arena prompts "
           f"(target quality retained {args.target_quality:.0%})")  # fmt: skip
     base_dir = Path(args.config).resolve().parent
-    result = tune(tune_half, raw, args.target_quality, base_dir=base_dir)
+    result = tune(tune_half, raw, args.target_quality, base_dir=base_dir, progress=print_progress)
     held = result.held_out
     retained = held["quality_retained"] or 0
     print(f"   chosen: {result.chosen.candidate.label}; held-out estimate: savings "
@@ -201,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
               f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
     html = workdir / "report.html"
     html.write_text(_html_report(tune_half, serve_half, tuned, result, workdir))
-    print(f"HTML report (replay of the served half, tuner curve, held-out estimate): {html}")
+    print(f"HTML report of the served half: {html}")
+    print(f"how the tuner chose (the tuning half): {html.with_name('tune.html')}")
     return 0
 
 
@@ -212,8 +213,8 @@ def _html_report(
     result: Any,
     workdir: Path,
 ) -> str:
-    """Cards, waterfall and shares: the served half. The cost–quality chart: the tuner's
-    candidates and the reference points on the tuning half, where the choice was made."""
+    """Cards, waterfall and shares: the served half. The cost–quality chart (the tuner's
+    candidates and the reference points, on the tuning half) goes to ``tune.html``."""
     from thrifty.cli.tune import candidate_points
     from thrifty.config import parse_config
     from thrifty.replay.html import render_html
@@ -240,9 +241,17 @@ def _html_report(
         candidate_points(result),
         result.held_out,
     )
-    report["notes"].insert(
-        0,
-        f"The cost-vs-quality chart shows the tuning half ({len(tune_half)} prompts), where the "
-        f"tuner chose; everything else shows the {len(records)} served prompts it never saw.",
+    # One story per page: the served half here, the tuner's choice on its own page.
+    tuning = f"the {len(tune_half)} tuning prompts, where the tuner chose"
+    report.update(scope=f"the {len(records)} served prompts (the tuner never saw them)",
+                  curve_scope=tuning, curve_page="tune.html")  # fmt: skip
+    tune_report = build_report(
+        f"Thrifty demo — how the policy was chosen ({len(tune_half)} tuning prompts)",
+        summarize(result.chosen.outcomes, result.baseline, baseline_model),
+        references,
+        candidate_points(result),
+        result.held_out,
     )
+    tune_report.update(scope=tuning, curve_scope=tuning)
+    (workdir / "tune.html").write_text(render_html(tune_report))
     return render_html(report)

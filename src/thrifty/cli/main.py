@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from thrifty.errors import ConfigError
@@ -44,12 +45,18 @@ def main(argv: list[str] | None = None) -> int:
                              "batch", "shadow")  # fmt: skip
     configure_logging("error" if quiet else "warning", "text")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
     except ConfigError as exc:
         print(f"thrifty: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `thrifty report ... | head` closed the pipe: not an error
+        # Python would complain once more when it flushes stdout at exit; point it nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a command cut off by `head`
 
 
 if __name__ == "__main__":

@@ -198,12 +198,13 @@ def run(args: argparse.Namespace) -> int:
     warning = below_target(held)
     print(render_table(summary))
     if output["semantic_cache"]:
-        print(f"\nsemantic cache: {output['semantic_cache']}")
+        print("\nsemantic cache: " + _readable(output["semantic_cache"]))
     print(
         f"\nchosen: {result.chosen.candidate.label} (of {len(result.evaluated)} candidates)\n"
         f"held-out {held['folds']}-fold estimate: savings {held['savings_pct']:.1f}% "
-        f"{held['savings_pct_ci']}, quality retained {(held['quality_retained'] or 0):.3f} "
-        f"{held['quality_retained_ci']}\nbeside it (all rows; random at the estimate's cost):"
+        f"{_interval(held['savings_pct_ci'], '{:.1f}%')}, quality retained "
+        f"{(held['quality_retained'] or 0):.3f} {_interval(held['quality_retained_ci'], '{:.3f}')}"
+        f"\nbeside it (all rows; random at the estimate's cost):"
     )
     print("\n".join(comparison_lines(references, base_cost)))
     if warning:
@@ -214,6 +215,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 RED, RESET = "\033[31m", "\033[0m"
+
+
+def _interval(bounds: Any, form: str) -> str:
+    """``[low, high]`` with each bound in ``form`` (a confidence interval, rounded)."""
+    if not isinstance(bounds, list | tuple) or len(bounds) != 2 or None in bounds:
+        return ""
+    return "[" + ", ".join(form.format(b) for b in bounds) + "]"
+
+
+def _readable(values: Any) -> str:
+    """``key value, ...`` with floats rounded to 4 significant digits (not a raw dict)."""
+    if not isinstance(values, dict):
+        return str(values)
+    parts = [
+        f"{key} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in values.items()
+    ]
+    return ", ".join(parts)
 
 
 def print_progress(message: str) -> None:

@@ -104,6 +104,10 @@ class CompressionConfig(Section):
     min_message_tokens: int = Field(default=200, ge=0)
     """A message shorter than this gets only the lossless pass."""
     lossless: bool = True
+    split_question: bool = True
+    """A final user message holding a document and the question (marked sections, or a
+    trailing question paragraph/sentence) has its document compressed, never its
+    question (``compression/question.py``)."""
     extractive: ExtractiveConfig = Field(default_factory=ExtractiveConfig)
     abstractive: AbstractiveConfig = Field(default_factory=AbstractiveConfig)
     prompt_cache: PromptCacheConfig = Field(default_factory=PromptCacheConfig)

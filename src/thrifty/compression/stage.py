@@ -3,6 +3,8 @@
 Per request (skipped for ``x-thrifty-compress: off``, non-chat endpoints, models outside
 ``applies_to``, or compressible context under ``min_tokens``):
 
+0. a final user message holding a document and the question is split into the two
+   (``question.py``); the document counts as context, the question stays as written;
 1. lossless pass over every compressible message (roles in ``roles``, before the final
    user message, text content);
 2. summaries (abstractive) for long messages of ``abstractive.roles``, reused by hash;
@@ -28,6 +30,7 @@ from thrifty.compression.abstractive import Summariser, summary_cost
 from thrifty.compression.compressor import Compressor, Part
 from thrifty.compression.config import CompressionConfig
 from thrifty.compression.prompt_cache import PrefixTracker, extractive_beats_cache
+from thrifty.compression.question import QuestionSplit, split_question
 from thrifty.compression.scoring import Embed
 from thrifty.errors import ThriftyError
 from thrifty.messages import text_of
@@ -105,7 +108,45 @@ class CompressionStage(Spender):
     async def _compress(
         self, ctx: Context, messages: list[dict[str, Any]]
     ) -> list[dict[str, Any]] | None:
-        """The rewritten messages, or None to send the request as is."""
+        """The rewritten messages, or None to send the request as is.
+
+        A final user message that holds a document and the question is split first
+        (``question.py``): its context pieces become messages of their own for the passes
+        below, and are joined back around the untouched question at the end."""
+        last_user = _last_user_index(messages)
+        split = self._split(messages, last_user)
+        if split is None or last_user is None:
+            return await self._compress_messages(ctx, messages)
+        pieces = [p for p in (split.before, split.after) if p]
+        final = messages[last_user]
+        work = [
+            *messages[:last_user],
+            *({**final, "content": piece} for piece in pieces),
+            {**final, "content": split.question},
+            *messages[last_user + 1 :],
+        ]
+        out = await self._compress_messages(ctx, work)
+        if out is None:
+            return None
+        ctx.techniques["compress"]["split"] = split.how
+        return [
+            *out[:last_user],
+            {**final, "content": _rejoin(split, out[last_user : last_user + len(pieces)])},
+            *out[last_user + len(pieces) + 1 :],
+        ]
+
+    def _split(self, messages: list[dict[str, Any]], last_user: int | None) -> QuestionSplit | None:
+        """The final user message's context and question, when it holds both."""
+        if last_user is None or not self._config.split_question:
+            return None
+        content = messages[last_user].get("content")
+        if not isinstance(content, str) or "user" not in self._config.roles:
+            return None
+        return split_question(content, min_context_chars=self._config.min_message_tokens)
+
+    async def _compress_messages(
+        self, ctx: Context, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
         last_user = _last_user_index(messages)
         candidates = [
             i for i in range(last_user if last_user is not None else 0)
@@ -234,6 +275,19 @@ class CompressionStage(Spender):
                 ctx.savings["compression"] = saved - overhead
 
         return book
+
+
+def _rejoin(split: QuestionSplit, context: list[dict[str, Any]]) -> str:
+    """The final message again: compressed context around the question as written, with
+    the whitespace that separated them kept (a compressed piece may lose its edges)."""
+    texts = iter(str(m["content"]) for m in context)
+    before = next(texts) if split.before else ""
+    after = next(texts) if split.after else ""
+    if before and split.before[-1].isspace() and not before[-1].isspace():
+        before += split.before[len(split.before.rstrip()) :]
+    if after and split.after[0].isspace() and not after[0].isspace():
+        after = split.after[: len(split.after) - len(split.after.lstrip())] + after
+    return before + split.question + after
 
 
 def _last_user_index(messages: list[dict[str, Any]]) -> int | None:

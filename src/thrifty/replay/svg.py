@@ -93,6 +93,17 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return [round(first + i * step, 12) for i in range(n + 1)]
 
 
+def quality_ticks(lo: float, hi: float) -> list[float]:
+    """:func:`nice_ticks` for a quality axis, with the top close to the best point: a coarse
+    step would run the axis to 150 % for a best point of 103 %, where nothing is drawn."""
+    ticks = nice_ticks(lo, hi)
+    for count in range(6, 13):
+        if ticks[-1] - hi <= 0.1 * (ticks[-1] - ticks[0]):
+            break
+        ticks = nice_ticks(lo, hi, count)
+    return ticks
+
+
 @dataclass(frozen=True)
 class LinearScale:
     """Maps a data domain onto pixels; a zero-width domain maps everything to the middle."""
@@ -267,7 +278,7 @@ def cost_quality_chart(curve: Sequence[Point], refs: Sequence[Point], chosen: Po
     costs = [p[1] for p in pts] or [0.0]
     quals = [p[2] for p in pts] + ([target] if target is not None else []) or [1.0]
     xticks = nice_ticks(min(0.0, *costs), max(costs) * 1.08 if max(costs) > 0 else 0.0)
-    yticks = nice_ticks(min(quals), max(quals))
+    yticks = quality_ticks(min(quals), max(quals))
     xs = LinearScale(xticks[0], xticks[-1], left, right)
     ys = LinearScale(yticks[0], yticks[-1], bottom, top)
     xlabel, ylabel = "cost of the replayed requests (USD)", "quality retained (% of baseline)"

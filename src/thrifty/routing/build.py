@@ -19,13 +19,11 @@ def reference_model(section: RoutingConfig, baseline: str | None) -> str:
 def build_routing(
     section: RoutingConfig, registry: ModelRegistry, baseline: str | None
 ) -> RoutingStage:
-    from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier
+    from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier, with_labels
 
-    classifier = (
-        LearnedTaskClassifier()
-        if section.classifier == "learned"
-        else RuleTaskClassifier(section.rules or None)
-    )
+    labels = {name: rules.model_dump() for name, rules in section.labels.items()}
+    rules = RuleTaskClassifier(with_labels(section.rules or None, labels))
+    classifier = LearnedTaskClassifier(rules=rules) if section.classifier == "learned" else rules
     predictor = None
     embed = None
     if section.strategy != "rules" and section.predictor:

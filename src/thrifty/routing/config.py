@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from thrifty.section import NonNegativeFloat, Section
 
 TASKS = ("chat", "code", "math", "summarization", "translation", "extraction", "creative")
+
+
+class LabelRules(Section):
+    """One label's rules: whole-word keywords and regexes, each with a weight (a plain
+    list gives each a weight of 1). A label's score is the sum of its matching rules'."""
+
+    keywords: dict[str, float] | list[str] = Field(default_factory=dict)
+    patterns: dict[str, float] | list[str] = Field(default_factory=dict)
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: dict[str, float] | list[str]) -> dict[str, float] | list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern {pattern!r} is not a regex: {exc}") from None
+        return value
 
 
 class RoutingConfig(Section):
@@ -25,7 +44,12 @@ class RoutingConfig(Section):
     maximising predicted quality − tradeoff_lambda × expected cost per 1k requests (USD)."""
     classifier: Literal["rules", "learned"] = "rules"
     rules: dict[str, Any] = Field(default_factory=dict)
-    """Overrides for the rule task classifier (see docs/routing.md)."""
+    """A whole rule set that REPLACES the built-in one (see docs/routing.md); to add to the
+    built-in rules, use ``labels``."""
+    labels: dict[str, LabelRules] = Field(default_factory=dict)
+    """Your own labels (``legal: {keywords: {contract: 2}}``), and rules added to built-in
+    ones (``code: {keywords: [terraform]}``): added to the built-in rules, never replacing
+    them. Route a label with ``tasks``."""
     candidates: list[str] = Field(default_factory=list)
     """Models the router may pick (default: every configured chat model)."""
     tasks: dict[str, list[str]] = Field(default_factory=dict)
@@ -45,9 +69,12 @@ class RoutingConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> RoutingConfig:
-        unknown = sorted(set(self.tasks) - set(TASKS))
+        known = [*TASKS, *(label for label in self.labels if label not in TASKS)]
+        unknown = sorted(set(self.tasks) - set(known))
         if unknown:
-            raise ValueError(f"tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
+            raise ValueError(
+                f"tasks: unknown task(s) {unknown}; known: {known} (add yours under labels)"
+            )
         if self.enabled and self.strategy != "rules" and not self.predictor:
             raise ValueError(f"strategy {self.strategy!r} needs a predictor (run thrifty tune)")
         return self

@@ -34,14 +34,7 @@ class RoutingStage(Spender):
         control = ctx.controls.get(ROUTE_HEADER)
         if control == "off" or not applies(ctx, self._config.applies_to):
             return await call_next(ctx)
-        if control:
-            self._registry.get(control)  # an unknown model is the caller's 404
-            ctx.model = control
-            ctx.techniques["route"] = {"model": control, "reason": "x-thrifty-route header"}
-        else:
-            decision = self._router.decide(ctx.body, ctx.tags)
-            ctx.model = decision.model
-            ctx.techniques["route"] = decision.as_dict()
+        ctx.model = self._decide(ctx, control)
         routed = self._registry.get(ctx.model)
         baseline = self._registry.get(ctx.baseline_model)
 
@@ -54,6 +47,27 @@ class RoutingStage(Spender):
 
         ctx.finalizers.append(book)
         return await call_next(ctx)
+
+    def preview_model(self, ctx: Context) -> str:
+        """The model this stage will pick for ``ctx``, decided now and kept for the stage
+        itself (the cache looks an answer up under it, before compression runs)."""
+        control = ctx.controls.get(ROUTE_HEADER)
+        if ctx.endpoint != CHAT or control == "off" or not applies(ctx, self._config.applies_to):
+            return ctx.model
+        return self._decide(ctx, control)
+
+    def _decide(self, ctx: Context, control: str | None) -> str:
+        """The routed model, once per request (noted in ``techniques["route"]``)."""
+        noted = ctx.techniques.get("route")
+        if noted is not None and "model" in noted:
+            return str(noted["model"])
+        if control:
+            self._registry.get(control)  # an unknown model is the caller's 404
+            ctx.techniques["route"] = {"model": control, "reason": "x-thrifty-route header"}
+            return control
+        decision = self._router.decide(ctx.body, ctx.tags)
+        ctx.techniques["route"] = decision.as_dict()
+        return decision.model
 
     def answer_models(self, ctx: Context, models: set[str]) -> set[str]:
         """The models routing may pick: the header's, else every candidate (the

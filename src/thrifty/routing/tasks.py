@@ -149,11 +149,38 @@ class TaskClassifier(Protocol):
     def classify(self, text: str) -> TaskPrediction: ...
 
 
-def _prediction(scores: Mapping[str, float], by: str) -> TaskPrediction:
+def _prediction(
+    scores: Mapping[str, float], by: str, labels: Sequence[str] = TASKS
+) -> TaskPrediction:
     total = sum(scores.values()) or 1.0
-    dist = {t: float(scores.get(t, 0.0)) / total for t in TASKS}
-    task = max(TASKS, key=lambda t: dist[t])  # ties: the earlier (cheaper to get wrong) label
+    dist = {t: float(scores.get(t, 0.0)) / total for t in labels}
+    task = max(labels, key=lambda t: dist[t])  # ties: the earlier (cheaper to get wrong) label
     return TaskPrediction(task, dist[task], dist, by)
+
+
+def with_labels(
+    base: Mapping[str, Any] | None, labels: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """``base`` rules (default: ``DEFAULT_RULES``) plus ``labels``, added rule by rule.
+
+    A label of ``labels`` that is a new name becomes a label of its own; one that exists
+    keeps its rules and gains these (a keyword or pattern given again takes the new
+    weight). Nothing is replaced wholesale, so a user's own label never loses the
+    built-in ones.
+
+    >>> rules = with_labels(None, {"legal": {"keywords": {"contract": 2.0}}})
+    >>> RuleTaskClassifier(rules).classify("Review this contract clause").task
+    'legal'
+    """
+    base = DEFAULT_RULES if base is None else base
+    merged = {**base, "labels": {k: dict(v) for k, v in base.get("labels", {}).items()}}
+    for label, spec in labels.items():
+        current = merged["labels"].setdefault(label, {})
+        for kind in ("keywords", "patterns"):
+            added = dict(_weighted(spec.get(kind) or {}))
+            if added:
+                current[kind] = {**dict(_weighted(current.get(kind) or {})), **added}
+    return merged
 
 
 _WORD = re.compile(r"\w+")
@@ -163,7 +190,8 @@ class RuleTaskClassifier:
     """Scores each label by the weights of its matching rules; softmax over the scores.
 
     ``rules`` has the shape of ``DEFAULT_RULES`` (labels missing from it keep no rules;
-    unknown labels are rejected). Keywords are whole-word, case-insensitive; patterns are
+    a label outside ``TASKS`` is a user's own, scored like the others: see
+    :func:`with_labels`). Keywords are whole-word, case-insensitive; patterns are
     regexes (case-insensitive, multiline). Texts longer than ``2 × scan_chars`` are scanned
     at the head and the tail only, which keeps a 30k-character prompt well under 1 ms.
     """
@@ -173,9 +201,10 @@ class RuleTaskClassifier:
         self.default = str(rules.get("default", "chat"))
         self.default_score = float(rules.get("default_score", 1.0))
         self.scan_chars = int(rules.get("scan_chars", 2000))
-        unknown = set(rules.get("labels", {})) - set(TASKS)
-        if unknown or self.default not in TASKS:
-            raise ValueError(f"unknown task label(s): {sorted(unknown) or self.default}")
+        own = [label for label in rules.get("labels", {}) if label not in TASKS]
+        self.labels: tuple[str, ...] = (*TASKS, *own)
+        if self.default not in self.labels:
+            raise ValueError(f"unknown default task label: {self.default}")
         # One-word keywords are looked up in the text's word set; phrases are found with
         # str.find and a boundary check: both far cheaper than one regex per keyword.
         self._words: dict[str, list[tuple[str, float]]] = {}
@@ -197,7 +226,7 @@ class RuleTaskClassifier:
         if len(text) > 2 * self.scan_chars:
             text = text[: self.scan_chars] + "\n" + text[-self.scan_chars :]
         lower = text.lower()
-        scores = dict.fromkeys(TASKS, 0.0)
+        scores = dict.fromkeys(self.labels, 0.0)
         for word in set(_WORD.findall(lower)) & self._words.keys():
             for label, weight in self._words[word]:
                 scores[label] += weight
@@ -213,7 +242,7 @@ class RuleTaskClassifier:
     def classify(self, text: str) -> TaskPrediction:
         raw = self.raw_scores(text)
         top = max(raw.values())
-        return _prediction({t: math.exp(s - top) for t, s in raw.items()}, "rules")
+        return _prediction({t: math.exp(s - top) for t, s in raw.items()}, "rules", self.labels)
 
 
 def _has_phrase(text: str, phrase: str) -> bool:
