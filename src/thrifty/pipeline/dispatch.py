@@ -25,6 +25,7 @@ from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.estimate import estimate_usage
+from thrifty.pipeline.provider_cache import book_prompt_cache
 from thrifty.pricing import cost as price_usage
 from thrifty.providers.base import Provider, ProviderStream
 from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
@@ -146,6 +147,7 @@ class DispatchStage:
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
+        book_prompt_cache(ctx, usage, model, reply.cache_breakpoints)
         return Reply(
             model=model.name,
             provider=deployment.provider,
@@ -226,6 +228,7 @@ async def _relay(
             )
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
+        book_prompt_cache(ctx, usage, model, getattr(stream, "cache_breakpoints", 0))
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)

@@ -95,14 +95,21 @@ class SSEReply:
     cancels the streaming one.
     """
 
-    __slots__ = ("chunks", "headers")
+    __slots__ = ("chunks", "events", "headers")
 
-    def __init__(self, chunks: AsyncIterator[dict[str, Any]], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        headers: Mapping[str, str],
+        events: AsyncIterator[bytes] | None = None,
+    ) -> None:
         self.chunks = chunks
         self.headers = headers
+        self.events = events
+        """The encoded stream: OpenAI chat SSE of ``chunks`` unless a dialect gives its own."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        events = sse_events(self.chunks)
+        events = self.events if self.events is not None else sse_events(self.chunks)
         task = asyncio.current_task()
         assert task is not None
         finished = False
