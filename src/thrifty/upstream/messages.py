@@ -3,7 +3,8 @@
 Same answers, latency and faults as its chat route (the request is read as the chat
 request it maps to), shaped as Anthropic shapes them: ``x-api-key`` auth, errors as
 ``{"type": "error", "error": {...}}``, named SSE events, and Anthropic's prompt caching
-simulated — only prefixes the request marks with ``cache_control`` are cached: a marked
+simulated (the key may come as ``x-api-key`` or ``Authorization: Bearer``, as the
+``anthropic`` SDK now sends it) — only prefixes the request marks with ``cache_control`` are cached: a marked
 prefix of at least 1024 tokens seen before is a read (``cache_read_input_tokens``), else
 it is written (``cache_creation_input_tokens``); ``input_tokens`` is the rest.
 """
@@ -101,8 +102,8 @@ class MessagesRoute:
 
     def _denied(self, request: Request) -> Response | None:
         key = self.upstream.options.api_key
-        given = request.headers.get("x-api-key", "")
-        if key is None or hmac.compare_digest(given.encode(), key.encode()):
+        given = request.headers.get("x-api-key") or request.headers.get("authorization", "")
+        if key is None or hmac.compare_digest(given.removeprefix("Bearer ").encode(), key.encode()):
             return None
         return _error(401, "invalid x-api-key")
 
