@@ -65,8 +65,7 @@ class Runtime:
             dict(providers)
             if providers is not None
             else {
-                name: build_provider(name, provider)
-                for name, provider in config.providers.items()
+                name: build_provider(name, provider) for name, provider in config.providers.items()
             }
         )
         self.ledger: LedgerSink = ledger or LedgerWriter(

@@ -15,4 +15,3 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]
-

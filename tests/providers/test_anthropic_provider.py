@@ -20,28 +20,38 @@ from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 UPSTREAM_KEY = "sk-ant-upstream-secret"
 MODEL = "claude-haiku-4-5"
 SYSTEM = " ".join(f"Policy {n}: quote the source, keep it short, never guess." for n in range(150))
-TOOL = {"type": "function", "function": {
-    "name": "get_weather", "parameters": {"type": "object", "properties": {}}}}  # fmt: skip
+TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 @pytest.fixture(scope="module")
 def claude_upstream() -> Iterator[ServerThread]:
-    options = UpstreamOptions(api_key=UPSTREAM_KEY, model_faults={
-        "claude-flaky": "429;times=1;retry_after=0", "claude-broken": "500"})  # fmt: skip
+    options = UpstreamOptions(
+        api_key=UPSTREAM_KEY,
+        model_faults={"claude-flaky": "429;times=1;retry_after=0", "claude-broken": "500"},
+    )
     with ServerThread(build_upstream_app(options)) as server:
         yield server
 
 
 def config(upstream: ServerThread, key: str = UPSTREAM_KEY, **cache: Any) -> dict[str, Any]:
     cfg = base_config(upstream.url)
-    cfg["providers"]["anthropic"] = {"base_url": f"{upstream.url}/v1", "kind": "anthropic",
-                                     "api_key": key, "prompt_cache": cache}  # fmt: skip
+    cfg["providers"]["anthropic"] = {
+        "base_url": f"{upstream.url}/v1",
+        "kind": "anthropic",
+        "api_key": key,
+        "prompt_cache": cache,
+    }
     price = {"input": 1.0, "output": 5.0}
-    cfg["models"].update({
-        MODEL: {"provider": "anthropic"},
-        "flaky": {"provider": "anthropic", "model": "claude-flaky", "price": price},
-        "broken": {"provider": "anthropic", "model": "claude-broken", "price": price},
-    })  # fmt: skip
+    cfg["models"].update(
+        {
+            MODEL: {"provider": "anthropic"},
+            "flaky": {"provider": "anthropic", "model": "claude-flaky", "price": price},
+            "broken": {"provider": "anthropic", "model": "claude-broken", "price": price},
+        }
+    )
     return cfg
 
 
@@ -57,8 +67,10 @@ def sdk(gateway: Gateway) -> openai.OpenAI:
 def ask(gateway: Gateway, question: str, **params: Any) -> Any:
     with sdk(gateway) as client:
         return client.chat.completions.with_raw_response.create(
-            model=MODEL, messages=[{"role": "system", "content": SYSTEM},
-                                   {"role": "user", "content": question}], **params)  # fmt: skip
+            model=MODEL,
+            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}],
+            **params,
+        )
 
 
 def test_chat_answer_usage_and_cost_from_messages(
@@ -66,8 +78,12 @@ def test_chat_answer_usage_and_cost_from_messages(
 ) -> None:
     gateway = start_gateway(config(claude_upstream, enabled=False))
     with anthropic.Anthropic(base_url=claude_upstream.url, api_key=UPSTREAM_KEY) as direct:
-        expected = direct.messages.create(model=MODEL, max_tokens=4096, system=SYSTEM,
-                                          messages=[{"role": "user", "content": "Hi?"}])  # fmt: skip
+        expected = direct.messages.create(
+            model=MODEL,
+            max_tokens=4096,
+            system=SYSTEM,
+            messages=[{"role": "user", "content": "Hi?"}],
+        )
     raw = ask(gateway, "Hi?")
     reply = raw.parse()
     assert reply.choices[0].message.content == expected.content[0].text
@@ -75,8 +91,10 @@ def test_chat_answer_usage_and_cost_from_messages(
     assert reply.usage.prompt_tokens == expected.usage.input_tokens
     assert reply.usage.completion_tokens == expected.usage.output_tokens
     entry = catalogue(MODEL)
-    cost = (expected.usage.input_tokens * entry["input_cost_per_token"]
-            + expected.usage.output_tokens * entry["output_cost_per_token"])  # fmt: skip
+    cost = (
+        expected.usage.input_tokens * entry["input_cost_per_token"]
+        + expected.usage.output_tokens * entry["output_cost_per_token"]
+    )
     assert float(raw.headers["x-thrifty-cost"]) == pytest.approx(cost, rel=1e-9)
     row = gateway.row(raw.headers["x-thrifty-request-id"])
     assert row["provider"] == "anthropic" and row["input_tokens"] == expected.usage.input_tokens
@@ -88,10 +106,17 @@ def test_stream_and_tools(
     gateway = start_gateway(config(claude_upstream, enabled=False))
     plain = ask(gateway, "Story?").parse()
     with sdk(gateway) as client:
-        chunks = list(client.chat.completions.create(
-            model=MODEL, stream=True, stream_options={"include_usage": True},
-            messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Story?"}],
-        ))  # fmt: skip
+        chunks = list(
+            client.chat.completions.create(
+                model=MODEL,
+                stream=True,
+                stream_options={"include_usage": True},
+                messages=[
+                    {"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": "Story?"},
+                ],
+            )
+        )
         tools = client.chat.completions.create(
             model=MODEL, tools=[TOOL], messages=[{"role": "user", "content": "Weather?"}]
         )
@@ -119,9 +144,12 @@ def test_errors_are_mapped(
             )
         assert caught.value.status_code == 502
     refused = start_gateway(config(claude_upstream, key="sk-ant-wrong-key"))
-    status, _, body = http("POST", f"{refused.base_url}/chat/completions",
-                           {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
-                           {"authorization": f"Bearer {GATEWAY_KEY}"})  # fmt: skip
+    status, _, body = http(
+        "POST",
+        f"{refused.base_url}/chat/completions",
+        {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        {"authorization": f"Bearer {GATEWAY_KEY}"},
+    )
     assert status == 502 and body["error"]["code"] == "upstream_auth_failed"
     assert "sk-ant-wrong-key" not in json.dumps(body)
 

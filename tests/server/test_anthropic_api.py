@@ -22,15 +22,20 @@ def test_message_is_the_chat_answer_with_anthropic_usage(
     gateway: Gateway, upstream: ServerThread
 ) -> None:
     with openai.OpenAI(base_url=f"{upstream.url}/v1", api_key="x") as direct:
-        expected = direct.chat.completions.create(model="gpt-4o-mini", messages=[
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": "Name a prime number."},
-        ])  # fmt: skip
+        expected = direct.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Name a prime number."},
+            ],
+        )
     with client(gateway) as claude:
         raw = claude.messages.with_raw_response.create(
-            model="gpt-4o-mini", max_tokens=200, system="Be brief.",
+            model="gpt-4o-mini",
+            max_tokens=200,
+            system="Be brief.",
             messages=[{"role": "user", "content": "Name a prime number."}],
-        )  # fmt: skip
+        )
     message = raw.parse()
     assert message.type == "message" and message.role == "assistant"
     assert message.content[0].text == expected.choices[0].message.content
@@ -44,36 +49,45 @@ def test_message_is_the_chat_answer_with_anthropic_usage(
 def test_tools_round_trip(gateway: Gateway) -> None:
     with client(gateway) as claude:
         first = claude.messages.create(
-            model="gpt-4o-mini", max_tokens=200, tools=[TOOL],
+            model="gpt-4o-mini",
+            max_tokens=200,
+            tools=[TOOL],
             messages=[{"role": "user", "content": "Weather in Paris?"}],
-        )  # fmt: skip
+        )
         use = first.content[0]
         assert first.stop_reason == "tool_use" and use.type == "tool_use"
         assert use.name == "get_weather" and use.input == {}
         second = claude.messages.create(
-            model="gpt-4o-mini", max_tokens=200, tools=[TOOL], tool_choice={"type": "none"},
+            model="gpt-4o-mini",
+            max_tokens=200,
+            tools=[TOOL],
+            tool_choice={"type": "none"},
             messages=[
                 {"role": "user", "content": "Weather in Paris?"},
                 {"role": "assistant", "content": [use.model_dump()]},
-                {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}]},
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "sunny"}],
+                },
             ],
-        )  # fmt: skip
+        )
     assert second.stop_reason == "end_turn" and second.content[0].type == "text"
 
 
 def test_stream_events_and_final_message(gateway: Gateway) -> None:
     with client(gateway) as claude:
         with claude.messages.stream(
-            model="gpt-4o-mini", max_tokens=300,
+            model="gpt-4o-mini",
+            max_tokens=300,
             messages=[{"role": "user", "content": "Tell me a story."}],
-        ) as stream:  # fmt: skip
+        ) as stream:
             kinds = [event.type for event in stream]
             final = stream.get_final_message()
         plain = claude.messages.create(
-            model="gpt-4o-mini", max_tokens=300,
+            model="gpt-4o-mini",
+            max_tokens=300,
             messages=[{"role": "user", "content": "Tell me a story."}],
-        )  # fmt: skip
+        )
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert {
         "content_block_start",
@@ -114,13 +128,31 @@ def test_errors_are_in_anthropic_shape(gateway: Gateway) -> None:
     cases = [
         ({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}, 400),
         ({"model": "gpt-4o-mini", "max_tokens": 5, "messages": []}, 400),
-        ({"model": "gpt-4o-mini", "max_tokens": 5,
-          "messages": [{"role": "robot", "content": "hi"}]}, 400),
-        ({"model": "gpt-4o-mini", "max_tokens": 5,
-          "messages": [{"role": "user", "content": [{"type": "document"}]}]}, 400),
-        ({"model": "no-such-model", "max_tokens": 5,
-          "messages": [{"role": "user", "content": "hi"}]}, 404),
-    ]  # fmt: skip
+        (
+            {
+                "model": "gpt-4o-mini",
+                "max_tokens": 5,
+                "messages": [{"role": "robot", "content": "hi"}],
+            },
+            400,
+        ),
+        (
+            {
+                "model": "gpt-4o-mini",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "document"}]}],
+            },
+            400,
+        ),
+        (
+            {
+                "model": "no-such-model",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            404,
+        ),
+    ]
     for body, expected in cases:
         status, _, payload = http("POST", url, body, headers)
         assert status == expected, body
@@ -128,5 +160,6 @@ def test_errors_are_in_anthropic_shape(gateway: Gateway) -> None:
         kind = "not_found_error" if expected == 404 else "invalid_request_error"
         assert payload["error"]["type"] == kind and payload["error"]["message"]
     with client(gateway) as claude, pytest.raises(anthropic.NotFoundError):
-        claude.messages.create(model="no-such-model", max_tokens=5,
-                               messages=[{"role": "user", "content": "hi"}])  # fmt: skip
+        claude.messages.create(
+            model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "hi"}]
+        )

@@ -35,9 +35,14 @@ def test_completion_is_the_chat_answer(gateway: Gateway, upstream: ServerThread)
 def test_streamed_completion(gateway: Gateway) -> None:
     with sdk(gateway) as client:
         whole = client.completions.create(model="gpt-4o-mini", prompt="Tell me a story.")
-        chunks = list(client.completions.create(
-            model="gpt-4o-mini", prompt="Tell me a story.", stream=True,
-            stream_options={"include_usage": True}))  # fmt: skip
+        chunks = list(
+            client.completions.create(
+                model="gpt-4o-mini",
+                prompt="Tell me a story.",
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
     assert "".join(c.choices[0].text for c in chunks if c.choices) == whole.choices[0].text
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
     assert all(c.object == "text_completion" for c in chunks)
@@ -64,8 +69,12 @@ def test_retrieve_model(upstream: ServerThread, start_gateway, tmp_path: Path) -
     config["auth"] = {"keys": [GATEWAY_KEY], "admin_keys": ["admin-key"]}
     config["governance"] = {"keys_path": str(tmp_path / "keys.db")}
     gateway = start_gateway(config)
-    status, _, created = http("POST", f"{gateway.url}/admin/keys", {"models": ["gpt-4o-mini"]},
-                              {"authorization": "Bearer admin-key"})  # fmt: skip
+    status, _, created = http(
+        "POST",
+        f"{gateway.url}/admin/keys",
+        {"models": ["gpt-4o-mini"]},
+        {"authorization": "Bearer admin-key"},
+    )
     assert status == 201, created
     with sdk(gateway) as client:
         model = client.models.retrieve("gpt-4o")

@@ -26,10 +26,13 @@ def direct_answer(upstream: ServerThread, messages: list[dict]) -> openai.types.
 def test_string_input_with_instructions_is_the_chat_answer(
     gateway: Gateway, upstream: ServerThread
 ) -> None:
-    expected = direct_answer(upstream, [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Name a prime number."},
-    ])  # fmt: skip
+    expected = direct_answer(
+        upstream,
+        [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Name a prime number."},
+        ],
+    )
     with sdk(gateway) as client:
         raw = client.responses.with_raw_response.create(
             model="gpt-4o-mini", instructions="Be brief.", input="Name a prime number."
@@ -100,9 +103,10 @@ def test_function_tools_round_trip(gateway: Gateway) -> None:
         follow = client.responses.create(
             model="gpt-4o-mini",
             previous_response_id=response.id,
-            input=[{"type": "function_call_output", "call_id": calls[0].call_id,
-                    "output": "sunny"}],
-        )  # fmt: skip
+            input=[
+                {"type": "function_call_output", "call_id": calls[0].call_id, "output": "sunny"}
+            ],
+        )
     assert follow.status == "completed" and follow.output_text
 
 
@@ -117,13 +121,17 @@ def test_stream_emits_the_documented_events(gateway: Gateway) -> None:
             final = stream.get_final_response()
     names = [e.type for e in events]
     assert names[:4] == [
-        "response.created", "response.in_progress", "response.output_item.added",
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
         "response.content_part.added",
-    ]  # fmt: skip
+    ]
     assert names[-4:] == [
-        "response.output_text.done", "response.content_part.done",
-        "response.output_item.done", "response.completed",
-    ]  # fmt: skip
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e.sequence_number for e in events] == list(range(len(events)))
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     completed = events[-1].response
@@ -133,8 +141,11 @@ def test_stream_emits_the_documented_events(gateway: Gateway) -> None:
 
 def test_stream_with_tools(gateway: Gateway) -> None:
     with sdk(gateway) as client:
-        events = list(client.responses.create(
-            model="gpt-4o-mini", input="Weather?", tools=[TOOL], stream=True))  # fmt: skip
+        events = list(
+            client.responses.create(
+                model="gpt-4o-mini", input="Weather?", tools=[TOOL], stream=True
+            )
+        )
     names = [e.type for e in events]
     assert "response.function_call_arguments.done" in names
     item = events[-1].response.output[0]

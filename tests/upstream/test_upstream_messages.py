@@ -45,9 +45,11 @@ def test_caches_only_marked_prefixes(keyed_upstream: ServerThread) -> None:
             block["cache_control"] = {"type": "ephemeral"}
         with claude(keyed_upstream) as client:
             return client.messages.create(
-                model="claude-haiku-4-5", max_tokens=50, system=[block],
+                model="claude-haiku-4-5",
+                max_tokens=50,
+                system=[block],
                 messages=[{"role": "user", "content": question}],
-            ).usage  # fmt: skip
+            ).usage
 
     plain = ask(False, "first?")
     assert plain.cache_read_input_tokens == 0 and plain.cache_creation_input_tokens == 0

@@ -36,4 +36,3 @@ def build_cache_stages(
             SemanticCacheStage(config, index, registry, get_embedder().embed_one, dispatch)
         )
     return stages
-

@@ -39,4 +39,3 @@ class ProviderConfig(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
-

@@ -3,10 +3,11 @@
 Same answers, latency and faults as its chat route (the request is read as the chat
 request it maps to), shaped as Anthropic shapes them: ``x-api-key`` auth, errors as
 ``{"type": "error", "error": {...}}``, named SSE events, and Anthropic's prompt caching
-simulated (the key may come as ``x-api-key`` or ``Authorization: Bearer``, as the
-``anthropic`` SDK now sends it) — only prefixes the request marks with ``cache_control`` are cached: a marked
-prefix of at least 1024 tokens seen before is a read (``cache_read_input_tokens``), else
-it is written (``cache_creation_input_tokens``); ``input_tokens`` is the rest.
+simulated. The key may come as ``x-api-key`` or ``Authorization: Bearer`` (as recent
+``anthropic`` SDKs send it). Only prefixes the request marks with ``cache_control`` are
+cached: a marked prefix of at least 1024 tokens seen before is a read
+(``cache_read_input_tokens``), else it is written (``cache_creation_input_tokens``);
+``input_tokens`` is the rest.
 """
 
 from __future__ import annotations
