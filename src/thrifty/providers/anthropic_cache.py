@@ -92,11 +92,8 @@ def units(request: dict[str, Any]) -> Iterator[Unit]:
             continue
         stable = {k: v for k, v in piece.items() if k != "cache_control"}
         running.update(role.encode() + b"\x00" + orjson.dumps(stable, option=orjson.OPT_SORT_KEYS))
-        text = (
-            stable.get("text")
-            if isinstance(stable.get("text"), str)
-            else orjson.dumps(stable).decode()
-        )
+        raw = stable.get("text")
+        text = raw if isinstance(raw, str) else orjson.dumps(stable).decode()
         tokens += count_text(text, model).tokens
         yield Unit(path, running.copy().digest(), tokens)
 

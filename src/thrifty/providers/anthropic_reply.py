@@ -235,7 +235,7 @@ class MessageEvents:
 
     def start(self, usage: dict[str, Any] | None = None) -> Iterator[Event]:
         self.started = True
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -289,7 +289,7 @@ class MessageEvents:
         key = f"tool{call.get('index', 0)}"
         function = call.get("function") or {}
         if self._open is None or self._open[0] != key:
-            block = {
+            block: dict[str, Any] = {
                 "type": "tool_use",
                 "id": call.get("id") or "",
                 "name": function.get("name") or "",
