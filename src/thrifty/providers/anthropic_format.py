@@ -117,9 +117,9 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
         out = {"type": "any"}
     elif choice == "none":
         out = {"type": "none"}
-    elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        out = {"type": "tool", "name": name} if name else None
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        out = {"type": "tool", "name": name} if isinstance(name, str) else None
     if parallel is False:
         out = {**(out or {"type": "auto"}), "disable_parallel_tool_use": True}
     return out
@@ -144,8 +144,8 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
                 blocks.append(
                     {
                         "type": "tool_use",
-                        "id": call.get("id") or "",
-                        "name": function.get("name") or "",
+                        "id": str(call.get("id") or ""),
+                        "name": str(function.get("name") or ""),
                         "input": _arguments(function.get("arguments")),
                     }
                 )
@@ -167,13 +167,18 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
     if system:
         out["system"] = system
     if body.get("tools"):
+        if not isinstance(body["tools"], list):
+            raise InvalidRequest("tools must be an array", param="tools")
         out["tools"] = [_tool_spec(t) for t in body["tools"]]
     choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice is not None and out.get("tools"):
         out["tool_choice"] = choice
     stop = body.get("stop")
     if stop:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise InvalidRequest("stop must be a string or an array of strings", param="stop")
+        out["stop_sequences"] = stops
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             out[key] = body[key]
@@ -188,7 +193,9 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
 
 
 def _image_part(block: dict[str, Any]) -> dict[str, Any]:
-    source = block.get("source") or {}
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest("an image block needs a source object", param="messages")
     if source.get("type") == "base64":
         url = f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data') or ''}"
     elif source.get("type") == "url":
@@ -258,7 +265,7 @@ def _assistant_turn(content: Any, index: int) -> dict[str, Any]:
                     "type": "function",
                     "function": {
                         "name": str(block.get("name") or ""),
-                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                        "arguments": _dumps(block.get("input") or {}, index),
                     },
                 }
             )
@@ -268,6 +275,16 @@ def _assistant_turn(content: Any, index: int) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = calls
     return message
+
+
+def _dumps(value: Any, index: int) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        raise InvalidRequest(
+            f"messages.{index}: a tool_use input orjson cannot encode",
+            param=f"messages.{index}.content",
+        ) from None
 
 
 def _block_list(content: Any, index: int) -> list[dict[str, Any]]:
@@ -300,7 +317,9 @@ def _system_text(system: Any) -> str:
     if isinstance(system, str):
         return system
     if isinstance(system, list):
-        return "\n\n".join(_str(b, "text", 0) for b in system if isinstance(b, dict))
+        texts = [b.get("text") for b in system if isinstance(b, dict)]
+        if all(isinstance(t, str) for t in texts):
+            return "\n\n".join(t for t in texts if isinstance(t, str))
     raise InvalidRequest("system must be a string or an array of text blocks", param="system")
 
 
