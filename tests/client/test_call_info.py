@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.conftest import ServerThread, base_config
 
-from thrifty import Thrifty
+from thrifty import AsyncThrifty, Thrifty
 from thrifty.client import CallInfo
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
@@ -28,14 +30,19 @@ def test_reply_carries_cost_and_decisions(upstream: ServerThread, tmp_path: Path
     with Thrifty(config=config, ledger_path=str(ledger)) as client:
         first = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
         again = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, temperature=0)
-        stream = client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True
-        )
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, stream=True)
         assert stream.thrifty is None  # known once the stream has ended
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         streamed = stream.thrifty
+        vectors = client.embeddings.create(model="text-embedding-3-small", input="hello")
+
+    async def in_async() -> Any:
+        async with AsyncThrifty(config=config, ledger_path=str(ledger)) as async_client:
+            return await async_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+    awaited = asyncio.run(in_async())
     rows = rows_by_id(ledger)
-    for info in (first.thrifty, again.thrifty, streamed):
+    for info in (first.thrifty, again.thrifty, streamed, vectors.thrifty, awaited.thrifty):
         assert isinstance(info, CallInfo)
         row = rows[info.request_id]
         # to the 1e-8 USD of the gateway's x-thrifty-cost header

@@ -30,7 +30,11 @@ TOOL = {
 def claude_upstream() -> Iterator[ServerThread]:
     options = UpstreamOptions(
         api_key=UPSTREAM_KEY,
-        model_faults={"claude-flaky": "429;times=1;retry_after=0", "claude-broken": "500"},
+        model_faults={
+            "claude-flaky": "429;times=1;retry_after=0",
+            "claude-broken": "500",
+            "claude-cut": "cut;after=4",
+        },
     )
     with ServerThread(build_upstream_app(options)) as server:
         yield server
@@ -50,6 +54,7 @@ def config(upstream: ServerThread, key: str = UPSTREAM_KEY, **cache: Any) -> dic
             MODEL: {"provider": "anthropic"},
             "flaky": {"provider": "anthropic", "model": "claude-flaky", "price": price},
             "broken": {"provider": "anthropic", "model": "claude-broken", "price": price},
+            "cut": {"provider": "anthropic", "model": "claude-cut", "price": price},
         }
     )
     return cfg
@@ -143,6 +148,12 @@ def test_errors_are_mapped(
                 model="broken", messages=[{"role": "user", "content": "hi"}]
             )
         assert caught.value.status_code == 502
+        stream = client.chat.completions.create(
+            model="cut", stream=True, messages=[{"role": "user", "content": "A long story?"}]
+        )
+        with pytest.raises(openai.APIError):  # cut mid-answer: an error event, not a short 200
+            for _ in stream:
+                pass
     refused = start_gateway(config(claude_upstream, key="sk-ant-wrong-key"))
     status, _, body = http(
         "POST",
