@@ -98,12 +98,8 @@ def units(request: dict[str, Any]) -> Iterator[Unit]:
         yield Unit(path, running.copy().digest(), tokens)
 
 
-def has_breakpoint(request: dict[str, Any]) -> bool:
-    """Whether any tool, system block or content block carries ``cache_control``."""
-    return any("cache_control" in _at(request, unit.path) for unit in units(request))
-
-
-def _at(request: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+def at_path(request: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, Any]:
+    """The block at a :class:`Unit`'s ``path`` ({} for a string system or content)."""
     node: Any = request
     for step in path:
         node = node[step]
@@ -128,9 +124,11 @@ class CachePlanner:
 
     def place(self, request: dict[str, Any]) -> int:
         """Mark ``request``'s stable prefixes that pay (in place); how many were marked."""
-        if not self.config.enabled or has_breakpoint(request):
+        if not self.config.enabled:
             return 0
         walk = list(units(request))
+        if any("cache_control" in at_path(request, unit.path) for unit in walk):
+            return 0  # the caller placed its own
         candidates = _candidates(walk, len(request.get("messages") or ()))
         now = time.monotonic()
         placed = 0
@@ -138,7 +136,7 @@ class CachePlanner:
             for unit in candidates:
                 reuses = self._sightings(unit.digest, now)
                 if unit.tokens >= self.config.min_tokens and self.pays(reuses) and placed < 3:
-                    block = _at(request, unit.path)
+                    block = at_path(request, unit.path)
                     if unit.path[0] == "system" and len(unit.path) == 1:
                         request["system"] = [{"type": "text", "text": request["system"]}]
                         block = request["system"][0]

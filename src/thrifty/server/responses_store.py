@@ -2,7 +2,8 @@
 
 A response is stored as the chat conversation that led to it plus its answer, so a
 follow-up continues the conversation without the client resending it. Responses are
-kept in this process's memory (LRU, ``max_entries``, each for ``ttl_s``), keyed by tenant
+kept in this process's memory (LRU, at most ``max_entries`` and ``max_bytes`` of JSON,
+each for ``ttl_s``), keyed by tenant
 and id: one key's responses are invisible to another key (an unknown id and another
 tenant's id are the same 404). A gateway with several workers keeps a store per worker,
 so a client that needs ``previous_response_id`` across workers must run one worker or
@@ -16,27 +17,41 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+import orjson
+
 MAX_ENTRIES = 10_000
+MAX_BYTES = 64 * 1024 * 1024
 TTL_S = 3600.0
 
 
 class ResponseStore:
     """``(tenant, response id) → chat messages`` with an LRU bound and a lifetime."""
 
-    def __init__(self, max_entries: int = MAX_ENTRIES, ttl_s: float = TTL_S) -> None:
+    def __init__(
+        self, max_entries: int = MAX_ENTRIES, ttl_s: float = TTL_S, max_bytes: int = MAX_BYTES
+    ) -> None:
         self._max = max_entries
+        self._max_bytes = max_bytes
         self._ttl = ttl_s
-        self._items: OrderedDict[tuple[str, str], tuple[float, list[dict[str, Any]]]] = (
+        self._items: OrderedDict[tuple[str, str], tuple[float, int, list[dict[str, Any]]]] = (
             OrderedDict()
         )
+        self._bytes = 0
         self._lock = threading.Lock()
 
     def put(self, tenant: str, response_id: str, messages: list[dict[str, Any]]) -> None:
+        size = len(orjson.dumps(messages))
         with self._lock:
-            self._items[(tenant, response_id)] = (time.monotonic(), messages)
-            self._items.move_to_end((tenant, response_id))
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
+            self._drop((tenant, response_id))
+            self._items[(tenant, response_id)] = (time.monotonic(), size, messages)
+            self._bytes += size
+            while len(self._items) > self._max or self._bytes > self._max_bytes:
+                self._drop(next(iter(self._items)))
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        found = self._items.pop(key, None)
+        if found is not None:
+            self._bytes -= found[1]
 
     def get(self, tenant: str, response_id: str) -> list[dict[str, Any]] | None:
         """The conversation up to and including that response, or None (unknown, another
@@ -45,8 +60,9 @@ class ResponseStore:
             found = self._items.get((tenant, response_id))
             if found is None:
                 return None
-            stored_at, messages = found
+            stored_at, _, messages = found
             if time.monotonic() - stored_at > self._ttl:
-                del self._items[(tenant, response_id)]
+                self._drop((tenant, response_id))
                 return None
+            self._items.move_to_end((tenant, response_id))
             return list(messages)

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from thrifty.errors import InvalidRequest as GatewayInvalidRequest
-from thrifty.providers.anthropic_cache import units
+from thrifty.providers.anthropic_cache import at_path, units
 from thrifty.providers.anthropic_format import messages_to_chat
 from thrifty.providers.anthropic_reply import (
     MessageEvents,
@@ -77,7 +77,11 @@ class MarkedCache:
         """``(input tokens of the whole prompt, cache reads, cache writes)``."""
         walk = list(units(request))
         total = walk[-1].tokens if walk else 0
-        marks = [u for u in walk if u.tokens >= CACHE_MIN_TOKENS and _marked(request, u.path)]
+        marks = [
+            u
+            for u in walk
+            if u.tokens >= CACHE_MIN_TOKENS and "cache_control" in at_path(request, u.path)
+        ]
         cached = max((u.tokens for u in marks if u.digest in self._seen), default=0)
         writes = max(0, marks[-1].tokens - cached) if marks else 0
         for unit in marks:
@@ -86,13 +90,6 @@ class MarkedCache:
         while len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return total, cached, writes
-
-
-def _marked(request: dict[str, Any], path: tuple[str | int, ...]) -> bool:
-    node: Any = request
-    for step in path:
-        node = node[step]
-    return isinstance(node, dict) and "cache_control" in node
 
 
 class MessagesRoute:
