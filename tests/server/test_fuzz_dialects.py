@@ -8,7 +8,6 @@ from __future__ import annotations
 import http.client as http_client
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,11 +36,9 @@ def fuzzed(upstream: ServerThread, tmp_path_factory: pytest.TempPathFactory) -> 
         config["models"][name] = {"provider": name, "model": "gpt-4o-mini"}
     config["providers"]["claude"] = {"base_url": f"{upstream.url}/v1", "kind": "anthropic"}
     config["models"]["claude-haiku-4-5"] = {"provider": "claude"}
-    ledger = Path(tmp / "ledger.db")
-    server = ServerThread(build_app(parse_config(config), ledger_path=str(ledger)), http=PROTOCOL)
-    server.start()
-    yield Gateway(server, ledger)
-    server.stop()
+    app = build_app(parse_config(config), ledger_path=str(tmp / "ledger.db"))
+    with ServerThread(app, http=PROTOCOL) as server:
+        yield Gateway(server, tmp / "ledger.db")
 
 
 SCALARS = (

@@ -23,7 +23,13 @@ from thrifty.providers.anthropic_format import chat_to_messages
 from thrifty.providers.anthropic_reply import ChatChunks, message_to_chat
 from thrifty.providers.base import ProviderReply
 from thrifty.providers.config import ProviderConfig
-from thrifty.providers.openai_http import OpenAIHTTPProvider, scrub
+from thrifty.providers.openai_http import (
+    CUT,
+    OpenAIHTTPProvider,
+    SSEStream,
+    cut_mid_answer,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +75,7 @@ class AnthropicProvider(OpenAIHTTPProvider):
         return AnthropicStream(self.name, resp, self._secrets, placed)
 
 
-class AnthropicStream:
+class AnthropicStream(SSEStream):
     """Anthropic's named SSE events, yielded as chat chunks (see ``ChatChunks``); ends
     normally only after ``message_stop``, else raises :class:`StreamInterrupted`."""
 
@@ -80,18 +86,9 @@ class AnthropicStream:
         secrets: tuple[str, ...],
         cache_breakpoints: int,
     ) -> None:
-        self._provider = provider
-        self._resp = resp
-        self._secrets = secrets
+        super().__init__(provider, resp, secrets)
         self._chunks = ChatChunks(provider)
         self.cache_breakpoints = cache_breakpoints
-
-    @property
-    def finished(self) -> bool:
-        return self._chunks.finished
-
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._events()
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         name, data = "", b""
@@ -114,16 +111,10 @@ class AnthropicStream:
                         exc.message = scrub(exc.message, self._secrets)
                         raise
                     if self._chunks.finished:
+                        self.finished = True
                         return
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            raise StreamInterrupted(
-                f"upstream {self._provider} stream was cut mid-answer ({type(exc).__name__})"
-            ) from exc
+        except CUT as exc:
+            raise cut_mid_answer(self._provider, exc) from exc
         finally:
             self._resp.release()
         raise StreamInterrupted(f"upstream {self._provider} stream ended before message_stop")
-
-    async def aclose(self) -> None:
-        self._resp.release()
-        if not self.finished:
-            self._resp.close()

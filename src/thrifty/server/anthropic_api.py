@@ -11,16 +11,14 @@ with the Anthropic provider (``providers/anthropic_format.py``, ``anthropic_repl
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.responses import Response
 
-from thrifty.errors import ThriftyError, to_openai_error
+from thrifty.errors import ThriftyError
 from thrifty.governance.keys.identity import Caller
-from thrifty.logs import request_id_var
 from thrifty.pipeline.context import Context, Reply
 from thrifty.providers.anthropic_format import messages_to_chat
 from thrifty.providers.anthropic_reply import (
@@ -30,10 +28,8 @@ from thrifty.providers.anthropic_reply import (
     sse,
     usage_from_counts,
 )
-from thrifty.server.responses import JSONBytesResponse
+from thrifty.server.responses import JSONBytesResponse, error_parts
 from thrifty.usage import Usage
-
-log = logging.getLogger(__name__)
 
 
 def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
@@ -77,13 +73,8 @@ class MessagesDialect:
         return MessagesExchange(body)
 
     def error(self, exc: BaseException, request_id: str | None) -> Response:
-        request_id = request_id or request_id_var.get()
-        status, body, headers = to_openai_error(exc)
-        if status >= 500 and not isinstance(exc, ThriftyError):
-            log.error("unhandled error", exc_info=exc, extra={"request_id": request_id})
-        extra = dict(headers)
-        if request_id:
-            extra["x-thrifty-request-id"] = request_id
-            extra["request-id"] = request_id  # where Anthropic's SDK looks for it
+        status, body, headers = error_parts(exc, request_id)
+        if "x-thrifty-request-id" in headers:
+            headers["request-id"] = headers["x-thrifty-request-id"]  # where Anthropic's SDK looks
         content = error_body(status, body["error"]["message"])
-        return JSONBytesResponse(content, status_code=status, headers=extra)
+        return JSONBytesResponse(content, status_code=status, headers=headers)
