@@ -87,6 +87,7 @@ class ResponsesExchange:
         messages = self.chat["messages"]
         # what a follow-up inherits: not the instructions (OpenAI does not carry them over)
         self._history = messages[1:] if body.get("instructions") is not None else list(messages)
+        self._history = orjson.loads(orjson.dumps(self._history))  # as sent, before any stage
 
     def _response(
         self,

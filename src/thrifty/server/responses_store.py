@@ -33,25 +33,25 @@ class ResponseStore:
         self._max = max_entries
         self._max_bytes = max_bytes
         self._ttl = ttl_s
-        self._items: OrderedDict[tuple[str, str], tuple[float, int, list[dict[str, Any]]]] = (
-            OrderedDict()
-        )
+        self._items: OrderedDict[tuple[str, str], tuple[float, bytes]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
     def put(self, tenant: str, response_id: str, messages: list[dict[str, Any]]) -> None:
-        size = len(orjson.dumps(messages))
+        """Keep a copy of ``messages`` (as JSON: what the pipeline later does to the dicts
+        it runs on, such as compressing them, never reaches the store)."""
+        data = orjson.dumps(messages)
         with self._lock:
             self._drop((tenant, response_id))
-            self._items[(tenant, response_id)] = (time.monotonic(), size, messages)
-            self._bytes += size
+            self._items[(tenant, response_id)] = (time.monotonic(), data)
+            self._bytes += len(data)
             while len(self._items) > self._max or self._bytes > self._max_bytes:
                 self._drop(next(iter(self._items)))
 
     def _drop(self, key: tuple[str, str]) -> None:
         found = self._items.pop(key, None)
         if found is not None:
-            self._bytes -= found[1]
+            self._bytes -= len(found[1])
 
     def get(self, tenant: str, response_id: str) -> list[dict[str, Any]] | None:
         """The conversation up to and including that response, or None (unknown, another
@@ -60,9 +60,10 @@ class ResponseStore:
             found = self._items.get((tenant, response_id))
             if found is None:
                 return None
-            stored_at, _, messages = found
+            stored_at, data = found
             if time.monotonic() - stored_at > self._ttl:
                 self._drop((tenant, response_id))
                 return None
             self._items.move_to_end((tenant, response_id))
-            return list(messages)
+        messages: list[dict[str, Any]] = orjson.loads(data)
+        return messages
