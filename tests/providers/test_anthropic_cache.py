@@ -41,9 +41,32 @@ def marked(req: dict[str, Any]) -> list[tuple[str | int, ...]]:
 
 def test_break_even_follows_the_multipliers() -> None:
     five_minutes = CachePlanner(PromptCacheConfig())
-    assert not five_minutes.pays(0) and five_minutes.pays(1)
+    assert not five_minutes.pays(0.25) and five_minutes.pays(0.3)
     one_hour = CachePlanner(PromptCacheConfig(ttl_s=3600, write_multiplier=2.0))
-    assert not one_hour.pays(1) and one_hour.pays(2)
+    assert not one_hour.pays(1.0) and one_hour.pays(1.2)
+
+
+def test_it_learns_how_often_prefixes_come_back() -> None:
+    now = [0.0]
+    planner = CachePlanner(PromptCacheConfig(), clock=lambda: now[0])
+    # traffic where every document is asked about twice, 10 s apart, and never again
+    for doc in range(60):
+        for _ in range(2):
+            now[0] += 10
+            planner.place(
+                request(question=f"doc {doc}?")
+                | {"system": [{"type": "text", "text": f"Document {doc}. {LONG}"}]}
+            )
+        now[0] += 1000  # past the cache's lifetime
+    assert planner.chance(1) > 0.9 and planner.chance(2) < 0.1
+    assert planner.pays(planner.expected_reuses(1)) and not planner.pays(planner.expected_reuses(2))
+    fresh = request(question="new?") | {"system": [{"type": "text", "text": f"New. {LONG}"}]}
+    fresh["tools"] = []
+    assert planner.place(fresh) == 1  # a first sighting is now worth marking: it comes back
+    now[0] += 10
+    again = request(question="again?") | {"system": [{"type": "text", "text": f"New. {LONG}"}]}
+    again["tools"] = []
+    assert planner.place(again) == 0  # the second one does not
 
 
 def test_a_prefix_is_marked_once_it_has_been_seen() -> None:

@@ -6,14 +6,21 @@ for the 5-minute cache), and a later request with the same prefix *reads* it at
 ``read_multiplier`` × (0.1). Marking a prefix that is never sent again only costs the
 write premium, so a breakpoint is placed when the expected reuse pays for it::
 
-    expected_reuses × (1 − read_multiplier)  >  write_multiplier − 1
+    expected reuses within ttl_s × (1 − read_multiplier)  >  write_multiplier − 1
 
-``expected_reuses`` is learned from traffic: how many times this gateway sent the same
-prefix (same model) in the last ``ttl_s`` seconds, the cache's lifetime. A prefix seen
-for the first time is not marked; once it has been seen, one more reuse is expected
-(0.9 > 0.25 at the default multipliers), and with the 1-hour cache (write 2.0) it must
-have been seen twice. Prefixes shorter than ``min_tokens`` (Anthropic's minimum
-cacheable length) are never marked.
+(at the default multipliers: more than 0.28 expected reuses; with the 1-hour cache,
+``write_multiplier: 2.0``, more than 1.1). The expectation is learned from traffic, by
+how often a prefix has been seen so far: of the long prefixes this gateway sent for the
+k-th time in a row within ``ttl_s`` of each other (k = 1, 2, 3 or more), the share
+``q_k`` that was sent once more within ``ttl_s``; then the expected reuses of a prefix
+on its k-th sighting are ``q_k × (1 + E_{k+1})`` (geometric from k = 3 on). So on
+traffic where prefixes recur quickly (many questions on one document, a long system
+prompt) even a new prefix is marked; where they come back later than the cache lives,
+nothing is, and no premium is paid for reads that would never come. Before the traffic
+says otherwise, a prefix seen for the first time is not marked and one seen twice is
+(the prior: 0 and 0.5, worth two outcomes each; the shares decay so the rule follows
+changing traffic). Prefixes shorter
+than ``min_tokens`` (the model's minimum cacheable length) are never marked nor counted.
 
 The candidates are Anthropic's prefix order: the tools, then the system prompt, then every
 turn before the last one. A request that already carries a ``cache_control`` (the caller
@@ -26,7 +33,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,21 +113,50 @@ def at_path(request: dict[str, Any], path: tuple[str | int, ...]) -> dict[str, A
     return node if isinstance(node, dict) else {}
 
 
+#: Prior share of prefixes sent again, per streak length 1, 2, 3+, and its weight.
+PRIOR = (0.0, 0.5, 0.5)
+PRIOR_WEIGHT = 2.0
+#: Each new outcome weighs this much more than the one before (a memory of ~500).
+DECAY = 1 - 1 / 500
+#: The most reuses a prefix is expected to get (bounds the geometric tail).
+MAX_REUSES = 50.0
+
+
 class CachePlanner:
     """Decides the breakpoints of each request from the prefixes sent recently.
 
     Thread-safe (the library and the gateway's workers share a provider).
     """
 
-    def __init__(self, config: PromptCacheConfig) -> None:
+    def __init__(
+        self, config: PromptCacheConfig, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.config = config
-        self._seen: OrderedDict[bytes, list[float]] = OrderedDict()
+        self._clock = clock  # the bench replays traffic on its own clock
+        self._streaks: OrderedDict[bytes, tuple[float, int]] = OrderedDict()
+        """Prefixes seen within the TTL: last sighting, and how many in a row."""
+        self._again = [p * PRIOR_WEIGHT for p in PRIOR]
+        self._outcomes = [PRIOR_WEIGHT] * len(PRIOR)
         self._lock = threading.Lock()
 
-    def pays(self, reuses: int) -> bool:
+    def pays(self, reuses: float) -> bool:
         """The break-even rule of the module docstring."""
         c = self.config
         return reuses * (1 - c.read_multiplier) > c.write_multiplier - 1
+
+    def chance(self, streak: int) -> float:
+        """The learned chance that a prefix sent ``streak`` times in a row comes again."""
+        bucket = min(streak, len(PRIOR)) - 1
+        return self._again[bucket] / self._outcomes[bucket]
+
+    def expected_reuses(self, streak: int) -> float:
+        """How many more times a prefix sent ``streak`` times in a row is expected to come
+        within the TTL: ``q_k × (1 + E_{k+1})``, geometric from the last bucket on."""
+        last = self.chance(len(PRIOR))
+        expected = min(last / (1 - last), MAX_REUSES) if last < 1 else MAX_REUSES
+        for k in range(len(PRIOR) - 1, streak - 1, -1):
+            expected = self.chance(k) * (1 + expected)
+        return expected
 
     def place(self, request: dict[str, Any]) -> int:
         """Mark ``request``'s stable prefixes that pay (in place); how many were marked."""
@@ -130,33 +166,54 @@ class CachePlanner:
         if any("cache_control" in at_path(request, unit.path) for unit in walk):
             return 0  # the caller placed its own
         candidates = _candidates(walk, len(request.get("messages") or ()))
-        now = time.monotonic()
+        long_enough = [u for u in candidates if u.tokens >= self.config.min_tokens]
+        now = self._clock()
         placed = 0
         with self._lock:
-            for unit in candidates:
-                reuses = self._sightings(unit.digest, now)
-                if unit.tokens >= self.config.min_tokens and self.pays(reuses) and placed < 3:
-                    block = at_path(request, unit.path)
-                    if unit.path[0] == "system" and len(unit.path) == 1:
-                        request["system"] = [{"type": "text", "text": request["system"]}]
-                        block = request["system"][0]
-                    elif unit.path[0] == "messages" and len(unit.path) == 2:
-                        message = request["messages"][unit.path[1]]
-                        message["content"] = [{"type": "text", "text": message["content"]}]
-                        block = message["content"][0]
-                    block["cache_control"] = {"type": "ephemeral"}
+            self._expire(now)
+            for unit in long_enough:
+                if self.pays(self.expected_reuses(self._sighting(unit.digest, now))):
+                    _mark(request, unit)
                     placed += 1
         return placed
 
-    def _sightings(self, digest: bytes, now: float) -> int:
-        """How often ``digest`` was sent within the TTL before now (and record this one)."""
-        times = [t for t in self._seen.get(digest, ()) if now - t <= self.config.ttl_s]
-        reuses = len(times)
-        self._seen[digest] = [*times[-15:], now]
-        self._seen.move_to_end(digest)
-        while len(self._seen) > self.config.max_entries:
-            self._seen.popitem(last=False)
-        return reuses
+    def _learn(self, streak: int, again: bool) -> None:
+        bucket = min(streak, len(PRIOR)) - 1
+        self._again[bucket] = self._again[bucket] * DECAY + again
+        self._outcomes[bucket] = self._outcomes[bucket] * DECAY + 1
+
+    def _expire(self, now: float) -> None:
+        """Streaks whose prefix did not come back within the TTL end: an outcome each."""
+        ttl = self.config.ttl_s
+        while self._streaks:
+            digest, (seen_at, streak) = next(iter(self._streaks.items()))
+            if now - seen_at <= ttl and len(self._streaks) <= self.config.max_entries:
+                break
+            del self._streaks[digest]
+            self._learn(streak, False)
+
+    def _sighting(self, digest: bytes, now: float) -> int:
+        """Record a sighting of ``digest``; its streak length, this one included."""
+        previous = self._streaks.pop(digest, None)
+        streak = 1
+        if previous is not None:  # came back within the TTL (older streaks have expired)
+            self._learn(previous[1], True)
+            streak = previous[1] + 1
+        self._streaks[digest] = (now, streak)
+        return streak
+
+
+def _mark(request: dict[str, Any], unit: Unit) -> None:
+    """Put a breakpoint on ``unit`` (a string system prompt or content becomes a block)."""
+    block = at_path(request, unit.path)
+    if unit.path[0] == "system" and len(unit.path) == 1:
+        request["system"] = [{"type": "text", "text": request["system"]}]
+        block = request["system"][0]
+    elif unit.path[0] == "messages" and len(unit.path) == 2:
+        message = request["messages"][unit.path[1]]
+        message["content"] = [{"type": "text", "text": message["content"]}]
+        block = message["content"][0]
+    block["cache_control"] = {"type": "ephemeral"}
 
 
 def _candidates(walk: list[Unit], turns: int) -> list[Unit]:
