@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, http
@@ -166,3 +168,17 @@ def test_bad_input_is_a_400_in_openai_shape(gateway: Gateway) -> None:
         assert payload["error"]["param"] == param
     status, _, payload = http("POST", url, {"model": "nope", "input": "x"}, auth)
     assert status == 404 and payload["error"]["code"] == "model_not_found"
+
+
+def test_text_format_and_max_output_tokens(gateway: Gateway) -> None:
+    schema = {"type": "json_schema", "name": "answer", "schema": {"type": "object"}}
+    with sdk(gateway) as client:
+        structured = client.responses.create(
+            model="gpt-4o-mini", input="Name a colour.", text={"format": schema}
+        )
+        cut = client.responses.create(
+            model="gpt-4o-mini", input="Tell me a long story.", max_output_tokens=3
+        )
+    assert isinstance(json.loads(structured.output_text), dict)
+    assert cut.status == "incomplete" and cut.incomplete_details.reason == "max_output_tokens"
+    assert cut.usage.output_tokens == 3
