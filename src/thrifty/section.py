@@ -15,3 +15,4 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 
 
 NonNegativeFloat = Annotated[float, Field(ge=0)]
+

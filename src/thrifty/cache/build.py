@@ -36,3 +36,4 @@ def build_cache_stages(
             SemanticCacheStage(config, index, registry, get_embedder().embed_one, dispatch)
         )
     return stages
+

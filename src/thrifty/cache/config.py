@@ -17,6 +17,7 @@ from thrifty.section import NonNegativeFloat, PositiveFloat, Section
 class PairCheckConfig(Section):
     """The offline learned pair check (``thrifty.cache.pair_check``): on by default."""
 
+
     enabled: bool = True
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
     """Minimum P(same answer) to serve a hit; None: the operating point shipped with the
@@ -79,3 +80,4 @@ class CacheConfig(Section):
     ``x-thrifty-cache: allow-random``."""
     exact: ExactCacheConfig = Field(default_factory=ExactCacheConfig)
     semantic: SemanticCacheConfig = Field(default_factory=SemanticCacheConfig)
+

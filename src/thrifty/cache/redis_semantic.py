@@ -66,7 +66,9 @@ class RedisSemanticIndex:
         with self._sync_lock:
             try:
                 while True:
-                    reply = self._link.sync.xread({self._stream: self._last_id}, count=_READ_BATCH)
+                    reply = self._link.sync.xread(
+                        {self._stream: self._last_id}, count=_READ_BATCH
+                    )
                     events = reply[0][1] if reply else []
                     for event_id, fields in events:
                         self._apply(fields)

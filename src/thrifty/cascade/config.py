@@ -35,3 +35,4 @@ class CascadeConfig(Section):
         if self.enabled and len(self.tiers) < 2:
             raise ValueError("tiers: a cascade needs at least two tiers")
         return self
+

@@ -17,6 +17,7 @@ Ratio = Annotated[float, Field(ge=1.0, le=50.0)]
 Weight = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+
 class ExtractiveConfig(Section):
     """Query-aware extractive compression: keep the context's best sentences, in order.
 

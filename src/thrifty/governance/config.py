@@ -27,6 +27,7 @@ __all__ = ["AlertsConfig", "BudgetConfig", "GovernanceConfig", "RateLimitsConfig
 _SCOPES = ("key:", "team:", "tag:")
 
 
+
 class BudgetConfig(Section):
     """A spending cap on one key, team or tag, per UTC day, UTC month, or for all time."""
 
@@ -133,3 +134,4 @@ class AuthConfig(Section):
                 "or set auth.enabled: false"
             )
         return self
+

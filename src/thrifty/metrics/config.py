@@ -14,5 +14,6 @@ class MetricsConfig(Section):
     see those, and give Prometheus one of ``auth.admin_keys`` as its bearer token.
     """
 
+
     enabled: bool = True
     require_admin: bool = False

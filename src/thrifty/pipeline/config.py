@@ -14,3 +14,4 @@ class RetryConfig(Section):
     backoff_max_s: NonNegativeFloat = 8.0
     max_retry_after_s: NonNegativeFloat = 20.0
     """A longer ``Retry-After`` than this moves on to the next deployment instead of waiting."""
+

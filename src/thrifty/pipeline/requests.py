@@ -197,7 +197,7 @@ def parse_tags(header: str | None, metadata: Any) -> dict[str, str]:
         _check_tags(tags, "metadata")
     if header:
         items = header.split(",", MAX_TAGS + 1)
-        for item in items[: MAX_TAGS + 1]:
+        for item in items[:MAX_TAGS + 1]:
             key, sep, value = item.partition("=")
             if key.strip():
                 tags[key.strip()] = value.strip() if sep else "true"

@@ -51,3 +51,4 @@ class ModelConfig(Section):
         if not self.deployments and not self.provider:
             raise ValueError("needs provider (and optionally model) or a deployments list")
         return self
+

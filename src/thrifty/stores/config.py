@@ -17,6 +17,7 @@ class RedisConfig(Section):
     Used only by stores that are configured to use Redis; nothing connects otherwise.
     """
 
+
     url: str = "redis://127.0.0.1:6379/0"
     """``redis://[:password@]host:port/db`` or ``rediss://`` for TLS."""
     prefix: str = "thrifty:"

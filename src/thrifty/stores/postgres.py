@@ -60,4 +60,6 @@ def migrate(
         for version in range((row["v"] or 0) + 1, len(migrations) + 1):
             for statement in migrations[version - 1]:
                 conn.execute(statement)
-            conn.execute(f"INSERT INTO {version_table} VALUES (%s, %s)", (version, time.time()))
+            conn.execute(
+                f"INSERT INTO {version_table} VALUES (%s, %s)", (version, time.time())
+            )

@@ -34,7 +34,9 @@ class JobStore(Protocol):
 
     def update_batch(self, batch_id: str, last: dict[str, Any], *, booked: bool) -> None: ...
 
-    def batches(self, key_id: str | None, limit: int, after: str | None) -> list[dict[str, Any]]:
+    def batches(
+        self, key_id: str | None, limit: int, after: str | None
+    ) -> list[dict[str, Any]]:
         """The caller's batches, newest first, after the batch ``after`` (a cursor)."""
         ...
 

@@ -20,22 +20,20 @@ from thrifty.stores.sqlite import connect, migrate
 __all__ = ["MIGRATIONS", "SqliteJobStore"]
 
 #: Written with ``IF NOT EXISTS`` before it was versioned: files from then migrate too.
-MIGRATIONS: list[tuple[str, ...]] = [
-    (
-        """CREATE TABLE IF NOT EXISTS files (
+MIGRATIONS: list[tuple[str, ...]] = [(
+    """CREATE TABLE IF NOT EXISTS files (
         id TEXT PRIMARY KEY, key_id TEXT, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
         filename TEXT, purpose TEXT, bytes INTEGER, created_at INTEGER, models TEXT)""",
-        """CREATE TABLE IF NOT EXISTS batches (
+    """CREATE TABLE IF NOT EXISTS batches (
         id TEXT PRIMARY KEY, key_id TEXT, provider TEXT NOT NULL, upstream_id TEXT NOT NULL,
         input_file_id TEXT NOT NULL, created_at INTEGER, booked INTEGER NOT NULL DEFAULT 0,
         last TEXT)""",
-        "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
-        # admission: each file's line estimates, each job's budget hold (governance/jobs.py)
-        "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
-        """CREATE TABLE IF NOT EXISTS holds (
+    "CREATE INDEX IF NOT EXISTS batches_key ON batches(key_id, created_at)",
+    # admission: each file's line estimates, each job's budget hold (governance/jobs.py)
+    "CREATE TABLE IF NOT EXISTS file_lines (file_id TEXT PRIMARY KEY, lines TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS holds (
         batch_id TEXT PRIMARY KEY, hold TEXT NOT NULL, settled INTEGER NOT NULL DEFAULT 0)""",
-    )
-]
+)]
 
 
 class SqliteJobStore:

@@ -271,7 +271,9 @@ class RedisBudgetStore(_RedisScripts):
         key = f"{self._keyspace}alert:{_name(bucket)}|{threshold!r}"
         keep = _keep_until(bucket)
         try:
-            claimed = await self._link.aio.set(key, 1, nx=True, exat=int(keep) if keep else None)
+            claimed = await self._link.aio.set(
+                key, 1, nx=True, exat=int(keep) if keep else None
+            )
         except self._errors as exc:
             self.breaker.failed(exc)
             return False

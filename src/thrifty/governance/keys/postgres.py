@@ -43,6 +43,7 @@ _MIGRATION_LOCK = 0x7468726966747932  # "thrifty2": apart from the ledger's lock
 _COLUMNS = 14
 
 
+
 class PostgresKeyStore:
     """A :class:`~thrifty.governance.keys.base.KeyStore` in PostgreSQL; one connection a process.
 

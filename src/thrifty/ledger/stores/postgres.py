@@ -167,6 +167,7 @@ _SUMS = """COUNT(*) AS requests,
     SUM(r.unpriced)::bigint AS unpriced, SUM(r.tokens_estimated)::bigint AS estimated"""
 
 
+
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in _BOOL_COLUMNS:
         if row.get(name) is not None:

@@ -212,7 +212,9 @@ class SqliteLedgerStore(SqlLedgerReads):
         self._reader = self._connect(wal=False)
 
     def _connect(self, wal: bool, timeout_s: float = 30.0) -> sqlite3.Connection:
-        return connect(self.path, timeout_s=timeout_s, wal=wal, named_rows=True, foreign_keys=True)
+        return connect(
+            self.path, timeout_s=timeout_s, wal=wal, named_rows=True, foreign_keys=True
+        )
 
     def _migrate(self) -> None:
         migrate(self._writer, "schema_version", MIGRATIONS)
