@@ -25,7 +25,7 @@ from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.requests import build_context
 from thrifty.pipeline.worst_case import WorstCase
 from thrifty.providers.base import Provider
-from thrifty.providers.openai_http import OpenAIHTTPProvider
+from thrifty.providers.build import build_provider
 from thrifty.registry import ModelRegistry
 from thrifty.shadow.runner import ShadowRunner
 from thrifty.techniques import apply_overrides, build_pipeline
@@ -65,8 +65,7 @@ class Runtime:
             dict(providers)
             if providers is not None
             else {
-                name: OpenAIHTTPProvider(name, provider)
-                for name, provider in config.providers.items()
+                name: build_provider(name, provider) for name, provider in config.providers.items()
             }
         )
         self.ledger: LedgerSink = ledger or LedgerWriter(

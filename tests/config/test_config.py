@@ -77,7 +77,8 @@ def test_shipped_examples_are_valid() -> None:
     root = Path(__file__).parents[2]
     load_config(root / "examples" / "local.yaml", {})
     env = {k: "x" for k in ("THRIFTY_KEY", "OPENAI_API_KEY", "DEEPSEEK_API_KEY",
-                            "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY")}  # fmt: skip
+                            "DASHSCOPE_API_KEY", "OPENROUTER_API_KEY",
+                            "ANTHROPIC_API_KEY")}  # fmt: skip
     load_config(root / "examples" / "providers.yaml", env)
     arena = load_config(root / "examples" / "arena.yaml", {})  # its learned files resolve
     assert arena.routing.enabled and Path(arena.routing.predictor or "").exists()

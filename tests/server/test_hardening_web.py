@@ -81,7 +81,9 @@ def test_the_sdk_and_curl_style_json_are_served(open_gateway: Gateway) -> None:
 def test_what_a_web_page_could_send_is_refused(
     open_gateway: Gateway, headers: dict[str, str], status: int, code: str
 ) -> None:
-    for path in ("/v1/chat/completions", "/v1/embeddings"):
+    paths = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/messages",
+             "/v1/completions")  # fmt: skip
+    for path in paths:
         got, body, reply_headers = raw_post(open_gateway, path, headers, orjson.dumps(CHAT))
         assert got == status, body
         assert body["error"]["code"] == code and body["error"]["message"]

@@ -68,7 +68,9 @@ def test_the_hot_path_serves_only_raw_post_entries(tmp_path: Path) -> None:
     app = _build(base_config("http://127.0.0.1:9"), tmp_path)
     try:
         raw = {e.path for e in ROUTES if e.handler is None}
-        assert set(app._fast_routes) == raw == {"/v1/chat/completions", "/v1/embeddings"}
+        model_endpoints = {"/v1/chat/completions", "/v1/embeddings", "/v1/responses",
+                           "/v1/messages", "/v1/completions"}  # fmt: skip
+        assert set(app._fast_routes) == raw == model_endpoints
         assert all(e.methods == ("POST",) for e in ROUTES if e.handler is None)
     finally:
         _close(app)

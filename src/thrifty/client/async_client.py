@@ -9,19 +9,35 @@ from typing import Any
 from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from thrifty.client.call_info import CallInfo, attach, call_info
 from thrifty.client.convert import to_chat_completion, to_chunk, to_embeddings, to_openai_exception
 from thrifty.client.core import load_runtime, make_context
 from thrifty.config import ThriftyConfig
 from thrifty.errors import ThriftyError
-from thrifty.pipeline.context import CHAT, EMBEDDINGS
+from thrifty.pipeline.context import CHAT, EMBEDDINGS, Context, Reply
 from thrifty.runtime import Runtime
 
 
 class AsyncChunkStream:
-    """Async iterator of ``ChatCompletionChunk``, like ``openai.AsyncStream``."""
+    """Async iterator of ``ChatCompletionChunk``, like ``openai.AsyncStream``; once it has
+    ended, ``thrifty`` holds the call's :class:`CallInfo` (None before)."""
 
-    def __init__(self, chunks: AsyncIterator[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        ctx: Context | None = None,
+        reply: Reply | None = None,
+    ) -> None:
         self._chunks = chunks
+        self._ctx = ctx
+        self._reply = reply
+        self._ended = False
+
+    @property
+    def thrifty(self) -> CallInfo | None:
+        if not self._ended or self._ctx is None or self._reply is None:
+            return None
+        return call_info(self._ctx, self._reply)
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iterate()
@@ -37,6 +53,7 @@ class AsyncChunkStream:
 
     async def close(self) -> None:
         await self._chunks.aclose()  # type: ignore[attr-defined]
+        self._ended = True
 
     async def __aenter__(self) -> AsyncChunkStream:
         return self
@@ -50,10 +67,11 @@ class AsyncCompletions:
         self._client = client
 
     async def create(self, **params: Any) -> ChatCompletion | AsyncChunkStream:
-        reply = await self._client._run(CHAT, params)
+        """As ``openai``'s; the reply's ``thrifty`` attribute is its :class:`CallInfo`."""
+        ctx, reply = await self._client._run(CHAT, params)
         if reply.chunks is not None:
-            return AsyncChunkStream(reply.chunks)
-        return to_chat_completion(reply.body or {})
+            return AsyncChunkStream(reply.chunks, ctx, reply)
+        return attach(to_chat_completion(reply.body or {}), call_info(ctx, reply))
 
 
 class AsyncChat:
@@ -66,8 +84,8 @@ class AsyncEmbeddings:
         self._client = client
 
     async def create(self, **params: Any) -> CreateEmbeddingResponse:
-        reply = await self._client._run(EMBEDDINGS, params)
-        return to_embeddings(reply.body or {})
+        ctx, reply = await self._client._run(EMBEDDINGS, params)
+        return attach(to_embeddings(reply.body or {}), call_info(ctx, reply))
 
 
 class AsyncThrifty:
@@ -115,12 +133,12 @@ class AsyncThrifty:
             self._runtime, questions, model=model, api_key=self.api_key, **params
         )
 
-    async def _run(self, endpoint: str, params: dict[str, Any]) -> Any:
+    async def _run(self, endpoint: str, params: dict[str, Any]) -> tuple[Context, Reply]:
         try:
             runtime = self._runtime
             caller = runtime.authenticate(self.api_key, enforce=False)
             ctx = make_context(runtime, endpoint, params, caller)
-            return await runtime.run(ctx, caller)
+            return ctx, await runtime.run(ctx, caller)
         except ThriftyError as exc:
             raise to_openai_exception(exc, endpoint) from None
 

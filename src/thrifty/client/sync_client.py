@@ -12,6 +12,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from thrifty.client.async_client import AsyncChunkStream, AsyncThrifty
+from thrifty.client.call_info import CallInfo
 from thrifty.config import ThriftyConfig
 
 T = TypeVar("T")
@@ -50,6 +51,11 @@ class ChunkStream:
                 yield self._loop.run(anext(self._iterator))
             except StopAsyncIteration:
                 return
+
+    @property
+    def thrifty(self) -> CallInfo | None:
+        """The call's :class:`CallInfo` once the stream has ended (None before)."""
+        return self._inner.thrifty
 
     def close(self) -> None:
         self._loop.run(self._inner.close())

@@ -32,6 +32,7 @@ from thrifty.pipeline.estimate import (
     collect_texts,
     estimate_usage,
 )
+from thrifty.pipeline.provider_cache import book_prompt_cache
 from thrifty.pricing import cost as price_usage
 from thrifty.providers.base import Provider, ProviderStream
 from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
@@ -156,6 +157,7 @@ class DispatchStage:
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
+        book_prompt_cache(ctx, usage, model, reply.cache_breakpoints)
         return Reply(
             model=model.name,
             provider=deployment.provider,
@@ -253,6 +255,7 @@ async def _relay(
             usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
+        book_prompt_cache(ctx, usage, model, getattr(stream, "cache_breakpoints", 0))
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)

@@ -45,10 +45,7 @@ class LedgerStage:
             self._record(ctx, None, exc)
             raise
         if reply.chunks is None:
-            record = self._record(ctx, reply, None)
-            reply.headers["x-thrifty-cost"] = _money(record.cost, record.unpriced)
-            if record.baseline_cost is not None:
-                reply.headers["x-thrifty-baseline-cost"] = _money(record.baseline_cost, False)
+            _cost_headers(reply, self._record(ctx, reply, None))
         else:
             reply.chunks = ClosingStream(self._record_after_stream(ctx, reply, reply.chunks))
         return reply
@@ -65,7 +62,8 @@ class LedgerStage:
             raise
         finally:
             await chunks.aclose()  # type: ignore[attr-defined]
-            self._record(ctx, reply, error)
+            # a stream's headers are long sent: these are for the library (CallInfo)
+            _cost_headers(reply, self._record(ctx, reply, error))
 
     def baseline(
         self, ctx: Context, usage: Usage | None, answered: AttemptRecord | None = None
@@ -169,6 +167,13 @@ def _capture(record: RequestRecord, ctx: Context, reply: Reply, redactor: Redact
     }
     record.answer = redactor.text(reply.answer_text())
     record.answer_model = reply.attempt.upstream_model if reply.attempt else None
+
+
+def _cost_headers(reply: Reply, record: RequestRecord) -> None:
+    """``x-thrifty-cost`` and ``x-thrifty-baseline-cost`` from the request's ledger row."""
+    reply.headers["x-thrifty-cost"] = _money(record.cost, record.unpriced)
+    if record.baseline_cost is not None:
+        reply.headers["x-thrifty-baseline-cost"] = _money(record.baseline_cost, False)
 
 
 def _money(value: float, unpriced: bool) -> str:

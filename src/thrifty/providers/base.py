@@ -18,6 +18,9 @@ class ProviderReply:
 
     body: dict[str, Any]
     status: int = 200
+    cache_breakpoints: int = 0
+    """Provider prompt-cache breakpoints Thrifty placed on this call (its saving is booked
+    as ``prompt_cache``); a stream says the same in its own ``cache_breakpoints``."""
 
 
 class ProviderStream(Protocol):

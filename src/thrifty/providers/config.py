@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
+from thrifty.providers.anthropic_cache import PromptCacheConfig
+from thrifty.providers.anthropic_format import ANTHROPIC_VERSION
 from thrifty.section import PositiveFloat, Section
 
 
 class ProviderConfig(Section):
-    """An OpenAI-compatible upstream (OpenAI, DeepSeek, DashScope, OpenRouter, vLLM, ...)."""
+    """An upstream: OpenAI-compatible (OpenAI, DeepSeek, DashScope, OpenRouter, vLLM, ...)
+    or, with ``kind: anthropic``, Anthropic's Messages API (``base_url`` up to ``/v1``)."""
 
     base_url: str
+    kind: Literal["openai", "anthropic"] = "openai"
+    """The API the upstream speaks: ``openai`` (chat completions) or ``anthropic`` (messages)."""
+    anthropic_version: str = ANTHROPIC_VERSION
+    """The ``anthropic-version`` header sent to a ``kind: anthropic`` upstream."""
+    prompt_cache: PromptCacheConfig = Field(default_factory=PromptCacheConfig)
+    """Automatic ``cache_control`` breakpoints (``kind: anthropic`` only; docs/apis.md)."""
     api_key: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     timeout_s: PositiveFloat = 120.0
@@ -28,4 +39,3 @@ class ProviderConfig(Section):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
-

@@ -229,6 +229,16 @@ def _chunk_choices(event: Any) -> list[dict[str, Any]] | None:
     return choices
 
 
+#: What a stream cut mid-answer raises while it is read (see :func:`cut_mid_answer`).
+CUT = (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError)
+
+
+def cut_mid_answer(provider: str, exc: BaseException) -> StreamInterrupted:
+    return StreamInterrupted(
+        f"upstream {provider} stream was cut mid-answer ({type(exc).__name__})"
+    )
+
+
 class SSEStream:
     """Parses an upstream SSE body into event dicts; detects a cut connection.
 
@@ -278,10 +288,8 @@ class SSEStream:
                 if any(c.get("finish_reason") for c in choices):
                     saw_finish = True
                 yield event
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError) as exc:
-            raise StreamInterrupted(
-                f"upstream {self._provider} stream was cut mid-answer ({type(exc).__name__})"
-            ) from exc
+        except CUT as exc:
+            raise cut_mid_answer(self._provider, exc) from exc
         finally:
             self._resp.release()
         if saw_finish:

@@ -19,8 +19,11 @@ from thrifty.governance.keys.admin import KeysAdmin
 from thrifty.metrics.endpoint import MetricsEndpoint, attach_metrics
 from thrifty.pipeline.context import CHAT, EMBEDDINGS
 from thrifty.runtime import Runtime
+from thrifty.server.anthropic_api import MessagesDialect
+from thrifty.server.completions_api import CompletionsDialect
 from thrifty.server.info import InfoHandlers
 from thrifty.server.model_endpoint import ModelEndpoint
+from thrifty.server.responses_api import ResponsesDialect
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +32,11 @@ class Features:
 
     chat: ModelEndpoint
     embeddings: ModelEndpoint
+    responses: ModelEndpoint
+    """The chat dialects (``server/dialect.py``): OpenAI Responses, Anthropic Messages,
+    legacy completions."""
+    messages: ModelEndpoint
+    completions: ModelEndpoint
     gateway: InfoHandlers
     jobs: JobHandlers | None
     metrics: MetricsEndpoint | None
@@ -42,6 +50,9 @@ def build_features(runtime: Runtime) -> Features:
     return Features(
         chat=ModelEndpoint(runtime, CHAT),
         embeddings=ModelEndpoint(runtime, EMBEDDINGS),
+        responses=ModelEndpoint(runtime, CHAT, ResponsesDialect()),
+        messages=ModelEndpoint(runtime, CHAT, MessagesDialect()),
+        completions=ModelEndpoint(runtime, CHAT, CompletionsDialect()),
         gateway=InfoHandlers(runtime),
         jobs=job_handlers(runtime),
         metrics=attach_metrics(

@@ -31,7 +31,8 @@ from thrifty.errors import InvalidRequest, PermissionDenied, ThriftyError
 __all__ = ["LOOPBACK_HOSTS", "LocalGuard", "build_local_guard", "default_allowed_hosts"]
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-JSON_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/batches"})
+JSON_ROUTES = frozenset({"/v1/chat/completions", "/v1/embeddings", "/v1/batches",
+                         "/v1/responses", "/v1/messages", "/v1/completions"})  # fmt: skip
 _ANY_ADDRESS = ("0.0.0.0", "::", "")
 
 

@@ -20,6 +20,7 @@ from thrifty.logs import request_id_var
 from thrifty.pipeline.context import new_request_id
 from thrifty.pipeline.requests import loads_body
 from thrifty.runtime import Runtime
+from thrifty.server.dialect import Dialect
 from thrifty.server.responses import JSONReply, SSEReply, error_response, too_large
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,9 @@ async def _read_body(receive: Receive, declared: str | None, limit: int) -> byte
 
 
 class ModelEndpoint:
-    """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``).
+    """A raw ASGI app for one pipeline endpoint (``chat.completions`` or ``embeddings``),
+    or for a ``dialect`` of chat (the Responses API, Anthropic Messages, legacy
+    completions: ``server/dialect.py``), whose request and reply it maps around the run.
 
     Same contract as a handler in the route table: a ``ThriftyError`` becomes its
     OpenAI-style error; any other exception raised before the response starts is logged
@@ -76,10 +79,16 @@ class ModelEndpoint:
     id. A client that leaves before its body arrived gets nothing, and is no error.
     """
 
-    def __init__(self, runtime: Runtime, endpoint: str) -> None:
+    def __init__(self, runtime: Runtime, endpoint: str, dialect: Dialect | None = None) -> None:
         self.runtime = runtime
         self.endpoint = endpoint
+        self.dialect = dialect
         self._limit = runtime.config.server.max_body_bytes
+
+    def _error(self, exc: BaseException, request_id: str) -> Response:
+        if self.dialect is not None:
+            return self.dialect.error(exc, request_id)
+        return error_response(exc, request_id)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = new_request_id()
@@ -90,7 +99,7 @@ class ModelEndpoint:
             log.info("client left before its request body arrived")
             return
         except Exception as exc:
-            response = error_response(exc, request_id)
+            response = self._error(exc, request_id)
         await response(scope, receive, send)
 
     async def _respond(
@@ -101,15 +110,23 @@ class ModelEndpoint:
             wanted, thrifty_headers = _read_headers(scope)
             caller = await runtime.authenticate_async(bearer_from(wanted.get))
             body = loads_body(await _read_body(receive, wanted.get("content-length"), self._limit))
+            exchange = None
+            if self.dialect is not None:
+                exchange = self.dialect.prepare(body, caller)
+                body = exchange.chat
             ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
             reply = await runtime.run(ctx, caller)
+            headers = {
+                "x-thrifty-request-id": request_id,
+                "x-thrifty-model": reply.model,
+                **reply.headers,
+            }
+            if exchange is None:
+                if reply.chunks is not None:
+                    return SSEReply(reply.chunks, headers)
+                return JSONReply(reply.body, headers)
+            if reply.chunks is not None:
+                return SSEReply(reply.chunks, headers, exchange.events(ctx, reply))
+            return JSONReply(exchange.reply(ctx, reply), headers)
         except ThriftyError as exc:
-            return error_response(exc, request_id)
-        headers = {
-            "x-thrifty-request-id": request_id,
-            "x-thrifty-model": reply.model,
-            **reply.headers,
-        }
-        if reply.chunks is not None:
-            return SSEReply(reply.chunks, headers)
-        return JSONReply(reply.body, headers)
+            return self._error(exc, request_id)

@@ -34,9 +34,11 @@ def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(f"request body is larger than the gateway's limit of {limit} bytes")
 
 
-def error_response(exc: BaseException, request_id: str | None = None) -> Response:
-    """The OpenAI-style error response for ``exc``, carrying the request id (``request_id``,
-    else the one this task's request was given); an unexpected exception is logged."""
+def error_parts(
+    exc: BaseException, request_id: str | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """``(status, OpenAI error body, headers)`` for ``exc``, the headers carrying the
+    request id (``request_id``, else this task's); an unexpected exception is logged."""
     request_id = request_id or request_id_var.get()
     status, body, headers = to_openai_error(exc)
     if status >= 500 and not isinstance(exc, ThriftyError):
@@ -44,7 +46,13 @@ def error_response(exc: BaseException, request_id: str | None = None) -> Respons
     extra = dict(headers)
     if request_id:
         extra["x-thrifty-request-id"] = request_id
-    return JSONBytesResponse(body, status_code=status, headers=extra)
+    return status, body, extra
+
+
+def error_response(exc: BaseException, request_id: str | None = None) -> Response:
+    """The OpenAI-style error response for ``exc`` (see :func:`error_parts`)."""
+    status, body, headers = error_parts(exc, request_id)
+    return JSONBytesResponse(body, status_code=status, headers=headers)
 
 
 async def sse_events(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -95,14 +103,21 @@ class SSEReply:
     cancels the streaming one.
     """
 
-    __slots__ = ("chunks", "headers")
+    __slots__ = ("chunks", "events", "headers")
 
-    def __init__(self, chunks: AsyncIterator[dict[str, Any]], headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        chunks: AsyncIterator[dict[str, Any]],
+        headers: Mapping[str, str],
+        events: AsyncIterator[bytes] | None = None,
+    ) -> None:
         self.chunks = chunks
         self.headers = headers
+        self.events = events
+        """The encoded stream: OpenAI chat SSE of ``chunks`` unless a dialect gives its own."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        events = sse_events(self.chunks)
+        events = self.events if self.events is not None else sse_events(self.chunks)
         task = asyncio.current_task()
         assert task is not None
         finished = False

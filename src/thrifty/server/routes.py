@@ -4,7 +4,8 @@ Features expose handlers, never routes: a handler takes the Starlette ``Request`
 returns a ``Response``, bytes (a file's content) or JSON-able data, and raises a
 :class:`ThriftyError` for the client's OpenAI-style error, rendered here (any other
 exception is logged and rendered as a 500, without closing the connection). The two model
-endpoints are raw ASGI apps that :class:`~thrifty.server.app.GatewayApp` also calls
+endpoints (chat, embeddings, and the chat dialects: responses, messages, legacy
+completions) are raw ASGI apps that :class:`~thrifty.server.app.GatewayApp` also calls
 before Starlette's router (the hot path), so they are mounted as they are.
 """
 
@@ -50,7 +51,11 @@ class RouteEntry:
 ROUTES: tuple[RouteEntry, ...] = (
     RouteEntry("/v1/chat/completions", ("POST",), "chat"),
     RouteEntry("/v1/embeddings", ("POST",), "embeddings"),
+    RouteEntry("/v1/responses", ("POST",), "responses"),
+    RouteEntry("/v1/messages", ("POST",), "messages"),
+    RouteEntry("/v1/completions", ("POST",), "completions"),
     RouteEntry("/v1/models", ("GET",), "gateway", "models"),
+    RouteEntry("/v1/models/{model_id:path}", ("GET",), "gateway", "model"),
     RouteEntry("/health", ("GET",), "gateway", "health"),
     RouteEntry("/v1/files", ("POST",), "jobs", "upload", own_body_limit=True),
     RouteEntry("/v1/files/{file_id}", ("GET",), "jobs", "file"),

@@ -64,6 +64,7 @@ from thrifty.upstream.faults import (
     sleep_unless_disconnected,
 )
 from thrifty.upstream.judge import judge_reply
+from thrifty.upstream.messages import MarkedCache, MessagesRoute
 from thrifty.upstream.packed import (
     PACK_FAULTS,
     PackedItem,
@@ -242,6 +243,7 @@ class Upstream:
         self.fault_book = FaultBook()
         self.stats = UpstreamStats()
         self.prefixes = PrefixCache(options.prefix_cache_size)
+        self.marked = MarkedCache(options.prefix_cache_size)  # /v1/messages (Anthropic)
 
     def model_names(self) -> tuple[str, ...]:
         if self.options.models:
@@ -488,6 +490,7 @@ class Upstream:
         self.stats.clear()
         self.fault_book.clear()
         self.prefixes.clear()
+        self.marked.clear()
         return _json({"status": "ok"})
 
 
@@ -506,11 +509,13 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
     """
     upstream = Upstream(options or UpstreamOptions())
     batches = UpstreamBatches(upstream.complete_offline, upstream.options.batch_polls)
+    messages = MessagesRoute(upstream)
     app = UpstreamApp(
         routes=[
             *batches.routes(),
             Route("/v1/chat/completions", upstream.chat_completions, methods=["POST"]),
             Route("/v1/embeddings", upstream.embeddings, methods=["POST"]),
+            Route("/v1/messages", messages.handle, methods=["POST"]),
             Route("/v1/models", upstream.models, methods=["GET"]),
             Route("/health", upstream.health, methods=["GET"]),
             Route("/_stats", upstream.stats_view, methods=["GET"]),
@@ -519,4 +524,5 @@ def build_upstream_app(options: UpstreamOptions | None = None) -> Starlette:
     )
     app.state.upstream = upstream
     app.state.batches = batches
+    app.state.messages = messages
     return app

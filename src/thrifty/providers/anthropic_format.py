@@ -1,0 +1,420 @@
+"""Requests between the two dialects: OpenAI chat ⇄ Anthropic Messages.
+
+The Anthropic provider sends a chat body as a Messages request (:func:`chat_to_messages`);
+the gateway's ``POST /v1/messages`` turns a Messages request into the chat body every
+technique works on (:func:`messages_to_chat`). Both raise :class:`InvalidRequest`
+(naming the parameter) for what has no counterpart, never a silent drop of content.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from thrifty.errors import InvalidRequest
+
+ANTHROPIC_VERSION = "2023-06-01"
+#: Anthropic requires ``max_tokens``; a chat body without one gets this.
+DEFAULT_MAX_TOKENS = 4096
+
+# ---------------------------------------------------------------- chat → Messages
+
+
+def _text_of(content: Any) -> str:
+    """The text of chat content (a string, or text parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(p.get("text") or "")
+            for p in content
+            if isinstance(p, dict) and p.get("type") in (None, "text")
+        )
+    return ""
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    url = (
+        (part.get("image_url") or {}).get("url")
+        if isinstance(part.get("image_url"), dict)
+        else None
+    )
+    if not isinstance(url, str):
+        raise InvalidRequest("an image_url part needs image_url.url", param="messages")
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media_type = header[5:].split(";")[0] or "image/png"
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _blocks(content: Any) -> list[dict[str, Any]]:
+    """Chat content as Anthropic content blocks (text keeps a caller's ``cache_control``)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}] if content else []
+    blocks: list[dict[str, Any]] = []
+    for part in content if isinstance(content, list) else ():
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in (None, "text"):
+            block: dict[str, Any] = {"type": "text", "text": str(part.get("text") or "")}
+            if isinstance(part.get("cache_control"), dict):
+                block["cache_control"] = part["cache_control"]
+            blocks.append(block)
+        elif kind == "image_url":
+            blocks.append(_image_block(part))
+        else:
+            raise InvalidRequest(
+                f"content parts of type {kind!r} cannot be sent to an Anthropic upstream",
+                param="messages",
+            )
+    return blocks
+
+
+def _arguments(raw: Any) -> Any:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = orjson.loads(raw or "{}")
+    except (orjson.JSONDecodeError, TypeError):
+        raise InvalidRequest(
+            "tool call arguments must be a JSON object", param="messages"
+        ) from None
+    return value if isinstance(value, dict) else {"value": value}
+
+
+def _append(out: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
+    """Anthropic wants user and assistant turns to alternate: merge same-role neighbours."""
+    if not blocks:
+        return
+    if out and out[-1]["role"] == role:
+        out[-1]["content"].extend(blocks)
+    else:
+        out.append({"role": role, "content": blocks})
+
+
+def _tool_spec(tool: Any) -> dict[str, Any]:
+    function = tool.get("function") if isinstance(tool, dict) else None
+    if not isinstance(function, dict) or not function.get("name"):
+        raise InvalidRequest("each tool needs function.name", param="tools")
+    spec = {
+        "name": function["name"],
+        "input_schema": function.get("parameters") or {"type": "object"},
+    }
+    if function.get("description"):
+        spec["description"] = function["description"]
+    return spec
+
+
+def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
+    out: dict[str, Any] | None = None
+    if choice == "auto":
+        out = {"type": "auto"}
+    elif choice == "required":
+        out = {"type": "any"}
+    elif choice == "none":
+        out = {"type": "none"}
+    elif isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        name = choice["function"].get("name")
+        out = {"type": "tool", "name": name} if isinstance(name, str) else None
+    if parallel is False:
+        out = {**(out or {"type": "auto"}), "disable_parallel_tool_use": True}
+    return out
+
+
+def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
+    """A Messages request for a chat body (system turns joined; tool results as user turns)."""
+    if (body.get("n") or 1) != 1:
+        raise InvalidRequest("an Anthropic upstream answers one choice (n=1)", param="n")
+    system: list[dict[str, Any]] = []
+    turns: list[dict[str, Any]] = []
+    for message in body.get("messages") or ():
+        role = message.get("role")
+        if role in ("system", "developer"):
+            system.extend(_blocks(message.get("content")))
+        elif role == "user":
+            _append(turns, "user", _blocks(message.get("content")))
+        elif role == "assistant":
+            blocks = _blocks(message.get("content"))
+            for call in message.get("tool_calls") or ():
+                function = call.get("function") or {}
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": str(call.get("id") or ""),
+                        "name": str(function.get("name") or ""),
+                        "input": _arguments(function.get("arguments")),
+                    }
+                )
+            _append(turns, "assistant", blocks)
+        elif role in ("tool", "function"):
+            result = {
+                "type": "tool_result",
+                "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
+                "content": _text_of(message.get("content")),
+            }
+            _append(turns, "user", [result])
+    out: dict[str, Any] = {
+        "model": upstream_model,
+        "messages": turns,
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
+        or DEFAULT_MAX_TOKENS,
+    }
+    if system:
+        out["system"] = system
+    if body.get("tools"):
+        if not isinstance(body["tools"], list):
+            raise InvalidRequest("tools must be an array", param="tools")
+        out["tools"] = [_tool_spec(t) for t in body["tools"]]
+    choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
+    if choice is not None and out.get("tools"):
+        out["tool_choice"] = choice
+    stop = body.get("stop")
+    if stop:
+        stops = [stop] if isinstance(stop, str) else stop
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise InvalidRequest("stop must be a string or an array of strings", param="stop")
+        out["stop_sequences"] = stops
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            out[key] = body[key]
+    if isinstance(body.get("user"), str):
+        out["metadata"] = {"user_id": body["user"]}
+    if body.get("stream"):
+        out["stream"] = True
+    return out
+
+
+# ---------------------------------------------------------------- Messages → chat
+
+
+def _image_part(block: dict[str, Any]) -> dict[str, Any]:
+    source = block.get("source")
+    if not isinstance(source, dict):
+        raise InvalidRequest("an image block needs a source object", param="messages")
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type') or 'image/png'};base64,{source.get('data') or ''}"
+    elif source.get("type") == "url":
+        url = str(source.get("url") or "")
+    else:
+        raise InvalidRequest("an image block needs a base64 or url source", param="messages")
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "")
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return content if isinstance(content, str) else ""
+
+
+def _user_turn(content: Any, index: int) -> list[dict[str, Any]]:
+    """One Anthropic user turn as chat messages: tool results first (as ``tool`` messages,
+    which must follow the assistant's calls), then the user's own content."""
+    if isinstance(content, str):
+        return [{"role": "user", "content": content}]
+    out: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for block in _block_list(content, index):
+        kind = block.get("type")
+        if kind == "text":
+            parts.append({"type": "text", "text": _str(block, "text", index)})
+        elif kind == "image":
+            parts.append(_image_part(block))
+        elif kind == "tool_result":
+            text = _result_text(block.get("content"))
+            if block.get("is_error"):
+                text = f"Error: {text}"
+            out.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(block.get("tool_use_id") or ""),
+                    "content": text,
+                }
+            )
+        else:
+            raise _unsupported(kind, index)
+    if parts:
+        only_text = all(p["type"] == "text" for p in parts)
+        out.append(
+            {"role": "user", "content": "".join(p["text"] for p in parts) if only_text else parts}
+        )
+    return out
+
+
+def _assistant_turn(content: Any, index: int) -> dict[str, Any]:
+    if isinstance(content, str):
+        return {"role": "assistant", "content": content}
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in _block_list(content, index):
+        kind = block.get("type")
+        if kind == "text":
+            texts.append(_str(block, "text", index))
+        elif kind == "tool_use":
+            calls.append(
+                {
+                    "id": str(block.get("id") or ""),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name") or ""),
+                        "arguments": _dumps(block.get("input") or {}, index),
+                    },
+                }
+            )
+        elif kind not in ("thinking", "redacted_thinking"):
+            raise _unsupported(kind, index)
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def _dumps(value: Any, index: int) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # an integer past 64 bits
+        raise InvalidRequest(
+            f"messages.{index}: a tool_use input orjson cannot encode",
+            param=f"messages.{index}.content",
+        ) from None
+
+
+def _block_list(content: Any, index: int) -> list[dict[str, Any]]:
+    if not isinstance(content, list) or not all(isinstance(b, dict) for b in content):
+        raise InvalidRequest(
+            f"messages.{index}.content must be a string or an array of content blocks",
+            param=f"messages.{index}.content",
+        )
+    return content
+
+
+def _str(block: dict[str, Any], key: str, index: int) -> str:
+    value = block.get(key)
+    if not isinstance(value, str):
+        raise InvalidRequest(
+            f"messages.{index}: a {block.get('type')} block needs a string {key!r}",
+            param=f"messages.{index}.content",
+        )
+    return value
+
+
+def _unsupported(kind: Any, index: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"messages.{index}: content blocks of type {kind!r} are not supported",
+        param=f"messages.{index}.content",
+    )
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        texts = [b.get("text") for b in system if isinstance(b, dict)]
+        if all(isinstance(t, str) for t in texts):
+            return "\n\n".join(t for t in texts if isinstance(t, str))
+    raise InvalidRequest("system must be a string or an array of text blocks", param="system")
+
+
+def _chat_tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools must be an array", param="tools")
+    out = []
+    for number, tool in enumerate(tools):
+        if (
+            not isinstance(tool, dict)
+            or not isinstance(tool.get("name"), str)
+            or (tool.get("type") not in (None, "custom"))
+        ):
+            raise InvalidRequest(
+                f"tools.{number}: only custom tools (name, input_schema) are supported",
+                param=f"tools.{number}",
+            )
+        function = {
+            "name": tool["name"],
+            "parameters": tool.get("input_schema") or {"type": "object"},
+        }
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _chat_tool_choice(choice: Any) -> tuple[Any, bool | None]:
+    if not isinstance(choice, dict):
+        raise InvalidRequest("tool_choice must be an object", param="tool_choice")
+    parallel = False if choice.get("disable_parallel_tool_use") else None
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto", parallel
+    if kind == "any":
+        return "required", parallel
+    if kind == "none":
+        return "none", parallel
+    if kind == "tool" and isinstance(choice.get("name"), str):
+        return {"type": "function", "function": {"name": choice["name"]}}, parallel
+    raise InvalidRequest(
+        "tool_choice.type must be auto, any, tool (with name) or none", param="tool_choice"
+    )
+
+
+def messages_to_chat(body: Any) -> dict[str, Any]:
+    """The chat body for a Messages request (what the pipeline and every technique read)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
+    max_tokens = body.get("max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+        raise InvalidRequest("max_tokens: a positive integer is required", param="max_tokens")
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("messages: a non-empty array is required", param="messages")
+    messages: list[dict[str, Any]] = []
+    if body.get("system"):
+        messages.append({"role": "system", "content": _system_text(body["system"])})
+    for index, turn in enumerate(raw):
+        role = turn.get("role") if isinstance(turn, dict) else None
+        if role == "user":
+            messages.extend(_user_turn(turn.get("content"), index))
+        elif role == "assistant":
+            messages.append(_assistant_turn(turn.get("content"), index))
+        else:
+            raise InvalidRequest(
+                f"messages.{index}.role must be 'user' or 'assistant'",
+                param=f"messages.{index}.role",
+            )
+    chat: dict[str, Any] = {"messages": messages, "max_tokens": max_tokens}
+    if "model" in body:
+        chat["model"] = body["model"]
+    if body.get("tools"):
+        chat["tools"] = _chat_tools(body["tools"])
+        if body.get("tool_choice") is not None:
+            chat["tool_choice"], parallel = _chat_tool_choice(body["tool_choice"])
+            if parallel is not None:
+                chat["parallel_tool_calls"] = parallel
+    stops = body.get("stop_sequences")
+    if stops is not None:
+        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+            raise InvalidRequest(
+                "stop_sequences must be an array of strings", param="stop_sequences"
+            )
+        chat["stop"] = stops
+    for key in ("temperature", "top_p"):
+        if body.get(key) is not None:
+            chat[key] = body[key]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        chat["user"] = metadata["user_id"]
+    if body.get("stream") is not None:
+        if not isinstance(body["stream"], bool):
+            raise InvalidRequest("stream must be a boolean", param="stream")
+        chat["stream"] = body["stream"]
+        if body["stream"]:
+            chat["stream_options"] = {"include_usage": True}
+    return chat
