@@ -18,9 +18,10 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
-from thrifty.errors import ThriftyError, UpstreamError
+from thrifty.errors import ThriftyError, UpstreamError, UpstreamTimeout
 from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
@@ -40,6 +41,17 @@ def attempt_cost(usage: Usage | None, model: ResolvedModel) -> float | None:
     if model.price is None:
         return None
     return price_usage(usage, model.price).total
+
+
+def _bill_timeout(
+    ctx: Context, model: ResolvedModel, deployment: Deployment, attempt: AttemptRecord
+) -> None:
+    """A try the provider had but did not answer in time: it bills the prompt at least
+    (generation may have run to the end). Booked at the estimated prompt with no answer
+    tokens, flagged ``estimated``: a lower bound, counted in the cost and the budgets."""
+    usage = estimate_usage(ctx.endpoint, ctx.body, {}, deployment.upstream_model)
+    attempt.usage = replace(usage, output_tokens=0)
+    attempt.cost = attempt_cost(attempt.usage, model)
 
 
 class DispatchStage:
@@ -89,6 +101,8 @@ class DispatchStage:
                     attempt.http_status = exc.upstream_status  # None: no reply
                     attempt.error = exc.message
                     attempt.latency_ms = (time.perf_counter() - started) * 1000
+                    if isinstance(exc, UpstreamTimeout) and exc.delivered:
+                        _bill_timeout(ctx, model, deployment, attempt)
                     last_error = exc
                     log.warning(
                         "upstream attempt failed",
