@@ -225,3 +225,15 @@ def test_an_accepted_cheap_answer_is_the_cascades_saving(
     assert row["techniques"]["cascade"]["accepted"] == "gpt-4o-mini"
     assert row["savings"] == {"cascade": pytest.approx(row["baseline_cost"] - row["cost"])}
     assert row["savings"]["cascade"] > 0
+
+
+def test_overhead_causes_agree_with_the_technique_table() -> None:
+    """A purpose the table calls a technique's overhead is booked against that technique
+    (the cache's two causes both belong to the ``cache`` row)."""
+    from thrifty.pipeline.attribution import overhead_cause
+    from thrifty.techniques import OVERHEAD_PURPOSES
+
+    owner = {"exact_cache": "cache", "semantic_cache": "cache"}
+    for purpose, technique in OVERHEAD_PURPOSES.items():
+        cause = overhead_cause(purpose)
+        assert cause in CAUSES and owner.get(cause, cause) == technique, purpose
