@@ -231,7 +231,7 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
     assert blocked.parse().choices[0].message.content == "Paris, of course."
     miss = gateway.row(blocked.headers["x-thrifty-request-id"])
     assert [a["purpose"] for a in gateway.attempts(miss["request_id"])] == ["cache_verify", "main"]
-    assert miss["savings"]["semantic_cache"] < 0, "a verifier call that ends in a miss is the cache's loss"
+    assert miss["savings"]["semantic_cache"] < 0, "a verifier call that ends in a miss: a loss"
     assert "verifier" in miss["techniques"]["cache"]["semantic"]["blocked_by"]
 
 

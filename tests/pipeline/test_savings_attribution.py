@@ -27,22 +27,22 @@ QUESTION = [{"role": "user", "content": "Explain why the sky is blue."}]
 def everything_config(upstream: ServerThread, tmp_path: Path) -> dict[str, Any]:
     fault = f"timeout;times=1;id={uuid.uuid4().hex};seconds=3"
     config = base_config(upstream.url, default_model="gpt-4o-mini", baseline_model="gpt-4o")
+    url = f"{upstream.url}/v1"
     config["providers"].update({
-        "cutting": {"base_url": f"{upstream.url}/v1", "headers": {"x-upstream-fault": "cut;after=3"}},
-        "slow": {"base_url": f"{upstream.url}/v1", "timeout_s": 0.3,
-                 "headers": {"x-upstream-fault": fault}},
+        "cutting": {"base_url": url, "headers": {"x-upstream-fault": "cut;after=3"}},
+        "slow": {"base_url": url, "timeout_s": 0.3, "headers": {"x-upstream-fault": fault}},
     })  # fmt: skip
     config["models"].update({
         "cutting": {"provider": "cutting", "model": "gpt-4o"},
         "slow": {"provider": "slow", "model": "gpt-4o-mini"},
-    })
+    })  # fmt: skip
     chain = ["gpt-4o-mini", "gpt-4o"]
+    semantic = {"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}}
+    tasks = {t: chain for t in ("chat", "code", "math", "creative", "extraction")}
     config.update({
-        "cache": {"enabled": True, "path": str(tmp_path / "cache.db"),
-                  "semantic": {"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}}},
+        "cache": {"enabled": True, "path": str(tmp_path / "cache.db"), "semantic": semantic},
         "compression": {"enabled": True, "min_tokens": 300},
-        "routing": {"enabled": True, "strategy": "rules", "candidates": chain,
-                    "tasks": {t: chain for t in ("chat", "code", "math", "creative", "extraction")}},
+        "routing": {"enabled": True, "strategy": "rules", "candidates": chain, "tasks": tasks},
         "batching": {"enabled": True, "packing": {"max_batch_size": 2},
                      "window": {"enabled": True, "window_ms": 5000}},
         "cascade": {"enabled": True, "tiers": [
@@ -69,10 +69,12 @@ async def windowed(gateway: Gateway, tag: str) -> list[Any]:
         calls = [
             client.chat.completions.with_raw_response.create(
                 model="gpt-4o",
-                messages=[{"role": "system", "content": f"Be brief. ({tag})"},
-                          {"role": "user", "content": f"Name the {word} planet from the sun."}],
+                messages=[
+                    {"role": "system", "content": f"Be brief. ({tag})"},
+                    {"role": "user", "content": f"Name the {word} planet from the sun."},
+                ],
                 extra_headers={"x-thrifty-batch": "window"},
-            )  # fmt: skip
+            )
             for word in ("third", "fifth")
         ]
         return list(await asyncio.gather(*calls))
@@ -87,14 +89,10 @@ def drive(gateway: Gateway) -> dict[str, Any]:
         create = client.chat.completions.with_raw_response.create
         out["routed"] = create(model="auto", messages=QUESTION, temperature=0)
         out["exact_hit"] = create(model="auto", messages=QUESTION, temperature=0)
-        out["asked"] = create(
-            model="auto", messages=[{"role": "user", "content": "What is the capital city of Peru?"}],
-            temperature=0,
-        )
-        out["semantic_hit"] = create(
-            model="auto", messages=[{"role": "user", "content": "Tell me the capital city of Peru."}],
-            temperature=0,
-        )
+        asked = [{"role": "user", "content": "What is the capital city of Peru?"}]
+        out["asked"] = create(model="auto", messages=asked, temperature=0)
+        paraphrase = [{"role": "user", "content": "Tell me the capital city of Peru."}]
+        out["semantic_hit"] = create(model="auto", messages=paraphrase, temperature=0)
         out["escalated"] = create(
             model="auto", messages=[{"role": "user", "content": f"Describe rain. {tag}"}],
             max_tokens=3, extra_headers={"x-thrifty-route": "gpt-4o-mini"},

@@ -33,7 +33,7 @@ from thrifty.usage import Usage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CAUSES", "OVERHEAD_CAUSES", "OWN_PURPOSES", "account", "overhead_cause"]
+__all__ = ["CAUSES", "OVERHEAD_CAUSES", "OWN_PURPOSES", "account", "list_price", "overhead_cause"]
 
 #: Every cause a saving may be booked to, in report order.
 CAUSES: tuple[str, ...] = (

@@ -17,7 +17,9 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from thrifty.pipeline.attribution import CAUSES
+from thrifty.ledger.reports import build_report
+from thrifty.ledger.stores.base import LedgerStore
+from thrifty.pipeline.attribution import CAUSES, OWN_PURPOSES, overhead_cause
 from thrifty.replay.simulator import RowOutcome
 
 
@@ -149,6 +151,55 @@ def summarize(
     # zero up to rounding: every dollar of the ledger's baseline - cost has a cause
     result["unattributed_savings"] = result["baseline_cost"] - result["actual_cost"] - attributed
     return result
+
+
+def ledger_summary(store: LedgerStore, baseline_model: str) -> dict[str, Any]:
+    """The :func:`summarize` object read from a gateway's ledger instead of a replay: the
+    same totals, shares and causes ``thrifty report`` prints for that traffic (``thrifty
+    demo`` renders its HTML report from it). Quality is not in a ledger: the caller fills
+    the ``quality_*`` fields when it knows them."""
+    report = build_report(store, by="model")
+    t = report["totals"]
+    net = {**dict.fromkeys(CAUSES, 0.0), **report["by_technique"]}
+    overhead = dict.fromkeys(net, 0.0)
+    for row in store.query_requests():
+        for attempt in store.query_attempts(row["request_id"]):
+            if attempt["purpose"] not in OWN_PURPOSES and attempt["cost"]:
+                cause = overhead_cause(attempt["purpose"])
+                overhead[cause] = overhead.get(cause, 0.0) + attempt["cost"]
+    n = max(1, t["requests"])
+    baseline = t["baseline_cost"] if t["baseline_cost"] is not None else t["cost"]
+    return {
+        "requests": t["requests"],
+        "compared_requests": t["requests"],
+        "baseline_model": baseline_model,
+        "baseline_cost": baseline,
+        "actual_cost": t["cost"],
+        "savings_pct": _pct_saved(t["cost"], baseline),
+        "quality_baseline": None,
+        "quality_actual": None,
+        "quality_retained": None,
+        "quality_rows": 0,
+        "unpriced": t["unpriced_requests"],
+        "missing_answers": 0,
+        "missing_answer_details": {},
+        "errors": t["errors"],
+        "refused": 0,
+        "refused_by_budget": {},
+        "by_model": {
+            g["key"]: {"requests": g["requests"], "share": g["requests"] / n, "cost": g["cost"]}
+            for g in report["groups"]
+        },
+        "by_technique": {
+            cause: {
+                "gross_savings": saved + overhead.get(cause, 0.0),
+                "overhead_cost": overhead.get(cause, 0.0),
+                "net_savings": saved,
+            }
+            for cause, saved in net.items()
+        },
+        "unattributed_savings": baseline - t["cost"] - sum(net.values()),
+    }
 
 
 def _money(value: float | None) -> str:
