@@ -8,34 +8,26 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.ledger.test_reports import rec
 
 from thrifty.dashboard.ledger_sql import ledger_sql
 from thrifty.dashboard.queries import load_dashboard
-from thrifty.ledger import RequestRecord, SqliteLedgerStore, build_report
+from thrifty.ledger import SqliteLedgerStore, build_report
 from thrifty.usage import Usage
 
 NOW = time.time()
-
-
-def rec(request_id: str, **fields: object) -> RequestRecord:
-    values: dict[str, object] = dict(
-        request_id=request_id, ts=NOW - 60, endpoint="chat.completions", requested_model="big",
-        model="big", provider="up", status="ok", http_status=200,
-        usage=Usage(input_tokens=100, output_tokens=10),
-    )  # fmt: skip
-    values.update(fields)
-    return RequestRecord(**values)  # type: ignore[arg-type]
+TS = NOW - 60
 
 
 RECORDS = [
-    rec("routed", model="small", cost=0.001, baseline_model="big", baseline_cost=0.004,
+    rec("routed", TS, model="small", cost=0.001, baseline_model="big", baseline_cost=0.004,
         savings={"routing": 0.003}),
     # a stream cut mid-answer: billed, with the baseline priced on what was streamed
-    rec("cut", status="error", http_status=502, cost=0.002, baseline_model="big",
+    rec("cut", TS, status="error", http_status=502, cost=0.002, baseline_model="big",
         baseline_cost=0.002, usage=Usage(input_tokens=100, output_tokens=4, estimated=True)),
     # a failed row with a cost but no known baseline (an older ledger): no saving claimed
-    rec("legacy", status="error", http_status=502, cost=0.0005, usage=Usage()),
-    rec("unpriced", model="mystery", cost=0.0, unpriced=True),
+    rec("legacy", TS, status="error", http_status=502, cost=0.0005, usage=Usage()),
+    rec("unpriced", TS, model="mystery", cost=0.0, unpriced=True),
 ]  # fmt: skip
 
 
