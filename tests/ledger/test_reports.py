@@ -191,15 +191,15 @@ def test_savings_by_technique(tmp_path: Path) -> None:
     try:
         store.write_many([
             rec("t1", 1_000.0, savings={"routing": 0.25, "cascade": -0.05}),
-            rec("t2", 1_001.0, savings={"routing": 0.5, "cache": 1.0}),
+            rec("t2", 1_001.0, savings={"routing": 0.5, "exact_cache": 1.0}),
             rec("t3", 1_002.0),
         ])  # fmt: skip
         report = build_report(store)
     finally:
         store.close()
     assert report["by_technique"] == {
-        "cache": pytest.approx(1.0),
         "cascade": pytest.approx(-0.05),
+        "exact_cache": pytest.approx(1.0),
         "routing": pytest.approx(0.75),
     }
-    assert "savings by technique" in render_table(report)
+    assert "savings by cause" in render_table(report)

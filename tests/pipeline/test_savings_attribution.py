@@ -146,7 +146,8 @@ def test_every_row_splits_baseline_minus_cost_into_named_causes(
 
     assert row("exact_hit")["savings"] == {"exact_cache": row("exact_hit")["baseline_cost"]}
     assert set(row("semantic_hit")["savings"]) == {"semantic_cache"}
-    assert set(row("compressed")["savings"]) == {"compression"}
+    # (the session's upstream may have seen this conversation: a provider cache hit too)
+    assert set(row("compressed")["savings"]) - {"prompt_cache"} == {"compression"}
     assert row("prompt_cached")["cached_input_tokens"] > 0
     assert set(row("prompt_cached")["savings"]) == {"prompt_cache"}
     default = row("default")

@@ -34,6 +34,7 @@ from thrifty.providers.replay import NoRecordedAnswer, ReplayProvider
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.runtime import Runtime
 from thrifty.techniques import REPORT_ORDER
+from thrifty.usage import Usage
 
 #: The techniques replay reports on, in report order (from the technique table).
 TECHNIQUES = REPORT_ORDER
@@ -52,6 +53,7 @@ class RowOutcome:
     upstream_model: str | None = None
     cost: float = 0.0
     baseline_cost: float | None = None
+    usage: Usage | None = None
     unpriced: bool = False
     quality: float | None = None
     savings: dict[str, float] = field(default_factory=dict)
@@ -110,6 +112,7 @@ def _outcome(
     if ledger is not None:
         outcome.cost = ledger.cost
         outcome.baseline_cost = ledger.baseline_cost
+        outcome.usage = ledger.usage
         outcome.unpriced = ledger.unpriced
         outcome.savings = dict(ledger.savings)
         outcome.techniques = dict(ledger.techniques)
