@@ -21,7 +21,7 @@ is whoever chose ``A``: the cache that answered, ``fallback`` (the chosen model 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -31,9 +31,9 @@ from thrifty.pricing import cost as price_usage
 from thrifty.registry import ModelRegistry, ResolvedModel
 from thrifty.usage import Usage
 
-log = logging.getLogger(__name__)
-
 __all__ = ["CAUSES", "OVERHEAD_CAUSES", "OWN_PURPOSES", "account", "list_price", "overhead_cause"]
+
+log = logging.getLogger(__name__)
 
 #: Every cause a saving may be booked to, in report order.
 CAUSES: tuple[str, ...] = (
@@ -93,19 +93,10 @@ def account(
 ) -> tuple[float | None, dict[str, float]]:
     """(baseline cost, savings by cause) of ``ctx``'s request; (None, {}) when either
     side has an unknown price (an unpriced attempt makes the cost a lower bound)."""
-    if any(a.unpriced for a in ctx.attempts):
-        return None, {}
-    try:
-        baseline = registry.get(ctx.baseline_model)
-    except ThriftyError:
-        return None, {}
-    if baseline.price is None:
+    baseline = _baseline_model(ctx, registry)
+    if baseline is None:
         return None, {}
     savings: dict[str, float] = {}
-
-    def book(cause: str, value: float) -> None:
-        savings[cause] = savings.get(cause, 0.0) + value
-
     answer = reply.attempt if reply is not None else None
     if answer is not None and answer.purpose not in OWN_PURPOSES:
         answer = None  # a share of a packed call: the batch's, below
@@ -116,41 +107,66 @@ def account(
             if attempt is not answer:
                 failed += spent  # the caller's own billed failures: in the baseline too
         elif spent:
-            book(overhead_cause(attempt.purpose), -spent)
-    usage = reply.usage if reply is not None else None
-    if reply is None or usage is None:
-        return failed, savings
+            _book(savings, overhead_cause(attempt.purpose), -spent)
+    if reply is None or reply.usage is None:
+        return failed, savings  # no answer: the billed failures alone
+    sent = _book_answer(ctx, reply, reply.usage, baseline, registry, savings)
+    return (None, {}) if sent is None else (sent + failed, savings)
+
+
+def _baseline_model(ctx: Context, registry: ModelRegistry) -> ResolvedModel | None:
+    """The priced baseline model, or None when the row cannot have a baseline."""
+    if any(a.unpriced for a in ctx.attempts):
+        return None
+    try:
+        baseline = registry.get(ctx.baseline_model)
+    except ThriftyError:
+        return None
+    return None if baseline.price is None else baseline
+
+
+def _book_answer(
+    ctx: Context,
+    reply: Reply,
+    usage: Usage,
+    baseline: ResolvedModel,
+    registry: ModelRegistry,
+    savings: dict[str, float],
+) -> float | None:
+    """Book the chain from the request as sent to the answer's cost; returns the sent
+    request's list price at the baseline model (None: a price is unknown)."""
     served = _served(usage, ctx.removed_input, baseline)
     if served is None:
-        return None, {}
+        return None
     full, billed, as_billed = served
     cause = _model_cause(ctx, reply)
-    if cause is not None and cause.endswith("_cache"):  # answered without any model call: all of it
-        book(cause, full)
-        return full + failed, savings
+    if cause in ("exact_cache", "semantic_cache"):  # no model call: all of it
+        _book(savings, cause, full)
+        return full
     if full != billed:
-        book("prompt_cache", full - billed)
+        _book(savings, "prompt_cache", full - billed)
     if ctx.removed_input is not None:
-        book("compression", billed - as_billed)
+        _book(savings, "compression", billed - as_billed)
     try:
         answered = _price(usage, registry.get(reply.model))
     except ThriftyError:
         answered = None
     if answered is None:
-        return None, {}
-    _book_model(book, cause, as_billed - answered)
+        return None
+    _book(savings, cause, as_billed - answered)
+    answer = reply.attempt if reply.attempt and reply.attempt.purpose in OWN_PURPOSES else None
     paid = (answer.cost or 0.0) if answer is not None else 0.0
     if answer is None or answered != paid:
-        _book_model(book, "batching" if "batch" in ctx.techniques else cause, answered - paid)
-    return full + failed, savings
+        _book(savings, "batching" if "batch" in ctx.techniques else cause, answered - paid)
+    return full
 
 
-def _book_model(book: Callable[[str, float], None], cause: str | None, value: float) -> None:
+def _book(savings: dict[str, float], cause: str | None, value: float) -> None:
     if cause is not None:
-        book(cause, value)
-    elif value:  # the baseline model answered, so this is $0: a gap here is a bug
+        savings[cause] = savings.get(cause, 0.0) + value
+    elif value:  # nothing changed the model, so this is $0: a gap here is a bug
         log.warning("a saving without a cause", extra={"value": value})
-        book("unattributed", value)
+        savings["unattributed"] = savings.get("unattributed", 0.0) + value
 
 
 def _served(
