@@ -11,8 +11,8 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
   attempts), $0 without tokens, and no cost where the audit knows no price;
 * the row's cost = the sum of its attempts; ``unpriced`` and ``estimated`` = any attempt's;
 * the baseline (docs/ledger.md): the served tokens, plus what compression removed, at the
-  baseline model's list prices, plus the caller's own billed failures (a row with no
-  answer: those alone);
+  baseline model's list prices, plus the billed failures of the baseline model itself (a
+  row with no answer: those alone);
 * the savings: known causes only, adding up to ``baseline - cost``.
 
 Models are resolved as the gateway does it: ``models.<name>.price`` (USD per million) from
@@ -221,7 +221,7 @@ def expected_baseline(
     own = [a for a in attempts if a["purpose"] in OWN]
     answered = row.get("model") is not None
     answer = next((a for a in reversed(own) if tokens_of(a) == served), None) if answered else None
-    failed = math.fsum(a["cost"] or 0.0 for a in own if a is not answer)
+    failed = math.fsum(a["cost"] or 0.0 for a in own if a is not answer and a["model"] == name)
     if not answered:
         return failed
     price = prices.of(name, upstream)

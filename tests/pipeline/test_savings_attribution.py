@@ -18,6 +18,7 @@ import openai
 import pytest
 from tests.compression.test_compression_gateway import conversation
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config
+from tests.governance.test_budgets_gateway import price
 
 from thrifty.pipeline.attribution import CAUSES
 
@@ -236,3 +237,33 @@ def test_overhead_causes_agree_with_the_technique_table() -> None:
     for purpose, technique in OVERHEAD_PURPOSES.items():
         cause = overhead_cause(purpose)
         assert cause in CAUSES and owner.get(cause, cause) == technique, purpose
+
+
+@pytest.mark.slow
+def test_a_billed_failure_of_the_routed_model_is_routings_loss(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """The caller, sending as is to gpt-4o, would never have met the routed model's
+    timeout: it is not in the baseline but booked against routing."""
+    gateway = start_gateway(everything_config(upstream, tmp_path))
+    with sdk(gateway) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="auto", messages=[{"role": "user", "content": f"Describe dew. {uuid.uuid4()}"}],
+            extra_headers={"x-thrifty-route": "slow", "x-thrifty-cascade": "off"},
+        )  # fmt: skip
+    row = row_of(gateway, raw)
+    attempts = gateway.attempts(row["request_id"])
+    assert [(a["model"], a["purpose"], a["status"]) for a in attempts] == [
+        ("slow", "main", "error"),
+        ("slow", "retry", "ok"),
+    ]
+    timed_out, answer = attempts
+    assert timed_out["cost"] > 0 and row["baseline_model"] == "gpt-4o"
+    # the answer's tokens at gpt-4o's prices, nothing for the timeout
+    input_price, output_price = price("gpt-4o")
+    served = answer["input_tokens"] * input_price + answer["output_tokens"] * output_price
+    assert row["baseline_cost"] == pytest.approx(served, rel=1e-12)
+    assert set(row["savings"]) == {"routing"}
+    assert row["savings"]["routing"] == pytest.approx(
+        row["baseline_cost"] - answer["cost"] - timed_out["cost"], rel=1e-12
+    )

@@ -3,8 +3,9 @@
 The baseline (docs/ledger.md) is what the caller would have paid sending the request as
 is to the baseline model: the served tokens (the answer, or what was streamed before a
 cut; plus what compression removed) at that model's *list* prices (cached input billed
-as uncached), plus the caller's own failed tries that were billed (a timeout, a cut
-stream: sent as is, the caller meets them too). Savings are the difference, split along
+as uncached), plus the billed failures of the baseline model itself (a timeout, a cut
+stream: sent as is, the caller meets them too; a billed failure of another model is the
+loss of whoever chose that model). Savings are the difference, split along
 one chain of prices so the parts add up to it exactly on every row::
 
     P(M0, U+R at list) ─ prompt_cache ─► P(M0, U+R) ─ compression ─► P(M0, U)
@@ -103,15 +104,31 @@ def account(
     failed = 0.0
     for attempt in ctx.attempts:
         spent = attempt.cost or 0.0
-        if attempt.purpose in OWN_PURPOSES:
-            if attempt is not answer:
-                failed += spent  # the caller's own billed failures: in the baseline too
-        elif spent:
+        if attempt is answer or not spent:
+            continue
+        if attempt.purpose not in OWN_PURPOSES:
             _book(savings, overhead_cause(attempt.purpose), -spent)
+        elif attempt.model == ctx.baseline_model:
+            failed += spent  # a billed failure the caller, sending as is, meets too
+        else:
+            _book(savings, _failure_cause(ctx, attempt.model), -spent)
     if reply is None or reply.usage is None:
         return failed, savings  # no answer: the billed failures alone
     sent = _book_answer(ctx, reply, reply.usage, baseline, registry, savings)
     return (None, {}) if sent is None else (sent + failed, savings)
+
+
+def _failure_cause(ctx: Context, model: str) -> str:
+    """Who sent the request to ``model``, whose billed try failed: its loss."""
+    route: dict[str, Any] = ctx.techniques.get("route") or {}
+    cascade: dict[str, Any] = ctx.techniques.get("cascade") or {}
+    if route and model == route.get("model"):
+        return "routing"
+    if model in {tier.get("model") for tier in cascade.get("tiers") or ()}:
+        return "cascade"
+    if ctx.auto and not route and model == ctx.model:
+        return "default_model"
+    return "fallback"
 
 
 def _baseline_model(ctx: Context, registry: ModelRegistry) -> ResolvedModel | None:
