@@ -8,19 +8,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
-from tests.conftest import GATEWAY_KEY, Gateway, ServerThread
+from tests.conftest import Gateway
 from tests.replay.test_replay import RECORDS
-from tests.replay.test_replay_baselines import config
+from tests.replay.test_replay_baselines import serve
 
 from thrifty.ledger import build_report
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
-from thrifty.recordings.dataset import write_dataset
 from thrifty.replay.html import render_html
 from thrifty.replay.report import build_report as html_report
 from thrifty.replay.summary import ledger_summary
-from thrifty.upstream.app import UpstreamOptions, build_upstream_app
 
 
 @pytest.mark.slow
@@ -28,21 +25,9 @@ def test_the_demo_html_shows_the_terminal_bill(
     tmp_path: Path, start_gateway: Callable[[dict[str, Any]], Gateway]
 ) -> None:
     """Repeats and cache hits included: what the demo sends."""
-
-    dataset = tmp_path / "tiny.jsonl"
-    write_dataset(RECORDS, dataset)
-    settings = config("")
-    settings["cache"] = {"enabled": True, "path": str(tmp_path / "cache.db")}
-    with ServerThread(build_upstream_app(UpstreamOptions(dataset=dataset))) as upstream:
-        settings["providers"]["rec"]["base_url"] = f"{upstream.url}/v1"
-        gateway = start_gateway(settings)
-        with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as c:
-            for record in [*RECORDS, RECORDS[0]]:  # a repeat: an exact cache hit
-                c.chat.completions.create(
-                    model="auto", messages=list(record.messages), temperature=0
-                )
-        gateway.flush()
-    store = SqliteLedgerStore(gateway.ledger_path)
+    cache = {"enabled": True, "path": str(tmp_path / "cache.db")}
+    repeated = [*RECORDS, RECORDS[0]]  # a repeat: an exact cache hit
+    store = SqliteLedgerStore(serve(tmp_path, start_gateway, repeated, cache=cache))
     try:
         bill = build_report(store)
         summary = ledger_summary(store, "big")

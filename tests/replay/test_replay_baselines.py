@@ -20,7 +20,7 @@ from tests.replay.test_replay import BIG, RECORDS, SMALL
 from thrifty.config import parse_config
 from thrifty.ledger import build_report
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
-from thrifty.recordings.dataset import write_dataset
+from thrifty.recordings.dataset import ReplayRecord, write_dataset
 from thrifty.replay.simulator import replay, without_techniques
 from thrifty.replay.summary import summarize
 from thrifty.upstream.app import UpstreamOptions, build_upstream_app
@@ -40,19 +40,32 @@ def config(upstream_url: str) -> dict[str, Any]:
     }
 
 
+def serve(
+    tmp_path: Path,
+    start_gateway: Callable[[dict[str, Any]], Gateway],
+    records: list[ReplayRecord],
+    **sections: Any,
+) -> Path:
+    """Send ``records`` (no model named) through a gateway whose upstream answers from
+    ``RECORDS``' recordings; returns the ledger's path."""
+    dataset = tmp_path / "tiny.jsonl"
+    write_dataset(RECORDS, dataset)
+    with ServerThread(build_upstream_app(UpstreamOptions(dataset=dataset))) as upstream:
+        gateway = start_gateway({**config(upstream.url), **sections})
+        with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as c:
+            for record in records:
+                c.chat.completions.create(
+                    model="auto", messages=list(record.messages), temperature=0
+                )
+        gateway.flush()
+    return gateway.ledger_path
+
+
 @pytest.mark.slow
 def test_replay_promises_what_the_ledger_books(
     tmp_path: Path, start_gateway: Callable[[dict[str, Any]], Gateway]
 ) -> None:
-    dataset = tmp_path / "tiny.jsonl"
-    write_dataset(RECORDS, dataset)
-    with ServerThread(build_upstream_app(UpstreamOptions(dataset=dataset))) as upstream:
-        gateway = start_gateway(config(upstream.url))
-        with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as c:
-            for record in RECORDS:
-                c.chat.completions.create(model="auto", messages=list(record.messages))
-        gateway.flush()
-    store = SqliteLedgerStore(gateway.ledger_path)
+    store = SqliteLedgerStore(serve(tmp_path, start_gateway, list(RECORDS)))
     try:
         live = build_report(store)
     finally:
