@@ -73,8 +73,9 @@ def run_setup(
     baseline = replay(test_half, without_techniques(config, STRONG))
     summary = summarize(replay(test_half, config), baseline, STRONG)
     held_keys = ("savings_pct", "savings_pct_ci", "quality_retained", "quality_retained_ci")
-    b_keys = ("requests", "compared_requests", "savings_pct", "quality_retained", "actual_cost",
-              "baseline_cost", "missing_answers")  # fmt: skip
+    b_keys = ("requests", "compared_requests", "savings_pct", "savings_pct_replayed",
+              "quality_retained", "actual_cost", "baseline_cost", "baseline_replayed_cost",
+              "missing_answers")  # fmt: skip
     return {
         "chosen": result.chosen.candidate.label,
         "tune_seconds": round(tune_s, 1),
@@ -161,7 +162,8 @@ def main() -> int:
     weak = {m: totals(matrix[m], baseline, [i for i in rows if matrix[m][i].ok]) for m in matrix}
     cheapest = min(weak, key=lambda m: weak[m]["actual_cost"])
     for outcome in results["setups"].values():
-        cost = base_totals["actual_cost"] * (1 - outcome["half_B"]["savings_pct"] / 100)
+        # against the replayed baseline (the strong model's own answers), as the references
+        cost = base_totals["actual_cost"] * (1 - outcome["half_B"]["savings_pct_replayed"] / 100)
         outcome["random_at_equal_cost_B"] = {
             f"{STRONG}+{model}": random_at_equal_cost(base_totals, weak[model], cost)
             for model in (CHEAP_TIER, cheapest)

@@ -135,7 +135,8 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
         "chosen": result.chosen.candidate.label,
         "tune_seconds": round(tune_s, 1),
         "held_out_in_A": {k: result.held_out[k] for k in ("savings_pct", "quality_retained")},
-        "B_savings_pct": round(t["savings_pct"], 2),
+        # against the strong model's own answers, like the oracle and random references
+        "B_savings_pct": round(t["savings_pct_replayed"], 2),
         "B_quality_retained": round(q, 4),
         "B_requests_routed_down": round(routed_share, 3),
         "B_random_quality_at_equal_cost": round(best_q_at_cost, 4),

@@ -112,6 +112,9 @@ class UpstreamError(ThriftyError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"
+    delivered = True
+    """The provider had the request (it timed out answering, not connecting), so it may
+    bill it: dispatch books such a try at its estimated cost."""
 
 
 class UpstreamUnavailable(UpstreamError):

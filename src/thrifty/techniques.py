@@ -5,15 +5,16 @@ Request path (outermost first) and the ``Context`` fields each stage reads/write
     governance  reads ctx.caller: allowed models, rate limits, budget reservation (the
                 worst case the stages below declare); settles when the request ends
                 (governance/stage.py). Absent without governance
-    ledger      reads everything on the way back; writes one RequestRecord
+    ledger      reads everything on the way back; writes one RequestRecord, its
+                baseline and its savings by cause (pipeline/attribution.py)
     cache       exact, then semantic: may answer; stores answers on the way back
-    compress    rewrites ctx.body (context only); books savings["compression"],
-                sets ctx.removed_input for the baseline
-    route       rewrites ctx.model; books savings["routing"]
+    compress    rewrites ctx.body (context only); sets ctx.removed_input (the
+                baseline's, and compression's saving)
+    route       rewrites ctx.model; notes its pick in techniques["route"]
     batch       window: waits for compatible requests, answers them from one packed
-                call; sets each ctx's attempts (its share), techniques["batch"],
-                savings["batching"] (batching/window.py)
-    cascade     tries tiers, checks, escalates; books savings["cascade"]
+                call; sets each ctx's attempts (its share) and techniques["batch"]
+                (batching/window.py)
+    cascade     tries tiers, checks, escalates; notes them in techniques["cascade"]
     dispatch    calls ctx.model with retries and fallbacks; appends ctx.attempts
 
 Governance (allowed models, rate limits, budget reservation; settlement when the request

@@ -57,7 +57,7 @@ def test_exact_hit_costs_nothing_and_saves_the_baseline(
     assert float(second.headers["x-thrifty-cost"]) == 0.0
     row = cached.row(second.headers["x-thrifty-request-id"])
     assert row["cost"] == 0 and row["baseline_cost"] > 0
-    assert row["savings"]["cache"] == pytest.approx(row["baseline_cost"])
+    assert row["savings"]["exact_cache"] == pytest.approx(row["baseline_cost"])
     assert row["techniques"]["cache"]["result"] == "hit" and row["provider"] == "cache"
     assert cached.attempts(row["request_id"]) == []
 
@@ -248,12 +248,12 @@ def test_semantic_verifier_confirms_or_blocks_and_is_billed(
     hit = gateway.row(confirmed.headers["x-thrifty-request-id"])
     assert [a["purpose"] for a in gateway.attempts(hit["request_id"])] == ["cache_verify"]
     assert 0 < hit["cost"] < hit["baseline_cost"]
-    assert hit["savings"]["cache"] == pytest.approx(hit["baseline_cost"] - hit["cost"])
+    assert hit["savings"]["semantic_cache"] == pytest.approx(hit["baseline_cost"] - hit["cost"])
     assert blocked.headers["x-thrifty-cache"].split(";")[0] == "miss"
     assert blocked.parse().choices[0].message.content == "Paris, of course."
     miss = gateway.row(blocked.headers["x-thrifty-request-id"])
     assert [a["purpose"] for a in gateway.attempts(miss["request_id"])] == ["cache_verify", "main"]
-    assert miss["savings"]["cache"] < 0, "a verifier call that ends in a miss is the cache's loss"
+    assert miss["savings"]["semantic_cache"] < 0, "a verifier call that ends in a miss: a loss"
     assert "verifier" in miss["techniques"]["cache"]["semantic"]["blocked_by"]
 
 

@@ -149,9 +149,9 @@ def test_dashboard_in_chromium_shows_the_ledger(
     # the waterfall starts at the baseline, ends at the actual cost, steps per technique
     labels = charts["waterfall"]["labels"]
     assert labels[0] == "baseline" and labels[-1] == "actual"
-    assert {"cache", "cascade"} <= set(labels)
+    assert {"exact_cache", "cascade"} <= set(labels)
     bars = charts["waterfall"]["data"][0]
-    assert bars[-1][1] == pytest.approx(spend, rel=1e-9)  # only priced requests have a baseline
+    assert bars[-1][1] == pytest.approx(spend, rel=1e-9)  # it ends at the spend card
 
     latest = page.inner_text("#table-latest")
     for reply in replies:

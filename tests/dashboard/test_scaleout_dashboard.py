@@ -59,7 +59,7 @@ def test_dashboard_reads_a_postgres_ledger(
     assert float(cards["escalation-rate"]) > 0
     assert sum(pg["charts"]["series"]["requests"]) == 5
     assert pg["teams"] == {"search": 2, "ads": 2, "research": 1}
-    assert {"cache", "cascade"} <= {s["label"] for s in pg["charts"]["waterfall"]}
+    assert {"exact_cache", "cascade"} <= {s["label"] for s in pg["charts"]["waterfall"]}
 
     assert pg["teams"] == lite["teams"]
     assert pg["cards"].keys() == lite["cards"].keys()

@@ -36,7 +36,7 @@ RECORDS = [
     rec("b", DAY1, key_id="k2", tags={"team": "ads", "env": "prod"}, cost=0.003,
         baseline_model="big", baseline_cost=0.003,
         usage=Usage(input_tokens=200, output_tokens=20, reasoning_tokens=5)),
-    # failed after paid attempts: cost counted, no baseline
+    # failed after paid attempts, baseline unknown: counted in the baseline at its cost
     rec("c", DAY2, model=None, provider=None, requested_model="small", key_id="k1",
         status="error", http_status=502, error_type="upstream_error", cost=0.0005,
         usage=Usage()),
@@ -71,9 +71,10 @@ def test_totals(store: SqliteLedgerStore) -> None:
     t = report["totals"]
     assert (t["requests"], t["errors"]) == (4, 1)
     assert t["cost"] == pytest.approx(0.0045)
-    assert t["baseline_cost"] == pytest.approx(0.007)
+    assert t["baseline_cost"] == pytest.approx(0.0075)
     assert t["savings"] == pytest.approx(0.003)
-    assert t["savings_pct"] == pytest.approx(0.003 / 0.007 * 100)
+    assert t["savings"] == pytest.approx(t["baseline_cost"] - t["cost"]), "one headline rule"
+    assert t["savings_pct"] == pytest.approx(0.003 / 0.0075 * 100)
     assert (t["input_tokens"], t["output_tokens"]) == (350, 35)
     assert (t["cached_input_tokens"], t["reasoning_tokens"]) == (30, 5)
     assert t["unpriced_requests"] == 1 and report["unpriced"] == 1
@@ -89,7 +90,8 @@ def test_by_model(store: SqliteLedgerStore) -> None:
     # the failed request has no served model: it is grouped under the model it asked for
     assert g["small"]["requests"] == 2 and g["small"]["errors"] == 1
     assert g["small"]["cost"] == pytest.approx(0.0015)
-    assert g["small"]["baseline_cost"] == pytest.approx(0.004)
+    assert g["small"]["baseline_cost"] == pytest.approx(0.0045)
+    assert g["small"]["savings"] == pytest.approx(g["small"]["baseline_cost"] - 0.0015)
     assert g["small"]["share_of_cost"] == pytest.approx(0.0015 / 0.0045)
     assert g["mystery"]["unpriced"] == 1 and g["mystery"]["cost"] == 0.0
     assert g["mystery"]["baseline_cost"] is None and g["mystery"]["savings"] is None
@@ -189,15 +191,15 @@ def test_savings_by_technique(tmp_path: Path) -> None:
     try:
         store.write_many([
             rec("t1", 1_000.0, savings={"routing": 0.25, "cascade": -0.05}),
-            rec("t2", 1_001.0, savings={"routing": 0.5, "cache": 1.0}),
+            rec("t2", 1_001.0, savings={"routing": 0.5, "exact_cache": 1.0}),
             rec("t3", 1_002.0),
         ])  # fmt: skip
         report = build_report(store)
     finally:
         store.close()
     assert report["by_technique"] == {
-        "cache": pytest.approx(1.0),
         "cascade": pytest.approx(-0.05),
+        "exact_cache": pytest.approx(1.0),
         "routing": pytest.approx(0.75),
     }
-    assert "savings by technique" in render_table(report)
+    assert "savings by cause" in render_table(report)

@@ -88,9 +88,15 @@ def test_metrics_count_the_requests_sent(
     assert total(m, "thrifty_upstream_attempts_total", provider="dead", status="error") == 3
     assert total(m, "thrifty_cost_usd_total") == pytest.approx(sum(r["cost"] for r in rows))
     assert total(m, "thrifty_tokens_total", kind="output") == sum(r["output_tokens"] for r in rows)
-    cache_saved = sum(r["savings"].get("cache", 0.0) for r in rows)
+    cache_saved = sum(r["savings"].get("exact_cache", 0.0) for r in rows)
     assert cache_saved > 0
-    assert total(m, "thrifty_savings_usd_total", technique="cache") == pytest.approx(cache_saved)
+    saved = total(m, "thrifty_savings_usd_total", technique="exact_cache")
+    assert saved == pytest.approx(cache_saved)
+    # every dollar of baseline - cost is some cause's saving (the fallback's one included)
+    net = total(m, "thrifty_savings_usd_total") - total(m, "thrifty_savings_negative_usd_total")
+    baseline = total(m, "thrifty_baseline_cost_usd_total")
+    assert net == pytest.approx(baseline - total(m, "thrifty_cost_usd_total"), rel=1e-9)
+    assert net > cache_saved, "the fallback to a cheaper model saved too"
 
 
 def test_metrics_can_require_an_admin_key_or_be_off(

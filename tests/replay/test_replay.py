@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from thrifty.config import parse_config
+from thrifty.pipeline.attribution import CAUSES
 from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
 from thrifty.replay.search import Candidate
 from thrifty.replay.simulator import replay, without_techniques
@@ -82,13 +83,25 @@ def test_static_substitution_matches_hand_computation() -> None:
     )
     big = sum(hand_cost("big", BIG, r) for r in RECORDS)
     small = sum(hand_cost("small", SMALL, r) for r in RECORDS)
+    # the ledger's baseline: small's answers (the served tokens) at big's prices
+    served_at_big = sum(
+        (count_messages(list(r.messages), "small").tokens * BIG["input"]
+         + count_text(r.answers["small"].text or "", "small").tokens * BIG["output"]) / 1e6
+        for r in RECORDS
+    )  # fmt: skip
     assert summary["actual_cost"] == pytest.approx(small, rel=1e-12)
-    assert summary["savings_pct"] == pytest.approx(100 * (1 - small / big))
+    assert summary["baseline_cost"] == pytest.approx(served_at_big, rel=1e-12)
+    assert summary["savings_pct"] == pytest.approx(100 * (1 - small / served_at_big))
+    # and named apart, big's own recorded answers
+    assert summary["baseline_replayed_cost"] == pytest.approx(big, rel=1e-12)
+    assert summary["savings_pct_replayed"] == pytest.approx(100 * (1 - small / big))
     assert summary["quality_baseline"] == pytest.approx((1.0 + 1.0 + 0.9) / 3)
     assert summary["quality_actual"] == pytest.approx((1.0 + 0.0 + 0.8) / 3)
     assert summary["quality_retained"] == pytest.approx(1.8 / 2.9)
-    # not from any technique: visible as unattributed, never credited to one
-    assert summary["unattributed_savings"] == pytest.approx(big - small)
+    # an ``auto`` request served by a cheaper default: its own cause, nothing unattributed
+    net = summary["by_technique"]["default_model"]["net_savings"]
+    assert net == pytest.approx(served_at_big - small, rel=1e-12)
+    assert summary["unattributed_savings"] == pytest.approx(0.0, abs=1e-15)
 
 
 def test_missing_answer_is_explicit_and_excluded() -> None:
@@ -167,7 +180,7 @@ def test_replay_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
                 "quality_baseline", "quality_actual", "quality_retained", "unpriced",
                 "missing_answers", "by_model", "by_technique"):  # fmt: skip
         assert key in out
-    assert set(out["by_technique"]) == {"routing", "cascade", "cache", "compression", "batching"}
+    assert set(out["by_technique"]) == set(CAUSES)
     assert html.read_text().startswith("<!DOCTYPE html>")
 
 

@@ -144,7 +144,7 @@ class Packer:
         async def run(chunk: list[int]) -> None:
             chosen = [items[i] for i in chunk]
             if len(chosen) == 1:
-                replies = [await _alone(chosen[0], call, "alone", None)]
+                replies = [await _alone(chosen[0], call, "alone")]
             else:
                 replies = await self._packed(chosen, call, model.max_output_tokens)
             for i, reply in zip(chunk, replies, strict=True):
@@ -187,15 +187,14 @@ class Packer:
             charged = [replace(a, request_id=ctx.request_id, seq=ctx.next_seq() + k)
                        for k, a in enumerate(shares[i])]  # fmt: skip
             ctx.attempts.extend(charged)
-            share_cost = sum(a.cost or 0.0 for a in charged)
             note = {"id": batch_id, "size": len(items), "index": i}
             if reply is not None and i in parsed.answers:
                 ctx.techniques["batch"] = {**note, "mode": "packed"}
-                out[i] = self._item_reply(ctx, reply, parsed.answers[i], charged, share_cost)
+                out[i] = self._item_reply(ctx, reply, parsed.answers[i], charged)
             else:
                 problem = parsed.problems.get(i, "packed call failed")
                 ctx.techniques["batch"] = {**note, "mode": "reasked", "problem": problem}
-                reasks[i] = _alone(item, call, "reasked", -share_cost)
+                reasks[i] = _alone(item, call, "reasked")
         if reasks:
             log.info(
                 "re-asking packed items alone",
@@ -230,15 +229,15 @@ class Packer:
         packed: Reply,
         answer: str,
         charged: list[AttemptRecord],
-        share_cost: float,
     ) -> Reply:
         """The caller's own ``chat.completion``: its answer, usage = its share of the call.
 
         ``Reply.usage`` is what the request would have used sent alone (its messages,
-        its answer), so the ledger's baseline and routing's savings are priced on the
-        request as the caller sent it; the body's usage is what the caller was charged.
+        its answer), so the ledger's baseline is priced on the request as the caller sent
+        it and batching is credited that priced at the served model minus its share of the
+        packed call (``pipeline/attribution.py``); the body's usage is what the caller was
+        charged.
         """
-        served = self._registry.get(packed.model)
         upstream = self._upstream_model(packed.model)
         alone = Usage(
             input_tokens=count_messages(ctx.body["messages"], upstream).tokens,
@@ -246,9 +245,6 @@ class Packer:
             estimated=True,
         )
         charged_usage = sum((a.usage for a in charged if a.usage is not None), Usage())
-        alone_cost = attempt_cost(alone, served)
-        if alone_cost is not None:
-            ctx.savings["batching"] = alone_cost - share_cost
         body = dict(packed.body or {})
         body["id"] = f"{body.get('id', 'chatcmpl-thrifty')}-{ctx.request_id[-8:]}"
         body["choices"] = [
@@ -270,18 +266,15 @@ class Packer:
         )
 
 
-async def _alone(
-    item: PackItem, call: CallNext, mode: str, share_saving: float | None
-) -> Reply | BaseException:
-    """The item as an ordinary request; its share of a failed packed call is its loss."""
+async def _alone(item: PackItem, call: CallNext, mode: str) -> Reply | BaseException:
+    """The item as an ordinary request; its share of a failed packed call (its ``batch``
+    attempts) is the batching's loss."""
     ctx = item.ctx
     ctx.techniques.setdefault("batch", {"mode": mode})
     try:
         reply = await call(ctx)
     except ThriftyError as exc:
         return exc
-    if share_saving is not None and share_saving != 0.0:
-        ctx.savings["batching"] = share_saving
     return reply
 
 

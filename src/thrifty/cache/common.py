@@ -13,7 +13,6 @@ import orjson
 
 from thrifty.pipeline.assemble import ChunkAssembler
 from thrifty.pipeline.context import Context, Reply
-from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.synthetic_stream import stream_completion
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
@@ -70,7 +69,8 @@ def scope_of(ctx: Context, scope: str) -> str:
 def hit_reply(
     ctx: Context, stored: bytes, registry: ModelRegistry, kind: str, headers: dict[str, str]
 ) -> Reply:
-    """Answer from a stored response; the saving is the whole baseline cost."""
+    """Answer from a stored response; the ledger books the whole baseline cost as the
+    cache's saving (``pipeline/attribution.py``)."""
     record = orjson.loads(stored)
     body, model = record["body"], record["model"]
     usage = Usage.from_openai(body.get("usage")) or Usage()
@@ -84,19 +84,7 @@ def hit_reply(
         reply.chunks = stream_completion(body, ctx.client_wants_usage)
     else:
         reply.body = body
-    baseline = registry.get(ctx.baseline_model)
-
-    def book(final: Reply | None) -> None:
-        if final is not None and (saved := attempt_cost(usage, baseline)) is not None:
-            ctx.savings["cache"] = saved - verify_overhead(ctx)
-
-    ctx.finalizers.append(book)
     return reply
-
-
-def verify_overhead(ctx: Context) -> float:
-    """What the semantic cache's verifier calls cost this request."""
-    return sum(a.cost or 0.0 for a in ctx.attempts if a.purpose == "cache_verify")
 
 
 def encode_answer(model: str, body: dict[str, Any]) -> bytes:

@@ -19,7 +19,6 @@ from thrifty.cache.common import (
     off_loop,
     scope_of,
     store_after,
-    verify_overhead,
 )
 from thrifty.cache.config import CacheConfig
 from thrifty.cache.guards import guard_verdict
@@ -138,7 +137,6 @@ class SemanticCacheStage(Spender):
                 blocked = self._blocked(question, match.question, match.similarity, note)
                 if blocked is None and not await self._confirmed(ctx, question, match.question):
                     note["blocked_by"] = "verifier: not the same request"
-                    ctx.finalizers.append(_book_verifier_overhead(ctx))
                 elif blocked is None:
                     ctx.techniques["cache"] = {"result": "hit", "type": "semantic", **note}
                     headers = {
@@ -198,12 +196,3 @@ class SemanticCacheStage(Spender):
             purpose="cache_verify", max_tokens=_VERIFY_MAX_TOKENS,
         )  # fmt: skip
         return says_yes(reply)
-
-
-def _book_verifier_overhead(ctx: Context) -> Any:
-    """A verifier call that ended in a miss is the cache's loss."""
-
-    def book(reply: Reply | None) -> None:
-        ctx.savings["cache"] = ctx.savings.get("cache", 0.0) - verify_overhead(ctx)
-
-    return book

@@ -4,7 +4,9 @@ Each tier is called through the rest of the pipeline (retries and fallbacks incl
 without streaming; its answer is scored by the tier's checks (see ``checks.py``) and
 accepted when the combined score reaches the tier's threshold. The last tier is always
 accepted. A rejected answer stays in the ledger as a ``cascade`` attempt (its cost is the
-cascade's overhead), a judge call as a ``judge`` attempt.
+cascade's overhead), a judge call as a ``judge`` attempt. The ledger books the cascade's
+saving (``pipeline/attribution.py``): an accepted cheap answer saves the baseline's price
+of its tokens minus theirs; an escalation costs only the rejected tiers and the judges.
 
 Streaming clients get the accepted answer streamed once it is accepted: the first byte
 waits for the cheap tier's whole answer and its checks (and any escalation). Send
@@ -24,7 +26,7 @@ from thrifty.cascade.config import CascadeConfig
 from thrifty.cascade.judge import judge_messages
 from thrifty.errors import UpstreamError
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
+from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.pipeline.synthetic_stream import stream_completion
@@ -110,8 +112,7 @@ class CascadeStage(Spender):
         start = self._start(ctx)
         if start is None or start == len(self._tiers) - 1:
             return await call_next(ctx)
-        entry_model, client_stream, original = ctx.model, ctx.stream, ctx.body
-        first_attempt = len(ctx.attempts)
+        client_stream, original = ctx.stream, ctx.body
         ctx.stream = False
         try:
             reply, log = await self._climb(ctx, start, call_next)
@@ -125,7 +126,6 @@ class CascadeStage(Spender):
             "accepted": ctx.model,
             "tiers": log,
         }
-        ctx.finalizers.append(self._booker(ctx, entry_model, first_attempt))
         if client_stream and reply.body is not None:
             reply.chunks = stream_completion(reply.body, ctx.client_wants_usage)
             reply.body = None
@@ -187,19 +187,6 @@ class CascadeStage(Spender):
             )
 
         return judge
-
-    def _booker(self, ctx: Context, entry_model: str, first_attempt: int) -> Any:
-        entry = self._registry.get(entry_model)
-
-        def book(reply: Reply | None) -> None:
-            if reply is None or reply.usage is None:
-                return
-            as_is = attempt_cost(reply.usage, entry)
-            spent = [a.cost for a in ctx.attempts[first_attempt:]]
-            if as_is is not None and None not in spent:
-                ctx.savings["cascade"] = as_is - sum(c for c in spent if c is not None)
-
-        return book
 
 
 def judge_cost(bound: Bound, judge: str, prompt_tokens: int, answer_tokens: int) -> float:

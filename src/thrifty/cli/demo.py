@@ -10,7 +10,9 @@ recorded answers, GPT-4 grades) and ``examples/arena.yaml``:
    app would, naming no model, so the gateway's policy decides;
 5. the ledger report (baseline cost, actual cost, savings) is printed, with the quality
    retained read from the recorded grades of the answers that came back, and an HTML
-   report (tuner curve, held-out estimate, waterfall) is written.
+   report is written: its cards, waterfall and shares are read from the same ledger (the
+   same numbers as the terminal bill), its cost–quality chart and held-out estimate from
+   the tuning half.
 """
 
 from __future__ import annotations
@@ -109,6 +111,7 @@ def _drive(
 
 
 def _cache_hits(ledger: Path) -> int:
+    """Requests the exact or semantic cache answered."""
     from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
     store = SqliteLedgerStore(ledger)
@@ -194,14 +197,21 @@ def run(args: argparse.Namespace) -> int:
     print("\n4. the bill, from the gateway's ledger:")
     sys.stdout.flush()
     subprocess.call([*thrifty, "report", "--ledger", str(ledger), "--by", "model"])
-    print(f"exact cache hits: {_cache_hits(ledger)}")
+    print(f"cache hits: {_cache_hits(ledger)}")
     if graded:
         print(f"\nquality retained (recorded GPT-4 grades of the answers served vs {baseline}'s): "
               f"{actual_q / base_q:.1%} over {graded} graded answers; "
               f"{missing} requests had no recorded answer for the chosen model")  # fmt: skip
     html = workdir / "report.html"
-    html.write_text(_html_report(tune_half, serve_half, tuned, result, workdir))
-    print(f"HTML report of the served half: {html}")
+    quality = {
+        "quality_actual": actual_q / graded if graded else None,
+        "quality_baseline": base_q / graded if graded else None,
+        "quality_retained": actual_q / base_q if base_q else None,
+        "quality_rows": graded,
+        "missing_answers": missing,
+    }
+    html.write_text(_html_report(tune_half, serve_half, tuned, result, workdir, ledger, quality))
+    print(f"HTML report of the served half (this bill): {html}")
     print(f"how the tuner chose (the tuning half): {html.with_name('tune.html')}")
     return 0
 
@@ -212,21 +222,28 @@ def _html_report(
     tuned: dict[str, Any],
     result: Any,
     workdir: Path,
+    ledger: Path,
+    quality: dict[str, Any],
 ) -> str:
-    """Cards, waterfall and shares: the served half. The cost–quality chart (the tuner's
-    candidates and the reference points, on the tuning half) goes to ``tune.html``."""
+    """Cards, waterfall and shares: the gateway's ledger of the served traffic, the same
+    numbers as the terminal bill (``quality``: the served answers' recorded grades). The
+    cost–quality chart (the tuner's candidates and the reference points, on the tuning
+    half, where the choice was made) goes to ``tune.html``."""
     from thrifty.cli.tune import candidate_points
     from thrifty.config import parse_config
+    from thrifty.ledger.stores.sqlite import SqliteLedgerStore
     from thrifty.replay.html import render_html
     from thrifty.replay.references import model_matrix, reference_points
     from thrifty.replay.report import baseline_rows, build_report
-    from thrifty.replay.simulator import replay, without_techniques
-    from thrifty.replay.summary import summarize
+    from thrifty.replay.summary import ledger_summary, summarize
 
     config = parse_config(tuned, base_dir=workdir.resolve())
     baseline_model = config.baseline_model or config.default_model or ""
-    baseline = replay(records, without_techniques(config, baseline_model))
-    summary = summarize(replay(records, config), baseline, baseline_model)
+    store = SqliteLedgerStore(ledger)
+    try:
+        summary = {**ledger_summary(store, baseline_model), **quality}
+    finally:
+        store.close()
     chosen_cost = next(p["cost"] for p in candidate_points(result) if p["chosen"])
     references = reference_points(
         model_matrix(tune_half, config),
@@ -235,7 +252,8 @@ def _html_report(
         chosen_cost,
     )
     report = build_report(
-        f"Thrifty demo — arena_bench_v1, {len(records)} served prompts (tuned on the other half)",
+        f"Thrifty demo — arena_bench_v1, {summary['requests']} requests served "
+        f"({len(records)} prompts and repeats; tuned on the other half)",
         summary,
         references,
         candidate_points(result),
@@ -243,7 +261,8 @@ def _html_report(
     )
     # One story per page: the served half here, the tuner's choice on its own page.
     tuning = f"the {len(tune_half)} tuning prompts, where the tuner chose"
-    report.update(scope=f"the {len(records)} served prompts (the tuner never saw them)",
+    report.update(scope=f"the {summary['requests']} requests the gateway served ({len(records)} "
+                  "prompts the tuner never saw, and repeats): the terminal bill's numbers",
                   curve_scope=tuning, curve_page="tune.html")  # fmt: skip
     tune_report = build_report(
         f"Thrifty demo — how the policy was chosen ({len(tune_half)} tuning prompts)",

@@ -68,7 +68,7 @@ def call_info(ctx: Context, reply: Reply) -> CallInfo:
         cost=_money(headers.get("x-thrifty-cost")),
         baseline_cost=_money(headers.get("x-thrifty-baseline-cost")),
         usage=reply.usage,
-        savings=dict(ctx.savings),
+        savings=dict(ctx.booked_savings),
         decisions={k: dict(v) for k, v in ctx.techniques.items()},
         headers=headers,
     )

@@ -13,17 +13,16 @@ Per request (skipped for ``x-thrifty-compress: off``, non-chat endpoints, models
 4. ``ctx.body`` gets the rewritten messages for the stages below; the caller's body is
    put back afterwards (the ledger captures what the caller sent).
 
-Books ``savings["compression"]`` = the removed input tokens at the baseline model's price
-(cached-input price for a repeated prefix) − the summary calls this request paid for,
-and tells the ledger the removed tokens (``ctx.removed_input``) so the baseline — the
-request as sent — includes them.
+Tells the ledger the removed tokens (``ctx.removed_input``): the baseline — the request
+as sent — includes them, and the ledger credits compression with them at the baseline
+model's price (cached-input price for a repeated prefix) minus the summary calls this
+request paid for (``pipeline/attribution.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import Any
 
 from thrifty.compression.abstractive import Summariser, summary_cost
@@ -35,7 +34,7 @@ from thrifty.compression.scoring import Embed
 from thrifty.errors import ThriftyError
 from thrifty.messages import text_of
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.dispatch import DispatchStage, attempt_cost
+from thrifty.pipeline.dispatch import DispatchStage
 from thrifty.pipeline.side_call import side_call
 from thrifty.pipeline.stage import CallNext
 from thrifty.pipeline.worst_case import Bound, Spender
@@ -258,23 +257,7 @@ class CompressionStage(Spender):
         if not removed:
             return None
         ctx.removed_input = Usage(input_tokens=removed, cached_input_tokens=removed_cached)
-        ctx.finalizers.append(self._booker(ctx, ctx.removed_input))
         return out
-
-    def _booker(self, ctx: Context, removed: Usage) -> Callable[[Reply | None], None]:
-        def book(reply: Reply | None) -> None:
-            if reply is None:
-                return
-            try:
-                baseline = self._registry.get(ctx.baseline_model)
-            except ThriftyError:
-                return
-            saved = attempt_cost(removed, baseline)
-            overhead = sum(a.cost or 0.0 for a in ctx.attempts if a.purpose == SUMMARY_PURPOSE)
-            if saved is not None:
-                ctx.savings["compression"] = saved - overhead
-
-        return book
 
 
 def _rejoin(split: QuestionSplit, context: list[dict[str, Any]]) -> str:

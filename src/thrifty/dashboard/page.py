@@ -109,7 +109,7 @@ def dashboard_page(
         f"{warnings}<section class=cards>{card_html}</section>"
         "<section class=charts>"
         + _chart("spend", "Spend and savings over time")
-        + _chart("waterfall", "Savings by technique, net of overhead")
+        + _chart("waterfall", "Savings by cause, net of overhead")
         + "</section>"
         + _waterfall_table(data["waterfall"])
         + "<section class=groups>"

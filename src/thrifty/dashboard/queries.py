@@ -94,11 +94,14 @@ def _where(sql: LedgerSql, since: float | None) -> tuple[str, list[Any]]:
 
 
 def _series(sql: LedgerSql, since: float | None, bucket_s: int, now: float) -> dict[str, list[Any]]:
-    """Cost, baseline and savings per time bucket; empty buckets are zeros, not gaps."""
+    """Cost, baseline and savings per time bucket; empty buckets are zeros, not gaps.
+
+    The report's rule: a request with no known baseline counts at its cost (no saving),
+    so each bucket's savings are its baseline minus its cost."""
     where, params = _where(sql, since)
     rows = sql.rows(
         f"SELECT {sql.bucket('ts')} AS b, COUNT(*) AS n, COALESCE(SUM(cost), 0) AS cost, "
-        "COALESCE(SUM(baseline_cost), 0) AS baseline, "
+        "COALESCE(SUM(COALESCE(baseline_cost, cost)), 0) AS baseline, "
         "COALESCE(SUM(baseline_cost - cost), 0) AS savings "
         f"FROM requests {where} GROUP BY 1 ORDER BY 1",
         [bucket_s, *params],
@@ -120,11 +123,12 @@ def _series(sql: LedgerSql, since: float | None, bucket_s: int, now: float) -> d
 
 
 def _waterfall(totals: dict[str, Any], by_technique: dict[str, float]) -> list[dict[str, Any]]:
-    """Baseline, minus each technique's net savings, to the actual cost.
+    """Baseline, minus each cause's net savings, to the actual cost.
 
-    Over the requests with a known baseline (failed and unpriced requests have none). What
-    the techniques booked need not add up to baseline minus actual (e.g. a fallback to a
-    cheaper model saves without any technique): the rest is its own "other" step.
+    The ledger books every dollar of each row's baseline − cost to a named cause
+    (``pipeline/attribution.py``), and a row without a known baseline counts at its cost,
+    so the steps end at the spend card. Rows written before causes were exact may leave a
+    remainder: it is its own "unattributed" step.
     """
     baseline, savings = totals["baseline_cost"], totals["savings"]
     if baseline is None or savings is None:
@@ -136,7 +140,7 @@ def _waterfall(totals: dict[str, Any], by_technique: dict[str, float]) -> list[d
         booked += saved
     other = savings - booked
     if abs(other) > 1e-12:
-        steps.append({"label": "other", "kind": "step", "value": -other})
+        steps.append({"label": "unattributed", "kind": "step", "value": -other})
     steps.append({"label": "actual", "kind": "total", "value": baseline - savings})
     return steps
 

@@ -89,8 +89,11 @@ class RequestRecord:
 
     ``usage`` is the returned answer's usage; ``cost`` is the *actual* cost, the sum of all
     priced attempts (failed and overhead calls included); ``unpriced`` is true when any attempt
-    used tokens without a known price, so ``cost`` is a lower bound. ``baseline_cost`` is what
-    the request would have cost sent as-is to ``baseline_model``; None when unknown.
+    used tokens without a known price, so ``cost`` is a lower bound; ``estimated`` when part
+    of ``cost`` rests on token counts Thrifty made itself (no usage from the upstream: a
+    timeout, a cut stream). ``baseline_cost`` is what the request would have cost sent as-is
+    to ``baseline_model`` (docs/ledger.md); None when unknown, and then ``savings`` is empty.
+    ``savings`` splits ``baseline_cost - cost`` by cause (``pipeline/attribution.py``).
     ``key_id`` is a short hash of the caller's key, never the key itself; ``team`` and
     ``tags`` come from the caller's virtual key (tags merged with the request's). ``body``,
     ``answer`` and ``answer_model`` (the upstream model id that answered) are filled only
@@ -116,6 +119,7 @@ class RequestRecord:
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
     unpriced: bool = False
+    estimated: bool = False
     baseline_model: str | None = None
     baseline_cost: float | None = None
     latency_ms: float = 0.0

@@ -51,7 +51,10 @@ def build_report(
     Returns a JSON-ready dict: ``totals``, ``groups`` (costliest first; by day, in date
     order), ``unpriced`` (requests whose cost is a lower bound) and ``warnings``. With
     ``by="tag"`` a request counts once per tag, so group shares may add up to more than 1.
-    Baseline and savings are None where no request in scope had a known baseline.
+    A request without a known baseline (unpriced) counts in the baseline at its cost, so
+    every headline keeps ``savings == baseline_cost - cost``, failed requests included;
+    baseline and savings are None where no request in scope had a known baseline.
+    ``by_technique`` is the savings by cause (docs/ledger.md), which add up to ``savings``.
     """
     if by not in REPORT_GROUPS:
         raise ValueError(f"cannot group by {by!r}; choose one of {', '.join(REPORT_GROUPS)}")
@@ -155,7 +158,7 @@ def render_table(report: dict[str, Any]) -> str:
     ]
     if report.get("by_technique"):
         parts = [f"{name} {_money(saved)}" for name, saved in report["by_technique"].items()]
-        lines.append("savings by technique (net of their overhead): " + ", ".join(parts))
+        lines.append("savings by cause (net of their overhead): " + ", ".join(parts))
     lines += [f"WARNING: {w}" for w in report["warnings"]]
     headers = [report["by"], *_COLUMNS]
     rows = [_cells(g) for g in report["groups"]]

@@ -69,16 +69,17 @@ class MetricsRecorder:
             ["model"], registry=r,
         )  # fmt: skip
         self.baseline = Counter(
-            "thrifty_baseline_cost_usd", "What the requests would have cost sent as-is.",
+            "thrifty_baseline_cost_usd", "What the requests would have cost sent as-is "
+            "(docs/ledger.md; a request without a known baseline at its cost).",
             ["model"], registry=r,
         )  # fmt: skip
         self.savings = Counter(
-            "thrifty_savings_usd", "Savings booked per technique (net of its overhead).",
+            "thrifty_savings_usd", "Savings booked per cause (net of its overhead).",
             ["technique"], registry=r,
         )  # fmt: skip
         self.losses = Counter(
             "thrifty_savings_negative_usd",
-            "Savings below zero per technique (net = savings minus this).",
+            "Savings below zero per cause (net = savings minus this).",
             ["technique"], registry=r,
         )  # fmt: skip
         self.unpriced = Counter(
@@ -189,8 +190,10 @@ class MetricsRecorder:
                 child(self.tokens, model, kind).inc(value)
         if r.cost:
             child(self.cost, model).inc(r.cost)
-        if r.baseline_cost:
-            child(self.baseline, model).inc(r.baseline_cost)
+        # a row without a known baseline counts at its cost, as in every report (no saving)
+        baseline = r.cost if r.baseline_cost is None else r.baseline_cost
+        if baseline > 0:
+            child(self.baseline, model).inc(baseline)
         if r.unpriced:
             child(self.unpriced, model).inc()
         for technique, saved in r.savings.items():

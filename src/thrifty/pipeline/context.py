@@ -40,7 +40,9 @@ class Context:
     ``removed_input`` holds the input tokens a stage removed from the caller's prompt
     (compression): the baseline, the request sent as is, still pays for them.
     ``finalizers`` run when the request ends (for a stream, at its end), before the
-    ledger row is built: techniques book their savings there, once usage is known.
+    ledger row is built (shadow evaluation starts there). The ledger books savings itself,
+    from ``techniques``, ``removed_input`` and ``attempts`` (``pipeline/attribution.py``),
+    and leaves what it booked in ``booked_savings`` (the library's ``reply.thrifty`` reads it).
     ``caller`` is who the request was authenticated as, for the governance stage (a
     ``governance`` ``Caller``; typed ``object`` here since governance sits above the
     pipeline); None is anonymous.
@@ -62,8 +64,8 @@ class Context:
     started: float = field(default_factory=time.perf_counter)
     attempts: list[AttemptRecord] = field(default_factory=list)
     techniques: dict[str, dict[str, Any]] = field(default_factory=dict)
-    savings: dict[str, float] = field(default_factory=dict)
     removed_input: Usage | None = None
+    booked_savings: dict[str, float] = field(default_factory=dict)
     finalizers: list[Callable[[Reply | None], None]] = field(default_factory=list)
     caller: object = None
 

@@ -20,9 +20,10 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
-from thrifty.errors import ThriftyError, UpstreamError
+from thrifty.errors import ThriftyError, UpstreamError, UpstreamTimeout
 from thrifty.ledger.record import AttemptRecord
 from thrifty.pipeline.config import RetryConfig
 from thrifty.pipeline.context import CHAT, Context, Reply
@@ -48,6 +49,17 @@ def attempt_cost(usage: Usage | None, model: ResolvedModel) -> float | None:
     if model.price is None:
         return None
     return price_usage(usage, model.price).total
+
+
+def _bill_timeout(
+    ctx: Context, model: ResolvedModel, deployment: Deployment, attempt: AttemptRecord
+) -> None:
+    """A try the provider had but did not answer in time: it bills the prompt at least
+    (generation may have run to the end). Booked at the estimated prompt with no answer
+    tokens, flagged ``estimated``: a lower bound, counted in the cost and the budgets."""
+    usage = estimate_usage(ctx.endpoint, ctx.body, {}, deployment.upstream_model)
+    attempt.usage = replace(usage, output_tokens=0)
+    attempt.cost = attempt_cost(attempt.usage, model)
 
 
 class DispatchStage:
@@ -97,6 +109,8 @@ class DispatchStage:
                     attempt.http_status = exc.upstream_status  # None: no reply
                     attempt.error = exc.message
                     attempt.latency_ms = (time.perf_counter() - started) * 1000
+                    if isinstance(exc, UpstreamTimeout) and exc.delivered:
+                        _bill_timeout(ctx, model, deployment, attempt)
                     last_error = exc
                     log.warning(
                         "upstream attempt failed",
@@ -157,7 +171,7 @@ class DispatchStage:
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        book_prompt_cache(ctx, usage, model, reply.cache_breakpoints)
+        book_prompt_cache(ctx, usage, reply.cache_breakpoints)
         return Reply(
             model=model.name,
             provider=deployment.provider,
@@ -255,7 +269,7 @@ async def _relay(
             usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        book_prompt_cache(ctx, usage, model, getattr(stream, "cache_breakpoints", 0))
+        book_prompt_cache(ctx, usage, getattr(stream, "cache_breakpoints", 0))
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)

@@ -8,12 +8,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from thrifty.errors import ThriftyError
-from thrifty.ledger.record import AttemptRecord, RequestRecord
+from thrifty.ledger.record import RequestRecord, attempts_cost
 from thrifty.ledger.redact import Redactor
 from thrifty.ledger.sink import LedgerSink
+from thrifty.pipeline.attribution import account
 from thrifty.pipeline.closing import ClosingStream
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
 from thrifty.registry import ModelRegistry
 from thrifty.usage import Usage
@@ -65,34 +65,12 @@ class LedgerStage:
             # a stream's headers are long sent: these are for the library (CallInfo)
             _cost_headers(reply, self._record(ctx, reply, error))
 
-    def baseline(
-        self, ctx: Context, usage: Usage | None, answered: AttemptRecord | None = None
-    ) -> tuple[str, float | None]:
-        """What ``usage`` would have cost from ``ctx.baseline_model``.
-
-        When the baseline model answered with exactly this usage (every pass-through
-        request), that is the ``answered`` attempt's cost, which dispatch already priced.
-        """
-        name = ctx.baseline_model
-        try:
-            model = self._registry.get(name)
-        except ThriftyError:
-            return name, None
-        if usage is None:
-            return name, None
-        if ctx.removed_input is not None:
-            usage = usage + ctx.removed_input  # the caller's prompt, before compression
-        if answered is not None and answered.model == name and answered.usage is usage:
-            return name, answered.cost  # priced once per request, not twice
-        return name, attempt_cost(usage, model)
-
     def _record(
         self, ctx: Context, reply: Reply | None, error: BaseException | None
     ) -> RequestRecord:
         for finalize in ctx.finalizers:
             finalize(reply if error is None else None)
-        costs = [a.cost for a in ctx.attempts]
-        unpriced = any(a.usage is not None and a.cost is None for a in ctx.attempts)
+        cost, unpriced = attempts_cost(ctx.attempts)
         usage = reply.usage if reply is not None else None
         if error is None:
             status, http_status, error_type, message = "ok", 200, None, None
@@ -120,11 +98,8 @@ class LedgerStage:
                 "server_error",
                 type(error).__name__,
             )
-        baseline_model, baseline_cost = (
-            self.baseline(ctx, usage, reply.attempt if reply is not None else None)
-            if status == "ok"
-            else (None, None)
-        )
+        baseline_cost, savings = account(ctx, reply, self._registry)
+        ctx.booked_savings = dict(savings)
         record = RequestRecord(
             request_id=ctx.request_id,
             ts=ctx.ts,
@@ -141,14 +116,15 @@ class LedgerStage:
             error_type=error_type,
             error_message=message,
             usage=usage or Usage(),
-            cost=sum(c for c in costs if c is not None),
+            cost=cost,
             unpriced=unpriced,
-            baseline_model=baseline_model,
+            estimated=any(a.usage is not None and a.usage.estimated for a in ctx.attempts),
+            baseline_model=ctx.baseline_model if baseline_cost is not None else None,
             baseline_cost=baseline_cost,
             latency_ms=(time.perf_counter() - ctx.started) * 1000,
             ttft_ms=reply.ttft_ms if reply is not None else None,
             techniques=ctx.techniques,
-            savings=ctx.savings,
+            savings=savings,
             attempts=list(ctx.attempts),
         )
         if self._capture and ctx.endpoint == CHAT and reply is not None:

@@ -77,9 +77,9 @@ def call_cost(
     choices: int = 1,
     batch: bool = False,
 ) -> float:
-    """Worst cost of one call to ``name``: failed tries cost nothing (no usage), so it is
-    the dearest single answer among the model and its fallbacks (a provider batch line
-    has no fallbacks: ``batch=True``)."""
+    """Worst cost of one call to ``name``: the dearest single answer among the model and
+    its fallbacks (a provider batch line has no fallbacks: ``batch=True``). Failed tries
+    are not counted: most cost nothing; a timed-out one is billed its prompt, unreserved."""
     model = registry.get(name)
     fallbacks = () if batch else tuple(registry.get(f) for f in model.fallbacks)
     worst = 0.0

@@ -9,11 +9,13 @@ what its own calls may cost (:class:`Spender`); nothing here knows any technique
   longest possible answer (``max_completion_tokens``/``max_tokens``, capped by the
   model's output limit; else the model's output limit; else
   ``governance.default_max_output_tokens``) at the dearest output price, times ``n``;
-  the dearer of the model and its fallbacks (failed tries have no usage, so cost
-  nothing). The models the answer may come from are the request's own, as widened by
-  the stages (:meth:`Spender.answer_models`: routing's candidates, a cascade's tiers);
-  the dearest of them is reserved, or more when a stage makes the answer with several
-  calls (:meth:`Spender.answer_cost`: a cascade's whole climb with its judges).
+  the dearer of the model and its fallbacks. Failed tries are not reserved (most
+  cost nothing; a timed-out try is billed its prompt, so such a request may settle
+  that much above its reservation). The models the answer may come from are the
+  request's own, as widened by the stages (:meth:`Spender.answer_models`: routing's
+  candidates, a cascade's tiers); the dearest of them is reserved, or more when a stage
+  makes the answer with several calls (:meth:`Spender.answer_cost`: a cascade's whole
+  climb with its judges).
 * **Other calls** a stage makes for the request (:meth:`Spender.worst_case`: the semantic
   cache's verifier, abstractive summaries, the gateway window's packed call).
 

@@ -154,7 +154,9 @@ class OpenAIHTTPProvider:
                 f"{self._base}/{endpoint}", data=orjson.dumps(body), headers=self._headers
             )
         except TimeoutError as exc:
-            raise UpstreamTimeout(f"upstream {self.name} timed out", retryable=True) from exc
+            timeout = UpstreamTimeout(f"upstream {self.name} timed out", retryable=True)
+            timeout.delivered = not isinstance(exc, aiohttp.ConnectionTimeoutError)
+            raise timeout from exc
         except aiohttp.ClientError as exc:
             raise UpstreamUnavailable(
                 f"upstream {self.name} unreachable: {type(exc).__name__}", retryable=True

@@ -8,18 +8,23 @@ the real pipeline (``without_techniques``), each request is *prepared* once (tas
 guards, token count: ``Router.prepare``; predictions are memoised by the predictor), and
 a candidate's outcome
 for a row is the replayed outcome of the model its own router chooses. Costs and quality
-are exactly the pipeline's; what differs is the ledger detail (no ``route`` entry and no
-booked routing saving on these rows), so the tuner replays the configuration it finally
-chooses through the whole pipeline.
+are exactly the pipeline's, and so is the baseline (the candidate's baseline model at list
+price on the served tokens: docs/ledger.md); what differs is the ledger detail (no
+``route`` entry and no savings by cause on these rows), so the tuner replays the
+configuration it finally chooses through the whole pipeline.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
+from thrifty.pipeline.attribution import list_price
+from thrifty.pricing import cost
+from thrifty.pricing.catalogue import ModelPrice
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
 from thrifty.replay.simulator import TECHNIQUES, RowOutcome, replay, without_techniques
@@ -58,7 +63,8 @@ class DecisionReplay:
         if not routing_only(config, self._distinct):
             return None
         baseline = config.baseline_model or config.default_model
-        router = build_routing(config.routing, ModelRegistry.from_config(config), baseline).router
+        registry = ModelRegistry.from_config(config)
+        router = build_routing(config.routing, registry, baseline).router
         key = json.dumps(
             [config.routing.model_dump(exclude=KNOBS), baseline], sort_keys=True, default=str
         )
@@ -67,13 +73,24 @@ class DecisionReplay:
             prepared = [router.prepare(body, r.tags) for body, r in zip(
                 self._bodies, self._records, strict=True)]  # fmt: skip
             self._prepared = {key: prepared}  # one routing section at a time (memory)
+        price = registry.get(baseline).price if baseline else None
         out = []
         for i, item in enumerate(prepared):
             model = router.choose(item).model
             if model not in self._by_model:
                 self._by_model[model] = replay(self._records, without_techniques(config, model))
-            out.append(self._by_model[model][i])
+            out.append(_against(self._by_model[model][i], price))
         return out
+
+
+def _against(outcome: RowOutcome, price: ModelPrice | None) -> RowOutcome:
+    """``outcome`` (replayed with its own model as baseline) measured against the
+    candidate's baseline model: its served tokens at that model's list price."""
+    if outcome.usage is None or outcome.baseline_cost is None:
+        return outcome
+    if price is None:
+        return replace(outcome, baseline_cost=None)
+    return replace(outcome, baseline_cost=cost(list_price(outcome.usage), price).total)
 
 
 def _body(record: ReplayRecord) -> dict[str, Any]:

@@ -162,6 +162,15 @@ def _subtitle(report: Mapping[str, Any], summary: Mapping[str, Any]) -> str:
 # --- sections -------------------------------------------------------------------------------
 
 
+def _baseline_note(model: str, summary: Mapping[str, Any]) -> str:
+    """What the baseline card means (docs/ledger.md), with replay's second baseline."""
+    note = f"the served answers' tokens at {model}'s prices, as the ledger books them"
+    replayed = _num(summary.get("baseline_replayed_cost"))
+    if replayed is not None:
+        note += f"; {model}'s own recorded answers: {fmt_money(replayed)}"
+    return note
+
+
 def _cards_section(summary: Mapping[str, Any], held: Mapping[str, Any]) -> str:
     """Four headline numbers, each with the held-out (k-fold) estimate when tuning ran."""
     base, actual = _num(summary.get("baseline_cost")), _num(summary.get("actual_cost"))
@@ -180,7 +189,7 @@ def _cards_section(summary: Mapping[str, Any], held: Mapping[str, Any]) -> str:
         quality_note = f"average quality {q_act:.2f} vs {q_base:.2f} on the baseline"
     target = _num(held.get("target_quality"))
     cards = [
-        _card("Baseline cost", base, fmt_money, f"every request sent to {model}"),
+        _card("Baseline cost", base, fmt_money, _baseline_note(model, summary)),
         _card("Actual cost", actual, fmt_money, _saved(base, actual)),
         _card("Savings", savings, fmt_pct, "cost avoided vs the baseline", good=True,
               held=_held(ho_name, _num(held.get("savings_pct")), held.get("savings_pct_ci"), 1)),

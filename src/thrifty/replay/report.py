@@ -11,7 +11,7 @@ from thrifty.replay.summary import comparable
 
 
 def waterfall(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """Baseline → minus each technique's gross saving → plus overheads → actual."""
+    """Baseline → minus each cause's gross saving → plus overheads → actual."""
     bars: list[dict[str, Any]] = [{"label": "baseline", "value": summary["baseline_cost"]}]
     overhead = 0.0
     for name, row in summary["by_technique"].items():
@@ -42,12 +42,17 @@ def notes(summary: dict[str, Any]) -> list[str]:
         )
     if summary["unpriced"]:
         out.append(f"{summary['unpriced']} requests used a model with no known price.")
-    if abs(summary["unattributed_savings"]) > 1e-9:
+    replayed = summary.get("baseline_replayed_cost")
+    if replayed is not None and abs(replayed - summary["baseline_cost"]) > 1e-9:
         out.append(
-            "Unattributed: the difference between the replayed baseline (the baseline model's "
-            "own recorded answers) and the savings the techniques booked at run time, which "
-            "price the baseline on the actual answer's length."
+            f"Baseline ${summary['baseline_cost']:,.4f} is the ledger's: the served answers' "
+            f"tokens at {summary['baseline_model']}'s prices, what the gateway books for this "
+            f"traffic. {summary['baseline_model']}'s own recorded answers would cost "
+            f"${replayed:,.4f} (savings against them "
+            f"{summary.get('savings_pct_replayed', 0.0):.1f}%); see docs/ledger.md."
         )
+    if abs(summary["unattributed_savings"]) > 1e-9:
+        out.append("Unattributed: savings the ledger could not give a cause (a bug: report it).")
     return out
 
 

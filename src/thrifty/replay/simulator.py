@@ -28,11 +28,13 @@ from thrifty.errors import PermissionDenied, RateLimited, ThriftyError
 from thrifty.governance.keys.identity import ANONYMOUS, Caller
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.sink import CollectingSink
+from thrifty.pipeline.attribution import OWN_PURPOSES, overhead_cause
 from thrifty.pipeline.context import CHAT
 from thrifty.providers.replay import NoRecordedAnswer, ReplayProvider
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.runtime import Runtime
-from thrifty.techniques import OVERHEAD_PURPOSES, REPORT_ORDER
+from thrifty.techniques import REPORT_ORDER
+from thrifty.usage import Usage
 
 #: The techniques replay reports on, in report order (from the technique table).
 TECHNIQUES = REPORT_ORDER
@@ -50,6 +52,8 @@ class RowOutcome:
     model: str | None = None
     upstream_model: str | None = None
     cost: float = 0.0
+    baseline_cost: float | None = None
+    usage: Usage | None = None
     unpriced: bool = False
     quality: float | None = None
     savings: dict[str, float] = field(default_factory=dict)
@@ -74,11 +78,12 @@ def without_techniques(config: ThriftyConfig, model: str) -> ThriftyConfig:
 
 
 def _overheads(record: RequestRecord) -> dict[str, float]:
+    """The cost of each cause's own calls (by ``pipeline.attribution.overhead_cause``)."""
     out: dict[str, float] = {}
     for attempt in record.attempts:
-        technique = OVERHEAD_PURPOSES.get(attempt.purpose)
-        if technique and attempt.cost:
-            out[technique] = out.get(technique, 0.0) + attempt.cost
+        if attempt.purpose not in OWN_PURPOSES and attempt.cost:
+            cause = overhead_cause(attempt.purpose)
+            out[cause] = out.get(cause, 0.0) + attempt.cost
     return out
 
 
@@ -106,6 +111,8 @@ def _outcome(
         )
     if ledger is not None:
         outcome.cost = ledger.cost
+        outcome.baseline_cost = ledger.baseline_cost
+        outcome.usage = ledger.usage
         outcome.unpriced = ledger.unpriced
         outcome.savings = dict(ledger.savings)
         outcome.techniques = dict(ledger.techniques)

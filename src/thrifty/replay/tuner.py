@@ -26,7 +26,7 @@ from thrifty.recordings.dataset import ReplayRecord
 from thrifty.replay.decisions import DecisionReplay
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import RowOutcome, replay, without_techniques
-from thrifty.replay.summary import comparable, quality_pair, totals
+from thrifty.replay.summary import comparable, ledger_baseline, quality_pair, totals
 
 
 @dataclass
@@ -98,7 +98,7 @@ def _bootstrap(
     import numpy as np
 
     cost_a = np.array([actual[i].cost for i in rows], dtype=np.float64)
-    cost_b = np.array([baseline[i].cost for i in rows], dtype=np.float64)
+    cost_b = np.array([ledger_baseline(actual[i]) for i in rows], dtype=np.float64)
     pairs = [quality_pair(actual[i], baseline[i]) for i in rows]
     has_q = np.array([p is not None for p in pairs])
     q_a = np.array([p[0] if p else 0.0 for p in pairs])

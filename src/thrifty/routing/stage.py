@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from thrifty.pipeline.context import CHAT, Context, Reply
-from thrifty.pipeline.dispatch import attempt_cost
 from thrifty.pipeline.stage import CallNext
 from thrifty.pipeline.worst_case import Spender
 from thrifty.registry import ModelRegistry
@@ -18,8 +17,9 @@ def applies(ctx: Context, applies_to: list[str]) -> bool:
 
 
 class RoutingStage(Spender):
-    """Sets ``ctx.model``; books ``savings["routing"]`` = the answer's tokens at the
-    baseline's price minus the same tokens at the routed model's price."""
+    """Sets ``ctx.model`` and notes its pick in ``techniques["route"]``; the ledger
+    credits routing with the answer's tokens at the baseline's price minus the same tokens
+    at the routed model's, when the model it picked answered (``pipeline/attribution.py``)."""
 
     def __init__(self, config: RoutingConfig, registry: ModelRegistry, router: Router) -> None:
         self._config = config
@@ -35,17 +35,7 @@ class RoutingStage(Spender):
         if control == "off" or not applies(ctx, self._config.applies_to):
             return await call_next(ctx)
         ctx.model = self._decide(ctx, control)
-        routed = self._registry.get(ctx.model)
-        baseline = self._registry.get(ctx.baseline_model)
-
-        def book(reply: Reply | None) -> None:
-            if reply is None or reply.usage is None:
-                return
-            before, after = attempt_cost(reply.usage, baseline), attempt_cost(reply.usage, routed)
-            if before is not None and after is not None:
-                ctx.savings["routing"] = before - after
-
-        ctx.finalizers.append(book)
+        self._registry.get(ctx.model)  # a pick the registry cannot resolve fails here
         return await call_next(ctx)
 
     def preview_model(self, ctx: Context) -> str:

@@ -84,6 +84,10 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (request_id, model))""",
         "CREATE INDEX shadow_answers_ts ON shadow_answers(ts)",
     ),
+    (
+        "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
+        "UPDATE requests SET estimated = tokens_estimated",
+    ),
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
@@ -94,7 +98,7 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team",
+    "team", "estimated",
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -107,7 +111,7 @@ _ATTEMPT_COLUMNS = (
 _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
-    "text", "float8", "float8", "float8", "jsonb", "jsonb", "text",
+    "text", "float8", "float8", "float8", "jsonb", "jsonb", "text", "int",
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
@@ -151,20 +155,21 @@ _INSERT_SHADOW = _insert(
     ("text", "text", "text", "float8", "text", "text", "text", "int", "float8", "float8",
      "float8", "text", "text", "jsonb"),
 )  # fmt: skip
-_BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
+_BOOL_COLUMNS = ("stream", "unpriced", "estimated", "tokens_estimated", "tokens_approximate")
 
 # The same groups as SQLite's (sql_reads.GROUPS); PostgreSQL spells the sums differently.
 _SUMS = """COUNT(*) AS requests,
     COUNT(*) FILTER (WHERE r.status = 'error') AS errors,
     COUNT(*) FILTER (WHERE r.status = 'cancelled') AS cancelled,
-    COALESCE(SUM(r.cost), 0) AS cost, COALESCE(SUM(r.baseline_cost), 0) AS baseline_cost,
+    COALESCE(SUM(r.cost), 0) AS cost,
+    COALESCE(SUM(COALESCE(r.baseline_cost, r.cost)), 0) AS baseline_cost,
     COALESCE(SUM(r.baseline_cost - r.cost), 0) AS savings,
     COUNT(r.baseline_cost) AS baseline_requests,
     SUM(r.input_tokens)::bigint AS input_tokens, SUM(r.output_tokens)::bigint AS output_tokens,
     SUM(r.cached_input_tokens)::bigint AS cached_input_tokens,
     SUM(r.cache_write_tokens)::bigint AS cache_write_tokens,
     SUM(r.reasoning_tokens)::bigint AS reasoning_tokens,
-    SUM(r.unpriced)::bigint AS unpriced, SUM(r.tokens_estimated)::bigint AS estimated"""
+    SUM(r.unpriced)::bigint AS unpriced, SUM(r.estimated)::bigint AS estimated"""
 
 
 

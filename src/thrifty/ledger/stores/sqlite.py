@@ -82,6 +82,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
             PRIMARY KEY (request_id, model))""",
         "CREATE INDEX shadow_answers_ts ON shadow_answers(ts)",
     ),
+    (
+        # Whether a row's cost rests on Thrifty's own token counts (any attempt's, not
+        # only the answer's: a billed timeout before a good answer counts too).
+        "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
+        "UPDATE requests SET estimated = tokens_estimated",
+    ),
 ]
 
 _REQUEST_COLUMNS = (
@@ -90,7 +96,7 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team",
+    "team", "estimated",
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -120,18 +126,18 @@ _INSERT_SHADOW = (
     f"VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})"
 )
 _JSON_COLUMNS = ("tags", "techniques", "savings", "detail")
-_BOOL_COLUMNS = ("stream", "unpriced", "tokens_estimated", "tokens_approximate")
+_BOOL_COLUMNS = ("stream", "unpriced", "estimated", "tokens_estimated", "tokens_approximate")
 
 _SUMS = """COUNT(*) AS requests,
     SUM(r.status = 'error') AS errors, SUM(r.status = 'cancelled') AS cancelled,
-    TOTAL(r.cost) AS cost, TOTAL(r.baseline_cost) AS baseline_cost,
+    TOTAL(r.cost) AS cost, TOTAL(COALESCE(r.baseline_cost, r.cost)) AS baseline_cost,
     TOTAL(r.baseline_cost - r.cost) AS savings,
     SUM(r.baseline_cost IS NOT NULL) AS baseline_requests,
     SUM(r.input_tokens) AS input_tokens, SUM(r.output_tokens) AS output_tokens,
     SUM(r.cached_input_tokens) AS cached_input_tokens,
     SUM(r.cache_write_tokens) AS cache_write_tokens,
     SUM(r.reasoning_tokens) AS reasoning_tokens,
-    SUM(r.unpriced) AS unpriced, SUM(r.tokens_estimated) AS estimated"""
+    SUM(r.unpriced) AS unpriced, SUM(r.estimated) AS estimated"""
 
 
 def _utc_day(ts: float) -> str:
@@ -147,6 +153,7 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
         u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
         int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
         r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings), r.team,
+        int(r.estimated or u.estimated),
     )  # fmt: skip
 
 
