@@ -53,6 +53,6 @@ def test_reply_carries_cost_and_decisions(upstream: ServerThread, tmp_path: Path
     assert first.thrifty.cost > 0 and first.thrifty.saved == pytest.approx(0, abs=1e-8)
     assert again.thrifty.cost == 0 and again.thrifty.headers["x-thrifty-cache"].startswith("hit")
     assert again.thrifty.saved == again.thrifty.baseline_cost > 0
-    assert again.thrifty.savings["cache"] > 0
+    assert again.thrifty.savings["exact_cache"] > 0
     assert streamed.usage.output_tokens > 0 and text
     assert "thrifty" not in first.model_dump() and '"thrifty"' not in first.to_json()

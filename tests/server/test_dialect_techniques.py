@@ -44,6 +44,6 @@ def test_the_exact_cache_answers_every_dialect(
         }[name]
         assert text(first.parse()) == text(second.parse()), name
         row = gateway.row(second.headers["x-thrifty-request-id"])
-        assert row["savings"]["cache"] > 0, name
+        assert row["savings"]["exact_cache"] > 0, name
     oai.close()
     claude.close()
