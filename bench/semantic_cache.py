@@ -90,11 +90,12 @@ def accuracy(dev: Any, test: Any, check: Any, raw_gpt: Any) -> dict[str, Any]:
 
     shipped = (check.similarity_threshold, check.pair_threshold)
     out: dict[str, Any] = {
+        "shipped_hit": at(*shipped),
         "shipped": {
             "similarity_threshold": shipped[0],
             "pair_threshold": shipped[1],
             "test": {**breakdown(test, at(*shipped)), "gptcache, raw labels": raw(*shipped)},
-        }
+        },
     }
     out["budgets"] = {}
     j = ~dev.source("rewrites")  # chosen on the issue's sources only, like the shipped point
@@ -192,6 +193,27 @@ def retrieval(data: Path, check: Any, points: dict[str, tuple[float, float]]) ->
             "false_hit_rate": wrong / hits if hits else 0.0,
         }
     return out
+
+
+def verifier_calls(test: Any, hit: Any, model: str = "gpt-4o-mini") -> dict[str, Any]:
+    """The optional LLM verifier's protocol cost: it is asked once per candidate that
+    passed every offline check (the shipped point's test hits); prompt tokens per call by
+    ``model``'s tokenizer (the reply is YES or NO: ``max_tokens`` 4). Its accuracy needs a
+    real model: none installs from a registry package here, so it is not measured."""
+    from thrifty.cache.verify import verify_messages
+    from thrifty.tokens import count_messages
+
+    tokens = [
+        count_messages(verify_messages(p.query, p.cached), model).tokens
+        for p, h in zip(test.pairs, hit, strict=True)
+        if h
+    ]
+    return {
+        "model tokenizer": model,
+        "calls (test hits)": len(tokens),
+        "prompt tokens p50": statistics.median(tokens) if tokens else 0,
+        "prompt tokens p99": _p(tokens, 0.99) if tokens else 0,
+    }
 
 
 def step_costs(data: Path, check: Any, lexical: Any) -> dict[str, Any]:
@@ -420,6 +442,10 @@ def write(result: dict[str, Any]) -> Path:
             for k, v in result["miss"].items()
         ),
         "",
+        "## The optional LLM verifier: calls and prompt tokens at the shipped point (test)",
+        "",
+        *(f"* {k}: {v}" for k, v in result["verifier"].items()),
+        "",
         "## Lookup in SemanticIndex: embed_one + search (one core)",
         "",
         "| entries, search | p50 ms | p99 ms |",
@@ -489,6 +515,7 @@ def main() -> int:
     raw = score_pairs(raw_gpt, cross=check.cross)
     acc = accuracy(dev, test, check, raw)
     lexical_acc = accuracy(dev, test, lexical, raw)
+    lexical_acc.pop("shipped_hit")
     points = {"shipped": (check.similarity_threshold, check.pair_threshold)}
     for budget in ("0.01", "0.05"):
         modes = acc["budgets"][budget]
@@ -509,6 +536,7 @@ def main() -> int:
         "retrieval": retrieval(args.data, check, points),
         "lookup": lookup(args.data),
         "miss": miss_latency(args.data, check),
+        "verifier": verifier_calls(test, acc.pop("shipped_hit")),
         "steps": step_costs(args.data, check, lexical),
     }
     print(write(result))

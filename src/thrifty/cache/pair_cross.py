@@ -43,17 +43,18 @@ CROSS_FEATURES: tuple[str, ...] = (
     "piece_ratio",
 )
 _UNALIGNED = 0.7  # a piece whose best counterpart is below this has none
-_MEMO_SIZE = 8192
+_MEMO_SIZE = 2048  # ~25 KB per question (float16 rows): ~50 MB at most
 _memo: dict[str, TokenVectors] = {}
 _preloaded: dict[str, TokenVectors] = {}  # bulk-encoded by a script: not evicted
 _lock = threading.Lock()
 
 
 def _rounded(tv: TokenVectors) -> TokenVectors:
-    """Token rows stored as float16 (what the training script cached): one precision."""
+    """Token rows kept as float16: half the memory, and the precision the training
+    script's cache had, so features match the model's training exactly."""
     from thrifty.embeddings.minilm import TokenVectors
 
-    return TokenVectors(tv.vector, tv.tokens.astype(np.float16).astype(np.float32), tv.pieces)
+    return TokenVectors(tv.vector, tv.tokens.astype(np.float16), tv.pieces)
 
 
 def preload(items: Iterable[tuple[str, TokenVectors]]) -> None:
@@ -96,7 +97,7 @@ def cross_features(query: str, cached: str) -> np.ndarray:
     a, b = encoded(query), encoded(cached)
     if not len(a.pieces) or not len(b.pieces):
         return np.array([float(a.vector @ b.vector), 0, 0, 0, 1, 0, 0, 0], dtype=np.float64)
-    sim = a.tokens @ b.tokens.T
+    sim = a.tokens.astype(np.float32) @ b.tokens.astype(np.float32).T
     best_a, best_b = sim.max(axis=1), sim.max(axis=0)
     content_a, content_b = _content(a.pieces), _content(b.pieces)
     content_best = np.concatenate([best_a[content_a], best_b[content_b]])
@@ -162,7 +163,7 @@ def _read_shard(path: Path) -> dict[str, TokenVectors]:
 
     with np.load(path, allow_pickle=False) as z:  # each z[...] reads the file: once each
         texts, vectors, lengths, pieces = z["texts"], z["vectors"], z["lengths"], z["pieces"]
-        tokens = z["tokens"].astype(np.float32)
+        tokens = z["tokens"]
     ends = np.cumsum(lengths)
     return {
         str(text): TokenVectors(
