@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tests.cache.test_cache_gateway import ask, cache_config, sdk, upstream_calls
+from tests.conftest import Gateway, ServerThread
 
 from thrifty.cache.guards import DEFAULT_GUARDS, guard_verdict
 from thrifty.cache.lexicon_guards import check_contrast, check_kinds, lexicon
@@ -70,3 +73,27 @@ def test_the_lexicon_loads_and_the_guards_are_on_by_default() -> None:
     table = lexicon()
     assert len(table.kinds) > 500 and len(table.contrast) > 100
     assert {"kinds", "contrast"} <= set(DEFAULT_GUARDS)
+
+
+OUTSIDE = [  # near misses an outside set found served before these guards existed
+    ("Can cats eat grapes?", "Can dogs eat grapes?", "kinds"),
+    ("Calculate 12 plus 13", "Calculate 12 times 13", "contrast"),
+    ("Should I take ibuprofen with alcohol?", "Should I avoid ibuprofen with alcohol?",
+     "contrast"),
+]  # fmt: skip
+
+
+def test_gateway_refuses_the_outside_near_misses(
+    upstream: ServerThread, start_gateway: Callable[..., Gateway], tmp_path: Path
+) -> None:
+    gateway = start_gateway(cache_config(upstream.url, tmp_path, semantic={"enabled": True}))
+    with sdk(gateway) as client:
+        for stored, _, _ in OUTSIDE:
+            ask(client, [{"role": "user", "content": stored}])
+        before = upstream_calls(upstream)
+        replies = [ask(client, [{"role": "user", "content": q}]) for _, q, _ in OUTSIDE]
+        assert upstream_calls(upstream) == before + len(OUTSIDE), "every one went upstream"
+    for reply, (_, _, guard) in zip(replies, OUTSIDE, strict=True):
+        assert reply.headers["x-thrifty-cache"] == "miss"
+        row = gateway.row(reply.headers["x-thrifty-request-id"])
+        assert row["techniques"]["cache"]["semantic"]["blocked_by"].startswith(guard), row
