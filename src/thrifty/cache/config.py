@@ -37,6 +37,15 @@ class PairCheckConfig(Section):
             raise ValueError(f"no pair-check model file at {value!r}")
         return value
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_installed(cls, value: str) -> str:
+        from thrifty.embeddings.minilm import INSTALL_HINT, minilm_available
+
+        if value == "minilm" and not minilm_available():
+            raise ValueError(f"the MiniLM encoder is not installed ({INSTALL_HINT})")
+        return value
+
 
 GUARDS = ("numbers", "units", "negation", "entities", "order", "kinds", "contrast")
 
