@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from thrifty.cache.pair_model import TreeModel, fit_trees
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.tune import tune_threshold
 from thrifty.embeddings import get_embedder
+from thrifty.embeddings.minilm import INSTALL_HINT, minilm_available
 from thrifty.learned import save_arrays
 
 # Same words, arguments swapped *and* no pivot the order guard needs: the guards pass these.
@@ -48,8 +50,10 @@ def similarity(a: str, b: str) -> float:
 
 @pytest.mark.parametrize("encoder", ["auto", "static"])
 def test_shipped_model_tells_a_swap_from_a_retyped_question(encoder: str) -> None:
+    if encoder == "auto" and not minilm_available() and not os.environ.get("THRIFTY_CI"):
+        pytest.skip(f"the MiniLM weights are not installed ({INSTALL_HINT})")
     check = load_pair_check(encoder=encoder)  # type: ignore[arg-type]
-    # auto: MiniLM's model (installed here, and required when THRIFTY_CI is set)
+    # auto: MiniLM's model (installed by make, and required when THRIFTY_CI is set)
     expected = FEATURES + CROSS_FEATURES if encoder == "auto" else FEATURES
     assert check.model.features == expected and check.cross == (encoder == "auto")
     assert 0.5 <= check.similarity_threshold <= 1.0 and 0.0 < check.pair_threshold < 1.0
