@@ -2,7 +2,14 @@
 
 Usage (from the repo root, with ``shared/data`` next to it)::
 
-    python scripts/train_pair_check.py [--data ../shared/data] [--out FILE.npz]
+    python scripts/train_pair_check.py [--encoder minilm|static] [--data ../shared/data]
+        [--out FILE.npz] [--encodings DIR]
+
+``--encoder minilm`` (default) trains ``pair_check_minilm.npz``: the lexical features plus
+MiniLM's cross features (``cache.pair_cross``); ``static`` trains ``pair_check.npz``, the
+lexical-only fallback. MiniLM reads ~20k texts once (~15 min on this shared machine); the
+readings are kept in ``--encodings`` (a local folder of ``.npz`` shards) so a second run
+takes a minute.
 
 Splits come from ``thrifty.cache.pair_data`` (grouped, hash-stable): the trees are fitted
 on **train**; the similarity and pair-check thresholds are chosen on **dev** for a 1%
@@ -33,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from thrifty.cache.calibrate import pick_operating_point
-from thrifty.cache.pair_check import MODEL_PATH
+from thrifty.cache.pair_check import MINILM_MODEL_PATH, MODEL_PATH
+from thrifty.cache.pair_cross import CROSS_FEATURES, encode_bulk
 from thrifty.cache.pair_data import load_all
 from thrifty.cache.pair_eval import ScoredPairs, score_pairs
 from thrifty.cache.pair_features import FEATURES
@@ -43,39 +51,59 @@ from thrifty.learned import save_arrays
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BUDGET = 0.01
-WEIGHTS = {"gptcache": 4.0, "guard_pairs": 10.0, "paws": 1.0, "rewrites": 1.0}
+WEIGHTS = {
+    "gptcache": 4.0, "guard_pairs": 10.0, "near_miss": 10.0, "paws": 1.0, "rewrites": 1.0
+}  # fmt: skip
+JUDGED = ("gptcache", "paws", "guard_pairs", "near_miss")  # each within the budget on dev
+ENCODINGS = Path("/tmp/thrifty-minilm-encodings")
 PAWS_PARAPHRASE_WEIGHT = 0.0
 NOISY_FROM = 0.85  # GPTCache train negatives at or above this similarity are left out
 PARAMS = {"trees": 200, "depth": 3, "learning_rate": 0.1, "l2": 1.0, "subsample": 0.8, "seed": 0}
 
 
-def weights(scored: ScoredPairs) -> np.ndarray:
+def weights(scored: ScoredPairs, paws_paraphrase: float = PAWS_PARAPHRASE_WEIGHT) -> np.ndarray:
     w = np.array([WEIGHTS[p.source] for p in scored.pairs])
     paws_true = scored.source("paws") & scored.same
-    return np.where(paws_true, w * PAWS_PARAPHRASE_WEIGHT, w)
+    return np.where(paws_true, w * paws_paraphrase, w)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--encoder", choices=("minilm", "static"), default="minilm")
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=MODEL_PATH)
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--encodings", type=Path, default=ENCODINGS)
+    parser.add_argument("--paws-paraphrase-weight", type=float, default=PAWS_PARAPHRASE_WEIGHT)
     args = parser.parse_args()
+    cross = args.encoder == "minilm"
+    out = args.out or (MINILM_MODEL_PATH if cross else MODEL_PATH)
     sources = load_all(args.data, get_embedder().embed)
-    train = score_pairs([p for s in sources.values() for p in s["train"]])
-    dev = score_pairs([p for s in sources.values() for p in s["dev"]])
+    splits = {split: [p for s in sources.values() for p in s[split]] for split in ("train", "dev")}
+    if cross:
+        pairs = splits["train"] + splits["dev"]
+        encode_bulk((t for p in pairs for t in (p.query, p.cached)), args.encodings)
+    train = score_pairs(splits["train"], cross=cross)
+    dev = score_pairs(splits["dev"], cross=cross)
+    features = FEATURES + CROSS_FEATURES if cross else FEATURES
+
+    def matrix(scored: ScoredPairs) -> np.ndarray:
+        assert scored.cross is not None or not cross
+        return np.hstack([scored.features, scored.cross]) if cross else scored.features  # type: ignore[list-item]
+
+    w = weights(train, args.paws_paraphrase_weight)
     # the audit found 72 of 80 such dev/test negatives to state the same fact: as training
     # negatives they would teach the model to refuse true paraphrases
     noisy = train.source("gptcache") & ~train.same & (train.similarity >= NOISY_FROM)
-    rows = train.guard_ok & (weights(train) > 0) & ~noisy
+    rows = train.guard_ok & (w > 0) & ~noisy
     model = fit_trees(
-        train.features[rows],
+        matrix(train)[rows],
         train.same[rows].astype(np.float64),
-        weights(train)[rows],
-        FEATURES,
+        w[rows],
+        features,
         **PARAMS,  # type: ignore[arg-type]
     )
-    dev_scores = model.predict(dev.features)
-    judged = ~dev.source("rewrites")  # generated positives must not dilute the false hits
+    dev_scores = model.predict(matrix(dev))
+    judged = np.isin([p.source for p in dev.pairs], JUDGED)  # generated rewrites: not judged
     point = pick_operating_point(
         dev.similarity[judged].tolist(),
         dev_scores[judged].tolist(),
@@ -83,26 +111,29 @@ def main() -> int:
         dev.guard_ok[judged].tolist(),
         BUDGET,
         recall_on=dev.source("gptcache")[judged].tolist(),
+        groups=[p.source for p, j in zip(dev.pairs, judged, strict=True) if j],
     )
     meta = {
+        "encoder": args.encoder,
         "budget": BUDGET,
+        "budget_per_source": list(JUDGED),
         "chosen_on": "dev",
         "dev": point._asdict(),
         "train_rows": int(rows.sum()),
         "train_pairs": {n: len(s["train"]) for n, s in sources.items()},
         "dev_pairs": {n: len(s["dev"]) for n, s in sources.items()},
         "weights": WEIGHTS,
-        "paws_paraphrase_weight": PAWS_PARAPHRASE_WEIGHT,
+        "paws_paraphrase_weight": args.paws_paraphrase_weight,
         "params": PARAMS,
     }
     save_arrays(
-        args.out,
+        out,
         **model.arrays(),
         similarity_threshold=point.similarity_threshold,
         pair_threshold=point.pair_threshold,
         meta=json.dumps(meta),
     )
-    print(json.dumps({"out": str(args.out), **meta}, indent=1))
+    print(json.dumps({"out": str(out), **meta}, indent=1))
     return 0
 
 

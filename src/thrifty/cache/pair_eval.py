@@ -27,12 +27,17 @@ class ScoredPairs:
     guard_ok: np.ndarray  # bool: every guard passed
     failed: list[str | None]  # first failing guard
     features: np.ndarray  # pair_features rows
+    cross: np.ndarray | None = None  # pair_cross rows (MiniLM), when asked for
 
     def source(self, name: str) -> np.ndarray:
         return np.array([p.source == name for p in self.pairs], dtype=bool)
 
 
-def score_pairs(pairs: Sequence[Pair], guards: Sequence[str] = DEFAULT_GUARDS) -> ScoredPairs:
+def score_pairs(
+    pairs: Sequence[Pair], guards: Sequence[str] = DEFAULT_GUARDS, *, cross: bool = False
+) -> ScoredPairs:
+    """Similarity, guards and features of each pair; MiniLM's cross features too if
+    ``cross`` (only for pairs the guards pass: the cache never computes the others)."""
     pairs = list(pairs)
     embedder = get_embedder()
     texts = sorted({t for p in pairs for t in (p.query, p.cached)})
@@ -45,6 +50,14 @@ def score_pairs(pairs: Sequence[Pair], guards: Sequence[str] = DEFAULT_GUARDS) -
     features = np.array(
         [pair_features(p.query, p.cached, float(s)) for p, s in zip(pairs, similarity, strict=True)]
     ).reshape(len(pairs), -1)
+    cross_rows = None
+    if cross:
+        from thrifty.cache.pair_cross import CROSS_FEATURES, cross_features
+
+        cross_rows = np.zeros((len(pairs), len(CROSS_FEATURES)))
+        for i, p in enumerate(pairs):
+            if failed[i] is None:
+                cross_rows[i] = cross_features(p.query, p.cached)
     return ScoredPairs(
         pairs=pairs,
         similarity=similarity,
@@ -52,6 +65,7 @@ def score_pairs(pairs: Sequence[Pair], guards: Sequence[str] = DEFAULT_GUARDS) -
         guard_ok=np.array([f is None for f in failed], dtype=bool),
         failed=failed,
         features=features,
+        cross=cross_rows,
     )
 
 

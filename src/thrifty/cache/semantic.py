@@ -1,7 +1,8 @@
 """The semantic cache stage: a *similar* question gets the stored answer — when it is
 close enough, asks in the same context with the same parameters, passes the guards
-(numbers, units, negation, entities, word order must agree) and the second stage: the
-offline learned pair check (on by default) and, optionally, an LLM verifier."""
+(numbers, units, negation, entities, word order, lower-case kinds, opposed words must
+agree) and the second stage: the offline learned pair check (on by default; it reads
+both questions with MiniLM when installed) and, optionally, an LLM verifier."""
 
 from __future__ import annotations
 
@@ -83,7 +84,9 @@ class SemanticCacheStage(Spender):
             _THRESHOLD_WITHOUT_PAIR_CHECK if section.threshold is None else section.threshold
         )
         if section.pair_check.enabled:
-            self._pair_check = load_pair_check(section.pair_check.model)
+            self._pair_check = load_pair_check(
+                section.pair_check.model, section.pair_check.encoder
+            )
             self._pair_threshold = (
                 self._pair_check.pair_threshold
                 if section.pair_check.threshold is None
@@ -91,6 +94,10 @@ class SemanticCacheStage(Spender):
             )
             if section.threshold is None:
                 self._threshold = self._pair_check.similarity_threshold
+            if self._pair_check.cross:  # read the weights now, not on the first candidate
+                from thrifty.embeddings.minilm import get_minilm
+
+                get_minilm().load()
 
     def close(self) -> None:
         self._index.close()
@@ -134,7 +141,12 @@ class SemanticCacheStage(Spender):
         if match is not None:
             note["similarity"] = round(match.similarity, 4)
             if match.similarity >= self._threshold:
-                blocked = self._blocked(question, match.question, match.similarity, note)
+                # MiniLM reads both questions (~10-20 ms): in a worker thread, so the event
+                # loop keeps serving other requests meanwhile
+                slow = self._pair_check is not None and self._pair_check.cross
+                blocked = await off_loop(
+                    slow, self._blocked, question, match.question, match.similarity, note
+                )
                 if blocked is None and not await self._confirmed(ctx, question, match.question):
                     note["blocked_by"] = "verifier: not the same request"
                 elif blocked is None:

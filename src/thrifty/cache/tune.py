@@ -42,10 +42,13 @@ def load_pairs(path: str | Path) -> list[tuple[str, str, bool]]:
 def _score(
     pairs: Sequence[tuple[str, str, bool]], guards: Sequence[str], check: PairCheck | None
 ) -> tuple[ScoredPairs, list[float]]:
-    scored = score_pairs([Pair(a, b, same, "yours", "") for a, b, same in pairs], guards)
+    cross = check is not None and check.cross
+    scored = score_pairs(
+        [Pair(a, b, same, "yours", "") for a, b, same in pairs], guards, cross=cross
+    )
     if check is None:
         return scored, [1.0] * len(pairs)
-    return scored, check.model.predict(scored.features).tolist()
+    return scored, check.scores(scored).tolist()
 
 
 def tune_threshold(

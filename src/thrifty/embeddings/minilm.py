@@ -108,6 +108,15 @@ class _Layer:
 
 
 @dataclass(frozen=True)
+class TokenVectors:
+    """One text read by :meth:`MiniLMEmbedder.encode_tokens`."""
+
+    vector: np.ndarray  # (384,) unit: the sentence embedding
+    tokens: np.ndarray  # (pieces, 384) unit rows: each word piece in context
+    pieces: tuple[str, ...]  # the word pieces ("##" marks a continuation)
+
+
+@dataclass(frozen=True)
 class _Model:
     words: np.ndarray
     positions: np.ndarray
@@ -229,7 +238,45 @@ class MiniLMEmbedder:
             out[chunk] = self._forward(m, [encodings[i].ids for i in chunk])
         return out
 
+    def encode_tokens(self, texts: Sequence[str]) -> list[TokenVectors]:
+        """Each text's sentence vector (as :meth:`embed`) and its contextual word-piece
+        vectors from the last layer ([CLS] and [SEP] left out, rows L2-normalised), from
+        one forward pass per text.
+
+        Why: the semantic cache's second stage aligns two questions piece by piece (which
+        word of one has no counterpart in the other, in context); a pooled vector hides it.
+        Texts run one at a time: on this machine's BLAS, padded batches were slower.
+        """
+        import numpy as np
+
+        if isinstance(texts, str):
+            raise TypeError("encode_tokens() takes a sequence of strings, not a single string")
+        m = self.load()
+        out: list[TokenVectors] = []
+        for encoding in m.tokenizer.encode_batch_fast([t[: self._max_tokens * 12] for t in texts]):
+            x, _ = self._hidden(m, [encoding.ids])
+            pooled = x[0].mean(axis=0)
+            pieces = x[0, 1 : len(encoding.ids) - 1]
+            norms = np.linalg.norm(pieces, axis=1, keepdims=True)
+            out.append(
+                TokenVectors(
+                    vector=(pooled / max(float(np.linalg.norm(pooled)), 1e-12)).astype(np.float32),
+                    tokens=(pieces / np.maximum(norms, 1e-12)).astype(np.float32),
+                    pieces=tuple(m.tokenizer.id_to_token(i) for i in encoding.ids[1:-1]),
+                )
+            )
+        return out
+
     def _forward(self, m: _Model, batch: list[list[int]]) -> np.ndarray:
+        import numpy as np
+
+        x, mask = self._hidden(m, batch)
+        pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def _hidden(self, m: _Model, batch: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """The last layer's hidden states ``(batch, width, 384)`` and the padding mask."""
         import numpy as np
 
         width = max(len(ids) for ids in batch)
@@ -262,9 +309,7 @@ class MiniLMEmbedder:
             up = x @ layer.up_w + layer.up_b
             up = 0.5 * up * (1.0 + _erf(up * np.float32(0.7071067811865476)))
             x = _layer_norm(up @ layer.down_w + layer.down_b + x, layer.ln2_w, layer.ln2_b, m.eps)
-        pooled = (x * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
+        return x, mask
 
     def embed_one(self, text: str) -> np.ndarray:
         """Embed one text; a read-only ``(384,)`` vector, remembered in a bounded LRU."""
