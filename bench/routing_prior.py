@@ -46,7 +46,9 @@ def public_sets(exclude: Collection[str] = (), mmlu: Path = MMLU) -> list[Graded
     return out
 
 
-def write_prior(path: Path, exclude: Collection[str] = (), say: Callable[[str], None] = print) -> Path:
+def write_prior(
+    path: Path, exclude: Collection[str] = (), say: Callable[[str], None] = print
+) -> Path:
     started = time.perf_counter()
     prior = train_prior(public_sets(exclude), progress=say)
     out = prior.save(path)
