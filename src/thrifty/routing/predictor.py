@@ -170,9 +170,7 @@ class QualityPredictor:
         n_heads = len(heads)
         head_tiers = list(tiers) if prior is not None else []
         offset = (
-            np.stack([prior.logits(t)[head_tiers] for t in texts])
-            if prior is not None and texts and n_heads
-            else None
+            prior.logits_many(texts)[:, head_tiers] if prior is not None and n_heads else None
         )
         if x is None or n_heads == 0:
             weights = np.zeros((0, n_heads), dtype=np.float32)
@@ -273,8 +271,14 @@ class QualityPredictor:
             predictor.prior = cls.load(resolve_prior(predictor.prior_path))
         return predictor
 
-    def logits(self, text: str, tags: Mapping[str, str] | None = None) -> np.ndarray:
-        """One logit per learned model: out-of-group for a training prompt, else the mean model."""
+    def logits(
+        self,
+        text: str,
+        tags: Mapping[str, str] | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One logit per learned model: out-of-group for a training prompt, else the mean
+        model (``embedding``: the prompt's, when the caller embedded a batch already)."""
         key = text_key(text)
         at = int(np.searchsorted(self.train_keys, key))
         if at < len(self.train_keys) and self.train_keys[at] == key:
@@ -287,10 +291,18 @@ class QualityPredictor:
             hit = self.columns[where] == slots
             out += values[hit].astype(np.float32) @ self.weights[where[hit]]
         if self.dense_dim:
-            out += embed_one(text, self.encoder) @ self.weights[len(self.columns) :]
+            vector = embed_one(text, self.encoder) if embedding is None else embedding
+            out += vector @ self.weights[len(self.columns) :]
         if self.prior is not None and len(self.tiers):
             out += self.prior.logits(text)[self.tiers].astype(np.float32)
         return out
+
+    def logits_many(self, texts: Sequence[str]) -> np.ndarray:
+        """``logits`` of many prompts, their embeddings computed in batches."""
+        if not texts:
+            return np.zeros((0, len(self.models)))
+        vectors = embed_many(texts, self.encoder) if self.dense_dim else [None] * len(texts)
+        return np.stack([self.logits(t, None, v) for t, v in zip(texts, vectors, strict=True)])
 
     def predict(self, text: str, tags: Mapping[str, str] | None = None) -> dict[str, Prediction]:
         """A prediction for the reference and every learned model."""
