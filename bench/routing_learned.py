@@ -53,6 +53,7 @@ STRONG = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
 EMBED_CACHE: Path | None = None
+SUB = 41 / 256  # the MMLU subsample for the encoder comparison
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -244,12 +245,13 @@ def subsample(records: list[ReplayRecord], share: float) -> list[ReplayRecord]:
     return [r for r in records if hashlib.sha256(r.id.encode()).digest()[1] < cut]
 
 
-#: (set, tags, encoder, with the held-out prior); "mmlu-4k": the encoders compared on a
-#: 28% subsample (MiniLM embeds only a few prompts a second on the loaded machine).
+#: (tags, encoder, with the held-out prior) per set; "mmlu-sub": the encoders compared on
+#: a 16% subsample (MiniLM embedded only ~2 prompts a second on the loaded machine).
 VARIANTS = {
     "mmlu": [(False, "none", False), (False, "none", True), (False, "static", True),
              (True, "none", True)],
-    "mmlu-4k": [(False, "none", True), (False, "static", True), (False, "minilm", True)],
+    "mmlu-sub": [(False, "none", False), (False, "none", True), (False, "static", True),
+                 (False, "minilm", True)],
     "arena": [(False, "none", False), (False, "none", True), (False, "static", True),
               (False, "minilm", True)],
 }  # fmt: skip
@@ -258,8 +260,9 @@ VARIANTS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mmlu", type=Path, default=MMLU)
-    parser.add_argument("--sets", nargs="+", default=["scale", "arena", "mmlu", "mmlu-4k"])
+    parser.add_argument("--sets", nargs="+", default=["scale", "arena", "mmlu", "mmlu-sub"])
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="routing-learned", help="results file stem")
     parser.add_argument("--embed-cache", type=Path, help="keep MiniLM/static vectors here")
     args = parser.parse_args()
     configure_logging("error", "text")
@@ -275,30 +278,32 @@ def main() -> int:
     if "scale" in args.sets:
         print("tune on 10,000 prompts ...", file=sys.stderr)
         scale = tune_at_scale(args.mmlu, 10_000)
+        date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})
     two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
     sets = {
         "arena": ("arena_bench_v1", lambda: load_dataset(bundled_dataset()), raw),
         "mmlu": ("routellm_mmlu", lambda: load_dataset(args.mmlu), two),
-        "mmlu-4k": ("routellm_mmlu 28%", lambda: subsample(load_dataset(args.mmlu), 0.285), two),
+        "mmlu-sub": ("routellm_mmlu 16%", lambda: subsample(load_dataset(args.mmlu), SUB), two),
     }
     for key in [k for k in sets if k in args.sets]:
         name, load, config = sets[key]
         records = load()
-        prior = held_out_prior(key.split("-")[0], load_dataset(args.mmlu) if key == "mmlu-4k"
+        prior = held_out_prior(key.split("-")[0], load_dataset(args.mmlu) if key == "mmlu-sub"
                                else records, workroot, args.mmlu)  # fmt: skip
         for n, (tags, encoder, with_prior) in enumerate(VARIANTS[key]):
             print(f"{name} tags={tags} encoder={encoder} prior={with_prior} ...", file=sys.stderr)
             work = workroot / f"{key}-{n}"
             runs.append(run_set(name, records, config, tags, work, encoder,
                                 prior if with_prior else None))  # fmt: skip
-    date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    write({"date": date, "runs": runs, "tune_10k": scale})
+            date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})  # kept if cut
     return 0
 
 
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-routing-learned"
+    stem = RESULTS / f"{dt.date.today().isoformat()}-{results.get('out', 'routing-learned')}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
     lines = [
         f"# Learned routing on held-out halves ({results['date']})", "",
@@ -307,7 +312,7 @@ def write(results: dict[str, Any]) -> None:
         "best cheaper model. Savings are cost savings (not shares of calls).", "",
         "Prior: trained on every public graded row except half B of the set reported",
         "(`held-out`); its AUC alone (each model by its price tier, no labelled traffic) is",
-        "`prior AUC`. `routellm_mmlu 28%`: a fixed subsample by id hash, for the encoders.", "",
+        "`prior AUC`. `routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.", "",
         "| set | tags | encoder | prior | chosen | B savings | B quality "
         "| random savings at equal quality | random quality at equal cost | oracle savings "
         "| AUC (B) | prior AUC (B) | tune s | decide ms p50 |",

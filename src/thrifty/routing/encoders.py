@@ -28,6 +28,7 @@ Encoder = Literal["none", "static", "minilm"]
 ENCODERS: tuple[str, ...] = ("none", "static", "minilm")
 MINILM_TOKENS = 64
 SHARD_ROWS = 2048  # vectors per cache file written (a crash loses at most this many)
+BATCH = 64  # texts per embedder call: the static embedder gathers every token's row at once
 log = logging.getLogger(__name__)
 
 
@@ -95,9 +96,8 @@ def _disk(directory: str) -> DiskCache:
 
 def embed_many(texts: Sequence[str], encoder: str, cache_dir: Path | None = None) -> np.ndarray:
     """float32 ``(len(texts), dims)`` embeddings, through the disk cache when given."""
-    embedder = _embedder(encoder)
     if cache_dir is None:
-        return np.asarray(embedder.embed(list(texts)), dtype=np.float32)
+        return _batched(list(texts), encoder)
     cache = _disk(str(cache_dir / encoder))
     if str(cache_dir / encoder) not in _OPENED:
         _OPENED.append(str(cache_dir / encoder))
@@ -108,10 +108,16 @@ def embed_many(texts: Sequence[str], encoder: str, cache_dir: Path | None = None
         log.info("embedding %d of %d prompts with %s", len(missing), len(texts), encoder)
         for start in range(0, len(missing), SHARD_ROWS):
             chunk = missing[start : start + SHARD_ROWS]
-            cache.add(chunk, np.asarray(embedder.embed([by_key[k] for k in chunk])))
+            cache.add(chunk, _batched([by_key[k] for k in chunk], encoder))
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.stack([cache.get(k) for k in keys]).astype(np.float32)  # type: ignore[misc]
+
+
+def _batched(texts: list[str], encoder: str) -> np.ndarray:
+    embedder = _embedder(encoder)
+    parts = [np.asarray(embedder.embed(texts[i : i + BATCH])) for i in range(0, len(texts), BATCH)]
+    return np.concatenate(parts).astype(np.float32) if parts else np.zeros((0, 0), np.float32)
 
 
 def embed_one(text: str, encoder: str) -> np.ndarray:

@@ -169,9 +169,7 @@ class QualityPredictor:
         folds = np.array([fold_of(t) for t in texts], dtype=np.int64)
         n_heads = len(heads)
         head_tiers = list(tiers) if prior is not None else []
-        offset = (
-            prior.logits_many(texts)[:, head_tiers] if prior is not None and n_heads else None
-        )
+        offset = prior.logits_many(texts)[:, head_tiers] if prior is not None and n_heads else None
         if x is None or n_heads == 0:
             weights = np.zeros((0, n_heads), dtype=np.float32)
             columns = np.zeros(0, dtype=np.int64)
@@ -301,7 +299,16 @@ class QualityPredictor:
         """``logits`` of many prompts, their embeddings computed in batches."""
         if not texts:
             return np.zeros((0, len(self.models)))
-        vectors = embed_many(texts, self.encoder) if self.dense_dim else [None] * len(texts)
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+        keys = np.array([text_key(t) for t in texts], dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.train_keys, keys), max(0, len(self.train_keys) - 1))
+        known = self.train_keys[at] == keys if len(self.train_keys) else np.zeros(len(keys), bool)
+        new = [i for i in range(len(texts)) if not known[i]]  # others: stored scores
+        if self.dense_dim and new:
+            for i, vector in zip(
+                new, embed_many([texts[i] for i in new], self.encoder), strict=True
+            ):
+                vectors[i] = vector
         return np.stack([self.logits(t, None, v) for t, v in zip(texts, vectors, strict=True)])
 
     def predict(self, text: str, tags: Mapping[str, str] | None = None) -> dict[str, Prediction]:
