@@ -89,18 +89,24 @@ class DiskCache:
             temporary.replace(self.directory / f"{name.hexdigest()}.npz")
 
 
-@functools.lru_cache(maxsize=8)
+_LOADED: dict[str, DiskCache] = {}  # by directory, oldest first
+LOADED_MAX = 4
+
+
 def _disk(directory: str) -> DiskCache:
-    return DiskCache(Path(directory))
+    cache = _LOADED.get(directory)
+    if cache is None:
+        cache = _LOADED[directory] = DiskCache(Path(directory))
+        while len(_LOADED) > LOADED_MAX:
+            _LOADED.pop(next(iter(_LOADED)))
+    return cache
 
 
 def embed_many(texts: Sequence[str], encoder: str, cache_dir: Path | None = None) -> np.ndarray:
     """float32 ``(len(texts), dims)`` embeddings, through the disk cache when given."""
     if cache_dir is None:
         return _batched(list(texts), encoder)
-    cache = _disk(str(cache_dir / encoder))
-    if str(cache_dir / encoder) not in _OPENED:
-        _OPENED.append(str(cache_dir / encoder))
+    cache = _disk(str((cache_dir / encoder).resolve()))
     keys = [text_hash(t) for t in texts]
     missing = list(dict.fromkeys(k for k in keys if cache.get(k) is None))
     if missing:
@@ -124,17 +130,10 @@ def embed_one(text: str, encoder: str) -> np.ndarray:
     """One prompt at decision time (MiniLM: ~6 ms on this machine; static: ~0.1 ms).
     In a process that tuned, a vector already in a loaded disk cache is reused (the
     tuner replays the held-out folds' prompts one by one)."""
-    if _disk.cache_info().currsize:
+    if _LOADED:
         key = text_hash(text)
-        for directory in _open_caches(encoder):
-            vector = _disk(directory).get(key)
+        for directory, cache in list(_LOADED.items()):
+            vector = cache.get(key) if Path(directory).name == encoder else None
             if vector is not None:
                 return vector.astype(np.float32)
     return np.asarray(_embedder(encoder).embed_one(text), dtype=np.float32)
-
-
-_OPENED: list[str] = []
-
-
-def _open_caches(encoder: str) -> list[str]:
-    return [d for d in _OPENED if Path(d).name == encoder]
