@@ -112,7 +112,7 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
     raw = deep_merge(raw, {"routing": {"enabled": True, "strategy": "tradeoff",
                                        "use_tags": use_tags, "encoder": encoder,
                                        "prior": str(prior) if prior else "none"}})  # fmt: skip
-    if EMBED_CACHE is not None:  # the tuner keeps vectors beside its work dirs
+    if EMBED_CACHE is not None:  # the tuner keeps vectors in <its work dir>/embeddings
         (workdir / "tune").mkdir(parents=True, exist_ok=True)
         (workdir / "tune" / "embeddings").symlink_to(EMBED_CACHE.resolve())
     started = time.perf_counter()
@@ -279,6 +279,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+", default=["scale", "arena", "mmlu", "mmlu-sub"])
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="routing-learned", help="results file stem")
+    parser.add_argument("--encoders", nargs="+", help="only the variants with these encoders")
     parser.add_argument("--embed-cache", type=Path, help="keep MiniLM/static vectors here")
     args = parser.parse_args()
     configure_logging("error", "text")
@@ -308,6 +309,8 @@ def main() -> int:
         prior = held_out_prior(key.split("-")[0], load_dataset(args.mmlu) if key == "mmlu-sub"
                                else records, workroot, args.mmlu)  # fmt: skip
         for n, (tags, encoder, with_prior) in enumerate(VARIANTS[key]):
+            if args.encoders and encoder not in args.encoders:
+                continue
             print(f"{name} tags={tags} encoder={encoder} prior={with_prior} ...", file=sys.stderr)
             work = workroot / f"{key}-{n}"
             runs.append(run_set(name, records, config, tags, work, encoder,

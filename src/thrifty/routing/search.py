@@ -73,7 +73,8 @@ def routing_space(
         prior=prior,
         prior_path=prior_setting,
         tiers=head_tiers([m for m in every if m != reference], reference, registry),
-        embed_cache=workdir.parent / "embeddings",
+        # one cache for the whole tune: workdir is <tune work dir>/<fold>/routing
+        embed_cache=workdir.parent.parent / "embeddings",
         progress=progress,
     )
     path = predictor.save(workdir / "predictor.npz")
