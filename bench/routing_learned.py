@@ -52,6 +52,8 @@ RESULTS = ROOT / "bench" / "results"
 STRONG = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
+EMBED_CACHE: Path | None = None
+SUB = 41 / 256  # the MMLU subsample for the encoder comparison
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -66,8 +68,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     )
 
 
-def predictor_auc(path: Path, records: list[ReplayRecord]) -> float | None:
-    predictor = QualityPredictor.load(path)
+def predictor_auc(predictor: QualityPredictor | None, records: list[ReplayRecord]) -> float | None:
+    if predictor is None:
+        return None
     aucs = []
     for model in predictor.models:
         scores, labels = [], []
@@ -84,6 +87,17 @@ def predictor_auc(path: Path, records: list[ReplayRecord]) -> float | None:
     return round(float(np.mean(aucs)), 4) if aucs else None
 
 
+def prior_auc(prior: Path, records: list[ReplayRecord], config: Any) -> float | None:
+    """AUC on ``records`` of the prior alone (every model by its price tier): the router
+    a user with no labelled traffic gets."""
+    from thrifty.registry import ModelRegistry
+    from thrifty.routing.build import prior_predictor
+
+    section = config.routing.model_copy(update={"prior": str(prior), "predictor": None})
+    predictor = prior_predictor(section, ModelRegistry.from_config(config), STRONG)
+    return None if predictor is None else predictor_auc(predictor, records)
+
+
 def random_mix(base: dict[str, Any], weak: dict[str, Any]) -> tuple[float, float] | None:
     """(cost ratio, quality retained) of always-weak, relative to the baseline."""
     if weak["quality_retained"] is None or not base["actual_cost"]:
@@ -92,10 +106,15 @@ def random_mix(base: dict[str, Any], weak: dict[str, Any]) -> tuple[float, float
 
 
 def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tags: bool,
-            workdir: Path) -> dict[str, Any]:  # fmt: skip
+            workdir: Path, encoder: str = "none",
+            prior: Path | None = None) -> dict[str, Any]:  # fmt: skip
     tune_half, test_half = split_halves(records)
     raw = deep_merge(raw, {"routing": {"enabled": True, "strategy": "tradeoff",
-                                       "use_tags": use_tags}})  # fmt: skip
+                                       "use_tags": use_tags, "encoder": encoder,
+                                       "prior": str(prior) if prior else "none"}})  # fmt: skip
+    if EMBED_CACHE is not None:  # the tuner keeps vectors in <its work dir>/embeddings
+        (workdir / "tune").mkdir(parents=True, exist_ok=True)
+        (workdir / "tune" / "embeddings").symlink_to(EMBED_CACHE.resolve())
     started = time.perf_counter()
     examples = ROOT / "examples"
     result = tune(tune_half, raw, 0.95, base_dir=examples, workdir=workdir / "tune", seed=0)
@@ -126,10 +145,14 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
             p_q = min(1.0, max(0.0, (1 - q) / (1 - wq)))
             best_s_at_q = max(best_s_at_q, 100 * p_q * (1 - ratio))
     routed_share = sum(1 for i in rows if routed[i].model != STRONG) / max(1, len(rows))
-    decide = decision_ms(config, test_half)
+    auc_b = predictor_auc(router_of(config)._predictor, test_half)
+    decide = decision_ms(config, test_half)  # last: it forgets every remembered vector
     return {
         "set": name,
         "tags": use_tags,
+        "encoder": encoder,
+        "prior": "held-out" if prior else "none",
+        "prior_auc": prior_auc(prior, test_half, config) if prior else None,
         "tune_rows": len(tune_half),
         "test_rows": len(test_half),
         "chosen": result.chosen.candidate.label,
@@ -143,20 +166,39 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
         "B_random_savings_at_equal_quality": round(best_s_at_q, 2),
         "B_oracle_savings_pct": round(100 * (1 - oracle["cost"] / base["actual_cost"]), 2),
         "B_oracle_quality_retained": round(oracle["quality_retained"] or 0, 4),
-        "B_auc_as_good": predictor_auc(workdir / "tuned.predictor.npz", test_half),
+        "B_auc_as_good": auc_b,
         "decision_ms_p50": decide,
     }
 
 
-def decision_ms(config: Any, records: list[ReplayRecord]) -> float:
+def router_of(config: Any) -> Any:
+    """The tuned config's router (its predictor: the tuned one, or the prior alone)."""
     from thrifty.registry import ModelRegistry
     from thrifty.routing.build import build_routing
 
-    registry = ModelRegistry.from_config(config)
-    router = build_routing(config.routing, registry, STRONG)._router
-    bodies = [({"messages": list(r.messages)}, dict(r.tags)) for r in records[:2000]]
+    return build_routing(config.routing, ModelRegistry.from_config(config), STRONG).router
+
+
+def forget_embeddings() -> None:
+    """Drop every remembered prompt vector (the tune's disk cache, the embedders' LRUs):
+    a timed decision embeds its prompt, as a new request would."""
+    from thrifty.routing import encoders
+
+    encoders._LOADED.clear()
+    for name in ("static", "minilm"):
+        embedder = encoders._embedder(name)
+        if "_memo" in vars(embedder):
+            embedder._memo.clear()
+        if "_cached" in vars(embedder) and hasattr(embedder._cached, "cache_clear"):
+            embedder._cached.cache_clear()
+
+
+def decision_ms(config: Any, records: list[ReplayRecord]) -> float:
+    router = router_of(config)
+    bodies = [({"messages": list(r.messages)}, dict(r.tags)) for r in records[:300]]
     for body, tags in bodies[:20]:
         router.decide(body, tags)
+    forget_embeddings()
     router._predictor._cache.clear()  # type: ignore[union-attr]  # time the model, not the memo
     times = []
     for body, tags in bodies:
@@ -199,11 +241,47 @@ def tune_at_scale(mmlu: Path, rows: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+def held_out_prior(name: str, records: list[ReplayRecord], workroot: Path, mmlu: Path) -> Path:
+    """A prior trained on every public graded row but the half ``name`` reports on."""
+    from bench.routing_prior import public_sets
+    from thrifty.routing.prior import train_prior
+
+    path = workroot / f"prior-without-{name}-B.npz"
+    if not path.exists():
+        _, test_half = split_halves(records)
+        exclude = {r.id for r in test_half}
+        train_prior(public_sets(exclude, mmlu)).save(path)
+    return path
+
+
+def subsample(records: list[ReplayRecord], share: float) -> list[ReplayRecord]:
+    """A fixed share of ``records`` by a hash of the id (independent of the halves)."""
+    import hashlib
+
+    cut = int(256 * share)
+    return [r for r in records if hashlib.sha256(r.id.encode()).digest()[1] < cut]
+
+
+#: (tags, encoder, with the held-out prior) per set; "mmlu-sub": the encoders compared on
+#: a 16% subsample (MiniLM embedded only ~2 prompts a second on the loaded machine).
+VARIANTS = {
+    "mmlu": [(False, "none", False), (False, "none", True), (False, "static", True),
+             (True, "none", False), (True, "none", True)],
+    "mmlu-sub": [(False, "none", False), (False, "none", True), (False, "static", True),
+                 (False, "minilm", True)],
+    "arena": [(False, "none", False), (False, "none", True), (False, "static", True),
+              (False, "minilm", True)],
+}  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mmlu", type=Path, default=MMLU)
-    parser.add_argument("--sets", nargs="+", default=["mmlu", "arena", "scale"])
+    parser.add_argument("--sets", nargs="+", default=["scale", "arena", "mmlu", "mmlu-sub"])
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="routing-learned", help="results file stem")
+    parser.add_argument("--encoders", nargs="+", help="only the variants with these encoders")
+    parser.add_argument("--embed-cache", type=Path, help="keep MiniLM/static vectors here")
     args = parser.parse_args()
     configure_logging("error", "text")
     if args.scale_child:
@@ -211,45 +289,63 @@ def main() -> int:
         return 0
     raw = base_raw()
     workroot = Path(tempfile.mkdtemp(prefix="thrifty-bench-learned-"))
+    global EMBED_CACHE
+    EMBED_CACHE = args.embed_cache
     runs = []
     scale = None
     if "scale" in args.sets:
         print("tune on 10,000 prompts ...", file=sys.stderr)
         scale = tune_at_scale(args.mmlu, 10_000)
-    if "mmlu" in args.sets:
-        mmlu = load_dataset(args.mmlu)
-        two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
-        for tags in (False, True):
-            print(f"mmlu tags={tags} ...", file=sys.stderr)
-            runs.append(run_set("routellm_mmlu", mmlu, two, tags, workroot / f"mmlu{int(tags)}"))
-    if "arena" in args.sets:
-        print("arena ...", file=sys.stderr)
-        arena = load_dataset(bundled_dataset())
-        runs.append(run_set("arena_bench_v1", arena, raw, False, workroot / "arena"))
-    date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    write({"date": date, "runs": runs, "tune_10k": scale})
+        date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})
+    two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
+    sets = {
+        "arena": ("arena_bench_v1", lambda: load_dataset(bundled_dataset()), raw),
+        "mmlu": ("routellm_mmlu", lambda: load_dataset(args.mmlu), two),
+        "mmlu-sub": ("routellm_mmlu 16%", lambda: subsample(load_dataset(args.mmlu), SUB), two),
+    }
+    for key in [k for k in sets if k in args.sets]:
+        name, load, config = sets[key]
+        records = load()
+        prior = held_out_prior(key.split("-")[0], load_dataset(args.mmlu) if key == "mmlu-sub"
+                               else records, workroot, args.mmlu)  # fmt: skip
+        for n, (tags, encoder, with_prior) in enumerate(VARIANTS[key]):
+            if args.encoders and encoder not in args.encoders:
+                continue
+            print(f"{name} tags={tags} encoder={encoder} prior={with_prior} ...", file=sys.stderr)
+            work = workroot / f"{key}-{n}"
+            runs.append(run_set(name, records, config, tags, work, encoder,
+                                prior if with_prior else None))  # fmt: skip
+            date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})  # kept if cut
     return 0
 
 
 def write(results: dict[str, Any]) -> None:
     RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-routing-learned"
+    stem = RESULTS / f"{dt.date.today().isoformat()}-{results.get('out', 'routing-learned')}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
     lines = [
         f"# Learned routing on held-out halves ({results['date']})", "",
         "Tuned on half A (`thrifty tune`, strategy tradeoff, target 0.95), replayed on half B.",
         "Baseline: every request to gpt-4-1106-preview. Random: the reference mixed with the",
         "best cheaper model. Savings are cost savings (not shares of calls).", "",
-        "| set | tags | chosen | B savings | B quality | random savings at equal quality "
-        "| random quality at equal cost | oracle savings | AUC (B) | tune s | decide ms p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "Prior: trained on every public graded row except half B of the set reported",
+        "(`held-out`); its AUC alone (each model by its price tier, no labelled traffic) is",
+        "`prior AUC`. `routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.", "",
+        "| set | tags | encoder | prior | chosen | B savings | B quality "
+        "| random savings at equal quality | random quality at equal cost | oracle savings "
+        "| AUC (B) | prior AUC (B) | tune s | decide ms p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results["runs"]:
         lines.append(
-            f"| {r['set']} | {r['tags']} | {r['chosen']} | {r['B_savings_pct']:.1f}% "
+            f"| {r['set']} | {r['tags']} | {r['encoder']} | {r['prior']} | {r['chosen']} "
+            f"| {r['B_savings_pct']:.1f}% "
             f"| {r['B_quality_retained']:.3f} | {r['B_random_savings_at_equal_quality']:.1f}% "
             f"| {r['B_random_quality_at_equal_cost']:.3f} | {r['B_oracle_savings_pct']:.1f}% "
-            f"| {r['B_auc_as_good']} | {r['tune_seconds']} | {r['decision_ms_p50']} |"
+            f"| {r['B_auc_as_good']} | {r['prior_auc']} | {r['tune_seconds']} "
+            f"| {r['decision_ms_p50']} |"
         )
     if results.get("tune_10k"):
         s = results["tune_10k"]

@@ -66,7 +66,7 @@ def test_training_prompts_get_out_of_fold_predictions() -> None:
 
 def test_predictor_with_the_embedding_round_trips(tmp_path: Path) -> None:
     train = _records(200, 4)
-    fitted = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG, use_embedding=True)
+    fitted = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG, encoder="static")
     loaded = QualityPredictor.load(fitted.save(tmp_path / "e.npz"))
     assert loaded.dense_dim > 0
     text = "prove the theorem about the integral"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from thrifty.registry import ModelRegistry
 from thrifty.routing.config import RoutingConfig
 from thrifty.routing.policy import Router
 from thrifty.routing.stage import RoutingStage
+
+if TYPE_CHECKING:
+    from thrifty.routing.predictor import QualityPredictor
 
 
 def reference_model(section: RoutingConfig, baseline: str | None) -> str:
@@ -14,6 +19,23 @@ def reference_model(section: RoutingConfig, baseline: str | None) -> str:
     model = section.reference_model or baseline
     assert model is not None  # the schema requires default_model when routing is on
     return model
+
+
+def prior_predictor(
+    section: RoutingConfig, registry: ModelRegistry, reference: str
+) -> QualityPredictor | None:
+    """No tuned predictor: every candidate predicted by its price tier from the prior."""
+    from thrifty.routing.predictor import QualityPredictor
+    from thrifty.routing.prior import head_tiers, load_prior
+
+    prior = load_prior(section.prior)
+    if prior is None:
+        return None
+    from thrifty.routing.search import candidate_models
+
+    models = [m for m in candidate_models(section.model_dump(), registry) if m != reference]
+    tiers = head_tiers(models, reference, registry)
+    return QualityPredictor.from_prior(prior, [*models, reference], reference, tiers, section.prior)
 
 
 def build_routing(
@@ -26,15 +48,16 @@ def build_routing(
     classifier = LearnedTaskClassifier(rules=rules) if section.classifier == "learned" else rules
     predictor = None
     embed = None
+    reference = reference_model(section, baseline)
     if section.strategy != "rules" and section.predictor:
         from thrifty.routing.predictor import QualityPredictor
 
         predictor = QualityPredictor.load(section.predictor)
+    elif section.strategy != "rules":
+        predictor = prior_predictor(section, registry, reference)
     if section.classifier == "learned":
         from thrifty.embeddings import get_embedder
 
         embed = get_embedder().embed_one
-    router = Router(
-        section, registry, reference_model(section, baseline), classifier, predictor, embed
-    )
+    router = Router(section, registry, reference, classifier, predictor, embed)
     return RoutingStage(section, registry, router)

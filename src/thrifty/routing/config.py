@@ -61,9 +61,12 @@ class RoutingConfig(Section):
     tradeoff_lambda: NonNegativeFloat = 0.0
     use_tags: bool = True
     """Whether ``thrifty tune`` trains the predictor on the requests' tags too."""
-    use_embedding: bool = False
-    """Whether the predictor also reads the shipped static embedding (MMLU: AUC +0.018,
-    tune time +20%, memory +90 MB; off by default, see docs/routing.md)."""
+    encoder: Literal["none", "static", "minilm"] = "none"
+    """The sentence embedding ``thrifty tune`` adds to the predictor's features (measured
+    in docs/routing.md): none, the shipped static embedder, or MiniLM (~6 ms a decision)."""
+    prior: str = "shipped"
+    """The routing prior (``shipped``, ``none`` or a .npz path): with no predictor, the
+    router predicts each model by its price tier from it; ``thrifty tune`` starts from it."""
     reference_model: str | None = None
     """What predicted quality is compared with (default: baseline_model, else default_model)."""
 
@@ -75,6 +78,9 @@ class RoutingConfig(Section):
             raise ValueError(
                 f"tasks: unknown task(s) {unknown}; known: {known} (add yours under labels)"
             )
-        if self.enabled and self.strategy != "rules" and not self.predictor:
-            raise ValueError(f"strategy {self.strategy!r} needs a predictor (run thrifty tune)")
+        learned = self.predictor or self.prior != "none"
+        if self.enabled and self.strategy != "rules" and not learned:
+            raise ValueError(
+                f"strategy {self.strategy!r} needs a predictor (run thrifty tune) or a prior"
+            )
         return self

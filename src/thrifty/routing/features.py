@@ -86,29 +86,6 @@ def text_features(text: str) -> tuple[Counts, np.ndarray]:
     return word_counts(text), structure(text)
 
 
-_EMBEDDED: dict[str, np.ndarray] = {}
-EMBED_MEMO = 32_768
-EMBED_BATCH = 64  # the embedder gathers every token's row at once: bound the batch
-
-
-def embeddings_of(texts: Sequence[str]) -> np.ndarray:
-    """The shipped static embedding of each text (batched, remembered like
-    :func:`text_features`)."""
-    from thrifty.embeddings import get_embedder
-
-    missing = list(dict.fromkeys(t for t in texts if t not in _EMBEDDED))
-    if len(_EMBEDDED) + len(missing) > EMBED_MEMO:
-        _EMBEDDED.clear()
-        missing = list(dict.fromkeys(texts))
-    embedder = get_embedder()
-    for start in range(0, len(missing), EMBED_BATCH):
-        chunk = missing[start : start + EMBED_BATCH]
-        _EMBEDDED.update(zip(chunk, embedder.embed(chunk), strict=True))
-    if not texts:
-        return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([_EMBEDDED[t] for t in texts])
-
-
 def tag_slots(tags: Mapping[str, str]) -> list[int]:
     return sorted({_slot(f"{TAG_SALT}{k}={v}") for k, v in tags.items()})
 
@@ -123,15 +100,19 @@ class Featurizer:
         mean: np.ndarray,
         std: np.ndarray,
         use_tags: bool,
+        use_words: bool = True,
     ) -> None:
         self.idf_slots = idf_slots.astype(np.int64)
         self.idf = idf.astype(np.float64)
         self.default_idf = float(idf.max()) if len(idf) else 1.0  # an unseen word is rare
         self.mean, self.std = mean.astype(np.float64), std.astype(np.float64)
         self.use_tags = use_tags
+        self.use_words = use_words  # off: structure (and tags) only, e.g. the shipped prior
 
     @classmethod
-    def fit(cls, counts: Sequence[Counts], shapes: np.ndarray, use_tags: bool) -> Featurizer:
+    def fit(
+        cls, counts: Sequence[Counts], shapes: np.ndarray, use_tags: bool, use_words: bool = True
+    ) -> Featurizer:
         every = [s for s, _ in counts]
         slots, freq = np.unique(
             np.concatenate(every) if every else np.zeros(0, np.int64), return_counts=True
@@ -139,7 +120,9 @@ class Featurizer:
         idf = np.log((1 + len(counts)) / (1 + freq)) + 1.0
         mean = shapes.mean(axis=0) if len(shapes) else np.zeros(len(STRUCTURE_NAMES))
         std = shapes.std(axis=0) + 1e-6 if len(shapes) else np.ones(len(STRUCTURE_NAMES))
-        return cls(slots, idf, mean, std, use_tags)
+        if not use_words:
+            slots, idf = slots[:0], idf[:0]
+        return cls(slots, idf, mean, std, use_tags, use_words)
 
     def _idf_of(self, slots: np.ndarray) -> np.ndarray:
         at = np.searchsorted(self.idf_slots, slots)
@@ -152,6 +135,8 @@ class Featurizer:
     ) -> tuple[np.ndarray, np.ndarray]:
         """(slots, values) of one prompt."""
         slots, tf = counts[0].astype(np.int64), counts[1].astype(np.float64)
+        if not self.use_words:
+            slots, tf = slots[:0], tf[:0]
         values = (1.0 + np.log(tf)) * self._idf_of(slots)
         norm = float(np.sqrt((values**2).sum()))
         if norm > 0:
@@ -173,6 +158,7 @@ class Featurizer:
             "shape_mean": self.mean,
             "shape_std": self.std,
             "use_tags": np.array(self.use_tags),
+            "use_words": np.array(self.use_words),
         }
 
     @classmethod
@@ -183,6 +169,7 @@ class Featurizer:
             data["shape_mean"],
             data["shape_std"],
             bool(data["use_tags"]),
+            bool(data["use_words"]) if "use_words" in data else True,
         )
 
 

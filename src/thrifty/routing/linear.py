@@ -75,9 +75,11 @@ def fit_logistic(
     row_weights: np.ndarray,
     l2: float = 1e-3,
     iterations: int = 150,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
     """Weights (width, heads): ``x.columns`` then the dense block; ``targets``,
-    ``row_weights``: (n, heads)."""
+    ``row_weights``: (n, heads). ``offset`` (n, heads), added to every logit, is a prior's
+    prediction: the L2 penalty then shrinks the fit towards the prior, not towards 0.5."""
     heads = targets.shape[1]
     totals = np.maximum(row_weights.sum(axis=0), 1e-12)
     scaled = (row_weights / totals).astype(np.float32)  # each head: a weighted mean
@@ -86,8 +88,9 @@ def fit_logistic(
     w = np.zeros((x.width, heads), dtype=np.float32)
     previous = w
     y = targets.astype(np.float32)
+    base = np.zeros((1, heads), np.float32) if offset is None else offset.astype(np.float32)
     for t in range(1, iterations + 1):
         look = w + ((t - 1) / (t + 2)) * (w - previous)
-        gradient = x.tdot(scaled * (_sigmoid(x.dot(look)) - y)) + l2 * look
+        gradient = x.tdot(scaled * (_sigmoid(x.dot(look) + base) - y)) + l2 * look
         previous, w = w, look - step * gradient
     return w

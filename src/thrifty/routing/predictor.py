@@ -2,10 +2,12 @@
 
 Trained by ``thrifty tune`` on replay data. For every candidate model M other than the
 reference R, a logistic regression over the prompt's features (``features.py``: hashed
-word 1–2-grams with tf-idf, generic structure, the request's tags, and optionally the
-shipped static embedding of the prompt) predicts M's
+word 1–2-grams with tf-idf, generic structure, the request's tags, and optionally a
+sentence embedding of the prompt, ``encoders.py``) predicts M's
 quality *relative to R's* on that prompt: the soft label ``min(1, q_M / q_R)`` (1 when
 R scored 0). For right/wrong grades that is P(M is as good as R). R itself is 1.0.
+With a prior (``prior.py``), each head starts from the prior's logit for M's price tier
+(an offset the fit corrects; the L2 penalty shrinks towards the prior).
 A decision costs one sparse dot product per model (no scan over the training prompts),
 so it takes the same time whatever the training size.
 
@@ -30,13 +32,21 @@ import numpy as np
 
 from thrifty.learned import load_cached, save_arrays
 from thrifty.recordings.dataset import ReplayRecord
-from thrifty.routing.features import Featurizer, embeddings_of, text_features, to_csr
+from thrifty.routing.encoders import embed_many, embed_one
+from thrifty.routing.features import Featurizer, text_features, to_csr
 from thrifty.routing.linear import SparseRows, fit_logistic
 from thrifty.routing.text import prompt_text
 
 FOLDS = 5
 CACHE_SIZE = 50_000  # predictions kept per process (the tuner replays each prompt often)
 Progress = Callable[[str], None]
+
+
+def resolve_prior(saved: str) -> Path:
+    """A prior path as saved in a predictor: ``shipped`` is the packaged file."""
+    from thrifty.routing.prior import SHIPPED
+
+    return SHIPPED if saved == "shipped" else Path(saved)
 
 
 def fold_of(text: str, folds: int = FOLDS) -> int:
@@ -94,6 +104,10 @@ class QualityPredictor:
         support: np.ndarray,
         train_keys: np.ndarray,
         train_scores: np.ndarray,
+        encoder: str = "none",
+        prior: QualityPredictor | None = None,
+        prior_path: str = "",
+        tiers: Sequence[int] = (),
     ) -> None:
         self.reference = reference
         self.models = list(models)  # the learned heads (every model but the reference)
@@ -106,6 +120,9 @@ class QualityPredictor:
         order = np.argsort(train_keys)
         self.train_keys = train_keys[order].astype(np.int64)
         self.train_scores = train_scores[order].astype(np.float32)
+        self.encoder = encoder if self.dense_dim else "none"
+        self.prior, self.prior_path = prior, prior_path
+        self.tiers = np.asarray(tiers, dtype=np.int64)  # each head's column in the prior
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Prediction]] = {}
 
     @classmethod
@@ -116,12 +133,22 @@ class QualityPredictor:
         reference: str,
         *,
         use_tags: bool = True,
-        use_embedding: bool = False,
+        use_words: bool = True,
+        encoder: str = "none",
+        prior: QualityPredictor | None = None,
+        prior_path: str = "",
+        tiers: Sequence[int] = (),
+        embed_cache: Path | None = None,
         l2: float = 1e-3,
         iterations: int = 60,
         progress: Progress | None = None,
     ) -> QualityPredictor:
-        """Learn from the recorded answers that have a quality (others are left out)."""
+        """Learn from the recorded answers that have a quality (others are left out).
+
+        ``encoder``: ``none``, ``static`` or ``minilm`` (a dense block of the prompt's
+        embedding; ``embed_cache`` keeps the vectors on disk). ``prior`` with ``tiers``
+        (the prior's head for each model in ``models`` but the reference, in order): the
+        fit starts from the prior's prediction."""
         say = progress or (lambda _: None)
         heads = [m for m in models if m != reference]
         texts = [prompt_text(r.messages) for r in records]
@@ -129,16 +156,20 @@ class QualityPredictor:
         parts = [text_features(t) for t in texts]
         counts = [c for c, _ in parts]
         shapes = np.array([s for _, s in parts]).reshape(len(texts), -1)
-        featurizer = Featurizer.fit(counts, shapes, use_tags)
+        featurizer = Featurizer.fit(counts, shapes, use_tags, use_words)
         rows = [
             featurizer.row(c, s, r.tags) for c, s, r in zip(counts, shapes, records, strict=True)
         ]
-        dense = embeddings_of(texts) if use_embedding and rows else None
+        if encoder != "none" and rows:
+            say(f"embedding {len(texts)} prompts ({encoder})")
+        dense = embed_many(texts, encoder, embed_cache) if encoder != "none" and rows else None
         x = SparseRows(*to_csr(rows), dense=dense) if rows else None
         del rows, parts, counts
         labels, known, tokens = _labels(records, [*heads, reference], reference)
         folds = np.array([fold_of(t) for t in texts], dtype=np.int64)
         n_heads = len(heads)
+        head_tiers = list(tiers) if prior is not None else []
+        offset = prior.logits_many(texts)[:, head_tiers] if prior is not None and n_heads else None
         if x is None or n_heads == 0:
             weights = np.zeros((0, n_heads), dtype=np.float32)
             columns = np.zeros(0, dtype=np.int64)
@@ -150,9 +181,12 @@ class QualityPredictor:
             row_w = np.tile(known[:, :n_heads].astype(np.float64), FOLDS)
             for f in range(FOLDS):
                 row_w[folds == f, f * n_heads : (f + 1) * n_heads] = 0.0
-            w = fit_logistic(x, target, row_w, l2=l2, iterations=iterations)
+            tiled = None if offset is None else np.tile(offset, FOLDS)
+            w = fit_logistic(x, target, row_w, l2=l2, iterations=iterations, offset=tiled)
             logits = x.dot(w).reshape(len(texts), FOLDS, n_heads)
             scores = logits[np.arange(len(texts)), folds].astype(np.float32)
+            if offset is not None:
+                scores += offset.astype(np.float32)
             weights = w.reshape(x.width, FOLDS, n_heads).mean(axis=1)
             columns = x.columns
         mean_tokens = np.array(
@@ -162,6 +196,27 @@ class QualityPredictor:
         return cls(
             reference, heads, featurizer, columns, weights, mean_tokens,
             known.sum(axis=0).astype(np.float64), keys, scores,
+            encoder, prior, prior_path if prior is not None else "", head_tiers,
+        )  # fmt: skip
+
+    @classmethod
+    def from_prior(
+        cls,
+        prior: QualityPredictor,
+        models: Sequence[str],
+        reference: str,
+        tiers: Sequence[int],
+        prior_path: str,
+    ) -> QualityPredictor:
+        """The prior alone, for ``models`` (their tiers): a router before any labelled
+        traffic. Expected answer lengths are unknown (the router then assumes 256)."""
+        heads = [m for m in models if m != reference]
+        return cls(
+            reference, heads, Featurizer.fit([], np.zeros((0, 1)), False, False),
+            np.zeros(0, np.int64), np.zeros((0, len(heads)), np.float32),
+            np.full(len(heads) + 1, np.nan), np.zeros(len(heads) + 1),
+            np.zeros(0, np.int64), np.zeros((0, len(heads)), np.float32),
+            "none", prior, prior_path, tiers,
         )  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
@@ -176,6 +231,9 @@ class QualityPredictor:
             support=self.support,
             train_keys=self.train_keys,
             train_scores=self.train_scores.astype(np.float16),
+            encoder=np.array(self.encoder),
+            prior=np.array(self.prior_path),
+            tiers=self.tiers,
             **self.featurizer.arrays(),
         )
 
@@ -189,6 +247,7 @@ class QualityPredictor:
                     f"{path}: a predictor from an older Thrifty (nearest neighbours); "
                     "run `thrifty tune` again to train the learned one"
                 )
+            prior_path = str(data["prior"]) if "prior" in data else ""
             return cls(
                 str(data["reference"]),
                 [str(m) for m in data["models"]],
@@ -199,12 +258,25 @@ class QualityPredictor:
                 data["support"],
                 data["train_keys"],
                 data["train_scores"],
+                str(data["encoder"]) if "encoder" in data else "static",
+                None,
+                prior_path,
+                data.get("tiers", ()),
             )
 
-        return load_cached(path, build, "predictor")
+        predictor = load_cached(path, build, "predictor")
+        if predictor.prior_path and predictor.prior is None:  # outside load_cached's lock
+            predictor.prior = cls.load(resolve_prior(predictor.prior_path))
+        return predictor
 
-    def logits(self, text: str, tags: Mapping[str, str] | None = None) -> np.ndarray:
-        """One logit per learned model: out-of-group for a training prompt, else the mean model."""
+    def logits(
+        self,
+        text: str,
+        tags: Mapping[str, str] | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """One logit per learned model: out-of-group for a training prompt, else the mean
+        model (``embedding``: the prompt's, when the caller embedded a batch already)."""
         key = text_key(text)
         at = int(np.searchsorted(self.train_keys, key))
         if at < len(self.train_keys) and self.train_keys[at] == key:
@@ -217,10 +289,27 @@ class QualityPredictor:
             hit = self.columns[where] == slots
             out += values[hit].astype(np.float32) @ self.weights[where[hit]]
         if self.dense_dim:
-            from thrifty.embeddings import get_embedder
-
-            out += get_embedder().embed_one(text) @ self.weights[len(self.columns) :]
+            vector = embed_one(text, self.encoder) if embedding is None else embedding
+            out += vector @ self.weights[len(self.columns) :]
+        if self.prior is not None and len(self.tiers):
+            out += self.prior.logits(text)[self.tiers].astype(np.float32)
         return out
+
+    def logits_many(self, texts: Sequence[str]) -> np.ndarray:
+        """``logits`` of many prompts, their embeddings computed in batches."""
+        if not texts:
+            return np.zeros((0, len(self.models)))
+        vectors: list[np.ndarray | None] = [None] * len(texts)
+        keys = np.array([text_key(t) for t in texts], dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.train_keys, keys), max(0, len(self.train_keys) - 1))
+        known = self.train_keys[at] == keys if len(self.train_keys) else np.zeros(len(keys), bool)
+        new = [i for i in range(len(texts)) if not known[i]]  # others: stored scores
+        if self.dense_dim and new:
+            for i, vector in zip(
+                new, embed_many([texts[i] for i in new], self.encoder), strict=True
+            ):
+                vectors[i] = vector
+        return np.stack([self.logits(t, None, v) for t, v in zip(texts, vectors, strict=True)])
 
     def predict(self, text: str, tags: Mapping[str, str] | None = None) -> dict[str, Prediction]:
         """A prediction for the reference and every learned model."""

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,9 +24,10 @@ from thrifty.routing.text import prompt_text
 from thrifty.tokens import count_messages, count_text
 
 RULE_LEVELS = (0.85, 0.9, 0.95, 1.0)
+log = logging.getLogger(__name__)
 
 
-def _candidate_models(section: Mapping[str, Any], registry: ModelRegistry) -> list[str]:
+def candidate_models(section: Mapping[str, Any], registry: ModelRegistry) -> list[str]:
     chat = [
         n
         for n in registry.names
@@ -51,19 +53,28 @@ def routing_space(
     is swept, and the grid holds the knob's two ends (always the reference; always the
     cheapest model) plus a fine band of values around where the curve crosses ``target``.
     """
-    models = _candidate_models(section, registry)
+    models = candidate_models(section, registry)
     reference = str(section.get("reference_model") or baseline)
     strategy = section.get("strategy", "rules")
     if strategy == "rules":
         return _rule_candidates(section, registry, reference, train, models)
     from thrifty.routing.predictor import QualityPredictor
+    from thrifty.routing.prior import head_tiers, load_prior
 
+    every = sorted({*models, reference})
+    prior_setting = str(section.get("prior", "shipped"))
+    prior = load_prior(prior_setting)
     predictor = QualityPredictor.fit(
         train,
-        sorted({*models, reference}),
+        every,
         reference,
         use_tags=bool(section.get("use_tags", True)),
-        use_embedding=bool(section.get("use_embedding", False)),
+        encoder=usable_encoder(str(section.get("encoder", "none"))),
+        prior=prior,
+        prior_path=prior_setting,
+        tiers=head_tiers([m for m in every if m != reference], reference, registry),
+        # one cache for the whole tune: workdir is <tune work dir>/<fold>/routing
+        embed_cache=workdir.parent.parent / "embeddings",
         progress=progress,
     )
     path = predictor.save(workdir / "predictor.npz")
@@ -81,6 +92,16 @@ def routing_space(
         Candidate(f"route ≥{t:.4f}", {"routing": {"predictor": str(path), "threshold": t}})
         for t in grid
     ]
+
+
+def usable_encoder(encoder: str) -> str:
+    """``encoder``, or the static embedder when MiniLM's weights are not installed."""
+    from thrifty.routing.encoders import available
+
+    if available(encoder):
+        return encoder
+    log.warning("routing encoder %s is not installed; using the static embedder", encoder)
+    return "static"
 
 
 def _rule_candidates(

@@ -25,6 +25,7 @@ from thrifty.tokens import count_messages
 
 BAND = 6
 LOW, HIGH = 0.008, 0.015  # the band around the target the grid is fine in
+ABOVE = (0.02, 0.03, 0.045, 0.065, 0.09)  # levels above the target: the knees (``_knees``)
 NEVER_LAMBDA = 0.0
 ALWAYS_LAMBDA = 1e9
 
@@ -105,4 +106,20 @@ def knob_grid(
             below = [v for v, r in curve if r < target]
             near = above[-2:] + below[:2] if strategy == "tradeoff" else above[:2] + below[-2:]
         picks = near[:: max(1, math.ceil(len(near) / BAND))]
+        picks += _knees(curve, target, cheaper_first=strategy != "tradeoff")
     return sorted({*ends, *(round(v, 6) for v in picks)})
+
+
+def _knees(curve: list[tuple[float, float]], target: float, cheaper_first: bool) -> list[float]:
+    """For each level above the band, the cheapest value whose estimate reaches it.
+
+    The tuner's confidence margin can be wider than the band (a few hundred rows: ~0.02),
+    and the curve can jump (one prompt type switching model at once): without these, the
+    grid may hold nothing between "always the reference" and points the margin rejects.
+    Cheapest = the largest λ (``tradeoff``) or the smallest threshold."""
+    out = []
+    for level in (*(target + d for d in ABOVE), 1.0):
+        reaching = [v for v, r in curve if r >= min(level, 1.0)]
+        if reaching:
+            out.append(reaching[0] if cheaper_first else reaching[-1])
+    return out

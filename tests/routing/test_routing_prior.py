@@ -1,0 +1,92 @@
+"""The shipped routing prior: models it never saw are predicted by their price tier, and a
+config tuned from it round-trips through `thrifty tune`, the file and the router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from thrifty.config import load_config, parse_config
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
+from thrifty.registry import ModelRegistry
+from thrifty.routing.build import build_routing
+from thrifty.routing.predictor import QualityPredictor
+from thrifty.routing.prior import SHIPPED, TIERS, tier_of
+
+# Names no public set has: the prior can only know them by price.
+MODELS = {
+    "acme-large": {"input": 10.0, "output": 30.0},
+    "acme-mid": {"input": 1.0, "output": 3.0},
+    "acme-tiny": {"input": 0.1, "output": 0.1},
+}
+
+
+def _raw(**routing: Any) -> dict[str, Any]:
+    return {
+        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {name: {"provider": "p", "price": price} for name, price in MODELS.items()},
+        "default_model": "acme-large",
+        "baseline_model": "acme-large",
+        "routing": {"enabled": True, **routing},
+    }
+
+
+def test_a_model_the_prior_never_saw_is_routed_by_its_tier() -> None:
+    config = parse_config(_raw(strategy="threshold", threshold=0.5))
+    registry = ModelRegistry.from_config(config)
+    router = build_routing(config.routing, registry, "acme-large").router
+    prior = QualityPredictor.load(SHIPPED)
+    large = registry.get("acme-large")
+    tiers = {m: tier_of(registry.get(m), large) for m in ("acme-mid", "acme-tiny")}
+    assert TIERS[tiers["acme-mid"]] == "tier-4x" and TIERS[tiers["acme-tiny"]] == "tier-64x"
+    for text in ("What is the capital of France?",
+                 "Prove that every bounded monotone sequence converges."):  # fmt: skip
+        decision = router.decide({"messages": [{"role": "user", "content": text}]})
+        logits = prior.logits(text)
+        for model, tier in tiers.items():
+            expected = 1 / (1 + np.exp(-logits[tier]))
+            assert decision.predicted[model] == pytest.approx(expected, abs=1e-6)
+        assert decision.predicted["acme-large"] == 1.0
+        ok = [m for m in ("acme-tiny", "acme-mid") if decision.predicted[m] >= 0.5]
+        assert decision.model == (ok[0] if ok else "acme-large")  # cheapest good-enough tier
+
+
+def _records(n: int) -> list[ReplayRecord]:
+    """acme-tiny is as good on short questions, worse on proofs (a learnable signal)."""
+    out = []
+    for i in range(n):
+        hard = i % 3 == 0
+        text = f"prove theorem {i} about integrals" if hard else f"what is the capital {i}"
+        out.append(ReplayRecord(
+            id=f"r{i}", messages=({"role": "user", "content": text},), params={}, tags={},
+            answers={"acme-large": RecordedAnswer(None, 1.0, 20),
+                     "acme-mid": RecordedAnswer(None, 0.6 if hard else 1.0, 20),
+                     "acme-tiny": RecordedAnswer(None, 0.2 if hard else 1.0, 20)},
+        ))  # fmt: skip
+    return out
+
+
+def test_a_config_tuned_from_the_prior_round_trips(tmp_path: Path) -> None:
+    from thrifty.cli.main import main
+
+    dataset = tmp_path / "d.jsonl.gz"
+    write_dataset(_records(60), dataset)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(_raw(strategy="tradeoff", encoder="static")))
+    out = tmp_path / "tuned.yaml"
+    args = ["tune", "--dataset", str(dataset), "--config", str(cfg), "--out", str(out)]
+    assert main([*args, "--folds", "2", "--target-quality", "0.9"]) == 0
+    tuned = yaml.safe_load(out.read_text())
+    assert tuned["routing"]["encoder"] == "static"
+    config = load_config(out, {})
+    predictor = QualityPredictor.load(config.routing.predictor or "")
+    assert predictor.prior_path == "shipped" and predictor.encoder == "static"
+    assert predictor.prior is not None and len(predictor.tiers) == 2
+    router = build_routing(config.routing, ModelRegistry.from_config(config), "acme-large").router
+    easy = router.decide({"messages": [{"role": "user", "content": "what is the capital 7"}]})
+    hard = router.decide({"messages": [{"role": "user", "content": "prove theorem 9 about x"}]})
+    assert easy.predicted["acme-tiny"] > hard.predicted["acme-tiny"]
