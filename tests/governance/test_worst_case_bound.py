@@ -143,15 +143,14 @@ def test_tries_that_time_out_are_within_the_reservation(
     }  # fmt: skip
     gateway = start_gateway(config)
     key = create_key(gateway, budgets=[{"period": "day", "limit_usd": 100}])
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ""}]
+    raws = []
     with openai.OpenAI(base_url=gateway.base_url, api_key=key["key"], max_retries=0) as client:
-        raws = [
-            client.chat.completions.with_raw_response.create(
-                model=model, max_tokens=5, extra_headers={"x-thrifty-compress": "off"},
-                messages=[{"role": "system", "content": SYSTEM},
-                          {"role": "user", "content": f"{QUESTIONS[0]} {uuid.uuid4()}"}],
-            )  # fmt: skip
-            for model in ("slow", "dead_slow")
-        ]
+        for model in ("slow", "dead_slow"):
+            messages[1]["content"] = f"{QUESTIONS[0]} {uuid.uuid4()}"
+            off = {"x-thrifty-compress": "off"}
+            create = client.chat.completions.with_raw_response.create
+            raws.append(create(model=model, messages=messages, max_tokens=5, extra_headers=off))
     for raw, timeouts in zip(raws, (2, 3), strict=True):
         row = gateway.row(raw.headers["x-thrifty-request-id"])
         attempts = gateway.attempts(row["request_id"])

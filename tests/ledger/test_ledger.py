@@ -284,9 +284,8 @@ def test_tokens_priced_apart_are_stored_and_summed(store: SqliteLedgerStore) -> 
         assert row[name] == attempt[name] == getattr(PRICED_APART, name), name
     assert store.query_attempts("r1")[0]["audio_input_tokens"] is None  # no usage: no count
     (sums,) = store.aggregate("all")
-    assert (sums["cache_write_1h_tokens"], sums["audio_tokens"], sums["image_tokens"]) == (
-        150, 90, 60
-    )
+    classes = (sums["cache_write_1h_tokens"], sums["audio_tokens"], sums["image_tokens"])
+    assert classes == (150, 90, 60)
 
 
 def test_a_ledger_from_before_the_token_classes_is_migrated(tmp_path: Path) -> None:
