@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from bench.ledger_audit import TOKENS, Prices, audit, catalogue_price, load_catalogue, main
 from tests.conftest import Gateway, ServerThread
-from tests.pipeline.test_savings_attribution import drive, everything_config
+from tests.pipeline.test_savings_attribution import ROWS, drive, everything_config
 
 
 @pytest.mark.slow
@@ -27,7 +27,7 @@ def test_every_feature_audits_clean_and_a_tampered_row_is_caught(
     rows = gateway.requests()
     prices = Prices(load_catalogue(None), config)
     audited, mismatches = audit(gateway.ledger_path, prices)
-    assert audited == len(rows) == 14
+    assert audited == len(rows) == ROWS
     assert mismatches == []
 
     victim = next(r for r in rows if r["savings"].get("routing"))
