@@ -8,7 +8,13 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
 ``thrifty.pipeline`` call). For every request it checks, within 1e-9 relative:
 
 * each attempt's cost = its tokens at its model's prices (batch prices for ``batch_api``
-  attempts), $0 without tokens, and no cost where the audit knows no price;
+  attempts), $0 without tokens, and no cost where the audit knows no price. Prices as
+  docs/pricing.md states them: a catalogue entry at $0 throughout is unknown (only the
+  config's ``free: true`` or an explicit price is $0); the prompt's length picks a
+  ``*_above_<N>k_tokens`` tier or a ``tiered_pricing`` range (an entry may have only
+  ranges), which reprices the whole call; 1-hour cache writes, audio and image tokens have
+  their own prices (falling back to the cache-write and text prices); a per-call fee
+  (``per_request_usd``, ``input_cost_per_request``) is added to each call with tokens;
 * the row's cost = the sum of its attempts; ``unpriced`` and ``estimated`` = any attempt's;
 * the baseline (docs/ledger.md): the served tokens, plus what compression removed, at the
   baseline model's list prices, plus the billed failures of the baseline model itself (a
@@ -18,7 +24,9 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
 Models are resolved as the gateway does it: ``models.<name>.price`` (USD per million) from
 ``--config`` when given, else the catalogue entry named by ``catalogue_name``, the
 upstream model or the name (also under ``<provider>/``, without a ``vendor/`` prefix, and
-case-insensitively). The catalogue is ``--prices``, else ``$THRIFTY_PRICES_FILE``, else
+case-insensitively; a ``vendor/`` prefix is dropped only into that vendor's own entry, and
+under another provider only that provider's entry counts: OpenRouter's
+``deepseek/deepseek-chat`` is not DeepSeek's price). The catalogue is ``--prices``, else ``$THRIFTY_PRICES_FILE``, else
 ``~/.thrifty/prices.json``, else the bundled snapshot. Prints one line per mismatch and a
 summary; exits 1 when there is any.
 """
