@@ -26,9 +26,9 @@ Models are resolved as the gateway does it: ``models.<name>.price`` (USD per mil
 upstream model or the name (also under ``<provider>/``, without a ``vendor/`` prefix, and
 case-insensitively; a ``vendor/`` prefix is dropped only into that vendor's own entry, and
 under another provider only that provider's entry counts: OpenRouter's
-``deepseek/deepseek-chat`` is not DeepSeek's price). The catalogue is ``--prices``, else ``$THRIFTY_PRICES_FILE``, else
-``~/.thrifty/prices.json``, else the bundled snapshot. Prints one line per mismatch and a
-summary; exits 1 when there is any.
+``deepseek/deepseek-chat`` is not DeepSeek's price). The catalogue is ``--prices``, else
+``$THRIFTY_PRICES_FILE``, else ``~/.thrifty/prices.json``, else the bundled snapshot.
+Prints one line per mismatch and a summary; exits 1 when there is any.
 """
 
 from __future__ import annotations
