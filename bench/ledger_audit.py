@@ -98,18 +98,17 @@ class Price:
         """The tokens' cost; unknown class prices fall back as providers bill them."""
         p = self._at(tokens["input_tokens"])
 
-        def known(*names: str) -> float:
-            return next(float(v) for n in names if (v := p.get(n)) is not None)
+        def known(*names: str, default: float = 0.0) -> float:
+            """The first of ``names`` with a known price, else ``default``."""
+            return next((float(v) for n in names if (v := p.get(n)) is not None), default)
 
-        inp = known("batch_input", "input") if batch else known("input")
-        out = known("batch_output", "output") if batch else known("output")
-        if batch and p.get("batch_cached") is not None:
-            cached = float(p["batch_cached"])  # type: ignore[arg-type]
-        else:
-            cached = p["cached"] if p.get("cached") is not None else inp
-        write = p["write"] if p.get("write") is not None else inp
-        hour = p["write_1h"] if p.get("write_1h") is not None else write
-        reasoning = p["reasoning"] if p.get("reasoning") is not None else out
+        both = ("batch_", "") if batch else ("",)  # a batch price where known
+        inp = known(*(f"{b}input" for b in both))
+        out = known(*(f"{b}output" for b in both))
+        cached = known(*(f"{b}cached" for b in both), default=inp)
+        write = known("write", default=inp)
+        hour = known("write_1h", default=write)
+        reasoning = known("reasoning", default=out)
         n = tokens
         fresh = max(0, n["input_tokens"] - n["cached_input_tokens"] - n["cache_write_tokens"])
         audio_in = min(n["audio_input_tokens"], fresh)
@@ -119,7 +118,7 @@ class Price:
         audio_out = min(n["audio_output_tokens"], n["output_tokens"] - thought)
         image_out = min(n["image_output_tokens"], n["output_tokens"] - thought - audio_out)
         text_out = n["output_tokens"] - thought - audio_out - image_out
-        own = {k: (p[k] if p.get(k) is not None else d) for k, d in
+        own = {k: known(k, default=d) for k, d in
                (("audio_input", inp), ("image_input", inp), ("audio_output", out),
                 ("image_output", out))}  # fmt: skip
         return math.fsum([
