@@ -88,7 +88,6 @@ def call_cost(
     line has no fallbacks nor retries (``batch=True``)."""
     model = registry.get(name)
     fallbacks = () if batch else tuple(registry.get(f) for f in model.fallbacks)
-    tries = 1 if batch else tries
     worst = timed_out = 0.0
     for candidate in (model, *fallbacks):
         price = _priced(candidate)
@@ -96,7 +95,7 @@ def call_cost(
         fee = price.per_request or 0.0
         prompt = prompt_tokens * input_price + fee  # what one timed-out try is billed
         answer = prompt + choices * answer_tokens(body, candidate, default_output) * output_price
-        candidate_tries = tries * len(candidate.deployments)
+        candidate_tries = 1 if batch else tries * len(candidate.deployments)
         worst = max(worst, timed_out + (candidate_tries - 1) * prompt + answer)
         timed_out += candidate_tries * prompt
     return worst
