@@ -22,6 +22,7 @@ from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.ledger.stores.sqlite import (
     _SHADOW_COLUMNS,
     _TOKEN_CLASSES,
+    TOKEN_CLASS_MIGRATION,
     _attempt_row,
     _request_row,
     _shadow_rows,
@@ -94,18 +95,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
         "UPDATE requests SET estimated = tokens_estimated",
     ),
-    (
-        "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN audio_input_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN image_input_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN audio_output_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
-    ),
+    TOKEN_CLASS_MIGRATION,
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations

@@ -20,7 +20,23 @@ from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.stores.sqlite import connect, migrate
 from thrifty.usage import Usage
 
-__all__ = ["MIGRATIONS", "SqliteLedgerStore"]
+__all__ = ["MIGRATIONS", "TOKEN_CLASS_MIGRATION", "SqliteLedgerStore"]
+
+#: Migration 6, the same SQL in both stores: the token classes priced apart
+#: (docs/pricing.md): 1-hour cache writes, audio and image tokens, so an audit can
+#: recompute every row's cost from its columns.
+TOKEN_CLASS_MIGRATION = (
+    "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN audio_input_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN image_input_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN audio_output_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
+)
 
 #: Schema migrations, applied in order; migration ``i`` brings the schema to version ``i + 1``.
 #: Never edit a released entry: append a new one.
@@ -89,20 +105,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
         "UPDATE requests SET estimated = tokens_estimated",
     ),
-    (
-        # The token classes priced apart (docs/pricing.md): 1-hour cache writes, audio and
-        # image tokens, so an audit can recompute every row's cost from its columns.
-        "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE requests ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0",
-        "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN audio_input_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN image_input_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN audio_output_tokens INTEGER",
-        "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
-    ),
+    TOKEN_CLASS_MIGRATION,
 ]
 
 #: Token counts priced at their own rates, stored since migration 6 (``Usage`` fields).
