@@ -8,7 +8,13 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
 ``thrifty.pipeline`` call). For every request it checks, within 1e-9 relative:
 
 * each attempt's cost = its tokens at its model's prices (batch prices for ``batch_api``
-  attempts), $0 without tokens, and no cost where the audit knows no price;
+  attempts), $0 without tokens, and no cost where the audit knows no price. Prices as
+  docs/pricing.md states them: a catalogue entry at $0 throughout is unknown (only the
+  config's ``free: true`` or an explicit price is $0); the prompt's length picks a
+  ``*_above_<N>k_tokens`` tier or a ``tiered_pricing`` range (an entry may have only
+  ranges), which reprices the whole call; 1-hour cache writes, audio and image tokens have
+  their own prices (falling back to the cache-write and text prices); a per-call fee
+  (``per_request_usd``, ``input_cost_per_request``) is added to each call with tokens;
 * the row's cost = the sum of its attempts; ``unpriced`` and ``estimated`` = any attempt's;
 * the baseline (docs/ledger.md): the served tokens, plus what compression removed, at the
   baseline model's list prices, plus the billed failures of the baseline model itself (a
@@ -18,9 +24,11 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
 Models are resolved as the gateway does it: ``models.<name>.price`` (USD per million) from
 ``--config`` when given, else the catalogue entry named by ``catalogue_name``, the
 upstream model or the name (also under ``<provider>/``, without a ``vendor/`` prefix, and
-case-insensitively). The catalogue is ``--prices``, else ``$THRIFTY_PRICES_FILE``, else
-``~/.thrifty/prices.json``, else the bundled snapshot. Prints one line per mismatch and a
-summary; exits 1 when there is any.
+case-insensitively; a ``vendor/`` prefix is dropped only into that vendor's own entry, and
+under another provider only that provider's entry counts: OpenRouter's
+``deepseek/deepseek-chat`` is not DeepSeek's price). The catalogue is ``--prices``, else
+``$THRIFTY_PRICES_FILE``, else ``~/.thrifty/prices.json``, else the bundled snapshot.
+Prints one line per mismatch and a summary; exits 1 when there is any.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import gzip
 import json
 import math
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterator, Mapping
@@ -47,39 +56,77 @@ CAUSES = frozenset({
 OWN = frozenset({"main", "retry", "fallback"})
 BUNDLED = Path(__file__).resolve().parents[1] / "src/thrifty/pricing/data/model_prices.json.gz"
 TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-          "reasoning_tokens")  # fmt: skip
+          "reasoning_tokens", "cache_write_1h_tokens", "audio_input_tokens",
+          "image_input_tokens", "audio_output_tokens", "image_output_tokens")  # fmt: skip
+
+# The catalogue's key for each price class (USD per token).
+KEYS = {
+    "input": "input_cost_per_token", "output": "output_cost_per_token",
+    "cached": "cache_read_input_token_cost", "write": "cache_creation_input_token_cost",
+    "write_1h": "cache_creation_input_token_cost_above_1hr",
+    "reasoning": "output_cost_per_reasoning_token",
+    "batch_input": "input_cost_per_token_batches", "batch_output": "output_cost_per_token_batches",
+    "batch_cached": "cache_read_input_token_cost_batches",
+    "audio_input": "input_cost_per_audio_token", "audio_output": "output_cost_per_audio_token",
+    "image_input": "input_cost_per_image_token", "image_output": "output_cost_per_image_token",
+    "fee": "input_cost_per_request",
+}  # fmt: skip
+# "<key>_above_<N>k_tokens[_batches]": the classes a long-context tier reprices.
+ABOVE = re.compile(r"(?P<key>[a-z_1]+?)_above_(?P<k>\d+)k_tokens(?P<batch>_batches)?")
+TIERED = {KEYS[c]: c for c in ("input", "output", "cached", "write", "write_1h", "audio_input")}
+TIERED_BATCH = {KEYS[c]: "batch_" + c for c in ("input", "output", "cached")}
+RANGED = {KEYS[c]: c for c in ("input", "output", "cached", "write", "reasoning")}
 
 
 @dataclass(frozen=True)
 class Price:
-    """USD per token, as the litellm-format catalogue names them."""
+    """USD per token by class (None: not known, so the class falls back as providers
+    bill it), a per-call fee, and tiers: (prompt longer than, the classes they reprice)."""
 
-    input: float
-    output: float
-    cached: float | None = None
-    write: float | None = None
-    reasoning: float | None = None
-    batch_input: float | None = None
-    batch_output: float | None = None
-    batch_cached: float | None = None
+    p: Mapping[str, float | None]
+    tiers: tuple[tuple[int, Mapping[str, float]], ...] = ()
+
+    def _at(self, prompt: int) -> dict[str, float | None]:
+        prices = dict(self.p)
+        longer = [changes for above, changes in sorted(self.tiers, key=lambda t: t[0])
+                  if prompt > above]  # fmt: skip
+        if longer:  # the longest tier the prompt passes reprices the whole call
+            prices.update(longer[-1])
+        return prices
 
     def of(self, tokens: Mapping[str, int], batch: bool = False) -> float:
         """The tokens' cost; unknown class prices fall back as providers bill them."""
-        inp = self.batch_input if batch and self.batch_input is not None else self.input
-        out = self.batch_output if batch and self.batch_output is not None else self.output
-        cached = inp
-        if batch and self.batch_cached is not None:
-            cached = self.batch_cached
-        elif self.cached is not None:
-            cached = self.cached
-        write = self.write if self.write is not None else inp
-        reasoning_price = self.reasoning if self.reasoning is not None else out
-        n_in, n_cached, n_write = (tokens[k] for k in TOKENS[:3])
-        n_out = tokens["output_tokens"]
-        n_reasoning = min(tokens["reasoning_tokens"], n_out)
+        p = self._at(tokens["input_tokens"])
+
+        def known(*names: str, default: float = 0.0) -> float:
+            """The first of ``names`` with a known price, else ``default``."""
+            return next((float(v) for n in names if (v := p.get(n)) is not None), default)
+
+        both = ("batch_", "") if batch else ("",)  # a batch price where known
+        inp = known(*(f"{b}input" for b in both))
+        out = known(*(f"{b}output" for b in both))
+        cached = known(*(f"{b}cached" for b in both), default=inp)
+        write = known("write", default=inp)
+        hour = known("write_1h", default=write)
+        reasoning = known("reasoning", default=out)
+        n = tokens
+        fresh = max(0, n["input_tokens"] - n["cached_input_tokens"] - n["cache_write_tokens"])
+        audio_in = min(n["audio_input_tokens"], fresh)
+        image_in = min(n["image_input_tokens"], fresh - audio_in)
+        hours = min(n["cache_write_1h_tokens"], n["cache_write_tokens"])
+        thought = min(n["reasoning_tokens"], n["output_tokens"])
+        audio_out = min(n["audio_output_tokens"], n["output_tokens"] - thought)
+        image_out = min(n["image_output_tokens"], n["output_tokens"] - thought - audio_out)
+        text_out = n["output_tokens"] - thought - audio_out - image_out
+        own = {k: known(k, default=d) for k, d in
+               (("audio_input", inp), ("image_input", inp), ("audio_output", out),
+                ("image_output", out))}  # fmt: skip
         return math.fsum([
-            max(0, n_in - n_cached - n_write) * inp, n_cached * cached, n_write * write,
-            (n_out - n_reasoning) * out, n_reasoning * reasoning_price,
+            (fresh - audio_in - image_in) * inp, audio_in * own["audio_input"],
+            image_in * own["image_input"], n["cached_input_tokens"] * cached,
+            (n["cache_write_tokens"] - hours) * write, hours * hour,
+            text_out * out, audio_out * own["audio_output"], image_out * own["image_output"],
+            thought * reasoning, p.get("fee") or 0.0,
         ])  # fmt: skip
 
 
@@ -87,29 +134,60 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+Tiers = list[tuple[int, dict[str, float]]]
+
+
+def _ranges(entry: Mapping[str, Any]) -> tuple[dict[str, float], Tiers]:
+    """``tiered_pricing``: the range from 0 (base prices), the later ranges (tiers)."""
+    base: dict[str, float] = {}
+    tiers = []
+    for item in entry.get("tiered_pricing") or []:
+        start = _number((item.get("range") or [0])[0]) or 0
+        prices = {c: v for k, c in RANGED.items() if (v := _number(item.get(k))) is not None}
+        if start <= 0:
+            base = prices
+        else:
+            tiers.append((int(start), prices))
+    return base, tiers
+
+
 def catalogue_price(entry: Any) -> Price | None:
+    """One catalogue entry's prices; None when unknown: no input or output price, or $0
+    for everything (a blank in the catalogue, not a promise that the model is free)."""
     if not isinstance(entry, Mapping):
         return None
-    inp = _number(entry.get("input_cost_per_token"))
-    out = _number(entry.get("output_cost_per_token"))
-    if inp is None or out is None:
+    base, tiers = _ranges(entry)
+    prices = {c: _number(entry.get(k)) for c, k in KEYS.items()}
+    for c, v in base.items():
+        prices[c] = v if prices[c] is None else prices[c]
+    if prices["input"] is None or prices["output"] is None:
         return None
-    return Price(inp, out, _number(entry.get("cache_read_input_token_cost")),
-                 _number(entry.get("cache_creation_input_token_cost")),
-                 _number(entry.get("output_cost_per_reasoning_token")),
-                 _number(entry.get("input_cost_per_token_batches")),
-                 _number(entry.get("output_cost_per_token_batches")),
-                 _number(entry.get("cache_read_input_token_cost_batches")))  # fmt: skip
+    above: dict[int, dict[str, float]] = {}
+    for key, value in entry.items():
+        m = ABOVE.fullmatch(key)
+        cls = m and (TIERED_BATCH if m["batch"] else TIERED).get(m["key"])
+        if m and cls and (v := _number(value)) is not None:
+            above.setdefault(int(m["k"]) * 1000, {})[cls] = v
+    tiers += list(above.items())
+    if not any(prices.values()) and not any(v for _, t in tiers for v in t.values()):
+        return None
+    return Price(prices, tuple(tiers))
 
 
-def config_price(price: Mapping[str, Any]) -> Price:
-    def per_token(key: str) -> float | None:
-        value = _number(price.get(key))
-        return None if value is None else value / 1e6
-
-    return Price(per_token("input") or 0.0, per_token("output") or 0.0, per_token("cached_input"),
-                 per_token("cache_write"), per_token("reasoning"), per_token("batch_input"),
-                 per_token("batch_output"), per_token("batch_cached_input"))  # fmt: skip
+def config_price(model: Mapping[str, Any]) -> Price:
+    """``models.<name>.price`` (USD per million tokens; ``per_request_usd`` in USD) or
+    ``free: true`` ($0, on purpose)."""
+    if model.get("free"):
+        return Price({"input": 0.0, "output": 0.0})
+    price = model["price"]
+    names = {"input": "input", "output": "output", "cached": "cached_input",
+             "write": "cache_write", "write_1h": "cache_write_1h", "reasoning": "reasoning",
+             "batch_input": "batch_input", "batch_output": "batch_output"}  # fmt: skip
+    prices: dict[str, float | None] = {
+        c: None if (v := _number(price.get(k))) is None else v / 1e6 for c, k in names.items()
+    }
+    prices["fee"] = _number(price.get("per_request_usd"))
+    return Price(prices)
 
 
 def load_catalogue(path: str | None) -> dict[str, Any]:
@@ -129,18 +207,42 @@ class Prices:
         self._lower = {k.lower(): k for k in catalogue}
         self._models: dict[str, Any] = config.get("models") or {}
         self._providers: dict[str, Any] = config.get("providers") or {}
+        self._passthrough = config.get("passthrough_provider")
         self._cache: dict[tuple[str, str | None], Price | None] = {}
+        vendors = {k.split("/", 1)[0] for k in catalogue if "/" in k}
+        vendors |= {str(e.get("litellm_provider")) for e in catalogue.values()
+                    if isinstance(e, Mapping) and e.get("litellm_provider")}  # fmt: skip
+        self._vendors = {v.lower() for v in vendors}
+
+    def _serves(self, key: str, vendor: str) -> bool:
+        """The entry is ``vendor``'s own (``vertex_ai`` covers ``vertex_ai-language-models``)."""
+        entry = self._catalogue.get(key)
+        owner = (
+            str(entry.get("litellm_provider") or "").lower() if isinstance(entry, Mapping) else ""
+        )
+        return owner == vendor or owner.startswith(vendor + "-")
 
     def _lookup(self, name: str, hint: str | None) -> Price | None:
-        keys = [name]
+        """The catalogue's price of ``name`` served by ``hint``. A ``vendor/`` prefix is
+        never dropped into another vendor's entry: under another vendor's hint only the
+        hint's own entry counts, and the bare tail only when the entry is the vendor's."""
+        prefix, slash, tail = name.partition("/")
+        vendor = prefix.lower() if slash and prefix.lower() in self._vendors else None
+        keys: list[tuple[str, str | None]] = []
         if hint and not name.startswith(f"{hint}/"):
-            keys.append(f"{hint}/{name}")
-        if "/" in name:
-            keys.append(name.split("/", 1)[1])
-        for key in keys + [self._lower.get(k.lower(), "") for k in keys]:
-            found = catalogue_price(self._catalogue.get(key))
-            if found is not None:
-                return found
+            keys.append((f"{hint}/{name}", None))
+        if not (vendor and hint and prefix != hint):
+            keys.append((name, None))
+            if slash and tail:
+                keys.append((tail, None if prefix == hint else vendor))
+        for exact in (True, False):
+            for key, owner in keys:
+                real = key if exact else self._lower.get(key.lower())
+                if real is None:
+                    continue
+                found = catalogue_price(self._catalogue.get(real))
+                if found is not None and (owner is None or self._serves(real, owner)):
+                    return found
         return None
 
     def of(self, name: str, upstream: str | None = None) -> Price | None:
@@ -149,21 +251,24 @@ class Prices:
             self._cache[key] = self._resolve(name, upstream)
         return self._cache[key]
 
+    def _hint(self, provider: Any) -> str | None:
+        settings = self._providers.get(provider) or {}
+        return settings.get("price_prefix") or provider
+
     def _resolve(self, name: str, upstream: str | None) -> Price | None:
         model = self._models.get(name)
         if isinstance(model, Mapping):
-            if isinstance(model.get("price"), Mapping):
-                return config_price(model["price"])
+            if model.get("free") or isinstance(model.get("price"), Mapping):
+                return config_price(model)
             provider = model.get("provider")
             deployments = model.get("deployments")
             if not provider and isinstance(deployments, list) and deployments:
                 provider = deployments[0].get("provider")
                 upstream = deployments[0].get("model") or upstream
-            settings = self._providers.get(provider) or {}
-            hint = settings.get("price_prefix") or provider
-            wanted = model.get("catalogue_name") or model.get("model") or upstream or name
-            return self._lookup(str(wanted), hint)
-        return self._lookup(name, None) or (self._lookup(upstream, None) if upstream else None)
+            if model.get("catalogue_name"):
+                return self._lookup(str(model["catalogue_name"]), None)
+            return self._lookup(str(model.get("model") or upstream or name), self._hint(provider))
+        return self._lookup(name, self._hint(self._passthrough) if self._passthrough else None)
 
 
 def tokens_of(row: Mapping[str, Any]) -> dict[str, int] | None:
@@ -205,7 +310,7 @@ def audit_attempt(a: Mapping[str, Any], prices: Prices) -> str | None:
 
 def list_price(tokens: Mapping[str, int]) -> dict[str, int]:
     """The same tokens with cached reads and cache writes billed as plain input."""
-    return {**tokens, "cached_input_tokens": 0, "cache_write_tokens": 0}
+    return {**tokens, "cached_input_tokens": 0, "cache_write_tokens": 0, "cache_write_1h_tokens": 0}
 
 
 def expected_baseline(

@@ -157,7 +157,10 @@ class Runtime:
         """403 when ``caller`` may not use what ``ctx`` asks for under the default pipeline
         (``batch()`` checks its list once, before any call)."""
         worst = WorstCase(
-            self.registry, self.pipeline.stages, self.config.governance.default_max_output_tokens
+            self.registry,
+            self.pipeline.stages,
+            self.config.governance.default_max_output_tokens,
+            self.config.retries.max_attempts,
         )
         self.admission.check_model(ctx, caller, worst)
 

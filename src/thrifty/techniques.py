@@ -183,7 +183,7 @@ def build_pipeline(
             stages.extend(technique.build(config, parts))
     _look_up_as_answered(stages)
     if admission is not None and admission.active:
-        stages.insert(0, governance_stage(admission, registry, stages))
+        stages.insert(0, governance_stage(admission, registry, stages, config.retries.max_attempts))
     return Pipeline(stages, dispatch)
 
 
@@ -231,10 +231,13 @@ def apply_overrides(config: ThriftyConfig, overrides: Overrides) -> ThriftyConfi
         ) from None
 
 
-def governance_stage(admission: Admission, registry: ModelRegistry, stages: list[Stage]) -> Stage:
-    """Admission in front of ``stages``, reserving what they declare they may spend."""
+def governance_stage(
+    admission: Admission, registry: ModelRegistry, stages: list[Stage], tries: int
+) -> Stage:
+    """Admission in front of ``stages``, reserving what they declare they may spend
+    (``tries``: dispatch's tries per deployment, each of which may time out, billed)."""
     from thrifty.governance.stage import GovernanceStage
     from thrifty.pipeline.worst_case import WorstCase
 
     default = admission.governance.default_max_output_tokens
-    return GovernanceStage(admission, WorstCase(registry, stages, default))
+    return GovernanceStage(admission, WorstCase(registry, stages, default, tries))

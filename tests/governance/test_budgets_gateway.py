@@ -1,8 +1,10 @@
 """Budgets, rate limits and budget alerts through the real gateway (and the library).
 
 Every request here sets ``max_tokens`` below the test upstream's answer length, so the
-answer is cut at exactly ``max_tokens``: the actual cost equals the worst case, which
-makes "admits exactly N" a fact of the arithmetic, not of timing.
+answer is cut at exactly ``max_tokens``; with one try per deployment (:func:`one_try`: no
+try that may time out and be billed its prompt is reserved beside the answer) the actual
+cost equals the worst case, which makes "admits exactly N" a fact of the arithmetic, not
+of timing.
 """
 
 from __future__ import annotations
@@ -56,13 +58,19 @@ def ask(client: openai.OpenAI, model: str = "gpt-4o-mini", **params: Any) -> Any
     )
 
 
+def one_try(config: dict[str, Any]) -> dict[str, Any]:
+    """``retries.max_attempts: 1``: the reservation is the answer's worst cost alone."""
+    config["retries"] = {**config.get("retries", {}), "max_attempts": 1}
+    return config
+
+
 def start(
     start_gateway: Callable[[dict[str, Any]], Gateway],
     upstream: ServerThread,
     tmp_path: Path,
     **governance: Any,
 ) -> Gateway:
-    return start_gateway(keys_config(upstream.url, tmp_path, governance=governance))
+    return start_gateway(one_try(keys_config(upstream.url, tmp_path, governance=governance)))
 
 
 def test_reservation_is_the_worst_case_and_settles_to_the_actual(
@@ -84,9 +92,17 @@ def test_reservation_is_the_worst_case_and_settles_to_the_actual(
     assert failed.value.status_code == 502
     rows = [gateway.row(r.headers["x-thrifty-request-id"]) for r in (capped, uncapped, two)]
     reserved = [r["techniques"]["budget"]["reserved_usd"] for r in rows]
-    assert reserved[0] == pytest.approx(prompt * input_price + 7 * output_price, rel=1e-12)
-    assert reserved[1] == pytest.approx(prompt * input_price + limit * output_price, rel=1e-12)
-    assert reserved[2] == pytest.approx(prompt * input_price + 14 * output_price, rel=1e-12)
+    # the default 3 tries: two may time out, each billed the prompt, before the answer
+    timed_out = 2 * prompt * input_price
+    assert reserved[0] == pytest.approx(
+        timed_out + prompt * input_price + 7 * output_price, rel=1e-12
+    )
+    assert reserved[1] == pytest.approx(
+        timed_out + prompt * input_price + limit * output_price, rel=1e-12
+    )
+    assert reserved[2] == pytest.approx(
+        timed_out + prompt * input_price + 14 * output_price, rel=1e-12
+    )
     status, _, budgets = admin(gateway, "GET", "/admin/budgets")
     [usage] = [b for b in budgets["data"] if b["scope"] == f"key:{key['id']}"]
     assert status == 200 and usage["reserved_usd"] == pytest.approx(0, abs=1e-15)
@@ -111,8 +127,9 @@ def test_auto_reserves_for_the_most_expensive_pick(
     prompt = count_messages(MESSAGES, "gpt-4o-mini").tokens
 
     def worst(model: str) -> float:
+        """Two tries that time out (billed the prompt; 3 tries by default), then the answer."""
         input_price, output_price = price(model)
-        return prompt * input_price + 7 * output_price
+        return 3 * prompt * input_price + 7 * output_price
 
     reserved = []
     for key in (routed, climbing):
@@ -308,7 +325,7 @@ def test_budget_alerts_fire_once_per_threshold(
 
 
 def test_library_enforces_the_same_budgets(upstream: ServerThread, tmp_path: Path) -> None:
-    config = keys_config(upstream.url, tmp_path)
+    config = one_try(keys_config(upstream.url, tmp_path))
     config["governance"] = {
         "store": "memory",
         "budgets": [
@@ -332,7 +349,7 @@ def test_two_gateway_workers_share_one_budget(upstream: ServerThread, tmp_path: 
     exactly 20 are admitted, whichever worker serves them (the SQLite store is shared; its
     atomicity across processes is tested directly in test_budget_stores.py)."""
     port = free_port()
-    config = keys_config(upstream.url, tmp_path)
+    config = one_try(keys_config(upstream.url, tmp_path))
     config["server"] = {"port": port, "workers": 2}
     config["logging"] = {"level": "warning"}
     config["ledger"] = {"path": str(tmp_path / "ledger.db"), "flush_interval_ms": 20}

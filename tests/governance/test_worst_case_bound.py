@@ -9,6 +9,7 @@ window — and no request may settle above what it reserved. Through the real ga
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -121,3 +122,40 @@ def test_the_verifier_is_asked_only_within_the_reserved_length() -> None:
     longer = question + " Please" * (stored_limit(tokens) - tokens + 1)
     assert count_text(longer, "gpt-4o-mini").tokens > stored_limit(tokens)
     assert not may_ask(question, longer, "gpt-4o-mini")
+
+
+def test_tries_that_time_out_are_within_the_reservation(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """A timed-out try is billed its prompt (estimated): with every technique on, a
+    request whose first two tries time out, and one whose model times out on all three
+    tries and falls back, still settle within what they reserved."""
+    config = all_on(upstream.url, tmp_path)
+    url = f"{upstream.url}/v1"
+    for name, times in (("slow", 2), ("dead_slow", 3)):
+        fault = f"timeout;times={times};id={uuid.uuid4().hex};seconds=3"
+        config["providers"][name] = {
+            "base_url": url, "timeout_s": 0.3, "headers": {"x-upstream-fault": fault}
+        }  # fmt: skip
+    config["models"]["slow"] = {"provider": "slow", "model": "gpt-4o"}
+    config["models"]["dead_slow"] = {
+        "provider": "dead_slow", "model": "gpt-4o", "fallbacks": ["gpt-4o-mini"]
+    }  # fmt: skip
+    gateway = start_gateway(config)
+    key = create_key(gateway, budgets=[{"period": "day", "limit_usd": 100}])
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ""}]
+    raws = []
+    with openai.OpenAI(base_url=gateway.base_url, api_key=key["key"], max_retries=0) as client:
+        for model in ("slow", "dead_slow"):
+            messages[1]["content"] = f"{QUESTIONS[0]} {uuid.uuid4()}"
+            off = {"x-thrifty-compress": "off"}
+            create = client.chat.completions.with_raw_response.create
+            raws.append(create(model=model, messages=messages, max_tokens=5, extra_headers=off))
+    for raw, timeouts in zip(raws, (2, 3), strict=True):
+        row = gateway.row(raw.headers["x-thrifty-request-id"])
+        attempts = gateway.attempts(row["request_id"])
+        billed = [a for a in attempts if a["status"] == "error" and a["cost"]]
+        assert len(billed) == timeouts and row["estimated"], attempts
+        reserved = row["techniques"]["budget"]["reserved_usd"]
+        assert 0 < row["cost"] <= reserved, (row["request_id"], row["cost"], reserved)
+    assert gateway.row(raws[1].headers["x-thrifty-request-id"])["model"] == "gpt-4o-mini"

@@ -262,3 +262,52 @@ def test_sigkill_after_flush_keeps_flushed_rows(tmp_path: Path) -> None:
     proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     assert count(db) == 200
+
+
+PRICED_APART = Usage(
+    input_tokens=900, output_tokens=300, cached_input_tokens=100, cache_write_tokens=200,
+    cache_write_1h_tokens=150, audio_input_tokens=60, image_input_tokens=40,
+    audio_output_tokens=30, image_output_tokens=20,
+)  # fmt: skip
+
+
+def test_tokens_priced_apart_are_stored_and_summed(store: SqliteLedgerStore) -> None:
+    """1-hour cache writes, audio and image tokens have their own prices: without their
+    columns no row using them could be recomputed (bench/ledger_audit.py)."""
+    record = make_record("r1", usage=PRICED_APART)
+    record.attempts[1].usage = PRICED_APART
+    store.write_many([record])
+    row = store.query_requests()[0]
+    attempt = store.query_attempts("r1")[1]
+    for name in ("cache_write_1h_tokens", "audio_input_tokens", "image_input_tokens",
+                 "audio_output_tokens", "image_output_tokens"):  # fmt: skip
+        assert row[name] == attempt[name] == getattr(PRICED_APART, name), name
+    assert store.query_attempts("r1")[0]["audio_input_tokens"] is None  # no usage: no count
+    (sums,) = store.aggregate("all")
+    classes = (sums["cache_write_1h_tokens"], sums["audio_tokens"], sums["image_tokens"])
+    assert classes == (150, 90, 60)
+
+
+def test_a_ledger_from_before_the_token_classes_is_migrated(tmp_path: Path) -> None:
+    """A file at schema 5 (written before migration 6) opens with the new columns at 0."""
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    from thrifty.stores.sqlite import migrate
+
+    migrate(conn, "schema_version", MIGRATIONS[:5])
+    conn.execute(
+        "INSERT INTO requests (request_id, ts, day, endpoint, tags, requested_model, stream, "
+        "status, http_status, input_tokens, cached_input_tokens, cache_write_tokens, "
+        "output_tokens, reasoning_tokens, tokens_estimated, tokens_approximate, cost, "
+        "unpriced, latency_ms, techniques, savings) VALUES ('old', 1.0, '1970-01-01', "
+        "'chat.completions', '{}', 'm', 0, 'ok', 200, 10, 0, 0, 5, 0, 0, 0, 0.1, 0, 1.0, "
+        "'{}', '{}')"
+    )
+    conn.close()
+    store = SqliteLedgerStore(path)
+    try:
+        assert store.schema_version == len(MIGRATIONS) == 6
+        (row,) = store.query_requests()
+        assert row["cache_write_1h_tokens"] == row["audio_input_tokens"] == 0
+    finally:
+        store.close()

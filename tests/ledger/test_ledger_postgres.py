@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from tests.ledger.test_ledger import make_record
+from tests.ledger.test_ledger import PRICED_APART, make_record
 from tests.ledger.test_reports import RECORDS, rec
 
 from thrifty.cli import report as report_cli
@@ -63,6 +63,7 @@ def test_migrations_mirror_sqlite_and_apply_once(postgres_dsn: str) -> None:
 def test_round_trip_matches_sqlite(pg, tmp_path: Path) -> None:
     sqlite = SqliteLedgerStore(tmp_path / "l.db")
     records = [make_record("r1"), make_record("r2", ts=1_790_000_100.0, tags={})]
+    records[1].usage = records[1].attempts[1].usage = PRICED_APART  # the token classes too
     for store in (pg, sqlite):
         store.write_many(records)
     try:
@@ -72,6 +73,8 @@ def test_round_trip_matches_sqlite(pg, tmp_path: Path) -> None:
                 since, until, limit
             )
         assert pg.query_attempts("r1") == sqlite.query_attempts("r1")
+        assert pg.query_attempts("r2") == sqlite.query_attempts("r2")
+        assert pg.query_attempts("r2")[1]["cache_write_1h_tokens"] == 150
         row = pg.query_requests()[1]
         assert row["tags"] == {"team": "search", "env": "prod"} and row["stream"] is True
     finally:

@@ -2,8 +2,10 @@
 
 One real gateway with every technique on (exact and semantic cache, compression,
 routing, the batching window, a cascade, fallbacks, a default model, the test upstream's
-simulated prompt cache), driven with the openai SDK; then every ledger row is checked:
-``sum(savings) == baseline_cost - cost``.
+simulated prompt cache, an Anthropic provider whose prompt cache the gateway marks),
+driven with the openai SDK (chat, Responses, legacy completions) and the anthropic SDK
+(Messages); among the models, long-context and range-tiered prices, per-call fees and a
+free model; then every ledger row is checked: ``sum(savings) == baseline_cost - cost``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 from tests.compression.test_compression_gateway import conversation
@@ -23,6 +26,11 @@ from tests.governance.test_budgets_gateway import price
 from thrifty.pipeline.attribution import CAUSES
 
 QUESTION = [{"role": "user", "content": "Explain why the sky is blue."}]
+RANGED = "dashscope/qwen3-max"  # priced only by tiered_pricing ranges (dearer from 32k)
+TIERED = "kyma/qwen3.7-flash"  # input_cost_per_token_above_32k_tokens
+ONLINE = "perplexity/sonar-small-online"  # input_cost_per_request, $0 input tokens
+CLAUDE = "claude-haiku-4-5"  # kind: anthropic, prompt cache written and read
+ROWS = 25
 
 
 def everything_config(upstream: ServerThread, tmp_path: Path) -> dict[str, Any]:
@@ -33,9 +41,18 @@ def everything_config(upstream: ServerThread, tmp_path: Path) -> dict[str, Any]:
         "cutting": {"base_url": url, "headers": {"x-upstream-fault": "cut;after=3"}},
         "slow": {"base_url": url, "timeout_s": 0.3, "headers": {"x-upstream-fault": fault}},
     })  # fmt: skip
+    config["providers"]["claude"] = {"base_url": url, "kind": "anthropic"}
+    fee = {"input": 0.5, "output": 1.5, "per_request_usd": 0.002}
     config["models"].update({
         "cutting": {"provider": "cutting", "model": "gpt-4o"},
         "slow": {"provider": "slow", "model": "gpt-4o-mini"},
+        # prices the audit must read: ranges only, a tier above 32k, fees, free, a cache
+        "ranged": {"provider": "up", "model": "gpt-4o-mini", "catalogue_name": RANGED},
+        "tiered": {"provider": "up", "model": "gpt-4o-mini", "catalogue_name": TIERED},
+        "fee": {"provider": "up", "model": "gpt-4o-mini", "price": fee},
+        "online": {"provider": "up", "model": "gpt-4o-mini", "catalogue_name": ONLINE},
+        "free": {"provider": "up", "model": "gpt-4o-mini", "free": True},
+        CLAUDE: {"provider": "claude"},
     })  # fmt: skip
     chain = ["gpt-4o-mini", "gpt-4o"]
     semantic = {"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}}
@@ -118,6 +135,46 @@ def drive(gateway: Gateway) -> dict[str, Any]:
                 pass
         out["cut"] = cut
     out["batched"] = asyncio.run(windowed(gateway, tag))
+    out.update(drive_prices(gateway, tag))
+    out.update(drive_dialects(gateway, tag))
+    return out
+
+
+def drive_prices(gateway: Gateway, tag: str) -> dict[str, Any]:
+    """Requests to the models whose prices the old rules got wrong, and Anthropic's cache."""
+    off = {"x-thrifty-compress": "off"}
+    huge = long_prompt(tag, "What is fact7?")
+    huge[0]["content"] *= 12  # over 32k tokens: the dearer tier of both tiered models
+    out: dict[str, Any] = {}
+    with sdk(gateway) as client:
+        create = client.chat.completions.with_raw_response.create
+        for model in ("ranged", "tiered"):
+            out[model] = create(model=model, messages=huge, max_tokens=20, extra_headers=off)
+        for model in ("fee", "online", "free"):
+            asked = [{"role": "user", "content": f"Describe {model} tea. {tag}"}]
+            out[model] = create(model=model, messages=asked)
+        for n, question in enumerate(("First?", "Second?", "Third?")):
+            out[f"claude{n}"] = create(
+                model=CLAUDE, messages=long_prompt(tag, question), extra_headers=off
+            )
+    return out
+
+
+def drive_dialects(gateway: Gateway, tag: str) -> dict[str, Any]:
+    """The same accounting for Responses, legacy completions and Messages requests."""
+    out: dict[str, Any] = {}
+    with sdk(gateway) as client:
+        out["responses"] = client.responses.with_raw_response.create(
+            model="auto", input=f"Why do leaves fall? {tag}"
+        )
+        out["completions"] = client.completions.with_raw_response.create(
+            model="gpt-4o", prompt=f"Once upon a time {tag}", max_tokens=20
+        )
+    with anthropic.Anthropic(base_url=gateway.url, api_key=GATEWAY_KEY, max_retries=0) as claude:
+        out["messages"] = claude.messages.with_raw_response.create(
+            model="gpt-4o", max_tokens=30,
+            messages=[{"role": "user", "content": f"Why is snow white? {tag}"}],
+        )  # fmt: skip
     return out
 
 
@@ -132,7 +189,7 @@ def test_every_row_splits_baseline_minus_cost_into_named_causes(
     gateway = start_gateway(everything_config(upstream, tmp_path))
     sent = drive(gateway)
     rows = gateway.requests()
-    assert len(rows) == 14
+    assert len(rows) == ROWS
     seen: set[str] = set()
     for row in rows:
         assert row["baseline_cost"] is not None, row
@@ -159,6 +216,16 @@ def test_every_row_splits_baseline_minus_cost_into_named_causes(
     for name in ("timed_out", "cut"):  # the caller would have met the same failure
         assert row(name)["savings"] == {} and row(name)["baseline_cost"] == row(name)["cost"]
     assert row("cut")["status"] == "error" and row("cut")["cost"] > 0
+    for name in ("ranged", "tiered"):
+        assert row(name)["input_tokens"] > 32_000 and row(name)["cost"] > 0
+    assert row("online")["cost"] >= 0.005  # the catalogue's fee per call
+    assert row("free")["cost"] == 0 and not row("free")["unpriced"]
+    written, read = row("claude1"), row("claude2")
+    assert written["cache_write_tokens"] > 0 and written["savings"]["prompt_cache"] < 0
+    assert read["cached_input_tokens"] > 0 and read["savings"]["prompt_cache"] > 0
+    for name in ("responses", "completions", "messages"):  # dialects of the chat pipeline
+        assert row(name)["status"] == "ok" and row(name)["cost"] > 0
+    assert row("responses")["techniques"]["route"] and row("responses")["savings"]
 
 
 def row_of(gateway: Gateway, raw: Any) -> dict[str, Any]:

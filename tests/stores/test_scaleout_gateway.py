@@ -266,7 +266,7 @@ def test_two_replicas_never_overspend_one_redis_budget(
     redis_prefix: str,
 ) -> None:
     """200 concurrent requests split across two replicas against a budget that admits 50."""
-    from tests.governance.test_budgets_gateway import ANSWER_TOKENS, request_cost
+    from tests.governance.test_budgets_gateway import ANSWER_TOKENS, one_try, request_cost
     from tests.governance.test_keys import MESSAGES
 
     cost = request_cost()
@@ -274,6 +274,7 @@ def test_two_replicas_never_overspend_one_redis_budget(
     # a generous command timeout: 200 requests at once on a loaded 2-core machine can keep
     # Redis waiting longer than the 0.25 s default, which would (rightly) fail closed
     config = budget_config(upstream.url, redis_server.url, redis_prefix, limit, timeout_s=5)
+    one_try(config)  # the reservation is the answer alone: exactly 50 fit
     replicas = [start_gateway(config), start_gateway(config)]
 
     async def one(client: openai.AsyncOpenAI) -> str:

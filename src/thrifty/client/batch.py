@@ -119,7 +119,8 @@ async def batch_questions(
     if runtime.admission.active:
         # priced for a direct call: batch() skips caches, compression, routing, the
         # cascade and the window
-        stages.append(governance_stage(runtime.admission, runtime.registry, []))
+        tries = runtime.config.retries.max_attempts
+        stages.append(governance_stage(runtime.admission, runtime.registry, [], tries))
     dispatch = DispatchStage(runtime.registry, runtime.providers, runtime.config.retries)
     pipeline = Pipeline(stages, dispatch)
     return list(

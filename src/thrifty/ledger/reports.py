@@ -98,6 +98,10 @@ def _totals(row: dict[str, Any]) -> dict[str, Any]:
         "output_tokens": int(row.get("output_tokens", 0)),
         "cached_input_tokens": int(row.get("cached_input_tokens", 0)),
         "reasoning_tokens": int(row.get("reasoning_tokens", 0)),
+        "cache_write_tokens": int(row.get("cache_write_tokens", 0)),
+        "cache_write_1h_tokens": int(row.get("cache_write_1h_tokens", 0)),
+        "audio_tokens": int(row.get("audio_tokens", 0)),
+        "image_tokens": int(row.get("image_tokens", 0)),
         "unpriced_requests": int(row.get("unpriced", 0)),
         "estimated_token_requests": int(row.get("estimated", 0)),
     }
@@ -153,7 +157,9 @@ def render_table(report: dict[str, Any]) -> str:
         f"baseline {_money(t['baseline_cost'])}  savings {_money(t['savings'])} "
         f"({_pct(t['savings_pct'])})",
         f"tokens in {t['input_tokens']:,} (cached {t['cached_input_tokens']:,})  "
-        f"out {t['output_tokens']:,} (reasoning {t['reasoning_tokens']:,})",
+        f"out {t['output_tokens']:,} (reasoning {t['reasoning_tokens']:,})  "
+        f"cache writes {t['cache_write_tokens']:,} (1 hour {t['cache_write_1h_tokens']:,})  "
+        f"audio {t['audio_tokens']:,}  image {t['image_tokens']:,}",
         f"unpriced requests: {report['unpriced']:,}",
     ]
     if report.get("by_technique"):

@@ -4,7 +4,8 @@ the dearer of the model and its fallbacks (dispatch may answer with either).
 Per token, the dearest input class (uncached, cached read, cache write, audio, image) and
 the dearest output class (plain, reasoning, audio, image), over every long-context tier,
 are taken from :func:`thrifty.pricing.cost` itself, so the bound follows the same
-fallbacks as the ledger's pricing (batch prices included); a per-call fee is added once.
+fallbacks as the ledger's pricing (batch prices included); a per-call fee is added per
+try. Tries that time out before the answer are billed their prompt, so they are counted.
 """
 
 from __future__ import annotations
@@ -76,16 +77,25 @@ def call_cost(
     *,
     choices: int = 1,
     batch: bool = False,
+    tries: int = 1,
 ) -> float:
-    """Worst cost of one call to ``name``: the dearest single answer among the model and
-    its fallbacks (a provider batch line has no fallbacks: ``batch=True``). Failed tries
-    are not counted: most cost nothing; a timed-out one is billed its prompt, unreserved."""
+    """Worst cost of one call to ``name``, as dispatch makes it: each deployment of the
+    model, then of each fallback, tried up to ``tries`` times (``retries.max_attempts``).
+
+    Any try may time out, and a timed-out try is billed its prompt (plus the per-call
+    fee; dispatch books it so). The worst case is the dearest of: every try before the
+    answering one timed out, then that one answered as long as allowed. A provider batch
+    line has no fallbacks nor retries (``batch=True``)."""
     model = registry.get(name)
     fallbacks = () if batch else tuple(registry.get(f) for f in model.fallbacks)
-    worst = 0.0
+    worst = timed_out = 0.0
     for candidate in (model, *fallbacks):
-        input_price, output_price = unit_prices(_priced(candidate), batch=batch)
-        answer = answer_tokens(body, candidate, default_output)
-        fee = _priced(candidate).per_request or 0.0
-        worst = max(worst, prompt_tokens * input_price + choices * answer * output_price + fee)
+        price = _priced(candidate)
+        input_price, output_price = unit_prices(price, batch=batch)
+        fee = price.per_request or 0.0
+        prompt = prompt_tokens * input_price + fee  # what one timed-out try is billed
+        answer = prompt + choices * answer_tokens(body, candidate, default_output) * output_price
+        candidate_tries = 1 if batch else tries * len(candidate.deployments)
+        worst = max(worst, timed_out + (candidate_tries - 1) * prompt + answer)
+        timed_out += candidate_tries * prompt
     return worst

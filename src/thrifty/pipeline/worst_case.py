@@ -9,13 +9,14 @@ what its own calls may cost (:class:`Spender`); nothing here knows any technique
   longest possible answer (``max_completion_tokens``/``max_tokens``, capped by the
   model's output limit; else the model's output limit; else
   ``governance.default_max_output_tokens``) at the dearest output price, times ``n``;
-  the dearer of the model and its fallbacks. Failed tries are not reserved (most
-  cost nothing; a timed-out try is billed its prompt, so such a request may settle
-  that much above its reservation). The models the answer may come from are the
-  request's own, as widened by the stages (:meth:`Spender.answer_models`: routing's
-  candidates, a cascade's tiers); the dearest of them is reserved, or more when a stage
-  makes the answer with several calls (:meth:`Spender.answer_cost`: a cascade's whole
-  climb with its judges).
+  the dearer of the model and its fallbacks. Failed tries cost nothing except a
+  timed-out one, which is billed its prompt: every try dispatch may make before the
+  answer (``retries.max_attempts`` per deployment of the model, then of each fallback)
+  is reserved at its prompt's cost (:func:`~thrifty.pipeline.prices.call_cost`). The
+  models the answer may come from are the request's own, as widened by the stages
+  (:meth:`Spender.answer_models`: routing's candidates, a cascade's tiers); the dearest
+  of them is reserved, or more when a stage makes the answer with several calls
+  (:meth:`Spender.answer_cost`: a cascade's whole climb with its judges).
 * **Other calls** a stage makes for the request (:meth:`Spender.worst_case`: the semantic
   cache's verifier, abstractive summaries, the gateway window's packed call).
 
@@ -101,7 +102,7 @@ class Spender:
 class Bound:
     """Pricing tools for one request under one pipeline, handed to each :class:`Spender`."""
 
-    __slots__ = ("_ctx", "_spenders", "default_output", "models", "registry")
+    __slots__ = ("_ctx", "_spenders", "default_output", "models", "registry", "tries")
 
     def __init__(
         self,
@@ -110,12 +111,15 @@ class Bound:
         default_output: int,
         spenders: Sequence[Spender],
         models: set[str],
+        tries: int = 1,
     ) -> None:
         self._ctx = ctx
         self._spenders = spenders
         self.registry = registry
         self.default_output = default_output
         self.models = models
+        self.tries = tries
+        """Tries per deployment (``retries.max_attempts``): each may time out, billed."""
         """Every model the answer may come from."""
 
     def upstream(self, name: str) -> str:
@@ -128,7 +132,8 @@ class Bound:
 
     def call_cost(self, name: str, tokens: int, body: dict[str, Any], *, choices: int = 1) -> float:
         """The most one call to ``name`` (and its fallbacks) can cost."""
-        return call_cost(self.registry, name, tokens, body, self.default_output, choices=choices)
+        return call_cost(self.registry, name, tokens, body, self.default_output,
+                         choices=choices, tries=self.tries)  # fmt: skip
 
     def answer(self, tokens: int, body: dict[str, Any]) -> float:
         """The most the answer to ``body`` (a prompt of ``tokens``) can cost: the dearest
@@ -147,11 +152,17 @@ class WorstCase:
     """What the stages of one pipeline may spend on a request, summed."""
 
     def __init__(
-        self, registry: ModelRegistry, stages: Sequence[object], default_output: int
+        self,
+        registry: ModelRegistry,
+        stages: Sequence[object],
+        default_output: int,
+        tries: int = 1,
     ) -> None:
+        """``tries``: dispatch's tries per deployment (``retries.max_attempts``)."""
         self._registry = registry
         self._spenders = tuple(s for s in stages if isinstance(s, Spender))
         self._default = default_output
+        self._tries = tries
 
     def _walk(self, ctx: Context) -> list[set[str]]:
         """The answer's models as each spender sees them, then after the last."""
@@ -180,7 +191,7 @@ class WorstCase:
         if not priced:
             return Estimate(tokens, 0.0)
         seen = self._walk(ctx)
-        bound = Bound(ctx, self._registry, self._default, self._spenders, seen[-1])
+        bound = Bound(ctx, self._registry, self._default, self._spenders, seen[-1], self._tries)
         cost = bound.answer(tokens, ctx.body)
         for spender, models in zip(self._spenders, seen, strict=False):
             cost += spender.worst_case(ctx, bound, models)

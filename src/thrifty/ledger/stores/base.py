@@ -46,7 +46,8 @@ class LedgerStore(Protocol):
 
         Each dict has: key, requests, errors, cancelled, cost, baseline_cost, savings,
         input_tokens, output_tokens, cached_input_tokens, cache_write_tokens,
-        reasoning_tokens, unpriced, estimated. A request with several tags counts once per
+        reasoning_tokens, cache_write_1h_tokens, audio_tokens, image_tokens (input and
+        output), unpriced, estimated. A request with several tags counts once per
         tag when ``by == "tag"``.
         """
         ...

@@ -19,7 +19,14 @@ from typing import Any
 
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
-from thrifty.ledger.stores.sqlite import _SHADOW_COLUMNS, _attempt_row, _request_row, _shadow_rows
+from thrifty.ledger.stores.sqlite import (
+    _SHADOW_COLUMNS,
+    _TOKEN_CLASSES,
+    TOKEN_CLASS_MIGRATION,
+    _attempt_row,
+    _request_row,
+    _shadow_rows,
+)
 from thrifty.stores.postgres import INSTALL_HINT, connect, migrate, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
@@ -88,6 +95,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
         "UPDATE requests SET estimated = tokens_estimated",
     ),
+    TOKEN_CLASS_MIGRATION,
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
@@ -98,13 +106,13 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team", "estimated",
+    "team", "estimated", *_TOKEN_CLASSES,
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
     "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
     "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
-    "unpriced", "latency_ms",
+    "unpriced", "latency_ms", *_TOKEN_CLASSES,
 )  # fmt: skip
 
 
@@ -112,10 +120,12 @@ _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
     "text", "float8", "float8", "float8", "jsonb", "jsonb", "text", "int",
+    *("int",) * len(_TOKEN_CLASSES),
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
     "int", "int", "int", "int", "int", "int", "float8", "int", "float8",
+    *("int",) * len(_TOKEN_CLASSES),
 )  # fmt: skip
 
 
@@ -169,6 +179,9 @@ _SUMS = """COUNT(*) AS requests,
     SUM(r.cached_input_tokens)::bigint AS cached_input_tokens,
     SUM(r.cache_write_tokens)::bigint AS cache_write_tokens,
     SUM(r.reasoning_tokens)::bigint AS reasoning_tokens,
+    SUM(r.cache_write_1h_tokens)::bigint AS cache_write_1h_tokens,
+    SUM(r.audio_input_tokens + r.audio_output_tokens)::bigint AS audio_tokens,
+    SUM(r.image_input_tokens + r.image_output_tokens)::bigint AS image_tokens,
     SUM(r.unpriced)::bigint AS unpriced, SUM(r.estimated)::bigint AS estimated"""
 
 

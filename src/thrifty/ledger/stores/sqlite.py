@@ -18,8 +18,25 @@ from typing import Any
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.stores.sqlite import connect, migrate
+from thrifty.usage import Usage
 
-__all__ = ["MIGRATIONS", "SqliteLedgerStore"]
+__all__ = ["MIGRATIONS", "TOKEN_CLASS_MIGRATION", "SqliteLedgerStore"]
+
+#: Migration 6, the same SQL in both stores: the token classes priced apart
+#: (docs/pricing.md): 1-hour cache writes, audio and image tokens, so an audit can
+#: recompute every row's cost from its columns.
+TOKEN_CLASS_MIGRATION = (
+    "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE requests ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN audio_input_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN image_input_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN audio_output_tokens INTEGER",
+    "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
+)
 
 #: Schema migrations, applied in order; migration ``i`` brings the schema to version ``i + 1``.
 #: Never edit a released entry: append a new one.
@@ -88,7 +105,14 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE requests ADD COLUMN estimated INTEGER NOT NULL DEFAULT 0",
         "UPDATE requests SET estimated = tokens_estimated",
     ),
+    TOKEN_CLASS_MIGRATION,
 ]
+
+#: Token counts priced at their own rates, stored since migration 6 (``Usage`` fields).
+_TOKEN_CLASSES = (
+    "cache_write_1h_tokens", "audio_input_tokens", "image_input_tokens", "audio_output_tokens",
+    "image_output_tokens",
+)  # fmt: skip
 
 _REQUEST_COLUMNS = (
     "request_id", "ts", "day", "endpoint", "key_id", "tags", "requested_model", "model",
@@ -96,13 +120,13 @@ _REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team", "estimated",
+    "team", "estimated", *_TOKEN_CLASSES,
 )  # fmt: skip
 _ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
     "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
     "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
-    "unpriced", "latency_ms",
+    "unpriced", "latency_ms", *_TOKEN_CLASSES,
 )  # fmt: skip
 _INSERT_REQUEST = (
     f"INSERT OR IGNORE INTO requests ({', '.join(_REQUEST_COLUMNS)}) "
@@ -137,6 +161,9 @@ _SUMS = """COUNT(*) AS requests,
     SUM(r.cached_input_tokens) AS cached_input_tokens,
     SUM(r.cache_write_tokens) AS cache_write_tokens,
     SUM(r.reasoning_tokens) AS reasoning_tokens,
+    SUM(r.cache_write_1h_tokens) AS cache_write_1h_tokens,
+    SUM(r.audio_input_tokens + r.audio_output_tokens) AS audio_tokens,
+    SUM(r.image_input_tokens + r.image_output_tokens) AS image_tokens,
     SUM(r.unpriced) AS unpriced, SUM(r.estimated) AS estimated"""
 
 
@@ -153,21 +180,27 @@ def _request_row(r: RequestRecord) -> tuple[Any, ...]:
         u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
         int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
         r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings), r.team,
-        int(r.estimated or u.estimated),
+        int(r.estimated or u.estimated), *_classes(u),
     )  # fmt: skip
+
+
+def _classes(u: Usage) -> tuple[int, ...]:
+    return tuple(getattr(u, name) for name in _TOKEN_CLASSES)
 
 
 def _attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
     u = a.usage
     tokens: tuple[Any, ...] = (None,) * 7
+    classes: tuple[Any, ...] = (None,) * len(_TOKEN_CLASSES)
     if u is not None:
+        classes = _classes(u)
         tokens = (
             u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.output_tokens,
             u.reasoning_tokens, int(u.estimated), int(u.approximate),
         )  # fmt: skip
     head = (a.request_id, a.seq, a.ts, a.purpose, a.model, a.upstream_model, a.provider)
     tail = (a.cost, int(a.unpriced), a.latency_ms)
-    return (*head, a.status, a.http_status, a.error, *tokens, *tail)
+    return (*head, a.status, a.http_status, a.error, *tokens, *tail, *classes)
 
 
 def _shadow_rows(records: Sequence[RequestRecord]) -> list[tuple[Any, ...]]:
