@@ -3,7 +3,10 @@
 Three blocks, each scaled to unit length so no block drowns the others:
 
 * **words**: lower-cased word 1- and 2-grams, hashed (crc32) into ``2**BITS`` slots,
-  weighted ``(1 + log tf) × idf`` (idf learned on the training prompts);
+  weighted ``(1 + log tf) × idf`` (idf learned on the training prompts); a slot seen in
+  fewer than ``MIN_DF`` training prompts is left out of every row, in training and at
+  decision time alike (a weight learned from one or two prompts is noise, and those
+  slots are ~a fifth of the solver's work on MMLU with no loss of AUC);
 * **structure**: generic shape signals (length, lines, digits, code fences, math
   symbols, listed choices, questions, non-ASCII share), standardised on the training set;
 * **tags**: one slot per request tag ``key=value`` (an app's feature or endpoint name is
@@ -29,6 +32,7 @@ SLOTS = 1 << BITS
 STRUCTURE_BASE = SLOTS  # structure features live just past the hashed words
 TAG_SALT = "\x00tag:"
 BIAS_SLOT = SLOTS + 64
+MIN_DF = 3  # word slots seen in fewer training prompts are dropped (see the module doc)
 
 _WORD = re.compile(r"[a-z0-9]+|[^\sa-z0-9]")
 _CHOICE = re.compile(r"(?m)^\s*\(?[A-Ha-h1-8][).:]\s")
@@ -101,6 +105,7 @@ class Featurizer:
         std: np.ndarray,
         use_tags: bool,
         use_words: bool = True,
+        min_df: int = 1,
     ) -> None:
         self.idf_slots = idf_slots.astype(np.int64)
         self.idf = idf.astype(np.float64)
@@ -108,27 +113,39 @@ class Featurizer:
         self.mean, self.std = mean.astype(np.float64), std.astype(np.float64)
         self.use_tags = use_tags
         self.use_words = use_words  # off: structure (and tags) only, e.g. the shipped prior
+        # > 1: the vocabulary was pruned, a slot outside it is dropped (1: files saved
+        # before pruning, where an unseen slot is kept with the largest idf)
+        self.min_df = min_df
 
     @classmethod
     def fit(
-        cls, counts: Sequence[Counts], shapes: np.ndarray, use_tags: bool, use_words: bool = True
+        cls,
+        counts: Sequence[Counts],
+        shapes: np.ndarray,
+        use_tags: bool,
+        use_words: bool = True,
+        min_df: int = MIN_DF,
     ) -> Featurizer:
         every = [s for s, _ in counts]
         slots, freq = np.unique(
             np.concatenate(every) if every else np.zeros(0, np.int64), return_counts=True
         )
         idf = np.log((1 + len(counts)) / (1 + freq)) + 1.0
+        kept = freq >= min_df
+        slots, idf = slots[kept], idf[kept]
         mean = shapes.mean(axis=0) if len(shapes) else np.zeros(len(STRUCTURE_NAMES))
         std = shapes.std(axis=0) + 1e-6 if len(shapes) else np.ones(len(STRUCTURE_NAMES))
         if not use_words:
             slots, idf = slots[:0], idf[:0]
-        return cls(slots, idf, mean, std, use_tags, use_words)
+        return cls(slots, idf, mean, std, use_tags, use_words, min_df)
 
-    def _idf_of(self, slots: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(self.idf_slots, slots)
-        at = np.minimum(at, max(0, len(self.idf_slots) - 1))
-        known = len(self.idf_slots) > 0 and self.idf_slots[at] == slots
-        return np.where(known, self.idf[at] if len(self.idf) else 1.0, self.default_idf)
+    def _idf_of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(idf, in the vocabulary) of each slot."""
+        if not len(self.idf_slots):
+            return np.full(len(slots), self.default_idf), np.zeros(len(slots), bool)
+        at = np.minimum(np.searchsorted(self.idf_slots, slots), len(self.idf_slots) - 1)
+        known = self.idf_slots[at] == slots
+        return np.where(known, self.idf[at], self.default_idf), known
 
     def row(
         self, counts: Counts, shape: np.ndarray, tags: Mapping[str, str]
@@ -137,7 +154,10 @@ class Featurizer:
         slots, tf = counts[0].astype(np.int64), counts[1].astype(np.float64)
         if not self.use_words:
             slots, tf = slots[:0], tf[:0]
-        values = (1.0 + np.log(tf)) * self._idf_of(slots)
+        idf, known = self._idf_of(slots)
+        if self.min_df > 1:
+            slots, tf, idf = slots[known], tf[known], idf[known]
+        values = (1.0 + np.log(tf)) * idf
         norm = float(np.sqrt((values**2).sum()))
         if norm > 0:
             values = values / norm
@@ -159,6 +179,7 @@ class Featurizer:
             "shape_std": self.std,
             "use_tags": np.array(self.use_tags),
             "use_words": np.array(self.use_words),
+            "min_df": np.array(self.min_df),
         }
 
     @classmethod
@@ -170,6 +191,7 @@ class Featurizer:
             data["shape_std"],
             bool(data["use_tags"]),
             bool(data["use_words"]) if "use_words" in data else True,
+            int(data["min_df"]) if "min_df" in data else 1,
         )
 
 

@@ -40,6 +40,7 @@ REFERENCE = "tier-reference"
 TYPICAL_REQUEST = (1000, 250)  # input, output tokens
 SHIPPED = Path(__file__).resolve().parent / "data" / "routing_prior.npz"
 PRIOR_ENCODER = "static"
+PRIOR_L2, PRIOR_ITERATIONS = 1e-3, 60  # as the shipped prior was trained and measured
 
 
 def typical_cost(model: ResolvedModel) -> float | None:
@@ -97,7 +98,7 @@ def train_prior(
     rows = [r for s in sets for r in tiered(s.records, s.registry, s.reference)]
     return QualityPredictor.fit(
         rows, [*TIERS, REFERENCE], REFERENCE, use_tags=False, use_words=False,
-        encoder=PRIOR_ENCODER, progress=progress,
+        encoder=PRIOR_ENCODER, l2=PRIOR_L2, iterations=PRIOR_ITERATIONS, progress=progress,
     )  # fmt: skip
 
 
