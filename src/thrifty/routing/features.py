@@ -5,8 +5,9 @@ Three blocks, each scaled to unit length so no block drowns the others:
 * **words**: lower-cased word 1- and 2-grams, hashed (crc32) into ``2**BITS`` slots,
   weighted ``(1 + log tf) × idf`` (idf learned on the training prompts); a slot seen in
   fewer than ``MIN_DF`` training prompts is left out of every row, in training and at
-  decision time alike (a weight learned from one or two prompts is noise, and those
-  slots are ~a fifth of the solver's work on MMLU with no loss of AUC);
+  decision time alike (a weight learned from one or two prompts is noise; on 10,000
+  MMLU prompts they are 71% of the slots and 14% of the nonzeros, and dropping them
+  cost no AUC in issue #19's experiment);
 * **structure**: generic shape signals (length, lines, digits, code fences, math
   symbols, listed choices, questions, non-ASCII share), standardised on the training set;
 * **tags**: one slot per request tag ``key=value`` (an app's feature or endpoint name is
