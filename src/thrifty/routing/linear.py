@@ -9,7 +9,7 @@ learning rate to tune, deterministic. The row-norm bound alone is ~2.6× loose o
 prompts, i.e. a step that small leaves the fit far from converged (issue #19).
 
 Why not scikit-learn: it is not installed in the core (it would add scipy, ~100 MB);
-this is the one estimator the router needs and it costs ~70 lines.
+this is the one estimator the router needs and it costs ~130 lines.
 """
 
 from __future__ import annotations
