@@ -33,7 +33,7 @@ from thrifty.pipeline.estimate import (
     collect_texts,
     estimate_usage,
 )
-from thrifty.pipeline.provider_cache import book_prompt_cache
+from thrifty.pipeline.provider_cache import note_prompt_cache
 from thrifty.pricing import cost as price_usage
 from thrifty.providers.base import Provider, ProviderStream
 from thrifty.registry import Deployment, ModelRegistry, ResolvedModel
@@ -171,7 +171,7 @@ class DispatchStage:
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        book_prompt_cache(ctx, usage, reply.cache_breakpoints)
+        note_prompt_cache(ctx, usage, reply.cache_breakpoints)
         return Reply(
             model=model.name,
             provider=deployment.provider,
@@ -269,7 +269,7 @@ async def _relay(
             usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        book_prompt_cache(ctx, usage, getattr(stream, "cache_breakpoints", 0))
+        note_prompt_cache(ctx, usage, stream.cache_breakpoints)
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)

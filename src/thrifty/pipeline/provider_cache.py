@@ -11,18 +11,16 @@ from __future__ import annotations
 from thrifty.pipeline.context import Context
 from thrifty.usage import Usage
 
-SAVING = "prompt_cache"
+TECHNIQUE = "prompt_cache"
 
 
-def book_prompt_cache(
-    ctx: Context, usage: Usage | None, breakpoints: int
-) -> None:
+def note_prompt_cache(ctx: Context, usage: Usage | None, breakpoints: int) -> None:
     """Add this call's breakpoints and cache reads/writes to ``ctx.techniques`` (no-op when
     Thrifty placed no breakpoint)."""
     if not breakpoints or usage is None:
         return
-    seen = ctx.techniques.get(SAVING, {})
-    ctx.techniques[SAVING] = {
+    seen = ctx.techniques.get(TECHNIQUE, {})
+    ctx.techniques[TECHNIQUE] = {
         "breakpoints": seen.get("breakpoints", 0) + breakpoints,
         "read_tokens": seen.get("read_tokens", 0) + usage.cached_input_tokens,
         "write_tokens": seen.get("write_tokens", 0) + usage.cache_write_tokens,

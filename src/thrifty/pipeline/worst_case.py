@@ -118,9 +118,9 @@ class Bound:
         self.registry = registry
         self.default_output = default_output
         self.models = models
+        """Every model the answer may come from."""
         self.tries = tries
         """Tries per deployment (``retries.max_attempts``): each may time out, billed."""
-        """Every model the answer may come from."""
 
     def upstream(self, name: str) -> str:
         """The model name ``name``'s first deployment is called with (its tokenizer)."""

@@ -29,7 +29,10 @@ class ProviderStream(Protocol):
     Iterating yields each event's parsed JSON. It ends normally only if the upstream
     finished the answer (``[DONE]`` or a ``finish_reason``); a cut connection raises
     :class:`thrifty.errors.StreamInterrupted`. ``aclose`` releases the connection.
+    ``cache_breakpoints``: as :attr:`ProviderReply.cache_breakpoints`, for a stream.
     """
+
+    cache_breakpoints: int
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 

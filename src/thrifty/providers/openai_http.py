@@ -255,6 +255,7 @@ class SSEStream:
         self._resp = resp
         self._secrets = secrets
         self.finished = False
+        self.cache_breakpoints = 0  # only the Anthropic stream places breakpoints
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()
