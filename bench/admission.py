@@ -28,9 +28,9 @@ import aiohttp
 import yaml
 
 from bench.passthrough import BODY, KEY, percentile, spawn
+from bench.reporting import result_stem, write_results
 from thrifty.cli.processes import free_port
 
-RESULTS = Path(__file__).parent / "results"
 HIGH = 10**9
 
 
@@ -188,9 +188,7 @@ def run(seconds: float, requests: int, rounds: int) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-admission"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("admission")
     lines = [
         f"# Admission overhead ({result['date']}, {result['machine']})",
         "",
@@ -220,9 +218,7 @@ def write_report(result: dict[str, Any]) -> Path:
         f"| memory | {stores['memory_reserve_settle_us']} | {stores['memory_rate_hit_us']} |",
         f"| SQLite | {stores['sqlite_reserve_settle_us']} | {stores['sqlite_rate_hit_us']} |",
     ]
-    path = stem.with_suffix(".md")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return write_results(stem, result, lines)
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import orjson
 import uvicorn
 
+from bench.reporting import result_stem, write_results
 from thrifty import Thrifty
 from thrifty.config import parse_config
 from thrifty.pricing import PriceCatalogue, cost
@@ -227,10 +227,7 @@ def run(data: Path, limit: int) -> dict[str, Any]:
 
 
 def write(result: dict[str, Any]) -> Path:
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    stem = out / f"{dt.date.today().isoformat()}-batching"
-    stem.with_suffix(".json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    stem = result_stem("batching")
     base = result["baseline"]
     lines = [
         "# Prompt packing (batching)",
@@ -285,8 +282,7 @@ def write(result: dict[str, Any]) -> Path:
         f"Python {platform.python_version()}, {platform.machine()}; "
         f"{dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}.",
     ]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:

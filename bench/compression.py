@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.reporting import result_stem, write_results
 from thrifty.compression.compressor import Compressor
 from thrifty.compression.config import CompressionConfig, ExtractiveConfig
 from thrifty.embeddings import get_embedder
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MODEL = "gpt-4o-mini"
 RATIOS = (2.0, 3.0, 4.0)
@@ -289,10 +289,8 @@ def main() -> int:
         "rows": rows,
         "timing": timing(random.Random(1).sample(reported, 120), compressor),
     }
-    stem = RESULTS / f"{dt.date.today().isoformat()}-compression"
-    stem.with_suffix(".json").write_text(json.dumps(result_doc, indent=1), "utf-8")
     report = render(result_doc)
-    stem.with_suffix(".md").write_text(report, "utf-8")
+    write_results(result_stem("compression"), result_doc, report)
     print(report)
     return 0
 

@@ -32,7 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.compression import DATA, RESULTS, Item, _jsonl, bamboo, lost_in_the_middle, survived
+from bench.compression import DATA, Item, _jsonl, bamboo, lost_in_the_middle, survived
+from bench.reporting import result_stem, write_results
 from thrifty.compression.build import build_compression
 from thrifty.compression.config import CompressionConfig
 from thrifty.config.loader import parse_config
@@ -154,11 +155,8 @@ def main() -> int:
     args = parser.parse_args()
     result = run(args.data, args.limit)
     when = dt.date.today().isoformat()
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{when}-compression-one-message"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     report = render(result, when)
-    stem.with_suffix(".md").write_text(report)
+    write_results(result_stem("compression-one-message", when), result, report)
     print(report)
     return 0
 

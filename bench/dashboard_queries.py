@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -27,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.metrics_overhead import sample_records
+from bench.reporting import result_stem, write_results
 from thrifty.dashboard.ledger_sql import ledger_sql
 from thrifty.dashboard.queries import RANGES, load_dashboard
 from thrifty.ledger.reports import build_report
 from thrifty.ledger.stores.base import LedgerStore
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
-RESULTS = Path(__file__).parent / "results"
 SPAN = 30 * 86_400
 
 
@@ -107,9 +106,7 @@ def run(rows: int, postgres: bool = False) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-dashboard-queries"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("dashboard-queries")
     lines = [
         f"# Dashboard ledger reads ({result['date']}, {result['rows']:,} requests over 30 days)",
         "",
@@ -139,8 +136,7 @@ def write_report(result: dict[str, Any]) -> Path:
                 f" | {r['postgres_wall_ratio']} |"
             )
         lines.append("")
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:

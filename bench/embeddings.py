@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+from bench.reporting import result_stem, write_results
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "task_type_prompts"
 ROUTER_CHARS = 4000
 
@@ -161,10 +162,7 @@ def write(result: dict[str, Any]) -> Path:
         f"| held-out accuracy, learned (same rows) | {result['learned_acc']:.3f} |",
         "",
     ]
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / f"{dt.date.today().isoformat()}-embeddings.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+    return write_results(result_stem("embeddings"), None, lines)
 
 
 def main() -> int:

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import http.client
-import json
 import os
 import socket
 import sqlite3
@@ -35,10 +33,10 @@ from typing import Any
 
 import yaml
 
+from bench.reporting import result_stem, write_results
 from bench.servers import THRIFTY, Server, spawn
 from thrifty.cli.processes import free_port
 
-RESULTS = Path(__file__).parent / "results"
 KEY, ADMIN = "bench-key", "bench-admin"
 
 
@@ -186,9 +184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{datetime.date.today().isoformat()}-hardening"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("hardening")
     lines = ["# Hardening: hostile input and a locked store, same run", ""]
     lines += ["| tree | body: status, RSS added (MB) | headers: refused, RSS added (MB) | "
               "/health worst while keys.db locked (ms), admin status |",
@@ -206,9 +202,7 @@ def write_report(result: dict[str, Any]) -> Path:
               "The lock is released only once the last /health probe has returned: on a "
               "tree whose admin write blocks the event loop, the probe then waits for "
               "SQLite's busy timeout (30 s), after which the admin call fails.", ""]  # fmt: skip
-    path = stem.with_suffix(".md")
-    path.write_text("\n".join(lines))
-    return path
+    return write_results(stem, result, lines)
 
 
 def main() -> None:

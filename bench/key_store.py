@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import hashlib
-import json
 import random
 import statistics
 import sys
@@ -26,12 +25,11 @@ from typing import Any
 
 from tests.shared_servers import PostgresServer, pg_bin
 
+from bench.reporting import result_stem, write_results
 from thrifty.governance.keys.base import KeyStore
 from thrifty.governance.keys.postgres import PostgresKeyStore
 from thrifty.governance.keys.spec import KeySpec
 from thrifty.governance.keys.sqlite import SqliteKeyStore
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def fill(store: KeyStore, n: int) -> list[bytes]:
@@ -80,9 +78,7 @@ def run(keys: int, rounds: int) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-key-store"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("key-store")
     m = result["lookup_us_median"]
     lines = [
         f"# Virtual-key lookup per request ({result['date']})",
@@ -96,8 +92,7 @@ def write_report(result: dict[str, Any]) -> Path:
         f"| PostgreSQL (one indexed read) | {m['postgres']} | {result['postgres_over_sqlite']} |",
         "",
     ]
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:

@@ -36,11 +36,11 @@ import orjson
 import yaml
 
 from bench.loadgen import FALLBACK_NOTE, have_wrk, run_load
+from bench.reporting import result_stem, write_results
 from bench.servers import THRIFTY, Server, pinned, spawn
 from thrifty.cli.processes import free_port
 
 BENCH = Path(__file__).parent
-RESULTS = BENCH / "results"
 LITELLM_VENV = Path(os.environ.get("THRIFTY_BENCH_LITELLM_VENV") or BENCH / ".litellm-venv")
 LITELLM_VERSION = "1.108.7"  # pinned: the version this bench was first measured with
 KEY = "sk-bench-key"  # the client's key, accepted by both proxies
@@ -351,9 +351,7 @@ def _ratio(a: float, b: float) -> float | None:
 
 def write_report(result: dict[str, Any]) -> Path:
     """Write ``<date>-litellm.json`` and ``.md``; return the Markdown path."""
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-litellm"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    stem = result_stem("litellm")
     targets, comparison = result["targets"], result["comparison"]
     load, lite = result["load"], result["litellm"]
     names = [n for n in ("direct", "thrifty", "litellm") if n in targets]
@@ -418,8 +416,7 @@ def write_report(result: dict[str, Any]) -> Path:
     if lite.get("error"):
         lines += ["", f"LiteLLM was not measured: {lite['error']}"]
     lines.append("")
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def _pct(ratio: float | None) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -33,12 +32,11 @@ import aiohttp
 
 from bench.loadgen import percentile, run_load
 from bench.passthrough import AUTH, BODY, start_gateway, start_upstream
+from bench.reporting import result_stem, write_results
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 from thrifty.metrics.recorder import MetricsRecorder
 from thrifty.usage import Usage
-
-RESULTS = Path(__file__).parent / "results"
 
 
 async def latencies(url: str, n: int, warmup: int = 50) -> list[float]:
@@ -153,9 +151,7 @@ def run(rounds: int, requests: int, seconds: float) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-metrics-overhead"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("metrics-overhead")
     on, off, ratio, w = (result[k] for k in ("metrics_on", "metrics_off", "ratio_on_off",
                                              "writer_thread"))  # fmt: skip
     lines = [
@@ -184,8 +180,7 @@ def write_report(result: dict[str, Any]) -> Path:
         f"(metrics / store = {w['metrics_vs_store']}).",
         "",
     ]
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import json
 import os
 import statistics
 import sys
@@ -41,10 +40,10 @@ import orjson
 import yaml
 
 from bench.loadgen import FALLBACK_NOTE, LoadResult, have_wrk, percentile, run_load
+from bench.reporting import result_stem, write_results
 from bench.servers import THRIFTY, Server, spawn
 from thrifty.cli.processes import free_port
 
-RESULTS = Path(__file__).parent / "results"
 KEY = "bench-key"
 AUTH = f"Bearer {KEY}"
 BODY = orjson.dumps(
@@ -309,8 +308,6 @@ def _signed(value: float) -> str:
 
 def write_report(result: dict[str, Any], stem: Path) -> Path:
     """Write ``stem.json`` and ``stem.md``; return the Markdown path."""
-    stem.parent.mkdir(exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     c1, tp = result["c1"], result["throughput"]
     ttft, hit, s = result["stream_first_chunk"], result["exact_cache_hit"], result["settings"]
     lo, hi = c1["added_p50_range_ms"]
@@ -361,8 +358,7 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
         f"- Errors (non-2xx, socket errors, timeouts) under load: {tp['errors']}.",
         "",
     ]
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:
@@ -376,7 +372,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="report stem (default results/<date>)")
     args = parser.parse_args()
     result = run(args)
-    report = write_report(result, args.out or RESULTS / dt.date.today().isoformat())
+    report = write_report(result, args.out or result_stem(""))
     sys.stdout.write(report.read_text())
     return 0
 

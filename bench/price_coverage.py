@@ -27,11 +27,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from bench.reporting import result_stem, write_results
 from thrifty.pricing import ModelPrice, PriceCatalogue, cost
 from thrifty.tokens.counter import _get_encoding
 from thrifty.usage import Usage
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SOURCES = (
     ("arena_bench_v1/questions.jsonl", "prompt"),
@@ -179,10 +179,7 @@ def main() -> None:
     lines = [f"# Price coverage ({dt.date.today()})", "", "| what | figure |", "|---|---|"]
     lines += [f"| {what} | {figure} |" for what, figure in rows]
     report = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today()}-price-coverage"
-    stem.with_suffix(".md").write_text(report)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    write_results(result_stem("price-coverage"), result, report)
     print(report)
 
 

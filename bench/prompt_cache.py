@@ -30,11 +30,11 @@ import random
 from pathlib import Path
 from typing import Any
 
+from bench.reporting import result_stem, write_results
 from thrifty.pricing.catalogue import PriceCatalogue
 from thrifty.providers.anthropic_cache import CachePlanner, PromptCacheConfig, at_path, units
 from thrifty.providers.anthropic_format import chat_to_messages
 
-RESULTS = Path(__file__).parent / "results"
 DATA = Path("/work/shared/data/bamboo_longctx_qa")
 MODEL = "claude-sonnet-4-5"
 TTL_S = 300.0
@@ -147,10 +147,7 @@ def main() -> int:
                 f"{out['read']:,.0f} | {out['written']:,.0f} | {out['marked']:.0f} |"
             )
     report = "\n".join(lines) + "\n"
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today()}-prompt-cache"
-    stem.with_suffix(".md").write_text(report)
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    write_results(result_stem("prompt-cache"), results, report)
     print(report)
     return 0
 

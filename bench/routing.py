@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from bench.reporting import result_stem, write_results
 from thrifty.cli.demo import split_halves
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
@@ -37,7 +37,6 @@ from thrifty.replay.summary import summarize, totals
 from thrifty.replay.tuner import tune
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 CHEAP_TIER = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 SETUPS: dict[str, dict[str, Any]] = {
@@ -174,10 +173,8 @@ def main() -> int:
     return 0
 
 
-def write(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-routing"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+def write(results: dict[str, Any]) -> Path:
+    stem = result_stem("routing")
     lines = [
         f"# Routing and cascades on arena_bench_v1 ({results['date']})", "",
         "Tuned on half A (k-fold estimate inside A), replayed on half B (unseen by the tuner).",
@@ -202,7 +199,7 @@ def write(results: dict[str, Any]) -> None:
         lines.append(f"* {point['label']}: savings {saving:.1f}%, quality retained {retained:.3f}")
     decision = results["decision_ms_median"]
     lines += ["", f"Router decision time, median ms per request (one process): {decision}", ""]
-    stem.with_suffix(".md").write_text("\n".join(lines))
+    return write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines))
 
 

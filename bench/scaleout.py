@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import datetime as dt
 import itertools
-import json
 import os
 import shutil
 import statistics
@@ -39,9 +38,9 @@ import orjson
 import yaml
 from tests.shared_servers import PostgresServer, RedisServer, pg_bin
 
+from bench.reporting import result_stem, write_results
 from thrifty.cli.processes import free_port, wait_healthy
 
-RESULTS = Path(__file__).parent / "results"
 KEY = "bench-key"
 HEADERS = {"authorization": f"Bearer {KEY}", "content-type": "application/json"}
 _counter = itertools.count()
@@ -310,9 +309,7 @@ def run(args: Any) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-scaleout"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem = result_stem("scaleout")
     r, p = result["ratios"], result["store_per_request"]
     lines = [
         f"# Scale-out: shared stores and replicas ({result['date']}, {result['machine']})",
@@ -364,8 +361,7 @@ def write_report(result: dict[str, Any]) -> Path:
         "its own cores, and Redis/PostgreSQL their own.",
         "",
     ]
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:

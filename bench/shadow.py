@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
 import sqlite3
 import statistics
 import sys
@@ -33,8 +31,8 @@ import orjson
 
 from bench.loadgen import percentile
 from bench.passthrough import AUTH, start_gateway, start_upstream
+from bench.reporting import result_stem, write_results
 
-RESULTS = Path(__file__).parent / "results"
 SERVED, CANDIDATES = "gpt-4o", ["gpt-4o-mini", "gpt-3.5-turbo"]
 BODY = orjson.dumps(
     {"model": SERVED, "messages": [{"role": "user", "content": "Name three prime numbers."}]}
@@ -135,10 +133,7 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
             f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {r['p50_vs_off']:.3f} | "
             f"{r['p99_vs_off']:.3f} | {r['shadow_answers']} |"
         )
-    path = stem.with_suffix(".md")
-    path.write_text("\n".join(lines) + "\n")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    return path
+    return write_results(stem, result, lines)
 
 
 def main() -> int:
@@ -147,8 +142,7 @@ def main() -> int:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
     result = run(args)
-    RESULTS.mkdir(exist_ok=True)
-    path = write_report(result, RESULTS / f"{dt.date.today():%Y-%m-%d}-shadow")
+    path = write_report(result, result_stem("shadow"))
     sys.stdout.write(path.read_text())
     return 0
 

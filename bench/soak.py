@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import FALLBACK_NOTE, have_wrk, run_load
-from bench.passthrough import AUTH, BODY, RESULTS, UPSTREAM_CORE, start_gateway, start_upstream
+from bench.passthrough import AUTH, BODY, UPSTREAM_CORE, start_gateway, start_upstream
+from bench.reporting import result_stem, write_results
 
 WARMUP_S = 60.0
 
@@ -149,8 +150,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_report(result: dict[str, Any], stem: Path) -> Path:
-    stem.parent.mkdir(exist_ok=True)
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     rss, load, ledger, s = result["rss_mb"], result["load"], result["ledger"], result["settings"]
     lines = [
         f"# Soak: {s['minutes']} minutes of load, ledger on ({result['date']}, "
@@ -190,8 +189,7 @@ def write_report(result: dict[str, Any], stem: Path) -> Path:
             shown.append(f"| {t:.0f} | {r} | {waiting} |")
             next_t = t + 30
     lines += [*shown, ""]
-    stem.with_suffix(".md").write_text("\n".join(lines))
-    return stem.with_suffix(".md")
+    return write_results(stem, result, lines)
 
 
 def main() -> int:
@@ -203,7 +201,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, help="report stem (default results/<date>-soak)")
     args = parser.parse_args()
     result = run(args)
-    report = write_report(result, args.out or RESULTS / f"{dt.date.today().isoformat()}-soak")
+    report = write_report(result, args.out or result_stem("soak"))
     sys.stdout.write(report.read_text())
     return 0 if result["ledger"]["missing"] == 0 else 1
 
