@@ -18,15 +18,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from thrifty.ledger.record import RequestRecord
-from thrifty.ledger.stores.sql_reads import SqlLedgerReads
-from thrifty.ledger.stores.sqlite import (
-    _SHADOW_COLUMNS,
-    _TOKEN_CLASSES,
+from thrifty.ledger.stores.rows import (
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    SHADOW_COLUMNS,
     TOKEN_CLASS_MIGRATION,
-    _attempt_row,
-    _request_row,
-    _shadow_rows,
+    TOKEN_CLASSES,
+    attempt_row,
+    request_row,
+    shadow_rows,
 )
+from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.stores.postgres import INSTALL_HINT, connect, migrate, psycopg_module
 
 __all__ = ["INSTALL_HINT", "MIGRATIONS", "PostgresLedgerStore"]
@@ -100,32 +102,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
 
-_REQUEST_COLUMNS = (
-    "request_id", "ts", "day", "endpoint", "key_id", "tags", "requested_model", "model",
-    "provider", "stream", "status", "http_status", "error_type", "error_message",
-    "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
-    "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team", "estimated", *_TOKEN_CLASSES,
-)  # fmt: skip
-_ATTEMPT_COLUMNS = (
-    "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
-    "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-    "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
-    "unpriced", "latency_ms", *_TOKEN_CLASSES,
-)  # fmt: skip
-
-
 _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
     "text", "float8", "float8", "float8", "jsonb", "jsonb", "text", "int",
-    *("int",) * len(_TOKEN_CLASSES),
+    *("int",) * len(TOKEN_CLASSES),
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",
     "int", "int", "int", "int", "int", "int", "float8", "int", "float8",
-    *("int",) * len(_TOKEN_CLASSES),
+    *("int",) * len(TOKEN_CLASSES),
 )  # fmt: skip
 
 
@@ -151,8 +137,8 @@ def _as_arrays(rows: Sequence[Sequence[Any]], width: int) -> list[list[str | Non
     return [[None if v is None else str(v) for v in column] for column in zip(*rows, strict=True)]
 
 
-_INSERT_REQUEST = _insert("requests", _REQUEST_COLUMNS, _REQUEST_TYPES)
-_INSERT_ATTEMPT = _insert("attempts", _ATTEMPT_COLUMNS, _ATTEMPT_TYPES)
+_INSERT_REQUEST = _insert("requests", REQUEST_COLUMNS, _REQUEST_TYPES)
+_INSERT_ATTEMPT = _insert("attempts", ATTEMPT_COLUMNS, _ATTEMPT_TYPES)
 _INSERT_TAG = _insert("request_tags", ("request_id", "key", "value"), ("text",) * 3)
 _INSERT_BODY = _insert(
     "request_bodies",
@@ -161,7 +147,7 @@ _INSERT_BODY = _insert(
 )
 _INSERT_SHADOW = _insert(
     "shadow_answers",
-    _SHADOW_COLUMNS,
+    SHADOW_COLUMNS,
     ("text", "text", "text", "float8", "text", "text", "text", "int", "float8", "float8",
      "float8", "text", "text", "jsonb"),
 )  # fmt: skip
@@ -240,8 +226,8 @@ class PostgresLedgerStore(SqlLedgerReads):
     def write_many(self, records: Sequence[RequestRecord]) -> None:
         if not records:
             return
-        requests = [_request_row(r) for r in records]
-        attempts = [_attempt_row(a) for r in records for a in r.attempts]
+        requests = [request_row(r) for r in records]
+        attempts = [attempt_row(a) for r in records for a in r.attempts]
         tags = [(r.request_id, k, str(v)) for r in records for k, v in r.tags.items()]
         bodies = [
             (r.request_id, json.dumps(r.body), r.answer, r.answer_model)
@@ -249,11 +235,11 @@ class PostgresLedgerStore(SqlLedgerReads):
             if r.body is not None
         ]
         batches = [
-            (_INSERT_REQUEST, requests, len(_REQUEST_COLUMNS)),
-            (_INSERT_ATTEMPT, attempts, len(_ATTEMPT_COLUMNS)),
+            (_INSERT_REQUEST, requests, len(REQUEST_COLUMNS)),
+            (_INSERT_ATTEMPT, attempts, len(ATTEMPT_COLUMNS)),
             (_INSERT_TAG, tags, 3),
             (_INSERT_BODY, bodies, 4),
-            (_INSERT_SHADOW, _shadow_rows(records), len(_SHADOW_COLUMNS)),
+            (_INSERT_SHADOW, shadow_rows(records), len(SHADOW_COLUMNS)),
         ]
         with self._write_lock:
             self._reconnect_writer()

@@ -11,32 +11,23 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from thrifty.ledger.record import AttemptRecord, RequestRecord
+from thrifty.ledger.record import RequestRecord
+from thrifty.ledger.stores.rows import (
+    ATTEMPT_COLUMNS,
+    REQUEST_COLUMNS,
+    SHADOW_COLUMNS,
+    TOKEN_CLASS_MIGRATION,
+    attempt_row,
+    request_row,
+    shadow_rows,
+)
 from thrifty.ledger.stores.sql_reads import SqlLedgerReads
 from thrifty.stores.sqlite import connect, migrate
-from thrifty.usage import Usage
 
-__all__ = ["MIGRATIONS", "TOKEN_CLASS_MIGRATION", "SqliteLedgerStore"]
-
-#: Migration 6, the same SQL in both stores: the token classes priced apart
-#: (docs/pricing.md): 1-hour cache writes, audio and image tokens, so an audit can
-#: recompute every row's cost from its columns.
-TOKEN_CLASS_MIGRATION = (
-    "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE requests ADD COLUMN audio_input_tokens INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE requests ADD COLUMN image_input_tokens INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE requests ADD COLUMN audio_output_tokens INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE requests ADD COLUMN image_output_tokens INTEGER NOT NULL DEFAULT 0",
-    "ALTER TABLE attempts ADD COLUMN cache_write_1h_tokens INTEGER",
-    "ALTER TABLE attempts ADD COLUMN audio_input_tokens INTEGER",
-    "ALTER TABLE attempts ADD COLUMN image_input_tokens INTEGER",
-    "ALTER TABLE attempts ADD COLUMN audio_output_tokens INTEGER",
-    "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
-)
+__all__ = ["MIGRATIONS", "SqliteLedgerStore"]
 
 #: Schema migrations, applied in order; migration ``i`` brings the schema to version ``i + 1``.
 #: Never edit a released entry: append a new one.
@@ -108,46 +99,22 @@ MIGRATIONS: list[tuple[str, ...]] = [
     TOKEN_CLASS_MIGRATION,
 ]
 
-#: Token counts priced at their own rates, stored since migration 6 (``Usage`` fields).
-_TOKEN_CLASSES = (
-    "cache_write_1h_tokens", "audio_input_tokens", "image_input_tokens", "audio_output_tokens",
-    "image_output_tokens",
-)  # fmt: skip
-
-_REQUEST_COLUMNS = (
-    "request_id", "ts", "day", "endpoint", "key_id", "tags", "requested_model", "model",
-    "provider", "stream", "status", "http_status", "error_type", "error_message",
-    "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
-    "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
-    "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team", "estimated", *_TOKEN_CLASSES,
-)  # fmt: skip
-_ATTEMPT_COLUMNS = (
-    "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
-    "http_status", "error", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-    "output_tokens", "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost",
-    "unpriced", "latency_ms", *_TOKEN_CLASSES,
-)  # fmt: skip
 _INSERT_REQUEST = (
-    f"INSERT OR IGNORE INTO requests ({', '.join(_REQUEST_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_REQUEST_COLUMNS))})"
+    f"INSERT OR IGNORE INTO requests ({', '.join(REQUEST_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(REQUEST_COLUMNS))})"
 )
 _INSERT_ATTEMPT = (
-    f"INSERT OR IGNORE INTO attempts ({', '.join(_ATTEMPT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_ATTEMPT_COLUMNS))})"
+    f"INSERT OR IGNORE INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(ATTEMPT_COLUMNS))})"
 )
 _INSERT_TAG = "INSERT OR IGNORE INTO request_tags (request_id, key, value) VALUES (?, ?, ?)"
 _INSERT_BODY = (
     "INSERT OR IGNORE INTO request_bodies (request_id, request, answer, answer_model) "
     "VALUES (?, ?, ?, ?)"
 )
-_SHADOW_COLUMNS = (
-    "request_id", "model", "shadow_id", "ts", "served_model", "status", "answer",
-    "output_tokens", "cost", "quality", "served_quality", "grader", "error", "detail",
-)  # fmt: skip
 _INSERT_SHADOW = (
-    f"INSERT OR IGNORE INTO shadow_answers ({', '.join(_SHADOW_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(_SHADOW_COLUMNS))})"
+    f"INSERT OR IGNORE INTO shadow_answers ({', '.join(SHADOW_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(SHADOW_COLUMNS))})"
 )
 _JSON_COLUMNS = ("tags", "techniques", "savings", "detail")
 _BOOL_COLUMNS = ("stream", "unpriced", "estimated", "tokens_estimated", "tokens_approximate")
@@ -165,54 +132,6 @@ _SUMS = """COUNT(*) AS requests,
     SUM(r.audio_input_tokens + r.audio_output_tokens) AS audio_tokens,
     SUM(r.image_input_tokens + r.image_output_tokens) AS image_tokens,
     SUM(r.unpriced) AS unpriced, SUM(r.estimated) AS estimated"""
-
-
-def _utc_day(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
-
-
-def _request_row(r: RequestRecord) -> tuple[Any, ...]:
-    u = r.usage
-    return (
-        r.request_id, r.ts, _utc_day(r.ts), r.endpoint, r.key_id, json.dumps(r.tags),
-        r.requested_model, r.model, r.provider, int(r.stream), r.status, r.http_status,
-        r.error_type, r.error_message, u.input_tokens, u.cached_input_tokens,
-        u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
-        int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
-        r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings), r.team,
-        int(r.estimated or u.estimated), *_classes(u),
-    )  # fmt: skip
-
-
-def _classes(u: Usage) -> tuple[int, ...]:
-    return tuple(getattr(u, name) for name in _TOKEN_CLASSES)
-
-
-def _attempt_row(a: AttemptRecord) -> tuple[Any, ...]:
-    u = a.usage
-    tokens: tuple[Any, ...] = (None,) * 7
-    classes: tuple[Any, ...] = (None,) * len(_TOKEN_CLASSES)
-    if u is not None:
-        classes = _classes(u)
-        tokens = (
-            u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.output_tokens,
-            u.reasoning_tokens, int(u.estimated), int(u.approximate),
-        )  # fmt: skip
-    head = (a.request_id, a.seq, a.ts, a.purpose, a.model, a.upstream_model, a.provider)
-    tail = (a.cost, int(a.unpriced), a.latency_ms)
-    return (*head, a.status, a.http_status, a.error, *tokens, *tail, *classes)
-
-
-def _shadow_rows(records: Sequence[RequestRecord]) -> list[tuple[Any, ...]]:
-    return [
-        (
-            s.request_id, s.model, r.request_id, r.ts, s.served_model, s.status, s.answer,
-            s.output_tokens, s.cost, s.quality, s.served_quality, s.grader, s.error,
-            json.dumps(s.detail),
-        )
-        for r in records
-        for s in r.shadows
-    ]  # fmt: skip
 
 
 def _decode(row: sqlite3.Row | dict[str, Any]) -> dict[str, Any]:
@@ -267,8 +186,8 @@ class SqliteLedgerStore(SqlLedgerReads):
     def write_many(self, records: Sequence[RequestRecord]) -> None:
         if not records:
             return
-        requests = [_request_row(r) for r in records]
-        attempts = [_attempt_row(a) for r in records for a in r.attempts]
+        requests = [request_row(r) for r in records]
+        attempts = [attempt_row(a) for r in records for a in r.attempts]
         tags = [(r.request_id, k, str(v)) for r in records for k, v in r.tags.items()]
         bodies = [
             (r.request_id, json.dumps(r.body), r.answer, r.answer_model)
@@ -283,7 +202,7 @@ class SqliteLedgerStore(SqlLedgerReads):
                 conn.executemany(_INSERT_ATTEMPT, attempts)
                 conn.executemany(_INSERT_TAG, tags)
                 conn.executemany(_INSERT_BODY, bodies)
-                conn.executemany(_INSERT_SHADOW, _shadow_rows(records))
+                conn.executemany(_INSERT_SHADOW, shadow_rows(records))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
