@@ -16,6 +16,7 @@ from thrifty.config.schema import ThriftyConfig
 from thrifty.governance.build import build_admission
 from thrifty.governance.keys.base import key_id_of_digest
 from thrifty.governance.keys.identity import ANONYMOUS, Caller, Overrides
+from thrifty.governance.stage import GovernanceStage
 from thrifty.ledger.sink import LedgerSink
 from thrifty.ledger.stores.select import open_ledger_store
 from thrifty.ledger.writer import LedgerWriter
@@ -23,7 +24,6 @@ from thrifty.logs import config_secrets, register_secrets
 from thrifty.pipeline.chain import Pipeline
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.requests import build_context
-from thrifty.pipeline.worst_case import WorstCase
 from thrifty.providers.base import Provider
 from thrifty.providers.build import build_provider
 from thrifty.registry import ModelRegistry
@@ -156,13 +156,9 @@ class Runtime:
     def check_model(self, ctx: Context, caller: Caller) -> None:
         """403 when ``caller`` may not use what ``ctx`` asks for under the default pipeline
         (``batch()`` checks its list once, before any call)."""
-        worst = WorstCase(
-            self.registry,
-            self.pipeline.stages,
-            self.config.governance.default_max_output_tokens,
-            self.config.retries.max_attempts,
-        )
-        self.admission.check_model(ctx, caller, worst)
+        first = self.pipeline.stages[0] if self.pipeline.stages else None
+        if isinstance(first, GovernanceStage):  # none when nothing can be refused
+            self.admission.check_model(ctx, caller, first.worst)
 
     def new_context(
         self,

@@ -90,3 +90,21 @@ def test_async_client(upstream: ServerThread, tmp_path: Path) -> None:
     assert all(isinstance(r, ChatCompletion) for r in replies)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert len(ledger_rows(ledger)) == 6
+
+
+def test_batch_refuses_a_model_the_key_may_not_use(upstream: ServerThread, tmp_path: Path) -> None:
+    """``batch()`` checks its list once, before any call, with the pipeline's own worst case."""
+    from thrifty.governance.keys.spec import KeySpec
+    from thrifty.governance.keys.sqlite import SqliteKeyStore
+
+    store = SqliteKeyStore(tmp_path / "keys.db")
+    _, secret = store.create(KeySpec(owner="docs", models=["gpt-4o-mini"]))
+    store.close()
+    config = base_config(upstream.url)
+    config["governance"] = {"keys_path": str(tmp_path / "keys.db")}
+    with Thrifty(config=config, ledger_path=str(tmp_path / "l.db"), api_key=secret) as client:
+        with pytest.raises(openai.PermissionDeniedError) as denied:
+            client.batch(["Name a colour.", "Name a fruit."], model="gpt-4o")
+        answers = client.batch(["Name a colour.", "Name a fruit."], model="gpt-4o-mini")
+    assert "gpt-4o" in str(denied.value) and len(answers) == 2
+    assert {row["model"] for row in ledger_rows(tmp_path / "l.db")} == {"gpt-4o-mini"}
