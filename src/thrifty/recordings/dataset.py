@@ -19,7 +19,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -239,6 +239,19 @@ def _read_lines(path: Path) -> list[bytes]:
     return raw.splitlines()
 
 
+def json_lines(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed value)`` of each non-blank line of a JSON Lines file, gzip or
+    not; a line that is not JSON raises :class:`DatasetError` naming the file and line."""
+    path = Path(path)
+    for number, line in enumerate(_read_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise DatasetError(path, number, None, f"not valid JSON ({exc})") from None
+
+
 def load_dataset(path: str | Path) -> list[ReplayRecord]:
     """Every record of a ``.jsonl`` / ``.jsonl.gz`` file, in file order; blank lines skipped.
 
@@ -248,13 +261,7 @@ def load_dataset(path: str | Path) -> list[ReplayRecord]:
     path = Path(path)
     records: list[ReplayRecord] = []
     first_line: dict[str, int] = {}
-    for number, line in enumerate(_read_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(path, number, None, f"not valid JSON ({exc})") from None
+    for number, row in json_lines(path):
         try:
             record = _parse_record(row)
         except _Bad as exc:

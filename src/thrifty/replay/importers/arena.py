@@ -16,14 +16,11 @@ answers are not imported.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from thrifty.recordings.dataset import DatasetError, RecordedAnswer, ReplayRecord
+from thrifty.recordings.dataset import DatasetError, RecordedAnswer, ReplayRecord, json_lines
 
 __all__ = ["SOURCE_TAG", "grade_to_quality", "import_arena_bench"]
 
@@ -39,20 +36,8 @@ def grade_to_quality(grade: float) -> float:
 
 
 def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    try:
-        raw = path.read_bytes()
-        if path.name.endswith(".gz"):
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError) as exc:
-        raise DatasetError(path, None, None, f"cannot read: {exc}") from exc
     rows = []
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise DatasetError(path, number, None, f"not valid JSON ({exc})") from None
+    for number, row in json_lines(path):
         if not isinstance(row, dict):
             raise DatasetError(path, number, None, "expected a JSON object")
         rows.append((number, row))
