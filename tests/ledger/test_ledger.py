@@ -306,8 +306,10 @@ def test_a_ledger_from_before_the_token_classes_is_migrated(tmp_path: Path) -> N
     conn.close()
     store = SqliteLedgerStore(path)
     try:
-        assert store.schema_version == len(MIGRATIONS) == 6
+        assert store.schema_version == len(MIGRATIONS) == 7
         (row,) = store.query_requests()
         assert row["cache_write_1h_tokens"] == row["audio_input_tokens"] == 0
+        assert row["api"] is None  # migration 7: older rows report under their endpoint
+        assert [g["key"] for g in store.aggregate("api")] == ["chat.completions"]
     finally:
         store.close()

@@ -1,5 +1,6 @@
 """The dialects run the chat pipeline: a technique (here the exact cache) applies to
-``/v1/responses``, ``/v1/messages`` and ``/v1/completions`` as it does to chat."""
+``/v1/responses``, ``/v1/messages`` and ``/v1/completions`` as it does to chat, and the
+ledger says which API each request came through (``api``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import anthropic
 import openai
 from tests.conftest import GATEWAY_KEY, Gateway, ServerThread, base_config, upstream_stats
+
+from thrifty.ledger.stores.sqlite import SqliteLedgerStore
 
 
 def test_the_exact_cache_answers_every_dialect(
@@ -45,5 +48,16 @@ def test_the_exact_cache_answers_every_dialect(
         assert text(first.parse()) == text(second.parse()), name
         row = gateway.row(second.headers["x-thrifty-request-id"])
         assert row["savings"]["exact_cache"] > 0, name
+        assert (row["endpoint"], row["api"]) == ("chat.completions", name)
+    chat = oai.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Why is snow white?"}]
+    )
+    assert gateway.row(chat.headers["x-thrifty-request-id"])["api"] == "chat.completions"
     oai.close()
     claude.close()
+    store = SqliteLedgerStore(gateway.ledger_path)
+    try:
+        by_api = {group["key"]: group["requests"] for group in store.aggregate("api")}
+    finally:
+        store.close()
+    assert by_api == {"chat.completions": 1, "completions": 2, "messages": 2, "responses": 2}

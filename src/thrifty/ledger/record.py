@@ -131,6 +131,7 @@ class RequestRecord:
     answer: str | None = None
     answer_model: str | None = None
     shadows: list[ShadowAnswer] = field(default_factory=list)
+    api: str | None = None  # the API the client spoke when not ``endpoint`` (a dialect)
 
     @property
     def savings_total(self) -> float | None:

@@ -16,7 +16,7 @@ from thrifty.ledger.stores.base import LedgerStore
 __all__ = ["REPORT_GROUPS", "build_report", "parse_since", "render_table"]
 
 #: Values of ``by`` accepted by :func:`build_report`.
-REPORT_GROUPS = ("model", "day", "tag", "key", "team", "provider")
+REPORT_GROUPS = ("model", "day", "tag", "key", "team", "provider", "api")
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _COLUMNS = ("requests", "errors", "cost", "baseline", "savings", "share", "unpriced")

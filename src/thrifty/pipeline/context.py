@@ -45,7 +45,8 @@ class Context:
     and leaves what it booked in ``booked_savings`` (the library's ``reply.thrifty`` reads it).
     ``caller`` is who the request was authenticated as, for the governance stage (a
     ``governance`` ``Caller``; typed ``object`` here since governance sits above the
-    pipeline); None is anonymous.
+    pipeline); None is anonymous. ``api`` names the dialect the client spoke (``responses``,
+    ``messages``, ``completions``) when the server mapped it onto ``endpoint``.
     """
 
     endpoint: str
@@ -68,6 +69,7 @@ class Context:
     booked_savings: dict[str, float] = field(default_factory=dict)
     finalizers: list[Callable[[Reply | None], None]] = field(default_factory=list)
     caller: object = None
+    api: str | None = None
 
     @property
     def client_wants_usage(self) -> bool:

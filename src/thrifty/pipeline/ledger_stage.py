@@ -104,6 +104,7 @@ class LedgerStage:
             request_id=ctx.request_id,
             ts=ctx.ts,
             endpoint=ctx.endpoint,
+            api=ctx.api,
             key_id=ctx.key_id,
             team=ctx.team,
             tags=ctx.tags,

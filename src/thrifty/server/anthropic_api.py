@@ -69,6 +69,8 @@ class MessagesExchange:
 class MessagesDialect:
     """Anthropic Messages as a chat dialect (``server/dialect.py``)."""
 
+    api = "messages"
+
     def prepare(self, body: Any, caller: Caller) -> MessagesExchange:
         return MessagesExchange(body)
 

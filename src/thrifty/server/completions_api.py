@@ -114,6 +114,8 @@ class CompletionsExchange:
 class CompletionsDialect:
     """Legacy completions as a chat dialect (``server/dialect.py``)."""
 
+    api = "completions"
+
     def prepare(self, body: Any, caller: Caller) -> CompletionsExchange:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object", code="invalid_body")

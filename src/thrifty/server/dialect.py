@@ -34,6 +34,9 @@ class Exchange(Protocol):
 
 
 class Dialect(Protocol):
+    api: str
+    """The API's name in the ledger's ``api`` column (``responses``, ``messages``, ...)."""
+
     def prepare(self, body: Any, caller: Caller) -> Exchange:
         """Check a request and map it (raises ``ThriftyError`` for bad input)."""
         ...

@@ -115,6 +115,8 @@ class ModelEndpoint:
                 exchange = self.dialect.prepare(body, caller)
                 body = exchange.chat
             ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
+            if self.dialect is not None:
+                ctx.api = self.dialect.api
             reply = await runtime.run(ctx, caller)
             headers = {
                 "x-thrifty-request-id": request_id,

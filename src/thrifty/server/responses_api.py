@@ -315,6 +315,8 @@ class _EventStream:
 class ResponsesDialect:
     """The Responses API as a chat dialect (``server/dialect.py``)."""
 
+    api = "responses"
+
     def __init__(self, store: ResponseStore | None = None) -> None:
         self.store = store or ResponseStore()
 

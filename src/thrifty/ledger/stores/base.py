@@ -10,7 +10,7 @@ from thrifty.ledger.record import RequestRecord
 __all__ = ["GROUP_BY", "LedgerStore"]
 
 #: Values accepted by :meth:`LedgerStore.aggregate`; "all" yields one group with every row.
-GROUP_BY = ("model", "day", "tag", "key", "team", "provider", "all")
+GROUP_BY = ("model", "day", "tag", "key", "team", "provider", "api", "all")
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ from typing import Any
 
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.rows import (
+    API_MIGRATION,
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
     SHADOW_COLUMNS,
@@ -98,6 +99,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "UPDATE requests SET estimated = tokens_estimated",
     ),
     TOKEN_CLASS_MIGRATION,
+    API_MIGRATION,
 ]
 
 _MIGRATION_LOCK = 0x7468726966747931  # "thrifty1": one advisory lock id for migrations
@@ -106,7 +108,7 @@ _REQUEST_TYPES = (
     "text", "float8", "text", "text", "text", "jsonb", "text", "text", "text", "int", "text",
     "int", "text", "text", "int", "int", "int", "int", "int", "int", "int", "float8", "int",
     "text", "float8", "float8", "float8", "jsonb", "jsonb", "text", "int",
-    *("int",) * len(TOKEN_CLASSES),
+    *("int",) * len(TOKEN_CLASSES), "text",
 )  # fmt: skip
 _ATTEMPT_TYPES = (
     "text", "int", "float8", "text", "text", "text", "text", "text", "int", "text", "int",

@@ -27,6 +27,10 @@ TOKEN_CLASS_MIGRATION = (
     "ALTER TABLE attempts ADD COLUMN image_output_tokens INTEGER",
 )
 
+#: Migration 7, the same SQL in both stores: the API the client spoke (``chat.completions``,
+#: ``responses``, ``messages``, ``completions``, ``embeddings``); NULL on older rows.
+API_MIGRATION = ("ALTER TABLE requests ADD COLUMN api TEXT",)
+
 #: Token counts priced at their own rates, stored since migration 6 (``Usage`` fields).
 TOKEN_CLASSES = (
     "cache_write_1h_tokens", "audio_input_tokens", "image_input_tokens", "audio_output_tokens",
@@ -39,7 +43,7 @@ REQUEST_COLUMNS = (
     "input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens",
     "reasoning_tokens", "tokens_estimated", "tokens_approximate", "cost", "unpriced",
     "baseline_model", "baseline_cost", "latency_ms", "ttft_ms", "techniques", "savings",
-    "team", "estimated", *TOKEN_CLASSES,
+    "team", "estimated", *TOKEN_CLASSES, "api",
 )  # fmt: skip
 ATTEMPT_COLUMNS = (
     "request_id", "seq", "ts", "purpose", "model", "upstream_model", "provider", "status",
@@ -66,7 +70,7 @@ def request_row(r: RequestRecord) -> tuple[Any, ...]:
         u.cache_write_tokens, u.output_tokens, u.reasoning_tokens, int(u.estimated),
         int(u.approximate), r.cost, int(r.unpriced), r.baseline_model, r.baseline_cost,
         r.latency_ms, r.ttft_ms, json.dumps(r.techniques), json.dumps(r.savings), r.team,
-        int(r.estimated or u.estimated), *_classes(u),
+        int(r.estimated or u.estimated), *_classes(u), r.api or r.endpoint,
     )  # fmt: skip
 
 

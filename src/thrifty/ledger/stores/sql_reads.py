@@ -22,6 +22,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "key": ("COALESCE(r.key_id, '(no key)')", "requests r"),
     "team": ("COALESCE(r.team, '(no team)')", "requests r"),
     "provider": ("COALESCE(r.provider, '(none)')", "requests r"),
+    "api": ("COALESCE(r.api, r.endpoint)", "requests r"),
     "all": ("'all'", "requests r"),
     "tag": (
         "COALESCE(t.key || '=' || t.value, '(untagged)')",

@@ -16,6 +16,7 @@ from typing import Any
 
 from thrifty.ledger.record import RequestRecord
 from thrifty.ledger.stores.rows import (
+    API_MIGRATION,
     ATTEMPT_COLUMNS,
     REQUEST_COLUMNS,
     SHADOW_COLUMNS,
@@ -97,6 +98,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "UPDATE requests SET estimated = tokens_estimated",
     ),
     TOKEN_CLASS_MIGRATION,
+    API_MIGRATION,
 ]
 
 _INSERT_REQUEST = (
