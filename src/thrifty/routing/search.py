@@ -91,13 +91,8 @@ def routing_space(
     for model in cheaper_models(models, reference, registry):
         if every_pair == {model, reference}:
             continue  # the knob's "always the cheapest" end is this already
-        out.append(
-            Candidate(
-                f"always {model}",
-                {"routing": {"predictor": str(path), knob: cheapest,
-                             "candidates": [model, reference]}},
-            )  # fmt: skip
-        )
+        patch = {"predictor": str(path), knob: cheapest, "candidates": [model, reference]}
+        out.append(Candidate(f"always {model}", {"routing": patch}))
     return out
 
 
@@ -114,9 +109,10 @@ def cheaper_models(models: Sequence[str], reference: str, registry: ModelRegistr
     out = []
     for name in models:
         price = registry.get(name).price
-        if name != reference and price is not None:
-            if price.input_per_token + price.output_per_token < ref_price:
-                out.append(name)
+        if name == reference or price is None:
+            continue
+        if price.input_per_token + price.output_per_token < ref_price:
+            out.append(name)
     return out
 
 
