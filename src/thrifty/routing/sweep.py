@@ -26,10 +26,6 @@ from thrifty.tokens import count_messages
 BAND = 6
 LOW, HIGH = 0.008, 0.015  # the band around the target the grid is fine in
 ABOVE = (0.02, 0.03, 0.045, 0.065, 0.09)  # levels above the target: the knees (``_knees``)
-#: Levels below the target: a policy that loses more than the target allows is still
-#: useful mixed with the reference at a share (``tuner.safe_share``) when its saving per
-#: unit of quality lost is the best.
-BELOW = (0.03, 0.06, 0.1, 0.15, 0.25)
 NEVER_LAMBDA = 0.0
 ALWAYS_LAMBDA = 1e9
 
@@ -122,9 +118,8 @@ def _knees(curve: list[tuple[float, float]], target: float, cheaper_first: bool)
     grid may hold nothing between "always the reference" and points the margin rejects.
     Cheapest = the largest λ (``tradeoff``) or the smallest threshold."""
     out = []
-    for level in (*(target - d for d in BELOW), *(target + d for d in ABOVE), 1.0):
+    for level in (*(target + d for d in ABOVE), 1.0):
         reaching = [v for v, r in curve if r >= min(level, 1.0)]
         if reaching:
             out.append(reaching[0] if cheaper_first else reaching[-1])
     return out
-
