@@ -137,7 +137,7 @@ def test_cross_validation_never_scores_training_rows() -> None:
     for test in folds:
         train = [i for i in rows if i not in test]
         assert not set(train) & set(test)
-        pick = evaluated[select(evaluated, baseline, train, 0.5)]
+        pick = evaluated[select(evaluated, baseline, train, 0.5).index]
         pooled_cost += sum(pick.outcomes[i].cost for i in test)
     assert held["actual_cost"] == pytest.approx(pooled_cost)
     assert held["savings_pct_ci"][0] <= held["savings_pct"] <= held["savings_pct_ci"][1]

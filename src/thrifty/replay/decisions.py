@@ -31,7 +31,8 @@ from thrifty.replay.simulator import TECHNIQUES, RowOutcome, replay, without_tec
 from thrifty.routing.build import build_routing
 from thrifty.routing.policy import Prepared
 
-KNOBS = {"threshold", "tradeoff_lambda", "predictor"}  # a prepared request does not depend on them
+# a prepared request does not depend on them
+KNOBS = {"threshold", "tradeoff_lambda", "predictor", "share"}
 
 
 def routing_only(config: ThriftyConfig, distinct: bool) -> bool:

@@ -30,7 +30,8 @@ __all__ = ["render_html"]
 REFERENCE_HELP = {
     "always-baseline": "every request to the baseline model",
     "always-cheapest": "every request to the cheapest model",
-    "random-at-equal-cost": "random model choice at the same spend",
+    "random-at-equal-cost": "random choice between the baseline and the cheaper model that "
+    "keeps the most quality, at the same spend",
     "oracle": "per request, the cheapest model matching the baseline (not reachable in practice)",
 }
 

@@ -2,8 +2,10 @@
 
 * **always-<model>** for every configured chat model (the baseline is one of them);
 * **always-cheapest**: the single model with the lowest total cost;
-* **random-at-equal-cost**: a coin flip between the baseline and the cheapest model,
-  weighted to cost what the evaluated policy costs (a router must beat this);
+* **random-at-equal-cost**: a coin flip between the baseline and one cheaper model,
+  weighted to cost what the evaluated policy costs; of the cheaper models, the one whose
+  mix retains the most quality (a router must beat this; ``thrifty tune`` can always
+  choose such a mix itself: ``routing.share``);
 * **oracle**: per request, the cheapest model whose recorded quality matches the
   baseline's (an upper bound no real router reaches).
 
@@ -62,19 +64,32 @@ def reference_points(
     if always:
         cheapest = min(always, key=lambda m: always[m]["actual_cost"])
         points.append(_point(f"always-cheapest ({cheapest})", always[cheapest]))
-        c_base, c_cheap = base["actual_cost"], always[cheapest]["actual_cost"]
-        q_cheap = always[cheapest]["quality_retained"]
-        if policy_cost is not None and c_base > c_cheap and q_cheap is not None:
-            p = min(1.0, max(0.0, (c_base - policy_cost) / (c_base - c_cheap)))
-            points.append(
-                {
-                    "label": "random-at-equal-cost",
-                    "cost": policy_cost,
-                    "quality_retained": (1 - p) + p * q_cheap,
-                }
-            )
+        mix = _best_random_mix(always, base, policy_cost)
+        if mix is not None:
+            points.append(mix)
         points.append(_point("oracle", totals(_oracle(matrix, baseline, rows), baseline, rows)))
     return points
+
+
+def _best_random_mix(
+    always: dict[str, dict[str, Any]], base: dict[str, Any], policy_cost: float | None
+) -> dict[str, Any] | None:
+    """Random routing between the baseline and the cheaper model whose mix, at
+    ``policy_cost``, retains the most quality (None without a cheaper graded model)."""
+    if policy_cost is None:
+        return None
+    best: dict[str, Any] | None = None
+    c_base = base["actual_cost"]
+    for model, t in always.items():
+        c_cheap, q_cheap = t["actual_cost"], t["quality_retained"]
+        if c_cheap >= c_base or q_cheap is None:
+            continue
+        p = min(1.0, max(0.0, (c_base - policy_cost) / (c_base - c_cheap)))
+        quality = (1 - p) + p * q_cheap
+        if best is None or quality > best["quality_retained"]:
+            best = {"label": "random-at-equal-cost", "model": model, "cost": policy_cost,
+                    "quality_retained": quality}  # fmt: skip
+    return best
 
 
 def _oracle(

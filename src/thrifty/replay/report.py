@@ -103,8 +103,9 @@ def comparison_lines(references: Sequence[dict[str, Any]], base_cost: float) -> 
             continue
         saving = 100 * (1 - point["cost"] / base_cost) if base_cost else 0.0
         kept = point["quality_retained"]
+        label = point["label"] + (f" ({point['model']})" if point.get("model") else "")
         lines.append(
-            f"  {point['label']:<40} savings {saving:5.1f}%   quality retained "
+            f"  {label:<40} savings {saving:5.1f}%   quality retained "
             + ("-" if kept is None else f"{kept:.3f}")
         )
     return lines

@@ -27,6 +27,8 @@ from thrifty.replay.decisions import DecisionReplay
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import RowOutcome, replay, without_techniques
 from thrifty.replay.summary import comparable, ledger_baseline, quality_pair, totals
+from thrifty.routing.policy import share_hash
+from thrifty.routing.text import prompt_text
 
 
 @dataclass
@@ -47,9 +49,20 @@ class TuneResult:
 
 
 #: The safety margin, in standard errors of the quality retained measured on the rows a
-#: choice is made on: a candidate must keep ``target`` + Z·SE there. One SE lands the
-#: held-out quality on the target (not far above it) on the sets in bench/routing.py.
+#: choice is made on: a candidate must keep ``target`` + Z·SE there (a one-sided 84%
+#: bound). The SE shrinks with the evidence (≈ 0.004 at 7,000 rows) and, for a mix, with
+#: the share routed (below), so a small set still lands near the target.
 MARGIN_Z = 1.0
+SHARE_STEP = 0.01  # shares are chosen on this grid (rounded down: the safe side)
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A candidate (its index) and the share of requests it routes (``routing.share``):
+    the rest go to the reference model, i.e. the baseline's outcome."""
+
+    index: int
+    share: float = 1.0
 
 
 def retained_se(
@@ -65,26 +78,75 @@ def retained_se(
     return math.sqrt(sum((a - ratio * b) ** 2 for a, b in pairs)) / total
 
 
+def safe_share(retained: float, se: float, target: float, margin_z: float = MARGIN_Z) -> float:
+    """The largest share s of requests a policy may route (the rest to the reference)
+    so that the mix keeps ``target`` with its margin.
+
+    Which requests are routed is a hash of the prompt, independent of their quality, so
+    the mix's expected quality retained is 1 − s·(1 − retained) and its standard error
+    s·SE: the margin shrinks with the share, and the whole of the measured rows informs
+    the estimate (not only the routed ones)."""
+    loss = (1.0 - retained) + margin_z * se
+    if loss <= 0:
+        return 1.0
+    share = min(1.0, max(0.0, (1.0 - target) / loss))
+    return math.floor(share / SHARE_STEP + 1e-9) * SHARE_STEP
+
+
 def select(
     evaluated: Sequence[Evaluated],
     baseline: Sequence[RowOutcome],
     rows: Sequence[int],
     target: float,
     margin_z: float = MARGIN_Z,
-) -> int:
-    """Index of the cheapest candidate whose quality retained on ``rows``, less
-    ``margin_z`` standard errors, is ≥ ``target``; if none reaches it, the one that
-    retains the most quality."""
-    best, best_key = 0, (1, float("inf"))
+    mixable: bool = False,
+) -> Pick:
+    """The cheapest candidate whose quality retained on ``rows``, less ``margin_z``
+    standard errors, is ≥ ``target``; if none reaches it, the one that retains the most.
+
+    ``mixable``: a routing-only candidate (``by_decisions``) may also be taken at a
+    share < 1 (``safe_share``), its expected cost then s·cost + (1 − s)·baseline cost.
+    Random routing to a cheaper model is one such mix, so a weak predictor still saves
+    what random routing saves at the target, and lands near it."""
+    best, best_key = Pick(0), (1, float("inf"))
     for index, item in enumerate(evaluated):
         usable = [i for i in rows if item.outcomes[i].ok]
         t = totals(item.outcomes, baseline, usable)
         retained = t["quality_retained"] or 0.0
-        margin = margin_z * retained_se(item.outcomes, baseline, usable)
-        key = (0, t["actual_cost"]) if retained - margin >= target else (1, -retained)
+        se = retained_se(item.outcomes, baseline, usable)
+        share = 1.0 if retained - margin_z * se >= target else 0.0
+        if mixable and item.by_decisions and t["quality_retained"] is not None:
+            share = safe_share(retained, se, target, margin_z)
+        if share > 0:
+            reference = sum(baseline[i].cost for i in usable)
+            pick, key = Pick(index, share), (0, share * t["actual_cost"] + (1 - share) * reference)
+        else:
+            pick, key = Pick(index), (1, -retained)
         if key < best_key:
-            best, best_key = index, key
+            best, best_key = pick, key
     return best
+
+
+def mixed(
+    outcomes: Sequence[RowOutcome],
+    baseline: Sequence[RowOutcome],
+    hashes: Sequence[float] | None,
+    share: float,
+) -> list[RowOutcome]:
+    """Row outcomes of a candidate taken at ``share``: the rows whose prompt hash is
+    outside the share are the reference model's (``Router`` does the same)."""
+    if share >= 1 or hashes is None:
+        return list(outcomes)
+    return [o if h < share else b for o, b, h in zip(outcomes, baseline, hashes, strict=True)]
+
+
+def with_share(candidate: Candidate, share: float) -> Candidate:
+    if share >= 1:
+        return candidate
+    return Candidate(
+        f"{candidate.label}, share {share:.2f}",
+        deep_merge(candidate.patch, {"routing": {"share": round(share, 4)}}),
+    )
 
 
 def _bootstrap(
@@ -147,12 +209,14 @@ def cross_validate(
     folds: int,
     seed: int,
     progress: Callable[[str], None] | None = None,
+    hashes: Sequence[float] | None = None,
 ) -> dict[str, Any]:
     """k-fold estimate of the selection procedure.
 
     ``evaluate_for(train_rows, tag)`` returns the candidates, replayed on every row, with
     anything learned (a router's predictor, a verifier) fitted on ``train_rows`` only; the
-    choice is made on the training rows and measured on the held-out fold.
+    choice is made on the training rows and measured on the held-out fold. ``hashes``:
+    each row's ``share_hash`` (candidates may then be mixed with the reference).
     """
     rows = comparable(baseline, baseline)
     fold_list = fold_rows(rows, folds, seed)
@@ -165,10 +229,12 @@ def cross_validate(
         if progress is not None:
             progress(f"held-out estimate: fold {number + 1}/{len(fold_list)}")
         evaluated = evaluate_for(train, f"fold{number}")
-        pick = evaluated[select(evaluated, baseline, train, target)]
-        chosen_labels.append(pick.candidate.label)
+        pick = select(evaluated, baseline, train, target, mixable=hashes is not None)
+        item = evaluated[pick.index]
+        chosen_labels.append(with_share(item.candidate, pick.share).label)
+        outcomes = mixed(item.outcomes, baseline, hashes, pick.share)
         for i in test:
-            held_actual.append(pick.outcomes[i])
+            held_actual.append(outcomes[i])
             held_baseline.append(baseline[i])
     usable = [i for i, a in enumerate(held_actual) if a.ok]
     estimate = totals(held_actual, held_baseline, usable)
@@ -233,14 +299,23 @@ def tune(
             raise ValueError("no candidate configuration is valid; check the technique sections")
         return evaluated
 
+    hashes = [share_hash(prompt_text(r.messages)) for r in records]
     all_rows = comparable(baseline, baseline)
     say(f"choosing on all {len(all_rows)} rows")
     evaluated = evaluate_for(all_rows, "final")
-    chosen = evaluated[select(evaluated, baseline, all_rows, target)]
+    pick = select(evaluated, baseline, all_rows, target, mixable=True)
+    chosen = evaluated[pick.index]
+    if pick.share < 1 and chosen.config is not None:  # the candidate mixed with the reference
+        candidate = with_share(chosen.candidate, pick.share)
+        config = parse_config(deep_merge(raw_config, candidate.patch), env, base_dir)
+        shared = decisions.outcomes(config)
+        assert shared is not None  # a mixable candidate is routing-only
+        chosen = Evaluated(candidate, shared, config, by_decisions=True)
+        evaluated = [*evaluated, chosen]
     if chosen.by_decisions and chosen.config is not None:  # the whole pipeline, ledger detail
         full = Evaluated(chosen.candidate, replay(records, chosen.config), chosen.config)
         evaluated = [full if item is chosen else item for item in evaluated]
         chosen = full
     fit = totals(chosen.outcomes, baseline, [i for i in all_rows if chosen.outcomes[i].ok])
-    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say)
+    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say, hashes)
     return TuneResult(chosen, evaluated, baseline, fit, held_out)

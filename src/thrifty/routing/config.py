@@ -59,6 +59,11 @@ class RoutingConfig(Section):
     """Quality predictor trained by ``thrifty tune`` (a .npz file; relative to the config)."""
     threshold: Annotated[float, Field(ge=0, le=1.5)] = 0.95
     tradeoff_lambda: NonNegativeFloat = 0.0
+    share: Annotated[float, Field(ge=0, le=1)] = 1.0
+    """The share of routed requests (by a hash of the prompt) the strategy decides; the
+    rest go to the reference model. ``thrifty tune`` lowers it when mixing a cheaper
+    policy with the reference keeps the quality target more cheaply than any knob value
+    alone (a weak predictor: the mix is random routing at worst)."""
     use_tags: bool = True
     """Whether ``thrifty tune`` trains the predictor on the requests' tags too."""
     encoder: Literal["none", "static", "minilm"] = "none"

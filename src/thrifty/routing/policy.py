@@ -11,11 +11,15 @@ filtered by the guards, then one strategy picks:
   so this spends quality where it buys the most: a long prompt saves more per routed
   request than a short one at the same risk.
 
-With no prediction for any fitting candidate, the reference model answers.
+With no prediction for any fitting candidate, the reference model answers. With
+``share`` < 1, only that share of requests (by a hash of the prompt, ``share_hash``: the
+same prompt always goes the same way) is decided by the strategy; the rest go to the
+reference model when it fits.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from collections.abc import Mapping
@@ -71,6 +75,12 @@ def expected_cost(model: ResolvedModel, prompt_tokens: int, prediction: Predicti
         prediction.output_tokens if prediction and not math.isnan(prediction.output_tokens) else 256
     )
     return prompt_tokens * model.price.input_per_token + output * model.price.output_per_token
+
+
+def share_hash(text: str) -> float:
+    """A prompt's place in [0, 1) for ``share`` (independent of the predictor's folds)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8, person=b"thrifty-share").digest()
+    return int.from_bytes(digest, "little") / 2**64
 
 
 class Router:
@@ -131,7 +141,13 @@ class Router:
     def choose(self, prepared: Prepared) -> RouteDecision:
         """The strategy's pick for a prepared request."""
         p = prepared
-        decision = self._pick(p.text, p.tags, p.fitting, p.prompt_tokens)
+        share = self._config.share
+        held = share < 1 and share_hash(p.text) >= share
+        reference = [m for m in p.fitting if m.name == self._reference] if held else []
+        if reference:
+            decision = RouteDecision(self._reference, "", 0.0, f"outside the routed share {share}")
+        else:
+            decision = self._pick(p.text, p.tags, p.fitting, p.prompt_tokens)
         decision.task, decision.task_confidence = p.task.task, p.task.confidence
         decision.excluded = dict(p.excluded)
         return decision

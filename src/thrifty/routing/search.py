@@ -78,20 +78,42 @@ def routing_space(
         progress=progress,
     )
     path = predictor.save(workdir / "predictor.npz")
-    from thrifty.routing.sweep import knob_grid
+    from thrifty.routing.sweep import ALWAYS_LAMBDA, knob_grid
 
     grid = knob_grid(predictor, train, models, reference, registry, strategy, target)
-    if strategy == "tradeoff":
-        return [
-            Candidate(
-                f"route λ={lam:.4g}", {"routing": {"predictor": str(path), "tradeoff_lambda": lam}}
-            )
-            for lam in grid
-        ]
-    return [
-        Candidate(f"route ≥{t:.4f}", {"routing": {"predictor": str(path), "threshold": t}})
-        for t in grid
+    knob = "tradeoff_lambda" if strategy == "tradeoff" else "threshold"
+    label = "route λ={:.4g}" if strategy == "tradeoff" else "route ≥{:.4f}"
+    out = [
+        Candidate(label.format(v), {"routing": {"predictor": str(path), knob: v}}) for v in grid
     ]
+    cheapest = ALWAYS_LAMBDA if strategy == "tradeoff" else 0.0
+    every_pair = {*models, reference}
+    for model in cheaper_models(models, reference, registry):
+        if every_pair == {model, reference}:
+            continue  # the knob's "always the cheapest" end is this already
+        patch = {"predictor": str(path), knob: cheapest, "candidates": [model, reference]}
+        out.append(Candidate(f"always {model}", {"routing": patch}))
+    return out
+
+
+def cheaper_models(models: Sequence[str], reference: str, registry: ModelRegistry) -> list[str]:
+    """The candidates cheaper than the reference per token (input + output price).
+
+    Each is offered to the tuner alone ("always this model"): mixed with the reference
+    at a share (``routing.share``), that is random routing to it, the floor any learned
+    policy must beat; with several cheap tiers the tuner picks the best mix among them."""
+    ref = registry.get(reference).price
+    if ref is None:
+        return []
+    ref_price = ref.input_per_token + ref.output_per_token
+    out = []
+    for name in models:
+        price = registry.get(name).price
+        if name == reference or price is None:
+            continue
+        if price.input_per_token + price.output_per_token < ref_price:
+            out.append(name)
+    return out
 
 
 def usable_encoder(encoder: str) -> str:
