@@ -108,6 +108,7 @@ class AnswerVerifier:
         self.weights = weights.astype(np.float32)  # (columns, groups)
         self.calibration = (float(calibration[0]), float(calibration[1]))
         self.l2_rows = l2_rows
+        self.crossed: tuple[np.ndarray, np.ndarray] | None = None  # fit: (logits, labels)
 
     def _row(self, prompt: str, answer: str, model: str) -> tuple[np.ndarray, np.ndarray]:
         a_slots, a_values = self.answer_words.row(*text_features(answer), {})
@@ -129,7 +130,7 @@ class AnswerVerifier:
             slots, values = self._row(prompt, answer, model)
             where = np.minimum(np.searchsorted(self.columns, slots), len(self.columns) - 1)
             hit = self.columns[where] == slots
-            group = fold_of(prompt, self.weights.shape[1])
+            group = fold_of(prompt, self.weights.shape[1])  # the model that never saw it
             out[i] = float(values[hit] @ self.weights[where[hit], group])
         return out
 
@@ -191,6 +192,7 @@ class AnswerVerifier:
         verifier.columns, verifier.weights = x.columns.astype(np.int64), weights.astype(np.float32)
         verifier.calibration = _platt(crossed[:, 0].astype(np.float64), y[:, 0])
         verifier.l2_rows = chosen
+        verifier.crossed = (crossed[:, 0].astype(np.float64), y[:, 0])  # for reports
         return verifier
 
     def save(self, path: str | Path) -> Path:
