@@ -239,8 +239,8 @@ class QualityPredictor:
                 if l2 is not None
                 else [float(c) for c in np.atleast_1d(L2_GRID if l2_rows is None else l2_rows)]
             )
-            say(f"fitting {n_heads} model(s) × {FOLDS} folds × {len(grid)} L2 on {len(texts)}"
-                " prompts")  # fmt: skip
+            choice = f" × {len(grid)} L2 penalties" if len(grid) > 1 else ""
+            say(f"fitting {n_heads} model(s) × {FOLDS} folds{choice} on {len(texts)} prompts")
             w, scores, chosen = fit_folds(
                 x, labels[:, :n_heads], known[:, :n_heads], folds, grid, iterations, offset, l2
             )
