@@ -201,6 +201,10 @@ def write(results: dict[str, Any]) -> None:
               "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for e in results["evaluations"]:
         setting = f"c={e['c']}, {e['iterations']} it"
+        if [e["c"], e["iterations"]] == list(OLD):
+            setting = f"old ({setting}, set on B)"
+        if [e["c"], e["iterations"]] == list(results["chosen"]):
+            setting = f"**chosen on A** ({setting})"
         lines.append(
             f"| {e['set']} | {setting} | {e['c_chosen']} | {e['A_log_loss_auc']} | {e['B_auc']} "
             f"| {e.get('chosen', '')} | {e.get('B_savings_pct', '')}% "
