@@ -12,7 +12,8 @@ from thrifty.config import parse_config
 from thrifty.recordings.dataset import bundled_dataset, load_dataset
 from thrifty.replay.decisions import DecisionReplay
 from thrifty.replay.search import deep_merge
-from thrifty.replay.simulator import RowOutcome, replay
+from thrifty.replay.simulator import RowOutcome, replay, without_techniques
+from thrifty.replay.summary import totals
 from thrifty.replay.tuner import retained_se, tune
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -42,6 +43,28 @@ def test_decisions_match_the_full_pipeline(tmp_path: Path) -> None:
         ]
     # the chosen point went through the whole pipeline: its rows carry the route decision
     assert any("route" in o.techniques for o in result.chosen.outcomes)
+
+
+def test_one_decision_replay_shared_by_every_candidate_keeps_the_totals(tmp_path: Path) -> None:
+    """The tuner asks one ``DecisionReplay`` for every candidate (each model's rows are
+    measured once and shared): every candidate's totals equal the full pipeline's."""
+    records = load_dataset(bundled_dataset())[:60]
+    result = tune(records, _raw(), 0.9, folds=2, base_dir=EXAMPLES, workdir=tmp_path)
+    configs = [e.config for e in result.evaluated if e.config is not None]
+    assert len(configs) > 3
+    shared = DecisionReplay(records)
+    baseline = replay(records, without_techniques(configs[0], STRONG))
+    rows = range(len(records))
+    served = set()
+    for config in configs:
+        fast, full = shared.outcomes(config), replay(records, config)
+        assert fast is not None
+        served |= {o.upstream_model for o in fast if o.ok}
+        assert [(o.cost, o.baseline_cost, o.quality) for o in fast] == [
+            (o.cost, o.baseline_cost, o.quality) for o in full
+        ]
+        assert totals(fast, baseline, rows) == totals(full, baseline, rows)
+    assert served == {CHEAP, STRONG}  # both models' shared rows were used
 
 
 def test_the_fast_path_stays_out_of_cascades() -> None:

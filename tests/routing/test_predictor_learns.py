@@ -71,3 +71,19 @@ def test_predictor_with_the_embedding_round_trips(tmp_path: Path) -> None:
     assert loaded.dense_dim > 0
     text = "prove the theorem about the integral"
     np.testing.assert_allclose(loaded.logits(text), fitted.logits(text), rtol=1e-2, atol=1e-2)
+
+
+def test_the_fit_chooses_its_penalty_by_cross_fitted_log_loss() -> None:
+    """Labels that are noise call for the strong penalty (the mean alone); a clear signal
+    for the weak one. The choice is made on the training rows' out-of-fold predictions."""
+    signal = _records(400, 5)
+    rng = random.Random(6)
+    noise = [
+        ReplayRecord(r.id, r.messages, r.params, r.tags, {
+            CHEAP: RecordedAnswer(None, float(rng.random() < 0.7), 5),
+            STRONG: RecordedAnswer(None, 1.0, 5)})
+        for r in signal
+    ]  # fmt: skip
+    grid = (0.01, 300.0)
+    assert QualityPredictor.fit(signal, [CHEAP, STRONG], STRONG, l2_rows=grid).l2_rows == 0.01
+    assert QualityPredictor.fit(noise, [CHEAP, STRONG], STRONG, l2_rows=grid).l2_rows == 300.0

@@ -214,11 +214,11 @@ DEFAULT_REFUSALS: tuple[str, ...] = (
     r"\bI must (?:decline|refuse)",
     r"\bI(?:'m| am) afraid I (?:can(?:'t|not)|won't)",
 )
-"""Refusal openings, matched case-insensitively in the first ``_REFUSAL_WINDOW`` chars."""
+"""Refusal openings, matched case-insensitively in the first ``REFUSAL_WINDOW`` chars."""
 
-_REFUSAL_WINDOW = 300  # a refusal opens the answer; "I cannot" deep in a long answer is fine
+REFUSAL_WINDOW = 300  # a refusal opens the answer; "I cannot" deep in a long answer is fine
 
-_ELABORATE = re.compile(
+ELABORATE = re.compile(
     r"\b(?:explain|describe|write|compose|draft|summari[sz]e|summary|compare|contrast|discuss|"
     r"elaborate|outline|list|analy[sz]e|essay|article|story|poem|detail(?:ed|s)?|step[- ]by[- ]"
     r"step|steps|implement|refactor|translate|rewrite|why|how (?:do|does|did|can|could|should|"
@@ -232,7 +232,7 @@ class HeuristicsCheck:
     """Cheap structural checks: truncation, empty or null answers, refusals, too short.
 
     A short answer to a short factual question is fine ("what is 2+2" -> "4"); only a
-    question that asks for elaboration (see ``_ELABORATE``) must get at least
+    question that asks for elaboration (see ``ELABORATE``) must get at least
     ``max(min_chars, min_ratio * question chars)`` characters, capped at
     ``max_required_chars`` (a one-paragraph summary of a long document is fine).
     """
@@ -302,14 +302,14 @@ class HeuristicsCheck:
             return self._fail("no content and no tool calls", hard=True)
         if not text:
             return self._fail("empty answer", hard=True)
-        opening = text[:_REFUSAL_WINDOW].replace("\u2019", "'")
+        opening = text[:REFUSAL_WINDOW].replace("\u2019", "'")
         for pattern in self.refusals:
             if match := pattern.search(opening):
                 return self._fail(f"refusal: {match.group(0)!r}")
         return self._length_verdict(question_text(request), text)
 
     def _length_verdict(self, question: str, answer: str) -> Verdict:
-        if not _ELABORATE.search(question):
+        if not ELABORATE.search(question):
             return Verdict(self.name, 1.0, "ok (short answers are fine for this question)")
         wanted = max(self.min_chars, self.min_ratio * len(question))
         wanted = int(min(wanted, self.max_required_chars))

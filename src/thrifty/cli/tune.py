@@ -6,6 +6,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     parser.add_argument(
         "--false-hit-budget", type=float, default=0.01, help="semantic cache: false hits per hit"
+    )
+    parser.add_argument(
+        "--embed-cache",
+        metavar="DIR",
+        help="keep the prompt embeddings (routing.encoder static|minilm) in DIR, so a "
+        "repeat tune does not embed the same prompts again",
     )
     parser.set_defaults(func=run)
 
@@ -147,6 +154,23 @@ def _shadowed(ledger: str, limit: int | None) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="thrifty-tune-") as workdir:
+        return _run(args, Path(workdir))
+
+
+def _work_dir(workdir: Path, embed_cache: str | None) -> Path:
+    """The tuner's work dir; its ``embeddings`` folder (where every fit of the tune
+    keeps prompt vectors) is ``embed_cache`` when given, so the vectors outlive it."""
+    if embed_cache:
+        kept = Path(embed_cache).expanduser().resolve()
+        if kept.exists() and not kept.is_dir():
+            raise ConfigError(f"--embed-cache {embed_cache}: not a directory")
+        kept.mkdir(parents=True, exist_ok=True)
+        (workdir / "embeddings").symlink_to(kept, target_is_directory=True)
+    return workdir
+
+
+def _run(args: argparse.Namespace, workdir: Path) -> int:
     if not 0 < args.target_quality <= 1.5:
         raise SystemExit("thrifty tune: --target-quality is a ratio, e.g. 0.95")
     records = (
@@ -158,6 +182,7 @@ def run(args: argparse.Namespace) -> int:
     base_dir = Path(args.config).resolve().parent
     result = tune(
         records, raw, args.target_quality, folds=args.folds, seed=args.seed, base_dir=base_dir,
+        workdir=_work_dir(workdir, args.embed_cache),
         progress=None if args.json else print_progress,
     )  # fmt: skip
     config = parse_config(deep_merge(raw, result.chosen.candidate.patch), base_dir=base_dir)

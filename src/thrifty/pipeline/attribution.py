@@ -63,7 +63,10 @@ def overhead_cause(purpose: str) -> str:
 
 
 def list_price(usage: Usage) -> Usage:
-    """``usage`` with its cached reads and cache writes billed as plain input."""
+    """``usage`` with its cached reads and cache writes billed as plain input (itself
+    when it has none: ``Usage`` is frozen, and replay calls this on every row)."""
+    if not usage.cached_input_tokens and not usage.cache_write_tokens:
+        return usage
     return replace(usage, cached_input_tokens=0, cache_write_tokens=0)
 
 

@@ -57,6 +57,9 @@ class DecisionReplay:
         keys = {json.dumps(b, sort_keys=True, default=str) for b in self._bodies}
         self._distinct = len(keys) == len(self._bodies)
         self._by_model: dict[str, list[RowOutcome]] = {}
+        # each model's outcomes measured against a baseline price: the same for every
+        # candidate (issue #19: rebuilding them per candidate and row was ~half the tune)
+        self._against: dict[ModelPrice | None, dict[str, list[RowOutcome]]] = {}
         self._prepared: dict[str, list[Prepared]] = {}
 
     def outcomes(self, config: ThriftyConfig) -> list[RowOutcome] | None:
@@ -75,13 +78,24 @@ class DecisionReplay:
                 self._bodies, self._records, strict=True)]  # fmt: skip
             self._prepared = {key: prepared}  # one routing section at a time (memory)
         price = registry.get(baseline).price if baseline else None
+        table = self._against.setdefault(price, {})  # model → its rows against ``price``
         out = []
         for i, item in enumerate(prepared):
             model = router.choose(item).model
-            if model not in self._by_model:
-                self._by_model[model] = replay(self._records, without_techniques(config, model))
-            out.append(_against(self._by_model[model][i], price))
+            measured = table.get(model)
+            if measured is None:
+                measured = table[model] = self._measured(config, model, price)
+            out.append(measured[i])
         return out
+
+    def _measured(
+        self, config: ThriftyConfig, model: str, price: ModelPrice | None
+    ) -> list[RowOutcome]:
+        """``model``'s replayed outcomes against ``price``, computed once (candidates
+        share the row objects: nothing downstream modifies an outcome)."""
+        if model not in self._by_model:
+            self._by_model[model] = replay(self._records, without_techniques(config, model))
+        return [_against(outcome, price) for outcome in self._by_model[model]]
 
 
 def _against(outcome: RowOutcome, price: ModelPrice | None) -> RowOutcome:

@@ -38,11 +38,16 @@ from thrifty.routing.linear import SparseRows, fit_logistic
 from thrifty.routing.text import prompt_text
 
 FOLDS = 5
-# The solver (issue #19: 60 steps at l2 1e-3 stopped early): enough accelerated steps to
-# converge, and an L2 penalty of L2_ROWS / (the head's labelled rows), i.e. a fixed prior
-# on the weights against a mean loss: weak on many rows (MMLU's 5.5k per head: ~1e-4),
-# strong on a few (arena's ~110: ~4e-3, where a weak one lets the fit chase noise).
-L2_ROWS = 0.5
+# The solver's settings, chosen on half A only of routellm_mmlu and arena_bench_v1 by
+# the cross-fitted log-loss (``bench/routing_fit_select.py``; the least summed regret
+# over both sets, one rule for every set): an L2 penalty of L2_ROWS / (the head's
+# labelled rows), i.e. a fixed prior on the weights against a mean loss (MMLU's 5.5k rows
+# a head: ~3e-4; arena's ~110: ~1e-2), and as many accelerated steps as the 10,000-prompt
+# tune budget affords (200 would double the fits' share of it).
+L2_ROWS = 1.5
+# More values: the fit chooses among them by the same criterion, but each costs a fit's
+# time (three took the 10,000-prompt tune from 71 s to 147 s on the loaded machine).
+L2_GRID = (L2_ROWS,)
 ITERATIONS = 100
 CACHE_SIZE = 50_000  # predictions kept per process (the tuner replays each prompt often)
 Progress = Callable[[str], None]
@@ -98,6 +103,51 @@ def _labels(
     return labels, known, tokens
 
 
+def fit_folds(
+    x: SparseRows,
+    labels: np.ndarray,
+    known: np.ndarray,
+    folds: np.ndarray,
+    grid: Sequence[float],
+    iterations: int,
+    offset: np.ndarray | None,
+    l2: float | None,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """(weights (width, FOLDS·heads), cross-fitted logits (rows, heads), the chosen ``c``).
+
+    One solve for every (``c``, fold, model): head ``(g, f, j)`` is model j trained
+    without fold f at the penalty ``grid[g]`` / its labelled rows. Each ``c`` gives
+    every training prompt an out-of-fold prediction; the ``c`` with the lowest weighted
+    log-loss of those (against the soft labels, over every model) is kept: the penalty
+    is chosen on the training rows' own cross-fitted predictions, never on held-out rows.
+    """
+    n, n_heads = labels.shape
+    per_grid = FOLDS * n_heads
+    target = np.tile(labels, FOLDS * len(grid))
+    row_w = np.tile(known.astype(np.float64), FOLDS)
+    for f in range(FOLDS):
+        row_w[folds == f, f * n_heads : (f + 1) * n_heads] = 0.0
+    row_w = np.tile(row_w, len(grid))
+    rows = np.maximum(row_w.sum(axis=0), 1.0)
+    penalty = np.repeat(np.asarray(grid, dtype=np.float64), per_grid) / rows if l2 is None else l2
+    tiled = None if offset is None else np.tile(offset, FOLDS * len(grid))
+    w = fit_logistic(x, target, row_w, l2=penalty, iterations=iterations, offset=tiled)
+    logits = x.dot(w).reshape(n, len(grid), FOLDS, n_heads)[np.arange(n), :, folds]
+    if offset is not None:
+        logits = logits + offset[:, None, :].astype(np.float32)
+    losses = [log_loss(logits[:, g], labels, known) for g in range(len(grid))]
+    best = int(np.argmin(losses))
+    chosen = w[:, best * per_grid : (best + 1) * per_grid]
+    return chosen, logits[:, best].astype(np.float32), float(grid[best])
+
+
+def log_loss(logits: np.ndarray, labels: np.ndarray, known: np.ndarray) -> float:
+    """Mean cross-entropy of ``logits`` against soft ``labels`` on the ``known`` cells."""
+    z = logits.astype(np.float64)
+    loss = np.logaddexp(0.0, z) - labels * z  # −y·log σ(z) − (1−y)·log(1−σ(z))
+    return float(loss[known].mean()) if known.any() else 0.0
+
+
 class QualityPredictor:
     def __init__(
         self,
@@ -130,6 +180,7 @@ class QualityPredictor:
         self.prior, self.prior_path = prior, prior_path
         self.tiers = np.asarray(tiers, dtype=np.int64)  # each head's column in the prior
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Prediction]] = {}
+        self.l2_rows = math.nan  # the L2 rule the fit chose (nan: not fitted here)
 
     @classmethod
     def fit(
@@ -146,6 +197,7 @@ class QualityPredictor:
         tiers: Sequence[int] = (),
         embed_cache: Path | None = None,
         l2: float | None = None,
+        l2_rows: float | Sequence[float] | None = None,
         iterations: int = ITERATIONS,
         progress: Progress | None = None,
     ) -> QualityPredictor:
@@ -154,8 +206,9 @@ class QualityPredictor:
         ``encoder``: ``none``, ``static`` or ``minilm`` (a dense block of the prompt's
         embedding; ``embed_cache`` keeps the vectors on disk). ``prior`` with ``tiers``
         (the prior's head for each model in ``models`` but the reference, in order): the
-        fit starts from the prior's prediction. ``l2``: the penalty (default: ``L2_ROWS``
-        over each head's labelled rows)."""
+        fit starts from the prior's prediction. The L2 penalty is ``c`` over each head's
+        labelled rows, ``c`` chosen from ``l2_rows`` (default ``L2_GRID``) by the
+        cross-fitted log-loss (:func:`fit_folds`); ``l2``: a fixed penalty instead."""
         say = progress or (lambda _: None)
         heads = [m for m in models if m != reference]
         texts = [prompt_text(r.messages) for r in records]
@@ -181,31 +234,31 @@ class QualityPredictor:
             weights = np.zeros((0, n_heads), dtype=np.float32)
             columns = np.zeros(0, dtype=np.int64)
             scores = np.zeros((len(texts), n_heads), dtype=np.float32)
+            chosen = math.nan
         else:
-            say(f"fitting {n_heads} model(s) × {FOLDS} folds on {len(texts)} prompts")
-            # head (fold f, model j) = column f * n_heads + j; trained without fold f
-            target = np.tile(labels[:, :n_heads], FOLDS)
-            row_w = np.tile(known[:, :n_heads].astype(np.float64), FOLDS)
-            for f in range(FOLDS):
-                row_w[folds == f, f * n_heads : (f + 1) * n_heads] = 0.0
-            tiled = None if offset is None else np.tile(offset, FOLDS)
-            penalty = L2_ROWS / np.maximum(row_w.sum(axis=0), 1.0) if l2 is None else l2
-            w = fit_logistic(x, target, row_w, l2=penalty, iterations=iterations, offset=tiled)
-            logits = x.dot(w).reshape(len(texts), FOLDS, n_heads)
-            scores = logits[np.arange(len(texts)), folds].astype(np.float32)
-            if offset is not None:
-                scores += offset.astype(np.float32)
+            grid = (
+                [math.nan]  # a fixed penalty: nothing to choose
+                if l2 is not None
+                else [float(c) for c in np.atleast_1d(L2_GRID if l2_rows is None else l2_rows)]
+            )
+            choice = f" × {len(grid)} L2 penalties" if len(grid) > 1 else ""
+            say(f"fitting {n_heads} model(s) × {FOLDS} folds{choice} on {len(texts)} prompts")
+            w, scores, chosen = fit_folds(
+                x, labels[:, :n_heads], known[:, :n_heads], folds, grid, iterations, offset, l2
+            )
             weights = w.reshape(x.width, FOLDS, n_heads).mean(axis=1)
             columns = x.columns
         mean_tokens = np.array(
             [np.nanmean(col) if np.isfinite(col).any() else np.nan for col in tokens.T]
         )
         keys = np.array([text_key(t) for t in texts], dtype=np.int64)
-        return cls(
+        predictor = cls(
             reference, heads, featurizer, columns, weights, mean_tokens,
             known.sum(axis=0).astype(np.float64), keys, scores,
             encoder, prior, prior_path if prior is not None else "", head_tiers,
         )  # fmt: skip
+        predictor.l2_rows = chosen
+        return predictor
 
     @classmethod
     def from_prior(
