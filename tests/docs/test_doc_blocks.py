@@ -22,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,3 +211,21 @@ def test_the_runnable_blocks_of_a_page_run(page: str, tmp_path: Path) -> None:
         for group in started:  # servers a block started in the background
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGTERM)
+        _wait_gone(started)
+
+
+def _wait_gone(groups: list[int], seconds: float = 15.0) -> None:
+    """Wait until the servers have let go of their ports (the next page binds the same ones:
+    a gateway still shutting down would answer its health check, then refuse)."""
+    deadline = time.monotonic() + seconds
+    for group in groups:
+        while True:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            if time.monotonic() > deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(group, signal.SIGKILL)
+                break
+            time.sleep(0.05)
