@@ -273,3 +273,43 @@ def test_semantic_cache_skips_a_temperature_that_is_not_a_number(
     assert status == 200  # the test upstream does not check temperature
     row = gateway.row(headers["x-thrifty-request-id"])
     assert row["techniques"]["cache"]["semantic"] == "skipped: temperature is not a number"
+
+
+@pytest.mark.parametrize(
+    ("settings", "served"),
+    [
+        ({}, True),  # default: as the exact cache, every temperature
+        ({"semantic_cap": 0.0}, False),
+        ({"cache_nondeterministic": False}, False),
+    ],
+)
+def test_semantic_cache_and_sampled_requests(
+    upstream: ServerThread,
+    start_gateway: Callable[..., Gateway],
+    tmp_path: Path,
+    settings: dict[str, Any],
+    served: bool,
+) -> None:
+    """Most apps never set ``temperature`` (sampled at 1): the semantic cache serves them by
+    default; ``semantic.max_temperature`` or ``cache_nondeterministic: false`` turn it off."""
+    semantic: dict[str, Any] = {"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}}
+    if "semantic_cap" in settings:
+        semantic["max_temperature"] = settings["semantic_cap"]
+    extra = {k: v for k, v in settings.items() if k == "cache_nondeterministic"}
+    gateway = start_gateway(cache_config(upstream.url, tmp_path, semantic=semantic, **extra))
+
+    def unset(client: openai.OpenAI, text: str) -> Any:  # no temperature at all
+        return client.chat.completions.with_raw_response.create(
+            model="gpt-4o", messages=[{"role": "user", "content": text}]
+        )
+
+    with sdk(gateway) as client:
+        unset(client, "What is the capital city of France?")
+        paraphrase = unset(client, "Tell me the capital city of France.")
+    status = paraphrase.headers["x-thrifty-cache"].split(";")[0]
+    note = gateway.row(paraphrase.headers["x-thrifty-request-id"])["techniques"]["cache"]
+    if served:
+        assert status == "hit-semantic" and note["type"] == "semantic"
+    else:
+        assert status != "hit-semantic"
+        assert str(note["semantic"]).startswith("skipped: "), note

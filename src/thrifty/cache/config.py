@@ -70,7 +70,10 @@ class SemanticCacheConfig(Section):
     """Off by default: earlier turns make "the same question" mean something else."""
     tools: bool = False
     """Off by default for requests with tools (answers depend on the tool results)."""
-    max_temperature: NonNegativeFloat = 0.0
+    max_temperature: NonNegativeFloat | None = None
+    """Skip requests sampled above this temperature (an unset temperature is 1). None: as
+    ``cache.cache_nondeterministic`` (by default every temperature, like the exact cache: a
+    stored answer is one valid sample of the answer to an equivalent question)."""
     verify_model: str | None = None
     """Optional second stage: this model must confirm that the two requests want the
     same answer before a hit is served (its calls are the cache's overhead)."""

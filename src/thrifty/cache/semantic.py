@@ -23,7 +23,7 @@ from thrifty.cache.common import (
 )
 from thrifty.cache.config import CacheConfig
 from thrifty.cache.guards import guard_verdict
-from thrifty.cache.keys import semantic_partition
+from thrifty.cache.keys import is_deterministic, semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.verify import may_ask, says_yes, stored_limit, verify_messages
@@ -41,7 +41,9 @@ _THRESHOLD_WITHOUT_PAIR_CHECK = 0.92
 _VERIFY_MAX_TOKENS = 4  # YES or NO
 
 
-def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
+def why_not_eligible(
+    body: dict[str, Any], config: CacheConfig, *, allow_random: bool = False
+) -> str | None:
     section = config.semantic
     messages = body.get("messages") or []
     turns = [m for m in messages if m.get("role") not in ("system", "developer")]
@@ -54,8 +56,12 @@ def why_not_eligible(body: dict[str, Any], config: CacheConfig) -> str | None:
         temperature = 1.0
     if not isinstance(temperature, int | float):  # the upstream answers it with its own 400
         return "temperature is not a number"
-    if temperature > section.max_temperature:
-        return "temperature"
+    cap = section.max_temperature
+    if cap is not None and temperature > cap:
+        return f"temperature {temperature} above semantic.max_temperature {cap}"
+    sampled = not (allow_random or config.cache_nondeterministic or is_deterministic(body))
+    if cap is None and sampled:
+        return "sampled request and cache.cache_nondeterministic is false"
     if not last_user_text(messages).strip():
         return "no question text"
     return None
@@ -117,11 +123,11 @@ class SemanticCacheStage(Spender):
     async def __call__(self, ctx: Context, call_next: CallNext) -> Reply:
         if ctx.endpoint != CHAT:
             return await call_next(ctx)
-        reason = why_not_eligible(ctx.body, self._config)
+        controls = Controls.of(ctx, self._config.ttl_s)
+        reason = why_not_eligible(ctx.body, self._config, allow_random=controls.allow_random)
         if reason is not None:
             ctx.techniques.setdefault("cache", {})["semantic"] = f"skipped: {reason}"
             return await call_next(ctx)
-        controls = Controls.of(ctx, self._config.ttl_s)
         scope = scope_of(ctx, self._config.scope)
         models = self.lookup_models(ctx) if self.lookup_models is not None else [ctx.model]
         answer_model = models[0]
