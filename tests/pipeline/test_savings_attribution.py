@@ -55,7 +55,11 @@ def everything_config(upstream: ServerThread, tmp_path: Path) -> dict[str, Any]:
         CLAUDE: {"provider": "claude"},
     })  # fmt: skip
     chain = ["gpt-4o-mini", "gpt-4o"]
-    semantic = {"enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}}
+    # loose on purpose (no pair check), so only the greedy requests meant to meet are eligible:
+    # every other request shares a tag that would make them semantic neighbours
+    semantic = {
+        "enabled": True, "threshold": 0.8, "pair_check": {"enabled": False}, "max_temperature": 0,
+    }  # fmt: skip
     tasks = {t: chain for t in ("chat", "code", "math", "creative", "extraction")}
     config.update({
         "cache": {"enabled": True, "path": str(tmp_path / "cache.db"), "semantic": semantic},
