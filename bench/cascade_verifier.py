@@ -5,7 +5,7 @@ routing benches). The verifier is fitted on half A only (``AnswerVerifier.fit``,
 ``thrifty tune`` does; its L2 penalty chosen on A's cross-fitted log-loss) and scores
 half B's answers. Label, as in the fit: the answer's recorded quality is within 0.12 of
 the reference model's (gpt-4-1106-preview). Reported: AUC on B and the score quantiles
-p10/p50/p90 on B (a threshold grid of 0.3–0.9 can only tune if the scores spread over
+p10/p50/p90 on B (a threshold grid, 0.10–0.95 by 0.05, can only tune if the scores spread over
 it), for the checked tier of ``examples/arena.yaml`` (Mixtral) trained on its own
 answers, and for every cheaper model pooled (trained on all their answers).
 routellm_mmlu has no answer texts: the fit refuses it with a message, shown as such.
