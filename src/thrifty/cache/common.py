@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from thrifty.cache.keys import is_deterministic
 from thrifty.pipeline.assemble import ChunkAssembler
 from thrifty.pipeline.context import Context, Reply
 from thrifty.pipeline.synthetic_stream import stream_completion
@@ -52,6 +53,17 @@ class Controls:
             allow_random="allow-random" in words,
             ttl_s=ttl,
         )
+
+
+def sampled_refusal(body: dict[str, Any], nondeterministic: bool, allow_random: bool) -> str | None:
+    """Why a sampled request is not cached (None: it may be): ``cache.cache_nondeterministic``
+    is false and neither the request (``x-thrifty-cache: allow-random``) nor its sampling
+    (temperature or top_p 0) allows it. One rule for the exact and the semantic cache."""
+    if allow_random or nondeterministic or is_deterministic(body):
+        return None
+    temperature = body.get("temperature")
+    sampled = "unset (1)" if temperature is None else temperature
+    return f"sampled request (temperature {sampled}) and cache.cache_nondeterministic is false"
 
 
 def cache_header(result: str, reason: str) -> str:

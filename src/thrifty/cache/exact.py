@@ -15,11 +15,12 @@ from thrifty.cache.common import (
     cache_header,
     hit_reply,
     off_loop,
+    sampled_refusal,
     scope_of,
     store_after,
 )
 from thrifty.cache.config import CacheConfig
-from thrifty.cache.keys import fingerprint_key, is_deterministic, request_fingerprint
+from thrifty.cache.keys import fingerprint_key, request_fingerprint
 from thrifty.cache.stores.base import CacheStore
 from thrifty.pipeline.context import CHAT, Context, Reply
 from thrifty.pipeline.stage import CallNext
@@ -102,10 +103,4 @@ class ExactCacheStage:
         """Why this request neither reads nor writes the cache (None: it does)."""
         if not (controls.lookup or controls.store):
             return "x-thrifty-cache: no-cache, no-store"
-        if controls.allow_random or self._config.cache_nondeterministic:
-            return None
-        if is_deterministic(ctx.body):
-            return None
-        temperature = ctx.body.get("temperature")
-        sampled = "unset (1)" if temperature is None else temperature
-        return f"sampled request (temperature {sampled}) and cache.cache_nondeterministic is false"
+        return sampled_refusal(ctx.body, self._config.cache_nondeterministic, controls.allow_random)

@@ -18,12 +18,13 @@ from thrifty.cache.common import (
     cache_header,
     hit_reply,
     off_loop,
+    sampled_refusal,
     scope_of,
     store_after,
 )
 from thrifty.cache.config import CacheConfig
 from thrifty.cache.guards import guard_verdict
-from thrifty.cache.keys import is_deterministic, semantic_partition
+from thrifty.cache.keys import semantic_partition
 from thrifty.cache.pair_check import PairCheck, load_pair_check
 from thrifty.cache.semantic_index import SemanticIndex
 from thrifty.cache.verify import may_ask, says_yes, stored_limit, verify_messages
@@ -59,9 +60,10 @@ def why_not_eligible(
     cap = section.max_temperature
     if cap is not None and temperature > cap:
         return f"temperature {temperature} above semantic.max_temperature {cap}"
-    sampled = not (allow_random or config.cache_nondeterministic or is_deterministic(body))
-    if cap is None and sampled:
-        return "sampled request and cache.cache_nondeterministic is false"
+    if cap is None:
+        refusal = sampled_refusal(body, config.cache_nondeterministic, allow_random)
+        if refusal is not None:
+            return refusal
     if not last_user_text(messages).strip():
         return "no question text"
     return None
