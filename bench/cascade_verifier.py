@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from bench.reporting import result_stem, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 STRONG = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
@@ -171,8 +172,7 @@ def main() -> int:
 
 
 def write(results: dict[str, Any]) -> None:
-    stem = RESULTS / f"{dt.date.today().isoformat()}-cascade-verifier"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    stem = result_stem("cascade-verifier")
     lines = [
         f"# The cascade verifier on held-out halves ({results['date']})", "",
         "`python -m bench.cascade_verifier --before-src <old src>`. Fitted on half A, scored",
@@ -203,7 +203,7 @@ def write(results: dict[str, Any]) -> None:
         if c:
             lines.append(f"| {which} | {c['chosen']} | {c['B_savings_pct']}% "
                          f"| {c['B_quality_retained']} | {c['B_escalated_share']} |")  # fmt: skip
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
 
 

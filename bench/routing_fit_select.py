@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.reporting import result_stem, write_results
 from bench.routing_learned import MIXTRAL, MMLU, STRONG, auc, base_raw, predictor_auc, run_set
 from thrifty.cli.demo import split_halves
 from thrifty.logs import configure_logging
@@ -41,7 +41,6 @@ from thrifty.routing.predictor import QualityPredictor, _labels, log_loss, text_
 from thrifty.routing.text import prompt_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 C_GRID = (0.05, 0.15, 0.5, 1.5, 5.0, 15.0)
 ITERATION_GRID = (50, 100, 200)
 OLD = (0.5, 100)  # last session's setting, chosen on half B
@@ -175,8 +174,7 @@ def main() -> int:
 
 
 def write(results: dict[str, Any]) -> None:
-    stem = RESULTS / f"{dt.date.today().isoformat()}-{results['out']}"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    stem = result_stem(results["out"])
     lines = [f"# Router fit settings chosen on half A only ({results['date']})", "",
              "`python -m bench.routing_fit_select`. Text only, no prior, no embedding. The",
              "criterion is the cross-fitted log-loss on half A (5 inner folds within A);",
@@ -212,7 +210,7 @@ def write(results: dict[str, Any]) -> None:
             f"| {e.get('B_random_savings_at_equal_quality', '')}% "
             f"| {e.get('B_oracle_savings_pct', '')}% | {e.get('tune_seconds', '')} |"
         )
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
 
 

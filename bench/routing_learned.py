@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from bench.reporting import result_stem, write_results
 from thrifty.cli.demo import split_halves
 from thrifty.cli.replay_common import read_raw_config
 from thrifty.cli.tune import place_learned_files
@@ -49,7 +50,6 @@ from thrifty.routing.predictor import QualityPredictor
 from thrifty.routing.text import prompt_text
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 STRONG = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
@@ -329,9 +329,7 @@ def on_target(quality: float, target: float = TARGET) -> str:
 
 
 def write(results: dict[str, Any]) -> None:
-    RESULTS.mkdir(exist_ok=True)
-    stem = RESULTS / f"{dt.date.today().isoformat()}-{results.get('out', 'routing-learned')}"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    stem = result_stem(results.get("out", "routing-learned"))
     lines = [
         f"# Learned routing on held-out halves ({results['date']})", "",
         "Tuned on half A (`thrifty tune`, strategy tradeoff, target 0.95), replayed on half B.",
@@ -364,7 +362,7 @@ def write(results: dict[str, Any]) -> None:
             f"`thrifty tune` (tradeoff routing, 5-fold estimate) on {s['rows']} MMLU prompts "
             f"in a fresh process: {s['tune_seconds']} s, peak RSS {s['max_rss_mb']} MB.",
         ]
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
 
 

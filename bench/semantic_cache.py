@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.embeddings import one_core
+from bench.reporting import result_stem, write_results
 
 if TYPE_CHECKING:  # numpy is imported after one_core() pins BLAS to one thread
     import numpy as np
 
-RESULTS = Path(__file__).parent / "results"
 ENCODINGS = Path("/tmp/thrifty-minilm-encodings")  # MiniLM readings, kept across runs
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 BUDGETS = (0.01, 0.02, 0.05, 0.10)
@@ -478,17 +478,12 @@ def write(result: dict[str, Any]) -> Path:
             f"{r['query']!r} → {r['cached']!r}"
             for r in rows
         ]
-    stem = RESULTS / f"{dt.date.today().isoformat()}-semantic-cache"
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1), encoding="utf-8")
-    return stem.with_suffix(".md")
+    return write_results(result_stem("semantic-cache"), result, lines)
 
 
 def write_lookup(runs: list[dict[str, Any]]) -> Path:
     """The lookup alone, run after run (p99 of 300 queries moves with the machine's load)."""
     import os
-
-    from bench.reporting import result_stem, write_results
 
     load = os.getloadavg()[0]
     when = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")

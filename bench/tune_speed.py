@@ -22,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.reporting import result_stem, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 ROWS = 10_000
 
 
@@ -60,8 +61,7 @@ def main() -> int:
         "time_ratio": round(after["tune_seconds"] / before["tune_seconds"], 3),
         "rss_ratio": round(after["max_rss_mb"] / before["max_rss_mb"], 3),
     }
-    stem = RESULTS / f"{dt.date.today().isoformat()}-tune-speed"
-    stem.with_suffix(".json").write_text(json.dumps(results, indent=2))
+    stem = result_stem("tune-speed")
     lines = [
         f"# `thrifty tune` on {ROWS:,} MMLU prompts, before / after ({results['date']})", "",
         f"`python -m bench.tune_speed`; before = {results['before']}. Alternating fresh "
@@ -74,7 +74,7 @@ def main() -> int:
                          f"| {r['load_1min']} |")  # fmt: skip
     lines += ["", f"Median time after / before: **{results['time_ratio']}**; peak RSS "
               f"after / before: **{results['rss_ratio']}**."]  # fmt: skip
-    stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
