@@ -11,6 +11,7 @@ from thrifty.routing.stage import RoutingStage
 
 if TYPE_CHECKING:
     from thrifty.routing.predictor import QualityPredictor
+    from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier
 
 
 def reference_model(section: RoutingConfig, baseline: str | None) -> str:
@@ -38,14 +39,21 @@ def prior_predictor(
     return QualityPredictor.from_prior(prior, [*models, reference], reference, tiers, section.prior)
 
 
-def build_routing(
-    section: RoutingConfig, registry: ModelRegistry, baseline: str | None
-) -> RoutingStage:
+def task_classifier(section: RoutingConfig) -> RuleTaskClassifier | LearnedTaskClassifier:
+    """The section's task classifier: its ``rules`` with its own ``labels`` added, read
+    by the learned classifier when ``classifier: learned``. The tuner's rules search
+    classifies its training prompts with this same one, so a user's labels are tuned."""
     from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier, with_labels
 
     labels = {name: rules.model_dump() for name, rules in section.labels.items()}
     rules = RuleTaskClassifier(with_labels(section.rules or None, labels))
-    classifier = LearnedTaskClassifier(rules=rules) if section.classifier == "learned" else rules
+    return LearnedTaskClassifier(rules=rules) if section.classifier == "learned" else rules
+
+
+def build_routing(
+    section: RoutingConfig, registry: ModelRegistry, baseline: str | None
+) -> RoutingStage:
+    classifier = task_classifier(section)
     predictor = None
     embed = None
     reference = reference_model(section, baseline)

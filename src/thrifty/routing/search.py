@@ -133,13 +133,10 @@ def _rule_candidates(
     train: Sequence[ReplayRecord],
     models: list[str],
 ) -> list[Candidate]:
-    from thrifty.routing.tasks import LearnedTaskClassifier, RuleTaskClassifier
+    from thrifty.routing.build import task_classifier
+    from thrifty.routing.config import RoutingConfig
 
-    classifier = (
-        LearnedTaskClassifier()
-        if section.get("classifier") == "learned"
-        else RuleTaskClassifier(section.get("rules") or None)
-    )
+    classifier = task_classifier(RoutingConfig.model_validate(dict(section)))
     by_task: dict[str, list[ReplayRecord]] = defaultdict(list)
     for record in train:
         by_task[classifier.classify(prompt_text(record.messages)).task].append(record)
