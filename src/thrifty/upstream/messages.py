@@ -7,7 +7,9 @@ simulated. The key may come as ``x-api-key`` or ``Authorization: Bearer`` (as re
 ``anthropic`` SDKs send it). Only prefixes the request marks with ``cache_control`` are
 cached: a marked prefix of at least 1024 tokens seen before is a read
 (``cache_read_input_tokens``), else it is written (``cache_creation_input_tokens``);
-``input_tokens`` is the rest.
+``input_tokens`` is the rest. Marks are checked as Anthropic checks them (at most four,
+``{"type": "ephemeral"}`` with an optional ``ttl``), by the request mapping it shares
+with the gateway (``anthropic_format.messages_to_chat``): else a 400.
 """
 
 from __future__ import annotations
