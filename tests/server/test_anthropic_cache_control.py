@@ -56,12 +56,16 @@ def catalogue() -> dict[str, float]:
 
 
 def priced(usage: anthropic.types.Usage) -> float:
-    """What Anthropic bills for ``usage`` at the catalogue's prices."""
+    """What Anthropic bills for ``usage`` at the catalogue's prices (1-hour writes at
+    their own)."""
     price = catalogue()
+    hour = usage.cache_creation.ephemeral_1h_input_tokens if usage.cache_creation else 0
     return (
         usage.input_tokens * price["input_cost_per_token"]
         + (usage.cache_read_input_tokens or 0) * price["cache_read_input_token_cost"]
-        + (usage.cache_creation_input_tokens or 0) * price["cache_creation_input_token_cost"]
+        + ((usage.cache_creation_input_tokens or 0) - hour)
+        * price["cache_creation_input_token_cost"]
+        + hour * price["cache_creation_input_token_cost_above_1hr"]
         + usage.output_tokens * price["output_cost_per_token"]
     )
 
@@ -165,6 +169,28 @@ def test_the_second_call_reads_what_the_callers_mark_wrote(
     }
     assert "prompt_cache" not in first_row["techniques"]
     assert "prompt_cache" not in second_row["techniques"]
+
+
+def test_a_one_hour_mark_is_billed_at_the_one_hour_write_price(gateway: Gateway) -> None:
+    hour = {"type": "ephemeral", "ttl": "1h"}
+    params = {
+        "system": [{"type": "text", "text": LONG, "cache_control": hour}],
+        "messages": [{"role": "user", "content": "Who pays the rent?"}],
+    }
+    (first, row, cost), (second, _, _) = twice(gateway, **params)
+    written = first.usage.cache_creation_input_tokens
+    assert written and first.usage.cache_creation is not None
+    assert first.usage.cache_creation.ephemeral_1h_input_tokens == written
+    assert row["cache_write_1h_tokens"] == written
+    assert cost == pytest.approx(priced(first.usage), rel=1e-9)
+    price = catalogue()
+    premium = (
+        price["cache_creation_input_token_cost_above_1hr"]
+        - price["cache_creation_input_token_cost"]
+    )
+    five_minutes = first.usage.model_copy(update={"cache_creation": None})
+    assert cost - priced(five_minutes) == pytest.approx(written * premium, rel=1e-9)
+    assert second.usage.cache_read_input_tokens == written
 
 
 def test_a_stream_reads_the_cache_too(gateway: Gateway) -> None:
