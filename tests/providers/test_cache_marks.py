@@ -95,6 +95,31 @@ def test_unmarked_content_keeps_its_plain_chat_form() -> None:
     ]
 
 
+def test_a_mark_on_a_whole_chat_message_goes_on_its_last_block() -> None:
+    chat = {
+        "messages": [
+            {"role": "system", "content": "Rules.", "cache_control": MARK},
+            {
+                "role": "assistant",
+                "content": "Calling.",
+                "tool_calls": [
+                    {"id": "t", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+                "cache_control": HOUR,
+            },
+            {"role": "tool", "tool_call_id": "t", "content": "42", "cache_control": MARK},
+            {"role": "user", "content": "And?"},
+        ]
+    }
+    sent = chat_to_messages(chat, "m")
+    assert sent["system"] == [{"type": "text", "text": "Rules.", "cache_control": MARK}]
+    assert marks_of(sent) == [
+        ("system", 0, MARK),
+        ("messages", 0, 1, "tool_use", HOUR),
+        ("messages", 1, 0, "tool_result", MARK),
+    ]
+
+
 def test_a_mark_inside_a_tool_result_goes_on_the_block() -> None:
     chat = messages_to_chat(
         {

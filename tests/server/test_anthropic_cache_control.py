@@ -198,7 +198,10 @@ def test_a_stream_reads_the_cache_too(gateway: Gateway) -> None:
         client.messages.create(model=MODEL, max_tokens=100, **SYSTEM_MARKED)
         with client.messages.stream(model=MODEL, max_tokens=100, **SYSTEM_MARKED) as stream:
             final = stream.get_final_message()
-    assert final.usage.cache_read_input_tokens and final.usage.cache_read_input_tokens >= 1024
+    read = final.usage.cache_read_input_tokens
+    assert read and read >= 1024
+    notes = [row["techniques"].get("caller_cache") for row in gateway.requests()]
+    assert {"breakpoints": 1, "read_tokens": read, "write_tokens": 0} in notes
 
 
 def test_without_marks_nothing_is_cached_on_first_sight(gateway: Gateway) -> None:

@@ -139,6 +139,42 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
+def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """One chat message's Anthropic blocks (a ``tool`` message is its ``tool_result``)."""
+    role = message.get("role")
+    content = message.get("content")
+    if role in ("tool", "function"):
+        result = {
+            "type": "tool_result",
+            "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
+            "content": _text_of(content),
+        }
+        marks = [
+            p["cache_control"]
+            for p in (content if isinstance(content, list) else ())
+            if isinstance(p, dict) and isinstance(p.get("cache_control"), dict)
+        ]
+        if marks:
+            result["cache_control"] = marks[-1]
+        return [result]
+    if role not in ("system", "developer", "user", "assistant"):
+        return []
+    blocks = _blocks(content)
+    calls = message.get("tool_calls") if role == "assistant" else None
+    for call in calls or ():
+        function = call.get("function") or {}
+        use = {
+            "type": "tool_use",
+            "id": str(call.get("id") or ""),
+            "name": str(function.get("name") or ""),
+            "input": _arguments(function.get("arguments")),
+        }
+        if isinstance(call.get("cache_control"), dict):
+            use["cache_control"] = call["cache_control"]
+        blocks.append(use)
+    return blocks
+
+
 def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
     """A Messages request for a chat body (system turns joined; tool results as user turns)."""
     if (body.get("n") or 1) != 1:
@@ -147,39 +183,15 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
     turns: list[dict[str, Any]] = []
     for message in body.get("messages") or ():
         role = message.get("role")
+        blocks = _message_blocks(message)
+        if blocks and isinstance(message.get("cache_control"), dict):
+            blocks[-1].setdefault("cache_control", message["cache_control"])
         if role in ("system", "developer"):
-            system.extend(_blocks(message.get("content")))
-        elif role == "user":
-            _append(turns, "user", _blocks(message.get("content")))
+            system.extend(blocks)
+        elif role in ("user", "tool", "function"):
+            _append(turns, "user", blocks)
         elif role == "assistant":
-            blocks = _blocks(message.get("content"))
-            for call in message.get("tool_calls") or ():
-                function = call.get("function") or {}
-                use = {
-                    "type": "tool_use",
-                    "id": str(call.get("id") or ""),
-                    "name": str(function.get("name") or ""),
-                    "input": _arguments(function.get("arguments")),
-                }
-                if isinstance(call.get("cache_control"), dict):
-                    use["cache_control"] = call["cache_control"]
-                blocks.append(use)
             _append(turns, "assistant", blocks)
-        elif role in ("tool", "function"):
-            content = message.get("content")
-            result = {
-                "type": "tool_result",
-                "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
-                "content": _text_of(content),
-            }
-            marks = [
-                p["cache_control"]
-                for p in (content if isinstance(content, list) else ())
-                if isinstance(p, dict) and isinstance(p.get("cache_control"), dict)
-            ]
-            if marks:
-                result["cache_control"] = marks[-1]
-            _append(turns, "user", [result])
     out: dict[str, Any] = {
         "model": upstream_model,
         "messages": turns,

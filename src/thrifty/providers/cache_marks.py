@@ -2,7 +2,8 @@
 
 Anthropic's clients mark where a cached prefix ends; Thrifty keeps those marks in the chat
 body every technique works on, on the pieces that carry them: content parts (text, image,
-a ``tool`` message's text), tool calls and tool definitions. A ``kind: anthropic``
+a ``tool`` message's text), tool calls and tool definitions (and a chat client's mark on
+a whole message, which stands for its last block). A ``kind: anthropic``
 provider sends them on at the same positions (``anthropic_format.chat_to_messages``); an
 OpenAI-kind provider strips them (:func:`strip_cache_control`), since OpenAI and most
 compatible servers reject a field they do not know and cache prefixes by themselves.
@@ -48,8 +49,8 @@ def marked(piece: dict[str, Any], mark: dict[str, Any] | None) -> dict[str, Any]
 
 
 def _pieces(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Every piece of a chat body that may carry a mark (a mark on a whole message is
-    no position Anthropic knows: it is stripped, not carried)."""
+    """Every piece of a chat body that may carry a mark (a whole message too: the
+    Anthropic provider puts its mark on the message's last block)."""
     for tool in body.get("tools") or ():
         if isinstance(tool, dict):
             yield tool
