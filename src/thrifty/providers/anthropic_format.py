@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from thrifty.errors import InvalidRequest
-from thrifty.providers.cache_marks import check_limit, marked, valid_mark
+from thrifty.providers.cache_marks import carried, check_limit, marked, valid_mark
 
 ANTHROPIC_VERSION = "2023-06-01"
 #: Anthropic requires ``max_tokens``; a chat body without one gets this.
@@ -69,15 +69,9 @@ def _blocks(content: Any) -> list[dict[str, Any]]:
     for part in content if isinstance(content, list) else ():
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in (None, "text"):
-            block: dict[str, Any] = {"type": "text", "text": str(part.get("text") or "")}
-            if isinstance(part.get("cache_control"), dict):
-                block["cache_control"] = part["cache_control"]
-            blocks.append(block)
+            blocks.append(carried({"type": "text", "text": str(part.get("text") or "")}, part))
         elif kind == "image_url":
-            image = _image_block(part)
-            if isinstance(part.get("cache_control"), dict):
-                image["cache_control"] = part["cache_control"]
-            blocks.append(image)
+            blocks.append(carried(_image_block(part), part))
         else:
             raise InvalidRequest(
                 f"content parts of type {kind!r} cannot be sent to an Anthropic upstream",
@@ -118,9 +112,7 @@ def _tool_spec(tool: Any) -> dict[str, Any]:
     }
     if function.get("description"):
         spec["description"] = function["description"]
-    if isinstance(tool.get("cache_control"), dict):
-        spec["cache_control"] = tool["cache_control"]
-    return spec
+    return carried(spec, tool)
 
 
 def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
@@ -149,13 +141,8 @@ def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
             "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
             "content": _text_of(content),
         }
-        marks = [
-            p["cache_control"]
-            for p in (content if isinstance(content, list) else ())
-            if isinstance(p, dict) and isinstance(p.get("cache_control"), dict)
-        ]
-        if marks:
-            result["cache_control"] = marks[-1]
+        for part in content if isinstance(content, list) else ():
+            result = carried(result, part)  # the last marked part's mark
         return [result]
     if role not in ("system", "developer", "user", "assistant"):
         return []
@@ -169,9 +156,7 @@ def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
             "name": str(function.get("name") or ""),
             "input": _arguments(function.get("arguments")),
         }
-        if isinstance(call.get("cache_control"), dict):
-            use["cache_control"] = call["cache_control"]
-        blocks.append(use)
+        blocks.append(carried(use, call))
     return blocks
 
 
@@ -184,8 +169,8 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
     for message in body.get("messages") or ():
         role = message.get("role")
         blocks = _message_blocks(message)
-        if blocks and isinstance(message.get("cache_control"), dict):
-            blocks[-1].setdefault("cache_control", message["cache_control"])
+        if blocks and "cache_control" not in blocks[-1]:
+            blocks[-1] = carried(blocks[-1], message)
         if role in ("system", "developer"):
             system.extend(blocks)
         elif role in ("user", "tool", "function"):

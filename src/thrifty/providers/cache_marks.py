@@ -48,6 +48,13 @@ def marked(piece: dict[str, Any], mark: dict[str, Any] | None) -> dict[str, Any]
     return piece if mark is None else {**piece, KEY: mark}
 
 
+def carried(piece: dict[str, Any], source: Any) -> dict[str, Any]:
+    """``piece`` carrying ``source``'s mark, if it has one (the provider side: Anthropic
+    validates what a chat client wrote)."""
+    mark = source.get(KEY) if isinstance(source, dict) else None
+    return marked(piece, mark if isinstance(mark, dict) else None)
+
+
 def _pieces(body: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every piece of a chat body that may carry a mark (a whole message too: the
     Anthropic provider puts its mark on the message's last block)."""
