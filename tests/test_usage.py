@@ -172,6 +172,16 @@ def test_anthropic_priced_with_one_hour_writes() -> None:
     assert cost(u, price).total == pytest.approx(expected, rel=1e-12)
 
 
+def test_one_hour_writes_survive_the_anthropic_providers_chat_form() -> None:
+    """The Anthropic provider hands the pipeline OpenAI-shaped usage; the 1-hour share of
+    the writes rides in ``prompt_tokens_details`` so it is still priced at its own rate."""
+    from thrifty.providers.anthropic_reply import usage_to_openai
+
+    chat_form = usage_to_openai(ANTHROPIC)
+    assert chat_form["prompt_tokens_details"]["cache_write_1h_tokens"] > 0
+    assert parse_openai(chat_form) == from_anthropic(ANTHROPIC)
+
+
 def test_reasoning_outside_completion_is_added() -> None:
     u = parse_openai(GEMINI_THOUGHTS)
     assert u is not None

@@ -4,7 +4,9 @@ Providers report usage differently, and pricing needs one shape, so every provid
 is turned into a :class:`Usage` at the boundary:
 
 * OpenAI chat: ``prompt_tokens`` (cached reads included) with ``prompt_tokens_details``
-  (``cached_tokens``, ``audio_tokens``; OpenRouter adds ``cache_write_tokens``) and
+  (``cached_tokens``, ``audio_tokens``; OpenRouter adds ``cache_write_tokens``; the
+  Anthropic provider's chat form adds ``cache_creation_tokens`` and, of those, the 1-hour
+  ``cache_write_1h_tokens``) and
   ``completion_tokens`` with ``completion_tokens_details`` (``reasoning_tokens``,
   ``audio_tokens``). OpenAI Responses: the same as ``input_tokens``/``output_tokens``.
 * DeepSeek: ``prompt_cache_hit_tokens`` + ``prompt_cache_miss_tokens`` = ``prompt_tokens``.
@@ -196,6 +198,7 @@ def parse_openai(usage: Any) -> Usage | None:
         writes = _count(inputs.get("cache_creation_tokens"), "cache_creation_tokens") or _count(
             raw.get("cache_creation_input_tokens"), "cache_creation_input_tokens"
         )
+    hour = _count(inputs.get("cache_write_1h_tokens"), "cache_write_1h_tokens")  # of writes
     reasoning = _count(outputs.get("reasoning_tokens"), "completion_tokens_details.reasoning")
     if reasoning and (
         (total is not None and total == prompt + completion + reasoning != prompt + completion)
@@ -219,6 +222,7 @@ def parse_openai(usage: Any) -> Usage | None:
         output_tokens=completion,
         cached_input_tokens=cached,
         cache_write_tokens=writes,
+        cache_write_1h_tokens=min(hour, writes),
         reasoning_tokens=reasoning,
         audio_input_tokens=audio_in,
         image_input_tokens=image_in,

@@ -46,6 +46,15 @@ def test_break_even_follows_the_multipliers() -> None:
     assert not one_hour.pays(1.0) and one_hour.pays(1.2)
 
 
+def test_a_one_hour_planner_asks_for_the_one_hour_cache() -> None:
+    for ttl_s, mark in ((300, {"type": "ephemeral"}), (3600, {"type": "ephemeral", "ttl": "1h"})):
+        planner = CachePlanner(PromptCacheConfig(ttl_s=ttl_s))
+        req = request()
+        planner.place(copy.deepcopy(req))
+        assert planner.place(req) > 0  # seen twice: marked
+        assert {str(at_path(req, p)["cache_control"]) for p in marked(req)} == {str(mark)}
+
+
 def test_it_learns_how_often_prefixes_come_back() -> None:
     now = [0.0]
     planner = CachePlanner(PromptCacheConfig(), clock=lambda: now[0])

@@ -171,7 +171,7 @@ class DispatchStage:
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        note_prompt_cache(ctx, usage, reply.cache_breakpoints)
+        note_prompt_cache(ctx, usage, reply.cache_breakpoints, reply.caller_cache_breakpoints)
         return Reply(
             model=model.name,
             provider=deployment.provider,
@@ -269,7 +269,7 @@ async def _relay(
             usage = estimate_usage(CHAT, sent, streamed, deployment.upstream_model)
         attempt.usage = usage
         attempt.cost = attempt_cost(usage, model)
-        note_prompt_cache(ctx, usage, stream.cache_breakpoints)
+        note_prompt_cache(ctx, usage, stream.cache_breakpoints, stream.caller_cache_breakpoints)
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         reply.usage = usage
         reply.streamed_text = "".join(texts)

@@ -43,8 +43,8 @@ from pydantic import Field
 from thrifty.section import NonNegativeFloat, PositiveFloat, Section
 from thrifty.tokens import count_text
 
-#: Anthropic allows four breakpoints per request; the planner uses at most three.
-MAX_BREAKPOINTS = 4
+#: Anthropic's default cache lifetime; a longer ``ttl_s`` asks for its 1-hour cache.
+FIVE_MINUTES = 300.0
 
 
 class PromptCacheConfig(Section):
@@ -139,6 +139,14 @@ class CachePlanner:
         self._outcomes = [PRIOR_WEIGHT] * len(PRIOR)
         self._lock = threading.Lock()
 
+    @property
+    def mark(self) -> dict[str, str]:
+        """The breakpoint: Anthropic's 5-minute cache, or its 1-hour one when ``ttl_s`` is
+        longer (unmarked, Anthropic would keep the prefix 5 minutes, not ``ttl_s``)."""
+        if self.config.ttl_s > FIVE_MINUTES:
+            return {"type": "ephemeral", "ttl": "1h"}
+        return {"type": "ephemeral"}
+
     def pays(self, reuses: float) -> bool:
         """The break-even rule of the module docstring."""
         c = self.config
@@ -173,7 +181,7 @@ class CachePlanner:
             self._expire(now)
             for unit in long_enough:
                 if self.pays(self.expected_reuses(self._sighting(unit.digest, now))):
-                    _mark(request, unit)
+                    _mark(request, unit, self.mark)
                     placed += 1
         return placed
 
@@ -203,7 +211,7 @@ class CachePlanner:
         return streak
 
 
-def _mark(request: dict[str, Any], unit: Unit) -> None:
+def _mark(request: dict[str, Any], unit: Unit, mark: dict[str, str]) -> None:
     """Put a breakpoint on ``unit`` (a string system prompt or content becomes a block)."""
     block = at_path(request, unit.path)
     if unit.path[0] == "system" and len(unit.path) == 1:
@@ -213,7 +221,7 @@ def _mark(request: dict[str, Any], unit: Unit) -> None:
         message = request["messages"][unit.path[1]]
         message["content"] = [{"type": "text", "text": message["content"]}]
         block = message["content"][0]
-    block["cache_control"] = {"type": "ephemeral"}
+    block["cache_control"] = dict(mark)
 
 
 def _candidates(walk: list[Unit], turns: int) -> list[Unit]:

@@ -4,6 +4,14 @@ The Anthropic provider sends a chat body as a Messages request (:func:`chat_to_m
 the gateway's ``POST /v1/messages`` turns a Messages request into the chat body every
 technique works on (:func:`messages_to_chat`). Both raise :class:`InvalidRequest`
 (naming the parameter) for what has no counterpart, never a silent drop of content.
+
+A caller's own prompt-cache breakpoints (``cache_control``) travel both ways at the same
+positions: on text and image parts, on a ``tool`` message's text part (the
+``tool_result`` block), on a tool call (the ``tool_use`` block) and on a tool definition.
+The chat form keeps content as parts wherever a part is marked (no joined string), so the
+mark stays where the caller put it; an OpenAI-kind provider strips them
+(``cache_marks.strip_cache_control``). Anthropic allows four per request: more is a 400
+here, not an upstream error.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from typing import Any
 import orjson
 
 from thrifty.errors import InvalidRequest
+from thrifty.providers.cache_marks import carried, check_limit, marked, valid_mark
 
 ANTHROPIC_VERSION = "2023-06-01"
 #: Anthropic requires ``max_tokens``; a chat body without one gets this.
@@ -53,19 +62,16 @@ def _image_block(part: dict[str, Any]) -> dict[str, Any]:
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:
-    """Chat content as Anthropic content blocks (text keeps a caller's ``cache_control``)."""
+    """Chat content as Anthropic content blocks (a part's ``cache_control`` is kept)."""
     if isinstance(content, str):
         return [{"type": "text", "text": content}] if content else []
     blocks: list[dict[str, Any]] = []
     for part in content if isinstance(content, list) else ():
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in (None, "text"):
-            block: dict[str, Any] = {"type": "text", "text": str(part.get("text") or "")}
-            if isinstance(part.get("cache_control"), dict):
-                block["cache_control"] = part["cache_control"]
-            blocks.append(block)
+            blocks.append(carried({"type": "text", "text": str(part.get("text") or "")}, part))
         elif kind == "image_url":
-            blocks.append(_image_block(part))
+            blocks.append(carried(_image_block(part), part))
         else:
             raise InvalidRequest(
                 f"content parts of type {kind!r} cannot be sent to an Anthropic upstream",
@@ -106,7 +112,7 @@ def _tool_spec(tool: Any) -> dict[str, Any]:
     }
     if function.get("description"):
         spec["description"] = function["description"]
-    return spec
+    return carried(spec, tool)
 
 
 def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
@@ -125,6 +131,35 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return out
 
 
+def _message_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """One chat message's Anthropic blocks (a ``tool`` message is its ``tool_result``)."""
+    role = message.get("role")
+    content = message.get("content")
+    if role in ("tool", "function"):
+        result = {
+            "type": "tool_result",
+            "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
+            "content": _text_of(content),
+        }
+        for part in content if isinstance(content, list) else ():
+            result = carried(result, part)  # the last marked part's mark
+        return [result]
+    if role not in ("system", "developer", "user", "assistant"):
+        return []
+    blocks = _blocks(content)
+    calls = message.get("tool_calls") if role == "assistant" else None
+    for call in calls or ():
+        function = call.get("function") or {}
+        use = {
+            "type": "tool_use",
+            "id": str(call.get("id") or ""),
+            "name": str(function.get("name") or ""),
+            "input": _arguments(function.get("arguments")),
+        }
+        blocks.append(carried(use, call))
+    return blocks
+
+
 def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any]:
     """A Messages request for a chat body (system turns joined; tool results as user turns)."""
     if (body.get("n") or 1) != 1:
@@ -133,30 +168,15 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
     turns: list[dict[str, Any]] = []
     for message in body.get("messages") or ():
         role = message.get("role")
+        blocks = _message_blocks(message)
+        if blocks and "cache_control" not in blocks[-1]:
+            blocks[-1] = carried(blocks[-1], message)
         if role in ("system", "developer"):
-            system.extend(_blocks(message.get("content")))
-        elif role == "user":
-            _append(turns, "user", _blocks(message.get("content")))
+            system.extend(blocks)
+        elif role in ("user", "tool", "function"):
+            _append(turns, "user", blocks)
         elif role == "assistant":
-            blocks = _blocks(message.get("content"))
-            for call in message.get("tool_calls") or ():
-                function = call.get("function") or {}
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": str(call.get("id") or ""),
-                        "name": str(function.get("name") or ""),
-                        "input": _arguments(function.get("arguments")),
-                    }
-                )
             _append(turns, "assistant", blocks)
-        elif role in ("tool", "function"):
-            result = {
-                "type": "tool_result",
-                "tool_use_id": message.get("tool_call_id") or message.get("name") or "",
-                "content": _text_of(message.get("content")),
-            }
-            _append(turns, "user", [result])
     out: dict[str, Any] = {
         "model": upstream_model,
         "messages": turns,
@@ -186,7 +206,26 @@ def chat_to_messages(body: dict[str, Any], upstream_model: str) -> dict[str, Any
         out["metadata"] = {"user_id": body["user"]}
     if body.get("stream"):
         out["stream"] = True
+    check_limit(count_breakpoints(out))
     return out
+
+
+def count_breakpoints(request: dict[str, Any]) -> int:
+    """How many ``cache_control`` breakpoints a Messages request carries: on tools, system
+    blocks, content blocks and the blocks inside a ``tool_result`` (where Anthropic reads
+    them)."""
+    system = request.get("system")
+    blocks: list[Any] = [
+        *(request.get("tools") or ()),
+        *(system if isinstance(system, list) else ()),
+    ]
+    for message in request.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        for block in content if isinstance(content, list) else ():
+            blocks.append(block)
+            inner = block.get("content") if isinstance(block, dict) else None
+            blocks.extend(inner if isinstance(inner, list) else ())
+    return sum(1 for b in blocks if isinstance(b, dict) and "cache_control" in b)
 
 
 # ---------------------------------------------------------------- Messages → chat
@@ -215,63 +254,82 @@ def _result_text(content: Any) -> str:
     return content if isinstance(content, str) else ""
 
 
+def _result(block: dict[str, Any], where: str) -> tuple[str, dict[str, Any] | None]:
+    """A ``tool_result``'s text, and its mark: its own, or the last one inside it (the
+    chat form has one text for it, so the mark goes on that)."""
+    content = block.get("content")
+    mark = valid_mark(block, where)
+    for n, inner in enumerate(content if isinstance(content, list) else ()):
+        if isinstance(inner, dict):
+            mark = valid_mark(inner, f"{where}.content.{n}") or mark
+    text = _result_text(content)
+    return (f"Error: {text}" if block.get("is_error") else text), mark
+
+
 def _user_turn(content: Any, index: int) -> list[dict[str, Any]]:
     """One Anthropic user turn as chat messages: tool results first (as ``tool`` messages,
-    which must follow the assistant's calls), then the user's own content."""
+    which must follow the assistant's calls), then the user's own content. Marked blocks
+    stay parts (a ``tool`` message's content a marked text part)."""
     if isinstance(content, str):
         return [{"role": "user", "content": content}]
     out: list[dict[str, Any]] = []
     parts: list[dict[str, Any]] = []
-    for block in _block_list(content, index):
+    for b, block in enumerate(_block_list(content, index)):
         kind = block.get("type")
+        where = f"messages.{index}.content.{b}"
         if kind == "text":
-            parts.append({"type": "text", "text": _str(block, "text", index)})
+            text = _str(block, "text", index)
+            parts.append(marked({"type": "text", "text": text}, valid_mark(block, where)))
         elif kind == "image":
-            parts.append(_image_part(block))
+            parts.append(marked(_image_part(block), valid_mark(block, where)))
         elif kind == "tool_result":
-            text = _result_text(block.get("content"))
-            if block.get("is_error"):
-                text = f"Error: {text}"
+            text, mark = _result(block, where)
             out.append(
                 {
                     "role": "tool",
                     "tool_call_id": str(block.get("tool_use_id") or ""),
-                    "content": text,
+                    "content": text
+                    if mark is None
+                    else [marked({"type": "text", "text": text}, mark)],
                 }
             )
         else:
             raise _unsupported(kind, index)
     if parts:
-        only_text = all(p["type"] == "text" for p in parts)
-        out.append(
-            {"role": "user", "content": "".join(p["text"] for p in parts) if only_text else parts}
-        )
+        out.append({"role": "user", "content": _joined(parts)})
     return out
+
+
+def _joined(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Unmarked text parts as one string (as before marks were kept); else the parts."""
+    if all(p["type"] == "text" and "cache_control" not in p for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
 
 
 def _assistant_turn(content: Any, index: int) -> dict[str, Any]:
     if isinstance(content, str):
         return {"role": "assistant", "content": content}
-    texts: list[str] = []
+    texts: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
-    for block in _block_list(content, index):
+    for b, block in enumerate(_block_list(content, index)):
         kind = block.get("type")
+        mark = valid_mark(block, f"messages.{index}.content.{b}")
         if kind == "text":
-            texts.append(_str(block, "text", index))
+            texts.append(marked({"type": "text", "text": _str(block, "text", index)}, mark))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": str(block.get("id") or ""),
-                    "type": "function",
-                    "function": {
-                        "name": str(block.get("name") or ""),
-                        "arguments": _dumps(block.get("input") or {}, index),
-                    },
-                }
-            )
+            call = {
+                "id": str(block.get("id") or ""),
+                "type": "function",
+                "function": {
+                    "name": str(block.get("name") or ""),
+                    "arguments": _dumps(block.get("input") or {}, index),
+                },
+            }
+            calls.append(marked(call, mark))
         elif kind not in ("thinking", "redacted_thinking"):
             raise _unsupported(kind, index)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+    message: dict[str, Any] = {"role": "assistant", "content": _joined(texts) or None}
     if calls:
         message["tool_calls"] = calls
     return message
@@ -313,13 +371,20 @@ def _unsupported(kind: Any, index: int) -> InvalidRequest:
     )
 
 
-def _system_text(system: Any) -> str:
+def _system_content(system: Any) -> str | list[dict[str, Any]]:
+    """The system prompt: one string, or its blocks as text parts when one is marked."""
     if isinstance(system, str):
         return system
-    if isinstance(system, list):
-        texts = [b.get("text") for b in system if isinstance(b, dict)]
+    if isinstance(system, list) and all(isinstance(b, dict) for b in system):
+        texts = [b.get("text") for b in system]
         if all(isinstance(t, str) for t in texts):
-            return "\n\n".join(t for t in texts if isinstance(t, str))
+            marks = [valid_mark(b, f"system.{n}") for n, b in enumerate(system)]
+            if any(marks):
+                return [
+                    marked({"type": "text", "text": str(t)}, m)
+                    for t, m in zip(texts, marks, strict=True)
+                ]
+            return "\n\n".join(str(t) for t in texts)
     raise InvalidRequest("system must be a string or an array of text blocks", param="system")
 
 
@@ -343,7 +408,9 @@ def _chat_tools(tools: Any) -> list[dict[str, Any]]:
         }
         if tool.get("description"):
             function["description"] = tool["description"]
-        out.append({"type": "function", "function": function})
+        out.append(
+            marked({"type": "function", "function": function}, valid_mark(tool, f"tools.{number}"))
+        )
     return out
 
 
@@ -375,9 +442,10 @@ def messages_to_chat(body: Any) -> dict[str, Any]:
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("messages: a non-empty array is required", param="messages")
+    check_limit(count_breakpoints(body))
     messages: list[dict[str, Any]] = []
     if body.get("system"):
-        messages.append({"role": "system", "content": _system_text(body["system"])})
+        messages.append({"role": "system", "content": _system_content(body["system"])})
     for index, turn in enumerate(raw):
         role = turn.get("role") if isinstance(turn, dict) else None
         if role == "user":

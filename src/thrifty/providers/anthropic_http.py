@@ -3,7 +3,8 @@
 The pipeline speaks chat completions; this provider translates at the boundary
 (``anthropic_format`` for requests, ``anthropic_reply`` for replies and usage), sends
 Anthropic's own headers (``x-api-key``, ``anthropic-version``) and places prompt-cache
-breakpoints where they pay (``anthropic_cache``). Errors are read from Anthropic's error
+breakpoints where they pay (``anthropic_cache``), unless the caller placed its own, which
+are sent on as they are (``cache_marks``). Errors are read from Anthropic's error
 shape (``{"type": "error", "error": {"type", "message"}}``) by the shared HTTP code: a
 429 or 529 (overloaded) is retryable, a refused key is the gateway's 502.
 """
@@ -19,7 +20,7 @@ import orjson
 
 from thrifty.errors import StreamInterrupted, UpstreamError
 from thrifty.providers.anthropic_cache import CachePlanner
-from thrifty.providers.anthropic_format import chat_to_messages
+from thrifty.providers.anthropic_format import chat_to_messages, count_breakpoints
 from thrifty.providers.anthropic_reply import ChatChunks, message_to_chat
 from thrifty.providers.base import ProviderReply
 from thrifty.providers.config import ProviderConfig
@@ -50,7 +51,9 @@ class AnthropicProvider(OpenAIHTTPProvider):
         self._headers = headers
         self.planner = CachePlanner(config.prompt_cache)
 
-    def _request(self, endpoint: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    def _request(self, endpoint: str, body: dict[str, Any]) -> tuple[dict[str, Any], int, int]:
+        """The Messages request, the breakpoints Thrifty placed, and the caller's own
+        (the planner leaves a request the caller marked as it is)."""
         if endpoint != "chat/completions":
             raise UpstreamError(
                 f"upstream {self.name} (anthropic) serves chat completions only, not {endpoint}",
@@ -58,21 +61,25 @@ class AnthropicProvider(OpenAIHTTPProvider):
                 code="unsupported_endpoint",
             )
         request = chat_to_messages(body, str(body.get("model")))
-        return request, self.planner.place(request)
+        placed = self.planner.place(request)
+        return request, placed, count_breakpoints(request) - placed
 
     async def send(self, endpoint: str, body: dict[str, Any]) -> ProviderReply:
-        request, placed = self._request(endpoint, body)
+        request, placed, own = self._request(endpoint, body)
         reply = await super().send("messages", request)
-        return ProviderReply(message_to_chat(reply.body, request["model"]), reply.status, placed)
+        chat = message_to_chat(reply.body, request["model"])
+        return ProviderReply(chat, reply.status, placed, own)
 
     async def open_stream(self, endpoint: str, body: dict[str, Any]) -> AnthropicStream:  # type: ignore[override]
-        request, placed = self._request(endpoint, body)
+        request, placed, own = self._request(endpoint, body)
         request["stream"] = True
         resp = await self._post("messages", request)
         if "text/event-stream" not in resp.headers.get("content-type", ""):
             resp.release()
             raise UpstreamError(f"upstream {self.name} did not answer with an event stream")
-        return AnthropicStream(self.name, resp, self._secrets, placed)
+        stream = AnthropicStream(self.name, resp, self._secrets, placed)
+        stream.caller_cache_breakpoints = own
+        return stream
 
 
 class AnthropicStream(SSEStream):

@@ -56,17 +56,28 @@ def usage_to_openai(usage: Any) -> dict[str, Any]:
         return {}
     body = read.to_openai()
     body["prompt_tokens_details"]["cache_creation_tokens"] = read.cache_write_tokens
+    if read.cache_write_1h_tokens:  # priced at their own rate: the split must survive
+        body["prompt_tokens_details"]["cache_write_1h_tokens"] = read.cache_write_1h_tokens
     return body
 
 
-def usage_from_counts(input_tokens: int, cached: int, writes: int, output: int) -> dict[str, Any]:
-    """An Anthropic ``usage`` object from whole-prompt counts (input *includes* the cache)."""
-    return {
+def usage_from_counts(
+    input_tokens: int, cached: int, writes: int, output: int, writes_1h: int = 0
+) -> dict[str, Any]:
+    """An Anthropic ``usage`` object from whole-prompt counts (input *includes* the cache);
+    ``writes_1h`` of ``writes`` were to the 1-hour cache (``cache_creation`` splits them)."""
+    usage: dict[str, Any] = {
         "input_tokens": max(0, input_tokens - cached - writes),
         "cache_creation_input_tokens": writes,
         "cache_read_input_tokens": cached,
         "output_tokens": output,
     }
+    if writes_1h:
+        usage["cache_creation"] = {
+            "ephemeral_5m_input_tokens": writes - writes_1h,
+            "ephemeral_1h_input_tokens": writes_1h,
+        }
+    return usage
 
 
 # ---------------------------------------------------------------- Messages → chat

@@ -21,6 +21,8 @@ class ProviderReply:
     cache_breakpoints: int = 0
     """Provider prompt-cache breakpoints Thrifty placed on this call (its saving is booked
     as ``prompt_cache``); a stream says the same in its own ``cache_breakpoints``."""
+    caller_cache_breakpoints: int = 0
+    """Breakpoints the caller placed and the provider sent on (not Thrifty's doing)."""
 
 
 class ProviderStream(Protocol):
@@ -29,10 +31,11 @@ class ProviderStream(Protocol):
     Iterating yields each event's parsed JSON. It ends normally only if the upstream
     finished the answer (``[DONE]`` or a ``finish_reason``); a cut connection raises
     :class:`thrifty.errors.StreamInterrupted`. ``aclose`` releases the connection.
-    ``cache_breakpoints``: as :attr:`ProviderReply.cache_breakpoints`, for a stream.
+    ``cache_breakpoints``, ``caller_cache_breakpoints``: as in :class:`ProviderReply`.
     """
 
     cache_breakpoints: int
+    caller_cache_breakpoints: int
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
 

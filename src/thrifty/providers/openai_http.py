@@ -17,6 +17,7 @@ from thrifty.errors import (
     UpstreamUnavailable,
 )
 from thrifty.providers.base import ProviderReply
+from thrifty.providers.cache_marks import strip_cache_control
 from thrifty.providers.config import ProviderConfig
 
 log = logging.getLogger(__name__)
@@ -168,8 +169,14 @@ class OpenAIHTTPProvider:
                 resp.release()
         return resp
 
+    def _outgoing(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The body as an OpenAI-compatible server takes it: a chat body without the
+        caller's Anthropic ``cache_control`` marks, which these servers reject (they cache
+        prefixes by themselves)."""
+        return strip_cache_control(body) if endpoint == "chat/completions" else body
+
     async def send(self, endpoint: str, body: dict[str, Any]) -> ProviderReply:
-        resp = await self._post(endpoint, body)
+        resp = await self._post(endpoint, self._outgoing(endpoint, body))
         try:
             async with asyncio.timeout(self.config.timeout_s):
                 raw = await resp.read()
@@ -192,7 +199,7 @@ class OpenAIHTTPProvider:
         return ProviderReply(body=data, status=resp.status)
 
     async def open_stream(self, endpoint: str, body: dict[str, Any]) -> SSEStream:
-        resp = await self._post(endpoint, body)
+        resp = await self._post(endpoint, self._outgoing(endpoint, body))
         content_type = resp.headers.get("content-type", "")
         if "text/event-stream" not in content_type:
             # Some servers ignore stream=true; surface that rather than mis-parse JSON as SSE.
@@ -256,6 +263,7 @@ class SSEStream:
         self._secrets = secrets
         self.finished = False
         self.cache_breakpoints = 0  # only the Anthropic stream places breakpoints
+        self.caller_cache_breakpoints = 0  # ... and sends a caller's own on
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._events()

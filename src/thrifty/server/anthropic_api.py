@@ -35,7 +35,11 @@ from thrifty.usage import Usage
 def anthropic_usage(usage: Usage | None) -> dict[str, Any]:
     u = usage or Usage()
     return usage_from_counts(
-        u.input_tokens, u.cached_input_tokens, u.cache_write_tokens, u.output_tokens
+        u.input_tokens,
+        u.cached_input_tokens,
+        u.cache_write_tokens,
+        u.output_tokens,
+        u.cache_write_1h_tokens,
     )
 
 

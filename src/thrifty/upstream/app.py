@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.providers.cache_marks import has_marks
 from thrifty.recordings.completion import (
     ChatParams,
     InvalidRequest,
@@ -358,6 +359,9 @@ class Upstream:
     async def chat_completions(self, request: Request) -> Response:
         try:
             body, _ = await self._admit(request, "chat.completions")
+            if has_marks(body):  # as OpenAI: an unknown field, so a leaked mark shows
+                raise InvalidRequest("Unrecognized request argument supplied: cache_control",
+                                     "cache_control")  # fmt: skip
             params = ChatParams.parse(body)
             items = packed_items(params.messages)
             answers = self._packed_answers(params, items) if items else None

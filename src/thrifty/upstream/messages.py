@@ -6,8 +6,11 @@ request it maps to), shaped as Anthropic shapes them: ``x-api-key`` auth, errors
 simulated. The key may come as ``x-api-key`` or ``Authorization: Bearer`` (as recent
 ``anthropic`` SDKs send it). Only prefixes the request marks with ``cache_control`` are
 cached: a marked prefix of at least 1024 tokens seen before is a read
-(``cache_read_input_tokens``), else it is written (``cache_creation_input_tokens``);
-``input_tokens`` is the rest.
+(``cache_read_input_tokens``), else it is written (``cache_creation_input_tokens``; the
+stretch a ``"ttl": "1h"`` mark ends goes to the 1-hour cache, ``cache_creation``);
+``input_tokens`` is the rest. Marks are checked as Anthropic checks them (at most four,
+``{"type": "ephemeral"}`` with an optional ``ttl``), by the request mapping it shares
+with the gateway (``anthropic_format.messages_to_chat``): else a 400.
 """
 
 from __future__ import annotations
@@ -73,23 +76,29 @@ class MarkedCache:
     def clear(self) -> None:
         self._seen.clear()
 
-    def usage(self, request: dict[str, Any]) -> tuple[int, int, int]:
-        """``(input tokens of the whole prompt, cache reads, cache writes)``."""
+    def usage(self, request: dict[str, Any]) -> tuple[int, int, int, int]:
+        """``(input tokens of the whole prompt, cache reads, cache writes, of those the
+        1-hour ones)``: the stretch up to a mark is written with that mark's ``ttl``."""
         walk = list(units(request))
         total = walk[-1].tokens if walk else 0
         marks = [
-            u
+            (u, at_path(request, u.path)["cache_control"])
             for u in walk
             if u.tokens >= CACHE_MIN_TOKENS and "cache_control" in at_path(request, u.path)
         ]
-        cached = max((u.tokens for u in marks if u.digest in self._seen), default=0)
-        writes = max(0, marks[-1].tokens - cached) if marks else 0
-        for unit in marks:
+        cached = max((u.tokens for u, _ in marks if u.digest in self._seen), default=0)
+        writes = max(0, marks[-1][0].tokens - cached) if marks else 0
+        hour, start = 0, cached
+        for unit, mark in marks:
+            if unit.tokens > start and isinstance(mark, dict) and mark.get("ttl") == "1h":
+                hour += unit.tokens - start
+            start = max(start, unit.tokens)
+        for unit, _ in marks:
             self._seen[unit.digest] = None
             self._seen.move_to_end(unit.digest)
         while len(self._seen) > self._size:
             self._seen.popitem(last=False)
-        return total, cached, writes
+        return total, cached, writes, hour
 
 
 class MessagesRoute:
@@ -134,8 +143,8 @@ class MessagesRoute:
         if reply is not None:
             return _as_anthropic(reply)
         choice = build_choice(params, text, 0)
-        total, cached, writes = upstream.marked.usage(body)
-        usage = usage_from_counts(total, cached, writes, choice.visible_tokens)
+        total, cached, writes, hour = upstream.marked.usage(body)
+        usage = usage_from_counts(total, cached, writes, choice.visible_tokens, hour)
         message_id = "msg_" + secrets.token_hex(12)
         chat_reply = completion_body(message_id, params, [choice], usage_body(total, 0, [choice]))
         if not params.stream:
