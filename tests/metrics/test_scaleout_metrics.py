@@ -2,7 +2,8 @@
 
 A real gateway keeps its exact and semantic cache, budgets, rate limits and stored
 responses in a Redis of the test's own (tests/shared_servers.py ``own_redis``); the test
-stops that Redis, keeps asking, reads /metrics with prometheus_client's own parser, then starts Redis again.
+stops that Redis, keeps asking, reads /metrics with prometheus_client's own parser, then
+starts Redis again.
 """
 
 from __future__ import annotations

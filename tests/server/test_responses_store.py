@@ -14,8 +14,8 @@ from tests.conftest import base_config
 from thrifty.config.loader import parse_config
 from thrifty.errors import StoreUnavailable
 from thrifty.server.responses_select import response_store_kind, sqlite_path
-from thrifty.server.responses_store import MemoryResponseStore, ResponseStore
 from thrifty.server.responses_sql import PostgresResponseStore, SqliteResponseStore
+from thrifty.server.responses_store import MemoryResponseStore, ResponseStore
 from thrifty.stores.config import RedisConfig
 
 TURN = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi"}]
@@ -121,21 +121,28 @@ def test_memory_bounded_by_entries_and_bytes_least_recently_used_first() -> None
 def test_sql_stores_trim_the_oldest_past_either_bound(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    def open_(**bounds: Any) -> ResponseStore:
-        if kind == "sqlite":
-            return SqliteResponseStore(tmp_path / f"{len(bounds)}-{bounds}.db", **bounds)
-        return PostgresResponseStore(request.getfixturevalue("postgres_dsn"), **bounds)
+    """Past a bound, the oldest go until both bounds are 95% full (TRIM_TO)."""
 
-    by_entries = open_(max_entries=2)
-    for name in ("a", "b", "c"):
-        by_entries.put("t", name, TURN)
-    assert [by_entries.get("t", n) is not None for n in "abc"] == [False, True, True]
-    by_entries.close()
-    by_bytes = open_(max_bytes=2 * TURN_BYTES + 1)
-    for name in ("a", "b", "c"):
-        by_bytes.put("t", name, TURN)
-    assert [by_bytes.get("t", n) is not None for n in "abc"] == [False, True, True]
-    by_bytes.close()
+    def open_(name: str, **bounds: Any) -> ResponseStore:
+        if kind == "sqlite":
+            return SqliteResponseStore(tmp_path / f"{name}.db", **bounds)
+        return PostgresResponseStore(
+            request.getfixturevalue("postgres_server").new_database(), **bounds
+        )
+
+    for name, bounds in (
+        ("entries", {"max_entries": 40}),
+        ("bytes", {"max_bytes": 40 * TURN_BYTES}),
+    ):
+        store = open_(name, **bounds)
+        ids = [f"{name}-{i}" for i in range(41)]
+        for response_id in ids[:40]:
+            store.put("t", response_id, TURN)
+        assert all(store.get("t", i) == TURN for i in ids[:40])  # at the bound: all kept
+        store.put("t", ids[40], TURN)
+        kept = [store.get("t", i) is not None for i in ids]
+        assert kept == [False] * 3 + [True] * 38, name  # 41 > 40: down to 38 (95%)
+        store.close()
 
 
 def test_sqlite_expired_rows_are_deleted_on_the_next_write(tmp_path: Path) -> None:
@@ -187,18 +194,51 @@ def test_postgres_restart_reconnects_and_down_is_a_503(own_postgres: Any) -> Non
     store.close()
 
 
-def kind(tmp_path: Path, redis_in_use: bool = False, **sections: Any) -> str:
+def store_kind(redis_in_use: bool = False, **sections: Any) -> str:
     config = parse_config(base_config("http://127.0.0.1:9", **sections))
     return response_store_kind(config, redis_in_use=redis_in_use)
 
 
-def test_the_configured_stores_decide_where_responses_live(tmp_path: Path) -> None:
-    assert kind(tmp_path) == "memory"
-    assert kind(tmp_path, server={"workers": 2}) == "sqlite"
+def test_the_configured_stores_decide_where_responses_live() -> None:
+    assert store_kind() == "memory"
+    assert store_kind(server={"workers": 2}) == "sqlite"
     dsn = "postgresql://u@db/thrifty"
-    assert kind(tmp_path, ledger={"store": "postgres", "dsn": dsn}) == "postgres"
+    assert store_kind(ledger={"store": "postgres", "dsn": dsn}) == "postgres"
     keys = {"keys_store": "postgres", "keys_dsn": dsn}
-    assert kind(tmp_path, server={"workers": 2}, governance=keys) == "postgres"
-    assert kind(tmp_path, True, ledger={"store": "postgres", "dsn": dsn}) == "redis"
+    assert store_kind(server={"workers": 2}, governance=keys) == "postgres"
+    assert store_kind(True, ledger={"store": "postgres", "dsn": dsn}) == "redis"
     config = parse_config(base_config("http://127.0.0.1:9", ledger={"path": "/x/led.db"}))
     assert sqlite_path(config) == Path("/x/led.responses.db")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_totals_that_drifted_are_counted_again(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import sqlite3
+
+    if kind == "sqlite":
+        store: ResponseStore = SqliteResponseStore(tmp_path / "r.db", max_entries=2)
+
+        def sql(statement: str) -> Any:
+            with sqlite3.connect(tmp_path / "r.db") as conn:
+                return conn.execute(statement).fetchall()
+    else:
+        import psycopg
+
+        dsn = request.getfixturevalue("postgres_dsn")
+        store = PostgresResponseStore(dsn, max_entries=2)
+
+        def sql(statement: str) -> Any:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                cursor = conn.execute(statement)
+                return cursor.fetchall() if cursor.description else None
+
+    store.put("t", "a", TURN)
+    store.put("t", "b", TURN)
+    sql("DELETE FROM stored_responses")  # an operator empties the table
+    store.put("t", "c", TURN)  # the totals say 3 > 2, the table holds 1: counted again
+    store.put("t", "d", TURN)
+    assert store.get("t", "c") == TURN and store.get("t", "d") == TURN
+    assert sql("SELECT entries, bytes FROM stored_responses_totals") == [(2, 2 * TURN_BYTES)]
+    store.close()

@@ -111,7 +111,7 @@ def test_follow_ups_continue_on_either_worker(
         previous = None
         turn = 0
         # until each worker has continued the conversation several times
-        while turn < 12 or (len(served) < 2 or min(served.values()) < 4) and turn < 200:
+        while turn < 12 or ((len(served) < 2 or min(served.values()) < 4) and turn < 200):
             text = f"Turn {turn}: say something."
             response = sdk.responses.create(
                 model="gpt-4o-mini", input=text, previous_response_id=previous

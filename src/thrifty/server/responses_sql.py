@@ -1,15 +1,21 @@
 """Stored responses in SQLite (every worker of one host) or PostgreSQL (every replica).
 
-One table, ``stored_responses``, keyed by ``(tenant, id)``; ``stored_at`` (Unix seconds)
-and ``size`` (bytes of JSON) are indexed together, so expiry and the bounds never read
-the conversations themselves. Each write, in one transaction: drop what expired, store
-the entry, then trim the oldest entries past ``max_entries`` or ``max_bytes``. A read
-ignores an expired row, so expiry holds even between writes. SQLite and PostgreSQL run
-the same statements; only the connection and the column types differ.
+One table, ``stored_responses``, keyed by ``(tenant, id)`` and indexed by ``stored_at``
+(Unix seconds), and a one-row table of running totals (entries, bytes), so the bounds are
+checked without counting the table. Each write is one transaction that first locks the
+totals row (writers of every worker and replica take turns: no deadlock), drops the
+entry it replaces (and, at most every :data:`EXPIRE_EVERY_S`, what expired), stores the
+entry and writes the new totals. Past
+``max_entries`` or ``max_bytes`` it counts the table again (the totals stay right even
+if rows were deleted by hand) and deletes the oldest entries down to :data:`TRIM_TO` of
+both bounds, so trimming is one write in many, not every write. A read ignores an
+expired row, so expiry holds between writes too. SQLite and PostgreSQL run the same
+statements; only the connection and the column types differ.
 """
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -39,26 +45,42 @@ def _migrations(real: str, integer: str, blob: str) -> list[tuple[str, ...]]:
             f"""CREATE TABLE stored_responses (
                 tenant TEXT NOT NULL, id TEXT NOT NULL, stored_at {real} NOT NULL,
                 size {integer} NOT NULL, messages {blob} NOT NULL, PRIMARY KEY (tenant, id))""",
-            "CREATE INDEX stored_responses_age ON stored_responses (stored_at, size)",
+            "CREATE INDEX stored_responses_age ON stored_responses (stored_at)",
+            f"""CREATE TABLE stored_responses_totals (
+                id INTEGER PRIMARY KEY, entries {integer} NOT NULL, bytes {integer} NOT NULL)""",
+            "INSERT INTO stored_responses_totals VALUES (1, 0, 0)",
         )
     ]
 
 
-_EXPIRE = "DELETE FROM stored_responses WHERE stored_at < ?"
-_UPSERT = (
-    "INSERT INTO stored_responses (tenant, id, stored_at, size, messages)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, id) DO UPDATE SET"
-    " stored_at = excluded.stored_at, size = excluded.size, messages = excluded.messages"
+# taken first by every write: the totals row's lock is what writers take turns on
+_LOCK = "UPDATE stored_responses_totals SET entries = entries WHERE id = 1 RETURNING entries, bytes"
+_EXPIRE = "DELETE FROM stored_responses WHERE stored_at < ? RETURNING size"
+_REPLACE = "DELETE FROM stored_responses WHERE tenant = ? AND id = ? RETURNING size"
+_INSERT = (
+    "INSERT INTO stored_responses (tenant, id, stored_at, size, messages) VALUES (?, ?, ?, ?, ?)"
 )
-# the newest entry that no longer fits: it and everything older go
-_CUTOFF = (
-    "SELECT stored_at FROM (SELECT stored_at, ROW_NUMBER() OVER newest AS n,"
-    " SUM(size) OVER newest AS total FROM stored_responses"
-    " WINDOW newest AS (ORDER BY stored_at DESC ROWS UNBOUNDED PRECEDING)) AS ranked"
-    " WHERE n > ? OR total > ? LIMIT 1"
+_SET = "UPDATE stored_responses_totals SET entries = ?, bytes = ? WHERE id = 1"
+_COUNT = "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM stored_responses"
+_TRIM = (
+    "DELETE FROM stored_responses WHERE (tenant, id) IN (SELECT tenant, id FROM"
+    " stored_responses WHERE NOT (tenant = ? AND id = ?) ORDER BY stored_at LIMIT ?)"
+    " RETURNING size"
 )
-_TRIM = "DELETE FROM stored_responses WHERE stored_at <= ?"
 _GET = "SELECT messages FROM stored_responses WHERE tenant = ? AND id = ? AND stored_at >= ?"
+
+#: Expired rows are deleted by a write at most this often (per process; the TTL if it is
+#: shorter); reads never return them in the meantime.
+EXPIRE_EVERY_S = 60.0
+
+#: Past a bound, trim down to this fraction of both bounds.
+TRIM_TO = 0.95
+
+
+def _bytes(removed: list[tuple[Any, ...]]) -> int:
+    """The bytes of the rows a ``DELETE ... RETURNING size`` removed."""
+    return sum(int(row[0]) for row in removed)
+
 
 #: Runs one statement, returning its rows as tuples.
 Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
@@ -73,6 +95,8 @@ class _SqlResponseStore:
         self._max = max_entries
         self._ttl = ttl_s
         self._max_bytes = max_bytes
+        self._next_expiry = 0.0
+        self._expire_every = min(EXPIRE_EVERY_S, ttl_s)
 
     def _write(self, work: Callable[[Run], None]) -> None:
         raise NotImplementedError
@@ -87,13 +111,35 @@ class _SqlResponseStore:
         now = time.time()
 
         def work(run: Run) -> None:
-            run(_EXPIRE, (now - self._ttl,))
-            run(_UPSERT, (tenant, response_id, now, len(data), data))
-            cutoff = run(_CUTOFF, (self._max, self._max_bytes))
-            if cutoff:
-                run(_TRIM, (cutoff[0][0],))
+            [(entries, total)] = run(_LOCK, ())
+            removed = run(_REPLACE, (tenant, response_id))
+            if now >= self._next_expiry:
+                removed += run(_EXPIRE, (now - self._ttl,))
+                self._next_expiry = now + self._expire_every
+            run(_INSERT, (tenant, response_id, now, len(data), data))
+            entries, total = entries + 1 - len(removed), total + len(data) - _bytes(removed)
+            if not self._fits(entries, total, 1.0):
+                entries, total = self._trim(run, (tenant, response_id))
+            run(_SET, (entries, total))
 
         self._write(work)
+
+    def _fits(self, entries: int, total: int, fraction: float) -> bool:
+        return entries <= self._max * fraction and total <= self._max_bytes * fraction
+
+    def _trim(self, run: Run, keep: tuple[str, str]) -> tuple[int, int]:
+        """Delete the oldest entries (never ``keep``, the one just stored) until both
+        bounds are :data:`TRIM_TO` full; the exact totals after it."""
+        [(entries, total)] = run(_COUNT, ())
+        entries, total = int(entries), int(total)
+        while not self._fits(entries, total, TRIM_TO) and entries > 1:
+            average = total / entries
+            over = max(entries - self._max * TRIM_TO, (total - self._max_bytes * TRIM_TO) / average)
+            dropped = run(_TRIM, (*keep, max(1, math.ceil(over))))
+            if not dropped:
+                break
+            entries, total = entries - len(dropped), total - _bytes(dropped)
+        return entries, total
 
     def get(self, tenant: str, response_id: str) -> list[dict[str, Any]] | None:
         rows = self._read(_GET, (tenant, response_id, time.time() - self._ttl))
