@@ -1,8 +1,9 @@
 """A Redis outage shows in /metrics, per component, not only in the logs.
 
-A real gateway keeps its exact and semantic cache, budgets and rate limits in a Redis of
-the test's own (tests/shared_servers.py ``own_redis``); the test stops that Redis, keeps
-asking, reads /metrics with prometheus_client's own parser, then starts Redis again.
+A real gateway keeps its exact and semantic cache, budgets, rate limits and stored
+responses in a Redis of the test's own (tests/shared_servers.py ``own_redis``); the test
+stops that Redis, keeps asking, reads /metrics with prometheus_client's own parser, then
+starts Redis again.
 """
 
 from __future__ import annotations
@@ -73,6 +74,8 @@ def test_redis_outage_is_counted_per_component_in_metrics(
         own_redis.stop()
         for i in range(3):
             assert ask(client, user(f"Asked while Redis is down, {i}.")).status_code == 200
+            # served, though not stored for previous_response_id (component "responses")
+            assert client.responses.create(model="gpt-4o", input=f"Down, {i}.").output_text
         during = scrape(gateway)
         for component in COMPONENTS:
             assert unavailable(during, component) == 1, component
@@ -81,6 +84,7 @@ def test_redis_outage_is_counted_per_component_in_metrics(
         own_redis.start()
         for i in range(200):  # each breaker lets Redis back in after retry_after_s
             assert ask(client, user(f"Asked after the restart, {i}.")).status_code == 200
+            assert client.responses.create(model="gpt-4o", input=f"Back, {i}.").output_text
             after = scrape(gateway)
             if all(unavailable(after, c) == 0 for c in COMPONENTS):
                 break

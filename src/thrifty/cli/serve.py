@@ -8,7 +8,7 @@ import os
 import uvicorn
 
 from thrifty.config import load_config
-from thrifty.server.factory import BIND_HOST_ENV, CONFIG_ENV
+from thrifty.server.factory import BIND_HOST_ENV, CONFIG_ENV, WORKERS_ENV
 from thrifty.server.protocol import PROTOCOL
 
 
@@ -27,6 +27,7 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     os.environ[BIND_HOST_ENV] = host
     workers = args.workers or config.server.workers
+    os.environ[WORKERS_ENV] = str(workers)  # what stores the workers share depends on it
     if workers > 1 and config.metrics.enabled:
         from thrifty.metrics.recorder import prepare_multiprocess
 

@@ -48,7 +48,7 @@ class MessagesExchange:
         self.chat = messages_to_chat(body)
         self.id = "msg_" + secrets.token_hex(12)
 
-    def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
+    async def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
         message = chat_to_message(reply.body or {}, anthropic_usage(reply.usage), self.id)
         message["model"] = reply.model
         return message
@@ -75,7 +75,7 @@ class MessagesDialect:
 
     api = "messages"
 
-    def prepare(self, body: Any, caller: Caller) -> MessagesExchange:
+    async def prepare(self, body: Any, caller: Caller) -> MessagesExchange:
         return MessagesExchange(body)
 
     def error(self, exc: BaseException, request_id: str | None) -> Response:

@@ -109,7 +109,8 @@ def build_app(
     the address the server listens on, when not ``server.host`` (``thrifty serve --host``);
     it is one of the hosts a gateway without auth answers to (local_guard.py)."""
     runtime = Runtime(config, ledger_path=ledger_path)
-    routes, fast_routes = mount(build_features(runtime), config.server.max_body_bytes)
+    features = build_features(runtime)
+    routes, fast_routes = mount(features, config.server.max_body_bytes)
 
     server = config.server
     limits = HttpLimits(server.max_header_bytes, server.header_timeout_s, server.body_timeout_s)
@@ -121,6 +122,7 @@ def build_app(
             yield {STATE_KEY: limits}  # each connection's protocol reads them (protocol.py)
         finally:
             await runtime.aclose()
+            features.close()
             log.info("gateway stopped; ledger flushed")
 
     app = Starlette(

@@ -62,7 +62,7 @@ class CompletionsExchange:
             "choices": choices,
         }
 
-    def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
+    async def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
         choices = []
         for choice in (reply.body or {}).get("choices") or ():
             text = (choice.get("message") or {}).get("content") or ""
@@ -116,7 +116,7 @@ class CompletionsDialect:
 
     api = "completions"
 
-    def prepare(self, body: Any, caller: Caller) -> CompletionsExchange:
+    async def prepare(self, body: Any, caller: Caller) -> CompletionsExchange:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
         return CompletionsExchange(body)

@@ -23,8 +23,9 @@ class Exchange(Protocol):
     chat: dict[str, Any]
     """The chat completion body the pipeline runs."""
 
-    def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
-        """The dialect's JSON body for a complete chat reply."""
+    async def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
+        """The dialect's JSON body for a complete chat reply (async: a dialect may store
+        it first, as the Responses API does for ``previous_response_id``)."""
         ...
 
     def events(self, ctx: Context, reply: Reply) -> AsyncIterator[bytes]:
@@ -37,8 +38,9 @@ class Dialect(Protocol):
     api: str
     """The API's name in the ledger's ``api`` column (``responses``, ``messages``, ...)."""
 
-    def prepare(self, body: Any, caller: Caller) -> Exchange:
-        """Check a request and map it (raises ``ThriftyError`` for bad input)."""
+    async def prepare(self, body: Any, caller: Caller) -> Exchange:
+        """Check a request and map it (raises ``ThriftyError`` for bad input); async: a
+        dialect may read stored state first (a previous response)."""
         ...
 
     def error(self, exc: BaseException, request_id: str | None) -> Response:

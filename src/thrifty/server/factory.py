@@ -21,11 +21,13 @@ import threading
 import time
 
 from thrifty.config import load_config
+from thrifty.config.schema import ThriftyConfig
 from thrifty.logs import configure_logging
 from thrifty.server.app import GatewayApp, build_app
 
 CONFIG_ENV = "THRIFTY_CONFIG"
 BIND_HOST_ENV = "THRIFTY_BIND_HOST"  # thrifty serve --host, when given
+WORKERS_ENV = "THRIFTY_WORKERS"  # the worker count thrifty serve started (--workers wins)
 _PR_SET_PDEATHSIG = 1
 _WATCH_INTERVAL_S = 0.5
 
@@ -61,8 +63,17 @@ def _watch_parent(parent_pid: int, grace_s: float) -> None:
     os._exit(1)
 
 
+def with_workers(config: ThriftyConfig, workers: str | None) -> ThriftyConfig:
+    """``config`` with ``server.workers`` as the server really runs (``--workers``): a
+    store that is per process (memory) is no choice when several workers serve."""
+    if not workers or int(workers) == config.server.workers:
+        return config
+    server = config.server.model_copy(update={"workers": int(workers)})
+    return config.model_copy(update={"server": server})
+
+
 def create_app() -> GatewayApp:
-    config = load_config(os.environ[CONFIG_ENV])
+    config = with_workers(load_config(os.environ[CONFIG_ENV]), os.environ.get(WORKERS_ENV))
     configure_logging(config.logging.level, config.logging.format)
     exit_with_parent(config.server.graceful_timeout_s)
     app = build_app(config, bind_host=os.environ.get(BIND_HOST_ENV) or None)

@@ -24,6 +24,8 @@ from thrifty.server.completions_api import CompletionsDialect
 from thrifty.server.info import InfoHandlers
 from thrifty.server.model_endpoint import ModelEndpoint
 from thrifty.server.responses_api import ResponsesDialect
+from thrifty.server.responses_select import open_response_store
+from thrifty.server.responses_store import ResponseStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,15 +44,21 @@ class Features:
     metrics: MetricsEndpoint | None
     dashboard: Dashboard | None
     admin: KeysAdmin
+    response_store: ResponseStore
+    """The Responses API's stored responses (``responses_select.py``), closed on shutdown."""
+
+    def close(self) -> None:
+        self.response_store.close()
 
 
 def build_features(runtime: Runtime) -> Features:
     """Every feature's handlers for ``runtime`` (in this order: the job store opens, then
     the metrics recorder joins the ledger writer's observers, as before the split)."""
+    responses = responses_dialect(runtime.config)
     return Features(
         chat=ModelEndpoint(runtime, CHAT),
         embeddings=ModelEndpoint(runtime, EMBEDDINGS),
-        responses=ModelEndpoint(runtime, CHAT, ResponsesDialect()),
+        responses=ModelEndpoint(runtime, CHAT, responses),
         messages=ModelEndpoint(runtime, CHAT, MessagesDialect()),
         completions=ModelEndpoint(runtime, CHAT, CompletionsDialect()),
         gateway=InfoHandlers(runtime),
@@ -64,7 +72,14 @@ def build_features(runtime: Runtime) -> Features:
         ),
         dashboard=dashboard_handlers(runtime),
         admin=keys_admin(runtime),
+        response_store=responses.store,
     )
+
+
+def responses_dialect(config: ThriftyConfig) -> ResponsesDialect:
+    """The Responses API, its stored responses where the config shares state
+    (``server/responses_select.py``)."""
+    return ResponsesDialect(open_response_store(config, redis_in_use=bool(_redis_features(config))))
 
 
 def job_handlers(runtime: Runtime) -> JobHandlers | None:
@@ -90,7 +105,13 @@ def keys_admin(runtime: Runtime) -> KeysAdmin:
 
 
 def redis_components(config: ThriftyConfig) -> list[str]:
-    """The components this config keeps in Redis (see ``stores.redis.COMPONENTS``)."""
+    """The components this config keeps in Redis (see ``stores.redis.COMPONENTS``):
+    stored responses go there whenever another feature does."""
+    components = _redis_features(config)
+    return [*components, "responses"] if components else []
+
+
+def _redis_features(config: ThriftyConfig) -> list[str]:
     components = []
     cache = config.cache
     if cache.enabled and cache.store == "redis":

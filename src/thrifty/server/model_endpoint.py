@@ -112,7 +112,7 @@ class ModelEndpoint:
             body = loads_body(await _read_body(receive, wanted.get("content-length"), self._limit))
             exchange = None
             if self.dialect is not None:
-                exchange = self.dialect.prepare(body, caller)
+                exchange = await self.dialect.prepare(body, caller)
                 body = exchange.chat
             ctx = runtime.new_context(self.endpoint, body, thrifty_headers, caller, request_id)
             if self.dialect is not None:
@@ -129,6 +129,6 @@ class ModelEndpoint:
                 return JSONReply(reply.body, headers)
             if reply.chunks is not None:
                 return SSEReply(reply.chunks, headers, exchange.events(ctx, reply))
-            return JSONReply(exchange.reply(ctx, reply), headers)
+            return JSONReply(await exchange.reply(ctx, reply), headers)
         except ThriftyError as exc:
             return self._error(exc, request_id)

@@ -11,22 +11,36 @@ the conversation is stored for ``previous_response_id`` under the caller's tenan
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import orjson
 from starlette.responses import Response
 
-from thrifty.errors import InvalidRequest, ThriftyError, to_openai_error
+from thrifty.errors import InvalidRequest, StoreUnavailable, ThriftyError, to_openai_error
 from thrifty.governance.keys.identity import Caller
 from thrifty.pipeline.context import Context, Reply
 from thrifty.server.dialect import tenant_of
 from thrifty.server.responses import error_response
 from thrifty.server.responses_request import chat_body
-from thrifty.server.responses_store import ResponseStore
+from thrifty.server.responses_store import MemoryResponseStore, ResponseStore
 from thrifty.usage import Usage
+
+log = logging.getLogger(__name__)
+
+#: Longer ids were never issued (ours are ``resp_`` and 32 hex digits): a 404 at once.
+MAX_ID_CHARS = 256
+
+T = TypeVar("T")
+
+
+async def _off_loop(store: ResponseStore, call: Callable[..., T], *args: Any) -> T:
+    """A store call; one that may wait on a lock or the network runs on a worker thread."""
+    return await asyncio.to_thread(call, *args) if store.blocks else call(*args)
 
 
 def _id(prefix: str) -> str:
@@ -125,22 +139,30 @@ class ResponsesExchange:
             "metadata": body.get("metadata") or {},
         }
 
-    def _remember(self, text: str | None, calls: list[dict[str, Any]]) -> None:
+    async def _remember(self, text: str | None, calls: list[dict[str, Any]]) -> None:
+        """Store the conversation before the client sees the response end, so a follow-up
+        sent at once finds it on any worker. A store that cannot be reached loses only
+        this entry (logged): the answer is already paid for and is still served."""
         if self._store is None:
             return
         answer: dict[str, Any] = {"role": "assistant", "content": text}
         if calls:
             answer["tool_calls"] = calls
-        self._store.put(self._tenant, self.id, [*self._history, answer])
+        try:
+            await _off_loop(
+                self._store, self._store.put, self._tenant, self.id, [*self._history, answer]
+            )
+        except StoreUnavailable as exc:
+            log.warning("response not stored", extra={"response_id": self.id, "error": str(exc)})
 
-    def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
+    async def reply(self, ctx: Context, reply: Reply) -> dict[str, Any]:
         choice = ((reply.body or {}).get("choices") or [{}])[0]
         message = choice.get("message") or {}
         text = message.get("content")
         calls = [c for c in message.get("tool_calls") or () if isinstance(c, dict)]
         output = [_message_item(_id("msg"), text)] if text else []
         output += [_call_item(call) for call in calls]
-        self._remember(text, calls)
+        await self._remember(text, calls)
         return self._response(
             reply.model, "completed", output, reply.usage, choice.get("finish_reason")
         )
@@ -156,6 +178,7 @@ class ResponsesExchange:
             _, body, _ = to_openai_error(exc)
             yield stream.event("error", {**body["error"], "error": body["error"]})
             return
+        await self._remember(stream.text, stream.tool_calls())
         for event in stream.finish(reply.usage):
             yield event
 
@@ -297,13 +320,14 @@ class _EventStream:
             )
         return out
 
+    def tool_calls(self) -> list[dict[str, Any]]:
+        return [self.calls[k] for k in sorted(self.calls)]
+
     def finish(self, usage: Usage | None) -> list[bytes]:
         out = [] if self.started else self._start()
         out += self._close()
         if self.usage is not None:
             usage = Usage.from_openai(self.usage) or usage
-        calls = [self.calls[k] for k in sorted(self.calls)]
-        self.exchange._remember(self.text, calls)
         final = self.exchange._response(
             self.model, "completed", self.output, usage, self.finish_reason
         )
@@ -318,9 +342,9 @@ class ResponsesDialect:
     api = "responses"
 
     def __init__(self, store: ResponseStore | None = None) -> None:
-        self.store = store or ResponseStore()
+        self.store: ResponseStore = store or MemoryResponseStore()
 
-    def prepare(self, body: Any, caller: Caller) -> ResponsesExchange:
+    async def prepare(self, body: Any, caller: Caller) -> ResponsesExchange:
         if not isinstance(body, dict):
             raise InvalidRequest("the request body must be a JSON object", code="invalid_body")
         if "input" not in body:
@@ -331,7 +355,9 @@ class ResponsesDialect:
         history: list[dict[str, Any]] = []
         previous = body.get("previous_response_id")
         if previous is not None:
-            found = self.store.get(tenant, previous) if isinstance(previous, str) else None
+            found = None
+            if isinstance(previous, str) and len(previous) <= MAX_ID_CHARS:
+                found = await _off_loop(self.store, self.store.get, tenant, previous)
             if found is None:
                 raise InvalidRequest(
                     f"Previous response with id '{previous}' not found.",

@@ -13,11 +13,16 @@ migration exactly once and stores sharing a database do not wait for one another
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
-__all__ = ["INSTALL_HINT", "connect", "migrate", "psycopg_module"]
+from thrifty.errors import StoreUnavailable
+
+__all__ = ["INSTALL_HINT", "Reconnecting", "connect", "migrate", "psycopg_module"]
+
+T = TypeVar("T")
 
 INSTALL_HINT = "PostgreSQL stores need the postgres extra: pip install 'thrifty[postgres]'"
 
@@ -63,3 +68,54 @@ def migrate(
             conn.execute(
                 f"INSERT INTO {version_table} VALUES (%s, %s)", (version, time.time())
             )
+
+
+class Reconnecting:
+    """One process's connection, opened on first use, shared by threads under a lock, and
+    replaced once when it was lost (a database restart) before failing.
+
+    ``setup`` runs on each new connection (migrations). ``what`` names the store in the
+    503 (:class:`~thrifty.errors.StoreUnavailable`) raised when the database cannot be
+    reached, so a caller may retry instead of seeing a 500.
+    """
+
+    def __init__(
+        self, dsn: str, what: str, setup: Callable[[Any], None], connect_timeout_s: float = 5.0
+    ) -> None:
+        self.dsn = dsn
+        self._what = what
+        self._setup = setup
+        self._timeout = connect_timeout_s
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> Any:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            conn = connect(self.dsn, self._timeout)
+            self._setup(conn)
+            self._conn = conn
+        return self._conn
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)``, retried once on a fresh connection if this one was lost."""
+        psycopg = psycopg_module()
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    return work(self._connection())
+                except psycopg.OperationalError as exc:
+                    lost = self._conn is None or self._conn.closed or self._conn.broken
+                    if attempt == 2 or not lost:
+                        raise StoreUnavailable(
+                            f"the {self._what} (PostgreSQL) is unavailable; retry shortly"
+                        ) from exc
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

@@ -50,7 +50,7 @@ def redis_errors() -> tuple[type[BaseException], ...]:
 
 
 #: The Redis-backed parts, as breakers name themselves (and metrics label them).
-COMPONENTS = ("cache", "semantic", "budgets", "rate_limits")
+COMPONENTS = ("cache", "semantic", "budgets", "rate_limits", "responses")
 
 #: ``(component, event, breaker id)``; event is failed, skipped, down or up.
 Listener = Callable[[str, str, int], None]
