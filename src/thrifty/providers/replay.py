@@ -40,8 +40,8 @@ class NoRecordedAnswer(UpstreamError):
     code = "no_recorded_answer"
 
 
-#: Replies remembered per provider: every request of a 10,000-prompt tune to two models.
-MEMO_SIZE = 32_768
+#: Replies remembered per provider (the oldest out first): the demo's tune needs ~2,000.
+MEMO_SIZE = 8_192
 
 # what a reply is built from: the parsed request, its choices, usage and id
 _Built = tuple[ChatParams, list[Choice], dict[str, Any], str]
@@ -69,10 +69,8 @@ class ReplayProvider:
         digest = _digest(body)
         built = self._built.get(digest) if digest is not None else None
         if built is None:
-            built = self._build(body)
-            params = built[0]
-            # logprobs and tool calls are nested objects the reply would share: not kept
-            if digest is not None and not (params.logprobs or params.tool_name):
+            built, keep = self._build(body)
+            if digest is not None and keep:
                 if len(self._built) >= MEMO_SIZE:
                     del self._built[next(iter(self._built))]  # the oldest
                 self._built[digest] = built
@@ -80,7 +78,11 @@ class ReplayProvider:
         fresh = {k: dict(v) if isinstance(v, dict) else v for k, v in usage.items()}
         return ProviderReply(completion_body(completion_id, params, choices, fresh))
 
-    def _build(self, body: dict[str, Any]) -> _Built:
+    def _build(self, body: dict[str, Any]) -> tuple[_Built, bool]:
+        """The reply's parts, and whether to keep them: only when each choice's text is
+        the recording's own string (not a length-only record's filler, made anew and
+        large: ~3 kB a reply on MMLU) and has no logprobs or tool call (nested objects
+        the replies would share)."""
         try:
             params = ChatParams.parse(body)
         except ValueError as exc:
@@ -97,8 +99,12 @@ class ReplayProvider:
         if recorded.output_tokens is not None and recorded.text is not None:
             usage["completion_tokens"] = recorded.output_tokens * params.n
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        keep = not (params.logprobs or params.tool_name) and all(
+            c.content is not None and c.content is recorded.text for c in choices
+        )
         # the envelope reads the model alone: the messages are not kept
-        return replace(params, messages=[]), choices, usage, "chatcmpl-replay-" + key[:16]
+        built = (replace(params, messages=[]), choices, usage, "chatcmpl-replay-" + key[:16])
+        return built, keep
 
     async def open_stream(self, endpoint: str, body: dict[str, Any]) -> ProviderStream:
         raise UpstreamError("replay answers are not streamed", status=400, retryable=False)
