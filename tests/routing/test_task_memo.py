@@ -66,6 +66,9 @@ def test_a_hit_is_a_copy_and_the_memo_is_bounded() -> None:
     memo = PredictionMemo(maxsize=3)
     first = TaskPrediction("code", 0.9, {"code": 0.9, "chat": 0.1})
     memo.put(b"a", first)
+    first.scores["chat"] = 0.5  # the caller changing what it put in
+    assert memo.get(b"a") == TaskPrediction("code", 0.9, {"code": 0.9, "chat": 0.1})
+    first = TaskPrediction("code", 0.9, {"code": 0.9, "chat": 0.1})
     hit = memo.get(b"a")
     assert hit == first and hit is not first
     assert hit is not None

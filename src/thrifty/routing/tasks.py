@@ -202,8 +202,8 @@ class PredictionMemo:
     invalidate. Keys are a keyed 16-byte BLAKE2b of the classifier's input, the key
     being the classifier's fingerprint (a digest of everything that decides its output):
     two classifiers with different rules never share an entry, and a 100k-character
-    prompt is held as 16 bytes. Each hit is a fresh :class:`TaskPrediction` (its
-    ``scores`` a copy), so a caller cannot change what the next one gets.
+    prompt is held as 16 bytes. What goes in and each hit are copies, so a caller cannot
+    change what the next one gets.
     """
 
     def __init__(self, maxsize: int) -> None:
@@ -217,11 +217,12 @@ class PredictionMemo:
             if found is None:
                 return None
             self._data.move_to_end(key)
-        return TaskPrediction(found.task, found.confidence, dict(found.scores), found.by)
+        return _copy(found)
 
     def put(self, key: bytes, prediction: TaskPrediction) -> None:
+        kept = _copy(prediction)  # the caller keeps its own
         with self._lock:
-            self._data[key] = prediction
+            self._data[key] = kept
             self._data.move_to_end(key)
             while len(self._data) > self.maxsize:
                 self._data.popitem(last=False)
@@ -232,6 +233,10 @@ class PredictionMemo:
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+def _copy(p: TaskPrediction) -> TaskPrediction:
+    return TaskPrediction(p.task, p.confidence, dict(p.scores), p.by)
 
 
 #: Enough for a 10,000-prompt tune to hit on every replay (≈ 0.6 kB an entry).
