@@ -66,8 +66,9 @@ class ExactCacheStage:
         fingerprint = request_fingerprint(ctx.body)  # before later stages rewrite the body
         models = self.lookup_models(ctx) if self.lookup_models is not None else [ctx.model]
         entry, model = None, models[0]
+        keys: dict[str, str] = {}  # by model: the write below reuses the answering model's
         for candidate in models if controls.lookup else ():
-            key = fingerprint_key(fingerprint, scope, candidate)
+            key = keys[candidate] = fingerprint_key(fingerprint, scope, candidate)
             entry = await off_loop(self._remote, self._store.get, key)
             if entry is not None:
                 model = candidate
@@ -92,7 +93,7 @@ class ExactCacheStage:
             # awaited (~0.1 ms on SQLite): the next identical request must find it. The key
             # is the model that answered (a routed, escalated or fallback model).
             try:
-                key = fingerprint_key(fingerprint, scope, reply.model)
+                key = keys.get(reply.model) or fingerprint_key(fingerprint, scope, reply.model)
                 self._store.set(key, value, ttl_s=controls.ttl_s, scope=scope)
             except Exception:  # a cache that cannot write must not fail the request
                 log.warning("cache write failed", exc_info=True)

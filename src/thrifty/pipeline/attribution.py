@@ -196,8 +196,11 @@ def _served(
     removed input) at list price and as billed (cache discounts applied), and of the
     served tokens alone as billed."""
     sent = usage + removed if removed is not None else usage
-    prices = [_price(u, baseline) for u in (list_price(sent), sent, usage)]
-    if None in prices:
+    billed = _price(sent, baseline)
+    listed = list_price(sent)
+    # usually one usage three times (nothing removed, no cache discount): priced once
+    full = billed if listed is sent else _price(listed, baseline)
+    as_billed = billed if usage is sent else _price(usage, baseline)
+    if billed is None or full is None or as_billed is None:
         return None
-    full, billed, as_billed = (p or 0.0 for p in prices)
     return full, billed, as_billed

@@ -54,6 +54,13 @@ def cost(usage: Usage, price: ModelPrice, *, batch: bool = False) -> CostBreakdo
     2.0
     """
     price = price.at(usage.input_tokens)
+    if not batch and _plain(usage):
+        return _plain_cost(usage, price)
+    return _full_cost(usage, price, batch)
+
+
+def _full_cost(usage: Usage, price: ModelPrice, batch: bool) -> CostBreakdown:
+    """:func:`cost` at ``price`` (its tier already picked), every price class."""
     uncached = usage.uncached_input_tokens
     audio_in = min(usage.audio_input_tokens, uncached)
     image_in = min(usage.image_input_tokens, uncached - audio_in)
@@ -108,6 +115,36 @@ def cost(usage: Usage, price: ModelPrice, *, batch: bool = False) -> CostBreakdo
         "request": price.per_request or 0.0,
     }  # fmt: skip
     return CostBreakdown(**parts, total=math.fsum(parts.values()), batch_price_missing=missing)
+
+
+def _plain(u: Usage) -> bool:
+    """Only plain text input and output: most calls (every replayed one), priced by
+    :func:`_plain_cost` without the classes that are all zero."""
+    return (
+        u.input_tokens >= 0
+        and u.output_tokens >= 0
+        and not (
+            u.cached_input_tokens
+            or u.cache_write_tokens
+            or u.reasoning_tokens
+            or u.audio_input_tokens
+            or u.image_input_tokens
+            or u.audio_output_tokens
+            or u.image_output_tokens
+        )
+    )
+
+
+def _plain_cost(usage: Usage, price: ModelPrice) -> CostBreakdown:
+    """:func:`cost` of a :func:`_plain` usage, not batched: the same figures as
+    :func:`_full_cost` (each empty class is 0 tokens × a finite price = 0.0, as the
+    catalogue refuses other prices; ``fsum`` is exact, so leaving zeros out of a sum
+    changes nothing), in under half the time (it runs ~5 times a request)."""
+    input_cost = usage.input_tokens * price.input_per_token
+    output_cost = usage.output_tokens * price.output_per_token
+    request = price.per_request or 0.0
+    total = math.fsum((input_cost, output_cost, request))
+    return CostBreakdown(input_cost, 0.0, 0.0, output_cost, 0.0, total, False, request)
 
 
 def _or(price: float | None, fallback: float) -> float:

@@ -27,7 +27,7 @@ from thrifty.pricing import cost
 from thrifty.pricing.catalogue import ModelPrice
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
-from thrifty.replay.simulator import TECHNIQUES, RowOutcome, replay, without_techniques
+from thrifty.replay.simulator import TECHNIQUES, Replayer, RowOutcome, without_techniques
 from thrifty.routing.build import build_routing
 from thrifty.routing.policy import Prepared
 
@@ -51,8 +51,10 @@ def routing_only(config: ThriftyConfig, distinct: bool) -> bool:
 
 
 class DecisionReplay:
-    def __init__(self, records: Sequence[ReplayRecord]) -> None:
+    def __init__(self, records: Sequence[ReplayRecord], replay: Replayer | None = None) -> None:
+        """``replay``: a :class:`Replayer` of ``records`` to share (default: its own)."""
         self._records = records
+        self._replay = replay if replay is not None else Replayer(records)
         self._bodies = [_body(r) for r in records]
         keys = {json.dumps(b, sort_keys=True, default=str) for b in self._bodies}
         self._distinct = len(keys) == len(self._bodies)
@@ -94,7 +96,7 @@ class DecisionReplay:
         """``model``'s replayed outcomes against ``price``, computed once (candidates
         share the row objects: nothing downstream modifies an outcome)."""
         if model not in self._by_model:
-            self._by_model[model] = replay(self._records, without_techniques(config, model))
+            self._by_model[model] = self._replay(without_techniques(config, model))
         return [_against(outcome, price) for outcome in self._by_model[model]]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -128,18 +128,25 @@ def replay_caller(caller: Caller) -> Caller:
 
 
 async def replay_records(
-    records: Sequence[ReplayRecord], config: ThriftyConfig, caller: Caller | None = None
+    records: Sequence[ReplayRecord],
+    config: ThriftyConfig,
+    caller: Caller | None = None,
+    providers: Mapping[str, ReplayProvider] | None = None,
 ) -> list[RowOutcome]:
     """Replay ``records`` in order through a runtime built from ``config``, as ``caller``
-    (a virtual key: its per-key pipeline, models and budgets) or as no one."""
+    (a virtual key: its per-key pipeline, models and budgets) or as no one.
+
+    ``providers``: replay providers over these same ``records`` (see :class:`Replayer`);
+    by default new ones."""
     if caller is not None:
         caller = replay_caller(caller)
         limits = type(config.governance.rate_limits)()  # nor the config's default limits
         governance = config.governance.model_copy(update={"rate_limits": limits})
         config = config.model_copy(update={"governance": governance})
     sink = CollectingSink()
-    providers = {name: ReplayProvider(name, records) for name in config.providers}
-    runtime = Runtime(config, providers=providers, ledger=sink, ephemeral=True)
+    if providers is None:
+        providers = {name: ReplayProvider(name, records) for name in config.providers}
+    runtime = Runtime(config, providers=dict(providers), ledger=sink, ephemeral=True)
     outcomes: list[RowOutcome] = []
     started = time.time()  # every record's time: budgets see one window
     try:
@@ -168,3 +175,21 @@ def replay(
 ) -> list[RowOutcome]:
     """Synchronous wrapper for the CLI."""
     return asyncio.run(replay_records(records, config, caller))
+
+
+class Replayer:
+    """Replays one set of records under many configs (``thrifty tune``: ~1,200 of them),
+    all through one :class:`ReplayProvider` per provider name: a provider remembers the
+    replies it built (a reply depends on the request and the recordings alone), so the
+    same request is built once, not once per replay."""
+
+    def __init__(self, records: Sequence[ReplayRecord]) -> None:
+        self.records = records
+        self._providers: dict[str, ReplayProvider] = {}
+
+    def __call__(self, config: ThriftyConfig, caller: Caller | None = None) -> list[RowOutcome]:
+        for name in config.providers:
+            if name not in self._providers:
+                self._providers[name] = ReplayProvider(name, self.records)
+        providers = {name: self._providers[name] for name in config.providers}
+        return asyncio.run(replay_records(self.records, config, caller, providers))

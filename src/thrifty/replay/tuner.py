@@ -25,7 +25,7 @@ from thrifty.errors import ConfigError
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.replay.decisions import DecisionReplay
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
-from thrifty.replay.simulator import RowOutcome, replay, without_techniques
+from thrifty.replay.simulator import Replayer, RowOutcome, without_techniques
 from thrifty.replay.summary import comparable, ledger_baseline, quality_pair, totals
 from thrifty.routing.policy import share_hash
 from thrifty.routing.text import prompt_text
@@ -273,10 +273,11 @@ def tune(
     if not any(a.quality is not None for r in records for a in r.answers.values()):
         raise ValueError("tuning needs recorded answers with a quality; this dataset has none")
     workdir = workdir or Path(tempfile.mkdtemp(prefix="thrifty-tune-"))
-    baseline = replay(records, without_techniques(base, baseline_model))
+    replay = Replayer(records)  # one set of replay providers for every replay below
+    baseline = replay(without_techniques(base, baseline_model))
 
     say = progress or (lambda _: None)
-    decisions = DecisionReplay(records)
+    decisions = DecisionReplay(records, replay)
 
     def evaluate_for(train: Sequence[int], tag: str) -> list[Evaluated]:
         train_records = [records[i] for i in train]
@@ -294,7 +295,7 @@ def tune(
             if fast is not None:
                 evaluated.append(Evaluated(candidate, fast, patched, by_decisions=True))
             else:
-                evaluated.append(Evaluated(candidate, replay(records, patched), patched))
+                evaluated.append(Evaluated(candidate, replay(patched), patched))
         if not evaluated:
             raise ValueError("no candidate configuration is valid; check the technique sections")
         return evaluated
@@ -313,7 +314,7 @@ def tune(
         chosen = Evaluated(candidate, shared, config, by_decisions=True)
         evaluated = [*evaluated, chosen]
     if chosen.by_decisions and chosen.config is not None:  # the whole pipeline, ledger detail
-        full = Evaluated(chosen.candidate, replay(records, chosen.config), chosen.config)
+        full = Evaluated(chosen.candidate, replay(chosen.config), chosen.config)
         evaluated = [full if item is chosen else item for item in evaluated]
         chosen = full
     fit = totals(chosen.outcomes, baseline, [i for i in all_rows if chosen.outcomes[i].ok])

@@ -15,10 +15,13 @@ extraction (extraction and classification), creative. Two classifiers, one inter
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -186,6 +189,72 @@ def with_labels(
 _WORD = re.compile(r"\w+")
 
 
+class PredictionMemo:
+    """A bounded, thread-safe LRU of task predictions, one for the whole process.
+
+    Why process-wide: ``thrifty tune`` replays the same prompts through ~1,200 fresh
+    runtimes (each builds its own router and classifier), so a memo per classifier
+    never hits, and classifying every request of every replay was a third of the tune
+    (issue #19); a gateway sees repeated prompts too. Why not shared prepared routing
+    decisions instead: a classification depends on the rules and the weights alone,
+    whatever else the candidate changes (cascade, cache, compression), so one memo
+    serves every replay, the tuner's task split and the gateway, with nothing to
+    invalidate. Keys are a keyed 16-byte BLAKE2b of the classifier's input, the key
+    being the classifier's fingerprint (a digest of everything that decides its output):
+    two classifiers with different rules never share an entry, and a 100k-character
+    prompt is held as 16 bytes. What goes in and each hit are copies, so a caller cannot
+    change what the next one gets.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[bytes, TaskPrediction] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes) -> TaskPrediction | None:
+        with self._lock:
+            found = self._data.get(key)
+            if found is None:
+                return None
+            self._data.move_to_end(key)
+        return _copy(found)
+
+    def put(self, key: bytes, prediction: TaskPrediction) -> None:
+        kept = _copy(prediction)  # the caller keeps its own
+        with self._lock:
+            self._data[key] = kept
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def _copy(p: TaskPrediction) -> TaskPrediction:
+    return TaskPrediction(p.task, p.confidence, dict(p.scores), p.by)
+
+
+#: Enough for a 10,000-prompt tune to hit on every replay (≈ 0.6 kB an entry).
+PREDICTIONS = PredictionMemo(16_384)
+
+
+def _digest(fingerprint: bytes, *parts: bytes) -> bytes:
+    h = hashlib.blake2b(digest_size=16, key=fingerprint)
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little"))  # (a, bc) and (ab, c) differ
+        h.update(part)
+    return h.digest()
+
+
+def _fingerprint(*parts: object) -> bytes:
+    return hashlib.blake2b(repr(parts).encode(), digest_size=32).digest()
+
+
 class RuleTaskClassifier:
     """Scores each label by the weights of its matching rules; softmax over the scores.
 
@@ -220,11 +289,21 @@ class RuleTaskClassifier:
             for pattern, weight in _weighted(spec.get("patterns", {})):
                 flags = re.IGNORECASE | re.MULTILINE
                 self._patterns.append((label, re.compile(pattern, flags), weight))
+        self.fingerprint = _fingerprint(
+            "rules", self.default, self.default_score, self.scan_chars, self.labels,
+            sorted(self._words.items()), self._phrases,
+            [(label, p.pattern, p.flags, w) for label, p, w in self._patterns],
+        )  # fmt: skip
+
+    def scanned(self, text: str) -> str:
+        """The part of ``text`` the rules look at (all of it, or its head and tail)."""
+        if len(text) > 2 * self.scan_chars:
+            return text[: self.scan_chars] + "\n" + text[-self.scan_chars :]
+        return text
 
     def raw_scores(self, text: str) -> dict[str, float]:
         """Summed rule weights per label, before the softmax (for debugging rules)."""
-        if len(text) > 2 * self.scan_chars:
-            text = text[: self.scan_chars] + "\n" + text[-self.scan_chars :]
+        text = self.scanned(text)
         lower = text.lower()
         scores = dict.fromkeys(self.labels, 0.0)
         for word in set(_WORD.findall(lower)) & self._words.keys():
@@ -240,6 +319,15 @@ class RuleTaskClassifier:
         return scores
 
     def classify(self, text: str) -> TaskPrediction:
+        """The label of ``text`` (remembered in :data:`PREDICTIONS`)."""
+        key = _digest(self.fingerprint, self.scanned(text).encode())
+        found = PREDICTIONS.get(key)
+        if found is None:
+            found = self.classify_uncached(text)
+            PREDICTIONS.put(key, found)
+        return found
+
+    def classify_uncached(self, text: str) -> TaskPrediction:
         raw = self.raw_scores(text)
         top = max(raw.values())
         return _prediction({t: math.exp(s - top) for t, s in raw.items()}, "rules", self.labels)
@@ -273,6 +361,7 @@ class _Model:
     weights: np.ndarray  # (dims, len(labels))
     bias: np.ndarray
     meta: dict[str, Any]
+    digest: bytes  # of the file: part of the classifier's fingerprint
 
 
 class LearnedTaskClassifier:
@@ -296,6 +385,7 @@ class LearnedTaskClassifier:
         self.rule_override = rule_override
         self._lock = threading.Lock()
         self._model: _Model | None = None
+        self._fingerprint_cache: bytes | None = None
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -307,7 +397,9 @@ class LearnedTaskClassifier:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _read_model(self._path)
+                    path = self._path.resolve()
+                    stat = path.stat()
+                    self._model = _read_model(path, stat.st_mtime_ns, stat.st_size)
                 model = self._model
         return model
 
@@ -334,9 +426,29 @@ class LearnedTaskClassifier:
     def classify_many(
         self, texts: Sequence[str], embeddings: np.ndarray | None = None
     ) -> list[TaskPrediction]:
-        """Classify a batch (one embedding call for all of them)."""
+        """Classify a batch (one embedding call for all of them); remembered in
+        :data:`PREDICTIONS` by the text the rules scan and the embedding."""
+        if embeddings is None:
+            embeddings = self._embed(texts)
+        fingerprint = self._fingerprint()
+        keys = [
+            _digest(fingerprint, self.rules.scanned(text).encode(), vector.tobytes())
+            for text, vector in zip(texts, embeddings, strict=True)
+        ]
+        out = [PREDICTIONS.get(key) for key in keys]
+        todo = [i for i, found in enumerate(out) if found is None]
+        if todo:
+            fresh = self.classify_uncached([texts[i] for i in todo], embeddings[todo])
+            for i, prediction in zip(todo, fresh, strict=True):
+                PREDICTIONS.put(keys[i], prediction)
+                out[i] = prediction
+        return [p for p in out if p is not None]
+
+    def classify_uncached(
+        self, texts: Sequence[str], embeddings: np.ndarray
+    ) -> list[TaskPrediction]:
         m = self._load()
-        probs = self.model_scores(self._embed(texts) if embeddings is None else embeddings)
+        probs = self.model_scores(embeddings)
         out: list[TaskPrediction] = []
         for text, row in zip(texts, probs, strict=True):
             ruled = self.rules.classify(text)
@@ -346,19 +458,36 @@ class LearnedTaskClassifier:
                 out.append(_prediction(dict(zip(m.labels, row.tolist(), strict=True)), "model"))
         return out
 
+    def _fingerprint(self) -> bytes:
+        fingerprint = self._fingerprint_cache
+        if fingerprint is None:
+            m = self._load()
+            fingerprint = _fingerprint(
+                "learned", self.rules.fingerprint, self.rule_override, m.digest
+            )
+            self._fingerprint_cache = fingerprint
+        return fingerprint
 
-def _read_model(path: Path) -> _Model:
+
+@functools.lru_cache(maxsize=8)
+def _read_model(path: Path, mtime_ns: int, size: int) -> _Model:
+    """The weights at ``path``, read once per version of the file (every router of a
+    tune builds its own classifier; the arrays are shared read-only)."""
+    import io
+
     import numpy as np
 
-    with np.load(path, allow_pickle=False) as data:
+    raw = path.read_bytes()
+    with np.load(io.BytesIO(raw), allow_pickle=False) as data:
         labels = tuple(str(x) for x in data["labels"])
         if set(labels) - set(TASKS):
             raise ValueError(f"{path}: labels {labels} not all in {TASKS}")
+        arrays = {k: data[k].astype(np.float32) for k in ("mean", "scale", "weights", "bias")}
+        for array in arrays.values():
+            array.flags.writeable = False
         return _Model(
             labels=labels,
-            mean=data["mean"].astype(np.float32),
-            scale=data["scale"].astype(np.float32),
-            weights=data["weights"].astype(np.float32),
-            bias=data["bias"].astype(np.float32),
+            **arrays,
             meta=json.loads(str(data["meta"])),
+            digest=hashlib.blake2b(raw, digest_size=32).digest(),
         )
