@@ -17,8 +17,9 @@ prices tokens with its own arithmetic (no ``thrifty.pricing``, ``thrifty.usage``
   (``per_request_usd``, ``input_cost_per_request``) is added to each call with tokens;
 * the row's cost = the sum of its attempts; ``unpriced`` and ``estimated`` = any attempt's;
 * the baseline (docs/ledger.md): the served tokens, plus what compression removed, at the
-  baseline model's list prices, plus the billed failures of the baseline model itself (a
-  row with no answer: those alone);
+  baseline model's prices (cache reads and writes at list price only on a row where
+  Thrifty placed the breakpoints, ``prompt_cache``), plus the billed failures of the
+  baseline model itself (a row with no answer: those alone);
 * the savings: known causes only, adding up to ``baseline - cost``.
 
 Models are resolved as the gateway does it: ``models.<name>.price`` (USD per million) from
@@ -322,7 +323,7 @@ def expected_baseline(
     upstream = next((a["upstream_model"] for a in attempts if a["model"] == name), None)
     if any(a["purpose"] == "batch_api" for a in attempts):  # a provider batch job's line
         price = prices.of(name, upstream)
-        return None if price is None else price.of(list_price(served))
+        return None if price is None else price.of(served)  # as sent, not batched
     own = [a for a in attempts if a["purpose"] in OWN]
     answered = row.get("model") is not None
     answer = next((a for a in reversed(own) if tokens_of(a) == served), None) if answered else None
@@ -332,9 +333,12 @@ def expected_baseline(
     price = prices.of(name, upstream)
     if price is None:
         return None
-    compress = _json(row, "techniques").get("compress") or {}
+    techniques = _json(row, "techniques")
+    compress = techniques.get("compress") or {}
     removed = max(0, int(compress.get("before", 0)) - int(compress.get("after", 0)))
-    sent = list_price({**served, "input_tokens": served["input_tokens"] + removed})
+    sent = {**served, "input_tokens": served["input_tokens"] + removed}
+    if "prompt_cache" in techniques:  # Thrifty's own breakpoints: their discount is a saving
+        sent = list_price(sent)
     return price.of(sent) + failed
 
 

@@ -169,6 +169,9 @@ def test_the_second_call_reads_what_the_callers_mark_wrote(
     }
     assert "prompt_cache" not in first_row["techniques"]
     assert "prompt_cache" not in second_row["techniques"]
+    # nor credited to Thrifty: the baseline (the request sent as is) had the same caching
+    for row in (first_row, second_row):
+        assert not row["savings"] and row["baseline_cost"] == pytest.approx(row["cost"])
 
 
 def test_a_one_hour_mark_is_billed_at_the_one_hour_write_price(gateway: Gateway) -> None:

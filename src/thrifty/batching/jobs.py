@@ -34,7 +34,6 @@ from thrifty.governance.jobs import JobAdmission, estimate_lines, window_s
 from thrifty.governance.keys.identity import Caller
 from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
-from thrifty.pipeline.attribution import list_price
 from thrifty.pipeline.context import CHAT
 from thrifty.pricing import cost as price
 from thrifty.providers.config import ProviderConfig
@@ -337,8 +336,7 @@ class BatchJobs:
         digest = hashlib.sha256(f"{row['id']}\x00{custom_id}".encode()).hexdigest()
         request_id = f"thr-{digest[:24]}"
         batch_cost: float | None = 0.0
-        normal_cost: float | None = None
-        list_cost: float | None = None
+        normal_cost: float | None = None  # the baseline: the line sent as is, not batched
         provider, upstream_model = row["provider"], model_name
         try:
             model = self._registry.get(model_name)
@@ -346,7 +344,6 @@ class BatchJobs:
             if usage is not None:
                 batch_cost = price(usage, model.price, batch=True).total if model.price else None
                 normal_cost = price(usage, model.price).total if model.price else None
-                list_cost = price(list_price(usage), model.price).total if model.price else None
         except ThriftyError:
             batch_cost = None if usage is not None else 0.0
         ok = status == 200
@@ -358,10 +355,10 @@ class BatchJobs:
             error=None if ok else str(error.get("message") or "failed"), usage=usage,
             cost=batch_cost,
         )  # fmt: skip
-        savings = {}  # the baseline is at list price (docs/ledger.md)
-        if list_cost is not None and normal_cost is not None and batch_cost is not None:
-            if list_cost != normal_cost:
-                savings["prompt_cache"] = list_cost - normal_cost
+        # the provider's own caching of a line is not Thrifty's doing: the baseline keeps
+        # it (pipeline/attribution.baseline_usage), so batching is the only saving
+        savings = {}
+        if normal_cost is not None and batch_cost is not None:
             savings["batching"] = normal_cost - batch_cost
         return RequestRecord(
             request_id=request_id, ts=time.time(), endpoint=CHAT, key_id=row["key_id"],
@@ -370,8 +367,8 @@ class BatchJobs:
             error_type=None if ok else str(error.get("type") or error.get("code") or "error"),
             error_message=None if ok else attempt.error, usage=usage or Usage(),
             cost=batch_cost or 0.0, unpriced=batch_cost is None,
-            baseline_model=model_name if list_cost is not None else None,
-            baseline_cost=list_cost,
+            baseline_model=model_name if normal_cost is not None else None,
+            baseline_cost=normal_cost,
             techniques={"batch": {"mode": "provider_batch", "id": row["id"],
                                   "custom_id": custom_id}},
             savings=savings, attempts=[attempt],

@@ -2,13 +2,17 @@
 
 The baseline (docs/ledger.md) is what the caller would have paid sending the request as
 is to the baseline model: the served tokens (the answer, or what was streamed before a
-cut; plus what compression removed) at that model's *list* prices (cached input billed
-as uncached), plus the billed failures of the baseline model itself (a timeout, a cut
-stream: sent as is, the caller meets them too; a billed failure of another model is the
-loss of whoever chose that model). Savings are the difference, split along
+cut; plus what compression removed) at that model's prices, plus the billed failures
+of the baseline model itself (a timeout, a cut stream: sent as is, the caller meets
+them too; a billed failure of another model is the loss of whoever chose that model).
+Cache reads and writes are at list price (cached input billed as uncached) only when
+Thrifty placed the breakpoints (``prompt_cache``): a caller's own breakpoints or a
+provider's automatic caching would have served the request sent as is the same way, so
+the baseline keeps them as billed and they are no saving of Thrifty's
+(``baseline_usage``). Savings are the difference, split along
 one chain of prices so the parts add up to it exactly on every row::
 
-    P(M0, U+R at list) ─ prompt_cache ─► P(M0, U+R) ─ compression ─► P(M0, U)
+    P(M0, U+R as baseline) ─ prompt_cache ─► P(M0, U+R) ─ compression ─► P(M0, U)
       ─ the model's cause ─► P(A, U) ─ the answer's cause ─► cost of the answer attempt
 
 and each overhead attempt (a judge, a rejected cascade tier, a verifier, a summary, a
@@ -32,7 +36,15 @@ from thrifty.pricing import cost as price_usage
 from thrifty.registry import ModelRegistry, ResolvedModel
 from thrifty.usage import Usage
 
-__all__ = ["CAUSES", "OVERHEAD_CAUSES", "OWN_PURPOSES", "account", "list_price", "overhead_cause"]
+__all__ = [
+    "CAUSES",
+    "OVERHEAD_CAUSES",
+    "OWN_PURPOSES",
+    "account",
+    "baseline_usage",
+    "list_price",
+    "overhead_cause",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +80,13 @@ def list_price(usage: Usage) -> Usage:
     if not usage.cached_input_tokens and not usage.cache_write_tokens:
         return usage
     return replace(usage, cached_input_tokens=0, cache_write_tokens=0)
+
+
+def baseline_usage(usage: Usage, techniques: Mapping[str, Any]) -> Usage:
+    """The usage the baseline prices: its cache discounts removed (``list_price``) only
+    when Thrifty asked for them (``prompt_cache`` noted); caching the caller or the
+    provider did on its own is not Thrifty's doing, and the baseline keeps it."""
+    return list_price(usage) if "prompt_cache" in techniques else usage
 
 
 def _price(usage: Usage, model: ResolvedModel) -> float | None:
@@ -154,8 +173,8 @@ def _book_answer(
     savings: dict[str, float],
 ) -> float | None:
     """Book the chain from the request as sent to the answer's cost; returns the sent
-    request's list price at the baseline model (None: a price is unknown)."""
-    served = _served(usage, ctx.removed_input, baseline)
+    request's baseline price (None: a price is unknown)."""
+    served = _served(usage, ctx.removed_input, baseline, ctx.techniques)
     if served is None:
         return None
     full, billed, as_billed = served
@@ -190,14 +209,14 @@ def _book(savings: dict[str, float], cause: str | None, value: float) -> None:
 
 
 def _served(
-    usage: Usage, removed: Usage | None, baseline: ResolvedModel
+    usage: Usage, removed: Usage | None, baseline: ResolvedModel, techniques: Mapping[str, Any]
 ) -> tuple[float, float, float] | None:
     """The baseline model's price of the request as sent (the served tokens plus the
-    removed input) at list price and as billed (cache discounts applied), and of the
-    served tokens alone as billed."""
+    removed input) at the baseline's prices (``baseline_usage``) and as billed (cache
+    discounts applied), and of the served tokens alone as billed."""
     sent = usage + removed if removed is not None else usage
     billed = _price(sent, baseline)
-    listed = list_price(sent)
+    listed = baseline_usage(sent, techniques)
     # usually one usage three times (nothing removed, no cache discount): priced once
     full = billed if listed is sent else _price(listed, baseline)
     as_billed = billed if usage is sent else _price(usage, baseline)

@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from thrifty.config.schema import ThriftyConfig
-from thrifty.pipeline.attribution import list_price
+from thrifty.pipeline.attribution import baseline_usage
 from thrifty.pricing import cost
 from thrifty.pricing.catalogue import ModelPrice
 from thrifty.recordings.dataset import ReplayRecord
@@ -102,12 +102,14 @@ class DecisionReplay:
 
 def _against(outcome: RowOutcome, price: ModelPrice | None) -> RowOutcome:
     """``outcome`` (replayed with its own model as baseline) measured against the
-    candidate's baseline model: its served tokens at that model's list price."""
+    candidate's baseline model: its served tokens at that model's price, as the ledger
+    prices them (``baseline_usage``)."""
     if outcome.usage is None or outcome.baseline_cost is None:
         return outcome
     if price is None:
         return replace(outcome, baseline_cost=None)
-    return replace(outcome, baseline_cost=cost(list_price(outcome.usage), price).total)
+    usage = baseline_usage(outcome.usage, outcome.techniques)
+    return replace(outcome, baseline_cost=cost(usage, price).total)
 
 
 def _body(record: ReplayRecord) -> dict[str, Any]:
