@@ -182,10 +182,13 @@ def router_of(config: Any) -> Any:
 
 
 def forget_embeddings() -> None:
-    """Drop every remembered prompt vector (the tune's disk cache, the embedders' LRUs):
-    a timed decision embeds its prompt, as a new request would."""
+    """Drop every remembered prompt vector (the tune's disk cache, the embedders' LRUs)
+    and task classification (``tasks.PREDICTIONS``): a timed decision embeds and
+    classifies its prompt, as a new request would."""
     from thrifty.routing import encoders
+    from thrifty.routing.tasks import PREDICTIONS
 
+    PREDICTIONS.clear()
     encoders._LOADED.clear()
     for name in ("static", "minilm"):
         embedder = encoders._embedder(name)
