@@ -299,7 +299,9 @@ def tune(
             except ConfigError:
                 continue  # e.g. "as configured" before a predictor exists
             fast = decisions.outcomes(patched)
-            key = family_key(patched, decisions.distinct) if fast_thresholds else None
+            key = None
+            if fast is None and fast_thresholds:
+                key = family_key(patched, decisions.distinct)
             if fast is not None:
                 evaluated.append(Evaluated(candidate, fast, patched, by_decisions=True))
             elif key is not None:
