@@ -9,6 +9,7 @@ the figure to read (absolute seconds move with whatever else the shared machine 
 CPU seconds of the process move less).
 
     python -m bench.tune_speed --before /path/to/old/checkout [--rounds 2] [--sets demo scale]
+        [--name tune-speed]
 
 (the old checkout: a folder with its own ``src`` and ``bench``, e.g. ``git archive``)
 """
@@ -72,6 +73,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
     parser.add_argument("--label", default="", help="what the old checkout is (for the report)")
+    parser.add_argument(
+        "--name", default="tune-speed", help="report stem: bench/results/<day>-<name>.{md,json}"
+    )
     args = parser.parse_args()
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         s: {"before": [], "after": []} for s in args.sets
@@ -111,7 +115,7 @@ def main() -> int:
     for name in runs:
         said = ", ".join(f"{k} **{v}**" for k, v in results[name]["ratios"].items())
         lines.append(f"* `{name}`: median after / before: {said}.")
-    write_results(result_stem("tune-speed"), results, lines)
+    write_results(result_stem(args.name), results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

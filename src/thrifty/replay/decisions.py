@@ -27,7 +27,8 @@ from thrifty.pricing import cost
 from thrifty.pricing.catalogue import ModelPrice
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.registry import ModelRegistry
-from thrifty.replay.simulator import TECHNIQUES, Replayer, RowOutcome, without_techniques
+from thrifty.replay.simulator import Replayer, RowOutcome, without_techniques
+from thrifty.replay.thresholds import rows_independent
 from thrifty.routing.build import build_routing
 from thrifty.routing.policy import Prepared
 
@@ -41,13 +42,7 @@ def routing_only(config: ThriftyConfig, distinct: bool) -> bool:
     The exact cache may be on when every request is ``distinct`` (it cannot hit then)."""
     if not config.routing.enabled or config.routing.strategy == "rules":
         return False
-    others = [name for name in TECHNIQUES if name not in ("routing", "cache")]
-    if any(getattr(getattr(config, name), "enabled", False) for name in others):
-        return False
-    cache = config.cache
-    if cache.enabled and (cache.semantic.enabled or not distinct):
-        return False
-    return config.governance == type(config.governance)()
+    return rows_independent(config, distinct, {"routing"})
 
 
 class DecisionReplay:
@@ -63,6 +58,11 @@ class DecisionReplay:
         # candidate (issue #19: rebuilding them per candidate and row was ~half the tune)
         self._against: dict[ModelPrice | None, dict[str, list[RowOutcome]]] = {}
         self._prepared: dict[str, list[Prepared]] = {}
+
+    @property
+    def distinct(self) -> bool:
+        """No two requests are the same (an exact cache cannot hit)."""
+        return self._distinct
 
     def outcomes(self, config: ThriftyConfig) -> list[RowOutcome] | None:
         """The candidate's outcome per record, or None when it is not routing-only."""

@@ -187,9 +187,16 @@ class Replayer:
         self.records = records
         self._providers: dict[str, ReplayProvider] = {}
 
-    def __call__(self, config: ThriftyConfig, caller: Caller | None = None) -> list[RowOutcome]:
+    def __call__(
+        self,
+        config: ThriftyConfig,
+        rows: Sequence[int] | None = None,
+        caller: Caller | None = None,
+    ) -> list[RowOutcome]:
+        """The outcomes of every record, or of the records at ``rows`` (in that order)."""
         for name in config.providers:
             if name not in self._providers:
                 self._providers[name] = ReplayProvider(name, self.records)
         providers = {name: self._providers[name] for name in config.providers}
-        return asyncio.run(replay_records(self.records, config, caller, providers))
+        records = self.records if rows is None else [self.records[i] for i in rows]
+        return asyncio.run(replay_records(records, config, caller, providers))

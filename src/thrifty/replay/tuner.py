@@ -27,6 +27,7 @@ from thrifty.replay.decisions import DecisionReplay
 from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import Replayer, RowOutcome, without_techniques
 from thrifty.replay.summary import comparable, ledger_baseline, quality_pair, totals
+from thrifty.replay.thresholds import family_key, family_outcomes
 from thrifty.routing.policy import share_hash
 from thrifty.routing.text import prompt_text
 
@@ -264,8 +265,13 @@ def tune(
     base_dir: Path | None = None,
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    fast_thresholds: bool = True,
 ) -> TuneResult:
-    """Choose on all rows (writing learned files under ``workdir``), estimate by k-fold."""
+    """Choose on all rows (writing learned files under ``workdir``), estimate by k-fold.
+
+    ``fast_thresholds``: replay each family of cascade-threshold candidates at about one
+    replay per tier (``thresholds.py``); off, every candidate is replayed whole (tests
+    compare the two)."""
     base = parse_config(techniques_off(raw_config), env, base_dir)
     baseline_model = base.baseline_model or base.default_model
     if baseline_model is None:
@@ -286,16 +292,28 @@ def tune(
             raw_config, base, train_records, workdir / tag, seed=seed, target=target, progress=say
         )
         say(f"replaying {len(candidates)} candidate(s) on {len(records)} requests")
+        families: dict[str, list[int]] = {}  # threshold families: index in ``evaluated``
         for candidate in candidates:
             try:
                 patched = parse_config(deep_merge(raw_config, candidate.patch), env, base_dir)
             except ConfigError:
                 continue  # e.g. "as configured" before a predictor exists
             fast = decisions.outcomes(patched)
+            key = None
+            if fast is None and fast_thresholds:
+                key = family_key(patched, decisions.distinct)
             if fast is not None:
                 evaluated.append(Evaluated(candidate, fast, patched, by_decisions=True))
+            elif key is not None:
+                families.setdefault(key, []).append(len(evaluated))
+                evaluated.append(Evaluated(candidate, [], patched))  # outcomes below
             else:
                 evaluated.append(Evaluated(candidate, replay(patched), patched))
+        for members in families.values():
+            configs = [evaluated[i].config for i in members]
+            outcomes = family_outcomes(replay, [c for c in configs if c is not None])
+            for index, rows in zip(members, outcomes, strict=True):
+                evaluated[index].outcomes = rows
         if not evaluated:
             raise ValueError("no candidate configuration is valid; check the technique sections")
         return evaluated
