@@ -104,6 +104,37 @@ def test_files_and_batches_round_trip_with_the_openai_sdk(
     assert_batch_priced(gateway.requests(), batch.id)
 
 
+def test_a_callers_cache_control_marks_are_stripped_before_the_provider_batch(
+    upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
+) -> None:
+    """Anthropic-style marks in a batch file (a client shared with Claude calls) would fail
+    every line at OpenAI's batch API (the test upstream refuses them as OpenAI does): the
+    gateway sends the lines without them, and the answers are the unmarked ones."""
+    mark = {"type": "ephemeral"}
+    lines = [
+        {"custom_id": f"q{i}", "method": "POST", "url": ENDPOINT,
+         "body": {"model": "gpt-4o-mini", "messages": [
+             {"role": "user", "content": [{"type": "text", "text": q, "cache_control": mark}]}]}}
+        for i, q in enumerate(QUESTIONS)
+    ]  # fmt: skip
+    path = tmp_path / "marked.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    gateway = start_gateway(jobs_config(upstream.url, tmp_path))
+    with openai.OpenAI(base_url=gateway.base_url, api_key=GATEWAY_KEY, max_retries=0) as client:
+        uploaded = client.files.create(file=upload(path), purpose="batch")
+        batch = client.batches.create(input_file_id=uploaded.id, endpoint=ENDPOINT,
+                                      completion_window="24h")  # fmt: skip
+        while (done := client.batches.retrieve(batch.id)).status != "completed":
+            assert done.status in ("validating", "in_progress"), done.status
+        assert done.request_counts is not None and done.request_counts.completed == 3
+        assert done.request_counts.failed == 0 and done.output_file_id is not None
+        results = [json.loads(line) for line in
+                   client.files.content(done.output_file_id).text.splitlines()]  # fmt: skip
+    answers = {r["custom_id"]: r["response"]["body"]["choices"][0]["message"]["content"]
+               for r in results}  # fmt: skip
+    assert answers == expected(upstream.url)
+
+
 def test_bad_batch_input_is_a_4xx(
     upstream: ServerThread, start_gateway: Callable[[dict[str, Any]], Gateway], tmp_path: Path
 ) -> None:

@@ -36,6 +36,7 @@ from thrifty.ledger.record import AttemptRecord, RequestRecord
 from thrifty.ledger.sink import LedgerSink
 from thrifty.pipeline.context import CHAT
 from thrifty.pricing import cost as price
+from thrifty.providers.cache_marks import strip_cache_control
 from thrifty.providers.config import ProviderConfig
 from thrifty.registry import ModelRegistry
 from thrifty.stores.sqlite import off_loop
@@ -130,7 +131,9 @@ class BatchJobs:
                 raise InvalidRequest(f"{where}: unknown model {name!r}", param="file") from None
             providers.add(deployment.provider)
             models[custom_id] = (name, line["body"])
-            body = {**line["body"], "model": deployment.upstream_model}
+            # provider batch APIs are OpenAI's, which refuse cache_control (a caller's
+            # Anthropic marks: providers/cache_marks.py); the caller's file is not changed
+            body = strip_cache_control({**line["body"], "model": deployment.upstream_model})
             out.append(orjson.dumps({**line, "method": "POST", "body": body}))
         if not models:
             raise InvalidRequest("the file has no requests", param="file")

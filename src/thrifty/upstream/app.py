@@ -420,6 +420,9 @@ class Upstream:
         try:
             if not isinstance(model, str) or not model:
                 raise InvalidRequest("you must provide a model parameter", "model")
+            if has_marks(body):  # the chat route's rule: a leaked mark fails the line
+                raise InvalidRequest("Unrecognized request argument supplied: cache_control",
+                                     "cache_control")  # fmt: skip
             self.stats.count_model("batches", model)
             if self.options.models and model not in self.options.models:
                 message = f"The model `{model}` does not exist or you do not have access to it."
