@@ -108,9 +108,11 @@ def random_mix(base: dict[str, Any], weak: dict[str, Any]) -> tuple[float, float
 
 
 def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tags: bool,
-            workdir: Path, encoder: str = "none",
-            prior: Path | None = None) -> dict[str, Any]:  # fmt: skip
-    tune_half, test_half = split_halves(records)
+            workdir: Path, encoder: str = "none", prior: Path | None = None,
+            halves: tuple[list[ReplayRecord], list[ReplayRecord]] | None = None,
+            ) -> dict[str, Any]:  # fmt: skip
+    """Tune on half A, replay half B (``halves``: another split than the demo's)."""
+    tune_half, test_half = halves or split_halves(records)
     raw = deep_merge(raw, {"routing": {"enabled": True, "strategy": "tradeoff",
                                        "use_tags": use_tags, "encoder": encoder,
                                        "prior": str(prior) if prior else "none"}})  # fmt: skip
