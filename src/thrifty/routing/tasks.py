@@ -15,7 +15,6 @@ extraction (extraction and classification), creative. Two classifiers, one inter
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
@@ -361,7 +360,7 @@ class _Model:
     weights: np.ndarray  # (dims, len(labels))
     bias: np.ndarray
     meta: dict[str, Any]
-    digest: bytes  # of the file: part of the classifier's fingerprint
+    digest: bytes  # of the labels, meta and weights: part of the classifier's fingerprint
 
 
 class LearnedTaskClassifier:
@@ -397,9 +396,7 @@ class LearnedTaskClassifier:
         if model is None:
             with self._lock:
                 if self._model is None:
-                    path = self._path.resolve()
-                    stat = path.stat()
-                    self._model = _read_model(path, stat.st_mtime_ns, stat.st_size)
+                    self._model = _read_model(self._path)
                 model = self._model
         return model
 
@@ -469,25 +466,23 @@ class LearnedTaskClassifier:
         return fingerprint
 
 
-@functools.lru_cache(maxsize=8)
-def _read_model(path: Path, mtime_ns: int, size: int) -> _Model:
-    """The weights at ``path``, read once per version of the file (every router of a
-    tune builds its own classifier; the arrays are shared read-only)."""
-    import io
+def _read_model(path: Path) -> _Model:
+    """The weights at ``path``, read once per version of the file (``learned.load_cached``:
+    every router of a tune builds its own classifier; the arrays are shared read-only)."""
+    from thrifty.learned import load_cached
 
-    import numpy as np
+    def build(data: Any) -> _Model:
+        import numpy as np
 
-    raw = path.read_bytes()
-    with np.load(io.BytesIO(raw), allow_pickle=False) as data:
         labels = tuple(str(x) for x in data["labels"])
         if set(labels) - set(TASKS):
             raise ValueError(f"{path}: labels {labels} not all in {TASKS}")
         arrays = {k: data[k].astype(np.float32) for k in ("mean", "scale", "weights", "bias")}
+        meta = str(data["meta"])
+        digest = hashlib.blake2b(repr(labels).encode() + meta.encode(), digest_size=32)
         for array in arrays.values():
             array.flags.writeable = False
-        return _Model(
-            labels=labels,
-            **arrays,
-            meta=json.loads(str(data["meta"])),
-            digest=hashlib.blake2b(raw, digest_size=32).digest(),
-        )
+            digest.update(array.tobytes())
+        return _Model(labels=labels, **arrays, meta=json.loads(meta), digest=digest.digest())
+
+    return load_cached(path, build, "task_classifier")
