@@ -11,16 +11,16 @@ the conversation is stored for ``previous_response_id`` under the caller's tenan
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import orjson
 from starlette.responses import Response
 
+from thrifty.cache.common import off_loop  # a store that blocks: on a worker thread
 from thrifty.errors import InvalidRequest, StoreUnavailable, ThriftyError, to_openai_error
 from thrifty.governance.keys.identity import Caller
 from thrifty.pipeline.context import Context, Reply
@@ -34,13 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Longer ids were never issued (ours are ``resp_`` and 32 hex digits): a 404 at once.
 MAX_ID_CHARS = 256
-
-T = TypeVar("T")
-
-
-async def _off_loop(store: ResponseStore, call: Callable[..., T], *args: Any) -> T:
-    """A store call; one that may wait on a lock or the network runs on a worker thread."""
-    return await asyncio.to_thread(call, *args) if store.blocks else call(*args)
 
 
 def _id(prefix: str) -> str:
@@ -149,8 +142,8 @@ class ResponsesExchange:
         if calls:
             answer["tool_calls"] = calls
         try:
-            await _off_loop(
-                self._store, self._store.put, self._tenant, self.id, [*self._history, answer]
+            await off_loop(
+                self._store.blocks, self._store.put, self._tenant, self.id, [*self._history, answer]
             )
         except StoreUnavailable as exc:
             log.warning("response not stored", extra={"response_id": self.id, "error": str(exc)})
@@ -357,7 +350,7 @@ class ResponsesDialect:
         if previous is not None:
             found = None
             if isinstance(previous, str) and len(previous) <= MAX_ID_CHARS:
-                found = await _off_loop(self.store, self.store.get, tenant, previous)
+                found = await off_loop(self.store.blocks, self.store.get, tenant, previous)
             if found is None:
                 raise InvalidRequest(
                     f"Previous response with id '{previous}' not found.",
