@@ -99,6 +99,12 @@ class Reconnecting:
             self._conn = conn
         return self._conn
 
+    def open(self) -> None:
+        """Connect (and set up) now, one try, raising the driver's error: for a store that
+        must fail at start-up rather than on its first request."""
+        with self._lock:
+            self._connection()
+
     def run(self, work: Callable[[Any], T]) -> T:
         """``work(connection)``, retried once on a fresh connection if this one was lost."""
         psycopg = psycopg_module()

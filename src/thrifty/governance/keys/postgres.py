@@ -15,7 +15,6 @@ costs a file read). A database that cannot be reached is a 503
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 from thrifty.errors import StoreUnavailable
 from thrifty.governance.keys.base import VirtualKey, changed_columns, from_row, new_key
 from thrifty.governance.keys.spec import KeySpec
-from thrifty.stores.postgres import connect, migrate, psycopg_module
+from thrifty.stores.postgres import Reconnecting, migrate, psycopg_module
 
 __all__ = ["MIGRATIONS", "PostgresKeyStore"]
 
@@ -55,44 +54,33 @@ class PostgresKeyStore:
 
     def __init__(self, dsn: str, *, connect_timeout_s: float = 10.0) -> None:
         self.dsn = dsn
-        self._connect_timeout_s = connect_timeout_s
-        self._lock = threading.Lock()
+        self._link = Reconnecting(dsn, "virtual key store", self._migrate, connect_timeout_s)
         try:
-            self._conn: Any = self._connect()
+            self._link.open()
         except psycopg_module().OperationalError as exc:
             raise StoreUnavailable(
                 f"the virtual key store (PostgreSQL) is unavailable: {exc}"
             ) from exc
-        self._migrate()
 
-    def _connect(self) -> Any:
-        return connect(self.dsn, self._connect_timeout_s)
-
-    def _migrate(self) -> None:
+    @staticmethod
+    def _migrate(conn: Any) -> None:
         migrate(
-            self._conn, lock_id=_MIGRATION_LOCK, version_table="keys_schema_version",
+            conn, lock_id=_MIGRATION_LOCK, version_table="keys_schema_version",
             migrations=MIGRATIONS,
         )  # fmt: skip
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """One statement; a connection lost since the last one (restart) is replaced once.
+        """One statement; a connection lost since the last one (restart) is replaced once
+        (``stores.postgres.Reconnecting``).
 
         Raises :class:`StoreUnavailable` (503) when the database cannot be reached.
         """
-        psycopg = psycopg_module()
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self._conn.closed or self._conn.broken:
-                        self._conn = self._connect()
-                    cursor = self._conn.execute(sql, params)
-                    return list(cursor.fetchall()) if cursor.description else []
-                except psycopg.OperationalError as exc:
-                    if attempt == 2 or not (self._conn.closed or self._conn.broken):
-                        raise StoreUnavailable(
-                            "the virtual key store (PostgreSQL) is unavailable; retry shortly"
-                        ) from exc
-        raise AssertionError("unreachable")
+
+        def execute(conn: Any) -> list[dict[str, Any]]:
+            cursor = conn.execute(sql, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+        return self._link.run(execute)
 
     def create(self, spec: KeySpec) -> tuple[VirtualKey, str]:
         """Store a new key; returns it and its secret (the only time the secret exists)."""
@@ -134,5 +122,4 @@ class PostgresKeyStore:
         return from_row(rows[0]) if rows else None
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._link.close()
