@@ -77,9 +77,7 @@ class AnthropicProvider(OpenAIHTTPProvider):
         if "text/event-stream" not in resp.headers.get("content-type", ""):
             resp.release()
             raise UpstreamError(f"upstream {self.name} did not answer with an event stream")
-        stream = AnthropicStream(self.name, resp, self._secrets, placed)
-        stream.caller_cache_breakpoints = own
-        return stream
+        return AnthropicStream(self.name, resp, self._secrets, placed, own)
 
 
 class AnthropicStream(SSEStream):
@@ -92,10 +90,12 @@ class AnthropicStream(SSEStream):
         resp: aiohttp.ClientResponse,
         secrets: tuple[str, ...],
         cache_breakpoints: int,
+        caller_cache_breakpoints: int = 0,
     ) -> None:
         super().__init__(provider, resp, secrets)
         self._chunks = ChatChunks(provider)
         self.cache_breakpoints = cache_breakpoints
+        self.caller_cache_breakpoints = caller_cache_breakpoints
 
     async def _events(self) -> AsyncIterator[dict[str, Any]]:
         name, data = "", b""
