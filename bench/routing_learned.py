@@ -1,4 +1,4 @@
-"""The learned router on held-out halves: routellm_mmlu and arena_bench_v1.
+"""The learned router on held-out halves: routellm_mmlu (whole, 16%, STEM) and arena_bench_v1.
 
 Protocol (fixed seeds, nothing tuned on the reported rows): split each set into halves
 by a hash of the id (``split_halves``); ``thrifty tune`` (strategy ``tradeoff``, target
@@ -21,6 +21,7 @@ peak RSS), run first so nothing else shares the machine's cores with it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import statistics
@@ -269,6 +270,27 @@ def subsample(records: list[ReplayRecord], share: float) -> list[ReplayRecord]:
     return [r for r in records if hashlib.sha256(r.id.encode()).digest()[1] < cut]
 
 
+#: MMLU subjects where both models are weak (GPT-4 Turbo ≈ 48% right, Mixtral ≈ 44%).
+STEM = frozenset({
+    "abstract_algebra", "college_chemistry", "college_mathematics", "college_physics",
+    "elementary_mathematics", "formal_logic", "high_school_chemistry",
+    "high_school_mathematics", "high_school_physics", "high_school_statistics",
+})  # fmt: skip
+OPENING = ({"role": "user", "content": "Hi, I have some exam questions for you."},
+           {"role": "assistant", "content": "Sure, send them over."})  # fmt: skip
+
+
+def stem_conversations(records: list[ReplayRecord]) -> list[ReplayRecord]:
+    """MMLU's STEM questions shaped unlike the sets tuned on: no tags, a conversation.
+
+    A check that the method carries over (the unseen sets it will be judged on have no
+    subject tag, some have several turns, and GSM8K is maths): each question becomes
+    the third turn after a fixed opening exchange, and the tags are dropped.
+    """
+    return [dataclasses.replace(r, messages=(*OPENING, *r.messages), tags={})
+            for r in records if r.id.split("-")[1] in STEM]  # fmt: skip
+
+
 #: (tags, encoder, with the held-out prior) per set; "mmlu-sub": the encoders compared on
 #: a 16% subsample (MiniLM embedded only ~2 prompts a second on the loaded machine).
 VARIANTS = {
@@ -278,13 +300,15 @@ VARIANTS = {
                  (False, "minilm", True)],
     "arena": [(False, "none", False), (False, "none", True), (False, "static", True),
               (False, "minilm", True)],
+    "mmlu-stem": [(False, "none", False), (False, "none", True)],
 }  # fmt: skip
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mmlu", type=Path, default=MMLU)
-    parser.add_argument("--sets", nargs="+", default=["scale", "arena", "mmlu", "mmlu-sub"])
+    parser.add_argument("--sets", nargs="+",
+                        default=["scale", "arena", "mmlu", "mmlu-sub", "mmlu-stem"])  # fmt: skip
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", default="routing-learned", help="results file stem")
     parser.add_argument("--encoders", nargs="+", help="only the variants with these encoders")
@@ -310,12 +334,18 @@ def main() -> int:
         "arena": ("arena_bench_v1", lambda: load_dataset(bundled_dataset()), raw),
         "mmlu": ("routellm_mmlu", lambda: load_dataset(args.mmlu), two),
         "mmlu-sub": ("routellm_mmlu 16%", lambda: subsample(load_dataset(args.mmlu), SUB), two),
+        "mmlu-stem": (
+            "routellm_mmlu STEM, no tags, 3 turns",
+            lambda: stem_conversations(load_dataset(args.mmlu)),
+            two,
+        ),
     }
     for key in [k for k in sets if k in args.sets]:
         name, load, config = sets[key]
         records = load()
-        prior = held_out_prior(key.split("-")[0], load_dataset(args.mmlu) if key == "mmlu-sub"
-                               else records, workroot, args.mmlu)  # fmt: skip
+        whole = key.split("-")[0]  # a subset's prior leaves out its whole set's half B
+        prior = held_out_prior(whole, load_dataset(args.mmlu) if key != whole else records,
+                               workroot, args.mmlu)  # fmt: skip
         for n, (tags, encoder, with_prior) in enumerate(VARIANTS[key]):
             if args.encoders and encoder not in args.encoders:
                 continue
@@ -342,11 +372,16 @@ def write(results: dict[str, Any]) -> None:
         "best cheaper model. Savings are cost savings (not shares of calls).", "",
         "Prior: trained on every public graded row except half B of the set reported",
         "(`held-out`); its AUC alone (each model by its price tier, no labelled traffic) is",
-        "`prior AUC`. `routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.", "",
+        "`prior AUC`. `routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.",
+        "`routellm_mmlu STEM`: its 10 maths and science subjects, tags dropped, each question",
+        "the third turn of a conversation: a set shaped unlike those the method was built on.",
+        "The oracle's savings are at its own quality (in brackets): the cheapest model with",
+        "the best grade per prompt, so where both models often fail it is above 1.", "",
         "`B − target`: held-out quality retained minus the 0.95 target, **below** when short.",
         "",
         "| set | tags | encoder | prior | chosen | B savings | B quality | B − target "
-        "| random savings at equal quality | random quality at equal cost | oracle savings "
+        "| random savings at equal quality | random quality at equal cost "
+        "| oracle savings (quality) "
         "| AUC (B) | prior AUC (B) | tune s | decide ms p50 |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
@@ -357,6 +392,7 @@ def write(results: dict[str, Any]) -> None:
             f"| {r['B_quality_retained']:.3f} | {on_target(r['B_quality_retained'])} "
             f"| {r['B_random_savings_at_equal_quality']:.1f}% "
             f"| {r['B_random_quality_at_equal_cost']:.3f} | {r['B_oracle_savings_pct']:.1f}% "
+            f"({r['B_oracle_quality_retained']:.2f}) "
             f"| {r['B_auc_as_good']} | {r['prior_auc']} | {r['tune_seconds']} "
             f"| {r['decision_ms_p50']} |"
         )
