@@ -172,6 +172,9 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
         "B_oracle_savings_pct": round(100 * (1 - oracle["cost"] / base["actual_cost"]), 2),
         "B_oracle_quality_retained": round(oracle["quality_retained"] or 0, 4),
         "B_auc_as_good": auc_b,
+        "prior_scale_fitted": getattr(router_of(config)._predictor, "prior_scale", None)
+        if prior
+        else None,
         "decision_ms_p50": decide,
     }
 
@@ -313,8 +316,14 @@ def main() -> int:
     parser.add_argument("--out", default="routing-learned", help="results file stem")
     parser.add_argument("--encoders", nargs="+", help="only the variants with these encoders")
     parser.add_argument("--embed-cache", type=Path, help="keep MiniLM/static vectors here")
+    parser.add_argument("--prior-forced", action="store_true",
+                        help="keep the prior in every fit (as before the choice)")  # fmt: skip
     args = parser.parse_args()
     configure_logging("error", "text")
+    if args.prior_forced:
+        import thrifty.routing.predictor
+
+        thrifty.routing.predictor.PRIOR_SCALES = (1.0,)
     if args.scale_child:
         scale_child(args.mmlu, args.scale_child)
         return 0
@@ -328,7 +337,15 @@ def main() -> int:
         print("tune on 10,000 prompts ...", file=sys.stderr)
         scale = tune_at_scale(args.mmlu, 10_000)
         date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})
+        write(
+            {
+                "date": date,
+                "runs": runs,
+                "tune_10k": scale,
+                "out": args.out,
+                "prior_forced": args.prior_forced,
+            }
+        )
     two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
     sets = {
         "arena": ("arena_bench_v1", lambda: load_dataset(bundled_dataset()), raw),
@@ -354,7 +371,15 @@ def main() -> int:
             runs.append(run_set(name, records, config, tags, work, encoder,
                                 prior if with_prior else None))  # fmt: skip
             date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out})  # kept if cut
+            write(
+                {
+                    "date": date,
+                    "runs": runs,
+                    "tune_10k": scale,
+                    "out": args.out,
+                    "prior_forced": args.prior_forced,
+                }
+            )  # kept if cut
     return 0
 
 
@@ -372,18 +397,22 @@ def write(results: dict[str, Any]) -> None:
         "best cheaper model. Savings are cost savings (not shares of calls).", "",
         "Prior: trained on every public graded row except half B of the set reported",
         "(`held-out`); its AUC alone (each model by its price tier, no labelled traffic) is",
-        "`prior AUC`. `routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.",
+        "`prior AUC`; `prior kept`: the share of its logit the tuned fit starts from (0:",
+        "dropped, by the cross-fitted log-loss on A; None: no prior offered).",
+        "`routellm_mmlu 16%`: a fixed subsample by id hash, for the encoders.",
         "`routellm_mmlu STEM`: its 10 maths and science subjects, tags dropped, each question",
         "the third turn of a conversation: a set shaped unlike those the method was built on.",
         "The oracle's savings are at its own quality (in brackets): the cheapest model with",
         "the best grade per prompt, so where both models often fail it is above 1.", "",
         "`B − target`: held-out quality retained minus the 0.95 target, **below** when short.",
         "",
+        *(["**Prior forced** (`--prior-forced`): every fit keeps it, as before the fit chose.",
+           ""] if results.get("prior_forced") else []),
         "| set | tags | encoder | prior | chosen | B savings | B quality | B − target "
         "| random savings at equal quality | random quality at equal cost "
         "| oracle savings (quality) "
-        "| AUC (B) | prior AUC (B) | tune s | decide ms p50 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| AUC (B) | prior AUC (B) | prior kept | tune s | decide ms p50 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
     for r in results["runs"]:
         lines.append(
@@ -393,7 +422,8 @@ def write(results: dict[str, Any]) -> None:
             f"| {r['B_random_savings_at_equal_quality']:.1f}% "
             f"| {r['B_random_quality_at_equal_cost']:.3f} | {r['B_oracle_savings_pct']:.1f}% "
             f"({r['B_oracle_quality_retained']:.2f}) "
-            f"| {r['B_auc_as_good']} | {r['prior_auc']} | {r['tune_seconds']} "
+            f"| {r['B_auc_as_good']} | {r['prior_auc']} | {r.get('prior_scale_fitted', '–')} "
+            f"| {r['tune_seconds']} "
             f"| {r['decision_ms_p50']} |"
         )
     if results.get("tune_10k"):

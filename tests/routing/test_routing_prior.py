@@ -84,9 +84,81 @@ def test_a_config_tuned_from_the_prior_round_trips(tmp_path: Path) -> None:
     assert tuned["routing"]["encoder"] == "static"
     config = load_config(out, {})
     predictor = QualityPredictor.load(config.routing.predictor or "")
-    assert predictor.prior_path == "shipped" and predictor.encoder == "static"
-    assert predictor.prior is not None and len(predictor.tiers) == 2
+    assert predictor.encoder == "static"
+    # 60 clean rows teach more than the prior: the fit's cross-fitted log-loss drops it,
+    # and decisions then do not compute it (``test_the_prior_is_kept_...`` keeps it)
+    assert predictor.prior_scale == 0.0
+    assert predictor.prior_path == "" and predictor.prior is None and len(predictor.tiers) == 0
     router = build_routing(config.routing, ModelRegistry.from_config(config), "acme-large").router
     easy = router.decide({"messages": [{"role": "user", "content": "what is the capital 7"}]})
     hard = router.decide({"messages": [{"role": "user", "content": "prove theorem 9 about x"}]})
     assert easy.predicted["acme-tiny"] > hard.predicted["acme-tiny"]
+
+
+def _tiny_head(prior: QualityPredictor, texts: list[str], agree: bool) -> list[ReplayRecord]:
+    """Grades for acme-tiny that follow the prior's ranking of ``texts`` (or its reverse)."""
+    registry = ModelRegistry.from_config(parse_config(_raw(strategy="tradeoff")))
+    tier = tier_of(registry.get("acme-tiny"), registry.get("acme-large"))
+    logits = np.array([prior.logits(t)[tier] for t in texts])
+    good = logits >= np.median(logits) if agree else logits < np.median(logits)
+    out = []
+    for i, (text, g) in enumerate(zip(texts, good, strict=True)):
+        out.append(ReplayRecord(
+            id=f"r{i}", messages=({"role": "user", "content": text},), params={}, tags={},
+            answers={"acme-large": RecordedAnswer(None, 1.0, 20),
+                     "acme-tiny": RecordedAnswer(None, 1.0 if g else 0.0, 20)},
+        ))  # fmt: skip
+    return out
+
+
+def _texts(n: int) -> list[str]:
+    rng = np.random.default_rng(7)
+    words = ("prove", "list", "explain", "integral", "capital", "poem", "code", "python",
+             "why", "sum", "history", "translate", "story", "matrix", "france")  # fmt: skip
+    return [" ".join(rng.choice(words, size=6)) + f" {i}" for i in range(n)]
+
+
+def _fit(records: list[ReplayRecord], **kwargs: Any) -> QualityPredictor:
+    prior = QualityPredictor.load(SHIPPED)
+    registry = ModelRegistry.from_config(parse_config(_raw(strategy="tradeoff")))
+    tiers = [tier_of(registry.get("acme-tiny"), registry.get("acme-large"))]
+    return QualityPredictor.fit(records, ["acme-large", "acme-tiny"], "acme-large",
+                                prior=prior, prior_path="shipped", tiers=tiers,
+                                use_words=False, **kwargs)  # fmt: skip
+
+
+def test_the_prior_is_kept_where_it_predicts_and_dropped_where_it_misleads() -> None:
+    prior = QualityPredictor.load(SHIPPED)
+    texts = _texts(200)
+    agreeing = _fit(_tiny_head(prior, texts, agree=True))
+    misleading = _fit(_tiny_head(prior, texts, agree=False))
+    assert agreeing.prior_scale == 1.0 and agreeing.prior is not None
+    assert misleading.prior_scale == 0.0 and misleading.prior is None
+
+
+def test_a_scaled_prior_round_trips_through_the_file(tmp_path: Path) -> None:
+    prior = QualityPredictor.load(SHIPPED)
+    texts = _texts(40)
+    fitted = _fit(_tiny_head(prior, texts, agree=True), prior_scales=(0.5,))
+    assert fitted.prior_scale == 0.5
+    loaded = QualityPredictor.load(fitted.save(tmp_path / "p.npz"))
+    assert loaded.prior_scale == 0.5 and loaded.prior_path == "shipped"
+    assert list(loaded.tiers) == list(fitted.tiers)
+    new = "explain the integral of a poem in python"  # not a training prompt
+    learned_only = loaded.logits(new) - 0.5 * prior.logits(new)[loaded.tiers]
+    loaded.prior_scale = 1.0
+    with_whole = loaded.logits(new) - prior.logits(new)[loaded.tiers]
+    assert learned_only == pytest.approx(with_whole, abs=1e-5)
+    assert loaded.logits(new) == pytest.approx(fitted.logits(new) + 0.5 * prior.logits(new)[
+        loaded.tiers], abs=2e-2)  # fmt: skip
+
+
+def test_on_many_rows_the_prior_is_kept_without_the_extra_fits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import thrifty.routing.predictor as predictor_module
+
+    monkeypatch.setattr(predictor_module, "PRIOR_CHOICE_ROWS", 100)
+    prior = QualityPredictor.load(SHIPPED)
+    misleading = _fit(_tiny_head(prior, _texts(200), agree=False))
+    assert misleading.prior_scale == 1.0 and misleading.prior is not None

@@ -186,7 +186,7 @@ class AnswerVerifier:
         x = SparseRows(*to_csr(rows))
         y = np.asarray(labels, dtype=np.float64)[:, None]
         folds = np.array([fold_of(p) for p in prompts], dtype=np.int64)
-        weights, crossed, chosen = fit_folds(
+        weights, crossed, chosen, _ = fit_folds(
             x, y, np.ones_like(y, dtype=bool), folds, list(l2_rows), iterations, None, None
         )
         verifier.columns, verifier.weights = x.columns.astype(np.int64), weights.astype(np.float32)

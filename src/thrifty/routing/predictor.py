@@ -7,7 +7,10 @@ sentence embedding of the prompt, ``encoders.py``) predicts M's
 quality *relative to R's* on that prompt: the soft label ``min(1, q_M / q_R)`` (1 when
 R scored 0). For right/wrong grades that is P(M is as good as R). R itself is 1.0.
 With a prior (``prior.py``), each head starts from the prior's logit for M's price tier
-(an offset the fit corrects; the L2 penalty shrinks towards the prior).
+(an offset the fit corrects; the L2 penalty shrinks towards the prior), or from nothing:
+on fewer than ``PRIOR_CHOICE_ROWS`` labelled rows a head, the fit keeps the prior only
+when the cross-fitted log-loss says it helps on these rows (``PRIOR_SCALES``), since on
+traffic unlike the prior's data it pulls the wrong way.
 A decision costs one sparse dot product per model (no scan over the training prompts),
 so it takes the same time whatever the training size.
 
@@ -49,6 +52,13 @@ L2_ROWS = 1.5
 # time (three took the 10,000-prompt tune from 71 s to 147 s on the loaded machine).
 L2_GRID = (L2_ROWS,)
 ITERATIONS = 100
+# How much of the prior's logit each head starts from, chosen with the L2 penalty by the
+# cross-fitted log-loss: 0 drops it (traffic unlike the public sets it was trained on).
+# Each value costs a fit, so the choice is made below PRIOR_CHOICE_ROWS labelled rows a
+# head, where the prior weighs most and a fit is cheap; above it the prior is kept (the
+# 10,000-prompt tune would take ~8 s more of its 60 s budget on this machine).
+PRIOR_SCALES = (0.0, 1.0)
+PRIOR_CHOICE_ROWS = 5_000
 CACHE_SIZE = 50_000  # predictions kept per process (the tuner replays each prompt often)
 Progress = Callable[[str], None]
 
@@ -112,33 +122,44 @@ def fit_folds(
     iterations: int,
     offset: np.ndarray | None,
     l2: float | None,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """(weights (width, FOLDS·heads), cross-fitted logits (rows, heads), the chosen ``c``).
+    scales: Sequence[float] = (1.0,),
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(weights (width, FOLDS·heads), cross-fitted logits (rows, heads), the chosen ``c``
+    and prior scale).
 
-    One solve for every (``c``, fold, model): head ``(g, f, j)`` is model j trained
-    without fold f at the penalty ``grid[g]`` / its labelled rows. Each ``c`` gives
-    every training prompt an out-of-fold prediction; the ``c`` with the lowest weighted
-    log-loss of those (against the soft labels, over every model) is kept: the penalty
-    is chosen on the training rows' own cross-fitted predictions, never on held-out rows.
+    One solve for every (``c``, prior scale, fold, model): head ``(g, f, j)`` is model j
+    trained without fold f at the g-th pair: the penalty ``c`` / its labelled rows, and
+    ``scale`` × ``offset`` as its starting point. Each pair gives every training prompt
+    an out-of-fold prediction; the pair with the lowest weighted log-loss of those
+    (against the soft labels, over every model) is kept: it is chosen on the training
+    rows' own cross-fitted predictions, never on held-out rows.
     """
     n, n_heads = labels.shape
+    pairs = [(c, s) for c in grid for s in (scales if offset is not None else (1.0,))]
     per_grid = FOLDS * n_heads
-    target = np.tile(labels, FOLDS * len(grid))
+    target = np.tile(labels, FOLDS * len(pairs))
     row_w = np.tile(known.astype(np.float64), FOLDS)
     for f in range(FOLDS):
         row_w[folds == f, f * n_heads : (f + 1) * n_heads] = 0.0
-    row_w = np.tile(row_w, len(grid))
+    row_w = np.tile(row_w, len(pairs))
     rows = np.maximum(row_w.sum(axis=0), 1.0)
-    penalty = np.repeat(np.asarray(grid, dtype=np.float64), per_grid) / rows if l2 is None else l2
-    tiled = None if offset is None else np.tile(offset, FOLDS * len(grid))
+    cs = np.array([c for c, _ in pairs], dtype=np.float64)
+    penalty = np.repeat(cs, per_grid) / rows if l2 is None else l2
+    tiled = (
+        None
+        if offset is None
+        else np.concatenate([s * np.tile(offset, FOLDS) for _, s in pairs], axis=1)
+    )
     w = fit_logistic(x, target, row_w, l2=penalty, iterations=iterations, offset=tiled)
-    logits = x.dot(w).reshape(n, len(grid), FOLDS, n_heads)[np.arange(n), :, folds]
+    logits = x.dot(w).reshape(n, len(pairs), FOLDS, n_heads)[np.arange(n), :, folds]
     if offset is not None:
-        logits = logits + offset[:, None, :].astype(np.float32)
-    losses = [log_loss(logits[:, g], labels, known) for g in range(len(grid))]
+        start = np.array([s for _, s in pairs], dtype=np.float32)
+        logits = logits + start[None, :, None] * offset[:, None, :].astype(np.float32)
+    losses = [log_loss(logits[:, g], labels, known) for g in range(len(pairs))]
     best = int(np.argmin(losses))
     chosen = w[:, best * per_grid : (best + 1) * per_grid]
-    return chosen, logits[:, best].astype(np.float32), float(grid[best])
+    c, scale = pairs[best]
+    return chosen, logits[:, best].astype(np.float32), float(c), float(scale)
 
 
 def log_loss(logits: np.ndarray, labels: np.ndarray, known: np.ndarray) -> float:
@@ -181,6 +202,7 @@ class QualityPredictor:
         self.tiers = np.asarray(tiers, dtype=np.int64)  # each head's column in the prior
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Prediction]] = {}
         self.l2_rows = math.nan  # the L2 rule the fit chose (nan: not fitted here)
+        self.prior_scale = 1.0  # the share of the prior's logit each head starts from
 
     @classmethod
     def fit(
@@ -198,6 +220,7 @@ class QualityPredictor:
         embed_cache: Path | None = None,
         l2: float | None = None,
         l2_rows: float | Sequence[float] | None = None,
+        prior_scales: Sequence[float] | None = None,
         iterations: int = ITERATIONS,
         progress: Progress | None = None,
     ) -> QualityPredictor:
@@ -206,9 +229,12 @@ class QualityPredictor:
         ``encoder``: ``none``, ``static`` or ``minilm`` (a dense block of the prompt's
         embedding; ``embed_cache`` keeps the vectors on disk). ``prior`` with ``tiers``
         (the prior's head for each model in ``models`` but the reference, in order): the
-        fit starts from the prior's prediction. The L2 penalty is ``c`` over each head's
-        labelled rows, ``c`` chosen from ``l2_rows`` (default ``L2_GRID``) by the
-        cross-fitted log-loss (:func:`fit_folds`); ``l2``: a fixed penalty instead."""
+        fit starts from the prior's prediction times a scale from ``prior_scales``
+        (default ``PRIOR_SCALES``; 0: the prior is dropped; chosen below
+        ``PRIOR_CHOICE_ROWS`` labelled rows a head, else 1). The L2 penalty is ``c``
+        over each head's labelled rows, ``c`` chosen from ``l2_rows`` (default
+        ``L2_GRID``), with the scale, by the cross-fitted log-loss (:func:`fit_folds`);
+        ``l2``: a fixed penalty instead."""
         say = progress or (lambda _: None)
         heads = [m for m in models if m != reference]
         texts = [prompt_text(r.messages) for r in records]
@@ -234,30 +260,38 @@ class QualityPredictor:
             weights = np.zeros((0, n_heads), dtype=np.float32)
             columns = np.zeros(0, dtype=np.int64)
             scores = np.zeros((len(texts), n_heads), dtype=np.float32)
-            chosen = math.nan
+            chosen, scale = math.nan, 1.0
         else:
             grid = (
                 [math.nan]  # a fixed penalty: nothing to choose
                 if l2 is not None
                 else [float(c) for c in np.atleast_1d(L2_GRID if l2_rows is None else l2_rows)]
             )
+            few = int(known[:, :n_heads].sum(axis=0).max()) < PRIOR_CHOICE_ROWS
+            offered = PRIOR_SCALES if prior_scales is None else prior_scales
+            scales = list(offered) if offset is not None and few else [1.0]
             choice = f" × {len(grid)} L2 penalties" if len(grid) > 1 else ""
+            choice += f" × {len(scales)} prior weights" if len(scales) > 1 else ""
             say(f"fitting {n_heads} model(s) × {FOLDS} folds{choice} on {len(texts)} prompts")
-            w, scores, chosen = fit_folds(
-                x, labels[:, :n_heads], known[:, :n_heads], folds, grid, iterations, offset, l2
-            )
+            w, scores, chosen, scale = fit_folds(
+                x, labels[:, :n_heads], known[:, :n_heads], folds, grid, iterations, offset, l2,
+                scales,
+            )  # fmt: skip
             weights = w.reshape(x.width, FOLDS, n_heads).mean(axis=1)
             columns = x.columns
         mean_tokens = np.array(
             [np.nanmean(col) if np.isfinite(col).any() else np.nan for col in tokens.T]
         )
         keys = np.array([text_key(t) for t in texts], dtype=np.int64)
+        if scale == 0.0:  # the fit is better without the prior: decisions skip it
+            prior, head_tiers = None, []
         predictor = cls(
             reference, heads, featurizer, columns, weights, mean_tokens,
             known.sum(axis=0).astype(np.float64), keys, scores,
             encoder, prior, prior_path if prior is not None else "", head_tiers,
         )  # fmt: skip
         predictor.l2_rows = chosen
+        predictor.prior_scale = scale if offset is not None else 1.0
         return predictor
 
     @classmethod
@@ -294,6 +328,7 @@ class QualityPredictor:
             train_scores=self.train_scores.astype(np.float16),
             encoder=np.array(self.encoder),
             prior=np.array(self.prior_path),
+            prior_scale=np.array(self.prior_scale),
             tiers=self.tiers,
             **self.featurizer.arrays(),
         )
@@ -309,7 +344,7 @@ class QualityPredictor:
                     "run `thrifty tune` again to train the learned one"
                 )
             prior_path = str(data["prior"]) if "prior" in data else ""
-            return cls(
+            predictor = cls(
                 str(data["reference"]),
                 [str(m) for m in data["models"]],
                 Featurizer.from_arrays(data),
@@ -324,6 +359,8 @@ class QualityPredictor:
                 prior_path,
                 data.get("tiers", ()),
             )
+            predictor.prior_scale = float(data["prior_scale"]) if "prior_scale" in data else 1.0
+            return predictor
 
         predictor = load_cached(path, build, "predictor")
         if predictor.prior_path and predictor.prior is None:  # outside load_cached's lock
@@ -353,7 +390,7 @@ class QualityPredictor:
             vector = embed_one(text, self.encoder) if embedding is None else embedding
             out += vector @ self.weights[len(self.columns) :]
         if self.prior is not None and len(self.tiers):
-            out += self.prior.logits(text)[self.tiers].astype(np.float32)
+            out += self.prior_scale * self.prior.logits(text)[self.tiers].astype(np.float32)
         return out
 
     def logits_many(self, texts: Sequence[str]) -> np.ndarray:
