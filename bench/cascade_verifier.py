@@ -31,18 +31,13 @@ from typing import Any
 import numpy as np
 
 from bench.reporting import result_stem, write_results
+from thrifty.routing.ranking import auc
 
 ROOT = Path(__file__).resolve().parents[1]
 STRONG = "gpt-4-1106-preview"
 MIXTRAL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
 MARGIN = 0.12
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    from bench.routing_learned import auc as rank_auc
-
-    return rank_auc(scores, labels)
 
 
 def measure(records: list[Any], checked: list[str]) -> dict[str, Any]:

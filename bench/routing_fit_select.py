@@ -31,13 +31,14 @@ from typing import Any
 import numpy as np
 
 from bench.reporting import result_stem, write_results
-from bench.routing_learned import MIXTRAL, MMLU, STRONG, auc, base_raw, predictor_auc, run_set
+from bench.routing_learned import MIXTRAL, MMLU, STRONG, base_raw, run_set
 from thrifty.cli.demo import split_halves
 from thrifty.logs import configure_logging
 from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
 from thrifty.routing import predictor as predictor_module
 from thrifty.routing.predictor import QualityPredictor, _labels, log_loss, text_key
+from thrifty.routing.ranking import auc, predictor_auc
 from thrifty.routing.text import prompt_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -31,7 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from bench.reporting import result_stem, write_results
@@ -47,8 +46,7 @@ from thrifty.replay.search import deep_merge
 from thrifty.replay.simulator import replay, without_techniques
 from thrifty.replay.summary import totals
 from thrifty.replay.tuner import tune
-from thrifty.routing.predictor import QualityPredictor
-from thrifty.routing.text import prompt_text
+from thrifty.routing.ranking import predictor_auc
 
 ROOT = Path(__file__).resolve().parents[1]
 STRONG = "gpt-4-1106-preview"
@@ -57,37 +55,6 @@ MMLU = Path("/work/shared/data/routellm_mmlu/mmlu.jsonl.gz")
 EMBED_CACHE: Path | None = None
 SUB = 41 / 256  # the MMLU subsample for the encoder comparison
 TARGET = 0.95
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if not positives or not negatives:
-        return None
-    ranks = np.empty(len(scores))
-    ranks[np.argsort(scores, kind="stable")] = np.arange(1, len(scores) + 1)
-    return float(
-        (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
-    )
-
-
-def predictor_auc(predictor: QualityPredictor | None, records: list[ReplayRecord]) -> float | None:
-    if predictor is None:
-        return None
-    aucs = []
-    for model in predictor.models:
-        scores, labels = [], []
-        for record in records:
-            mine, ref = record.answers.get(model), record.answers.get(predictor.reference)
-            if mine is None or ref is None or mine.quality is None or ref.quality is None:
-                continue
-            pred = predictor.predict(prompt_text(record.messages), record.tags)[model]
-            scores.append(pred.quality)
-            labels.append(float(mine.quality >= ref.quality))
-        value = auc(np.array(scores), np.array(labels))
-        if value is not None:
-            aucs.append(value)
-    return round(float(np.mean(aucs)), 4) if aucs else None
 
 
 def prior_auc(prior: Path, records: list[ReplayRecord], config: Any) -> float | None:

@@ -191,6 +191,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     cache_choice = _tune_cache(raw, args) if args.cache_pairs else None
     write_tuned(raw, result, args.out, base_dir)
     output = {
+        "predictor": predictor_summary(args.out, records),
         "chosen": result.chosen.candidate.label,
         "candidates": len(result.evaluated),
         "fit_on_all_rows": result.fit,
@@ -222,6 +223,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     held = result.held_out
     warning = below_target(held)
     print(render_table(summary))
+    if output["predictor"]:
+        print("\n" + predictor_line(output["predictor"]))
     if output["semantic_cache"]:
         print("\nsemantic cache: " + _readable(output["semantic_cache"]))
     print(
@@ -240,6 +243,40 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 
 
 RED, RESET = "\033[31m", "\033[0m"
+
+
+def predictor_summary(tuned_config: str, records: list[Any]) -> dict[str, Any] | None:
+    """What the tuned config's quality predictor learned: its cross-fitted AUC on the
+    tuning rows (how well it ranks; 0.5 = no better than random routing), the labelled
+    rows, and whether the fit kept the prior it was offered."""
+    from thrifty.config import load_config
+    from thrifty.routing.predictor import QualityPredictor
+    from thrifty.routing.ranking import predictor_auc
+
+    section = load_config(tuned_config, {}).routing
+    if not section.enabled or not section.predictor:
+        return None
+    predictor = QualityPredictor.load(section.predictor)
+    offered = section.prior != "none"
+    return {
+        "auc_cross_fitted": predictor_auc(predictor, records),
+        "labelled_rows": int(predictor.support.max()) if len(predictor.support) else 0,
+        "prior": section.prior if offered else None,
+        "prior_kept": bool(predictor.prior_path) if offered else None,
+    }
+
+
+def predictor_line(summary: dict[str, Any]) -> str:
+    auc = summary["auc_cross_fitted"]
+    line = (
+        f"predictor: AUC {'n/a' if auc is None else f'{auc:.3f}'} cross-fitted on "
+        f"{summary['labelled_rows']} labelled rows (a cheaper model as good as the "
+        "reference;\n  0.5 ranks no better than random routing)"
+    )
+    if summary["prior"] is not None:
+        kept = "kept" if summary["prior_kept"] else "dropped, the fit was better without it"
+        line += f"; prior {summary['prior']}: {kept}"
+    return line
 
 
 def _interval(bounds: Any, form: str) -> str:
