@@ -303,16 +303,7 @@ def main() -> int:
     if "scale" in args.sets:
         print("tune on 10,000 prompts ...", file=sys.stderr)
         scale = tune_at_scale(args.mmlu, 10_000)
-        date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-        write(
-            {
-                "date": date,
-                "runs": runs,
-                "tune_10k": scale,
-                "out": args.out,
-                "prior_forced": args.prior_forced,
-            }
-        )
+        save(runs, scale, args)
     two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
     sets = {
         "arena": ("arena_bench_v1", lambda: load_dataset(bundled_dataset()), raw),
@@ -337,17 +328,15 @@ def main() -> int:
             work = workroot / f"{key}-{n}"
             runs.append(run_set(name, records, config, tags, work, encoder,
                                 prior if with_prior else None))  # fmt: skip
-            date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            write(
-                {
-                    "date": date,
-                    "runs": runs,
-                    "tune_10k": scale,
-                    "out": args.out,
-                    "prior_forced": args.prior_forced,
-                }
-            )  # kept if cut
+            save(runs, scale, args)  # kept if cut
     return 0
+
+
+def save(runs: list[dict[str, Any]], scale: dict[str, Any] | None, args: Any) -> None:
+    """Write the results so far (each run is kept if a later one is cut)."""
+    date = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    write({"date": date, "runs": runs, "tune_10k": scale, "out": args.out,
+           "prior_forced": args.prior_forced})  # fmt: skip
 
 
 def on_target(quality: float, target: float = TARGET) -> str:
