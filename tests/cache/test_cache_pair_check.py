@@ -19,7 +19,7 @@ from thrifty.cache.config import PairCheckConfig, SemanticCacheConfig
 from thrifty.cache.guards import guard_verdict
 from thrifty.cache.pair_check import load_pair_check
 from thrifty.cache.pair_cross import CROSS_FEATURES
-from thrifty.cache.pair_data import rewrite, split_of
+from thrifty.cache.pair_data import Pair, cross_folds, rewrite, split_of
 from thrifty.cache.pair_features import FEATURES, pair_features
 from thrifty.cache.pair_model import TreeModel, fit_trees
 from thrifty.cache.semantic_index import SemanticIndex
@@ -57,7 +57,7 @@ def test_shipped_model_tells_a_swap_from_a_retyped_question(encoder: str) -> Non
     expected = FEATURES + CROSS_FEATURES if encoder == "auto" else FEATURES
     assert check.model.features == expected and check.cross == (encoder == "auto")
     assert 0.5 <= check.similarity_threshold <= 1.0 and 0.0 < check.pair_threshold < 1.0
-    assert check.meta["chosen_on"] == "dev"
+    assert check.meta["chosen_on"] == "train+dev" and check.meta["repeats"] == 3
     for a, b in SWAPPED:
         assert guard_verdict(a, b).ok, "the guards alone would serve this pair"
         assert similarity(a, b) >= check.similarity_threshold
@@ -237,3 +237,15 @@ def test_gateway_pair_check_can_be_turned_off(
 def test_a_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(pydantic.ValidationError, match=r"pair_check\.model"):
         SemanticCacheConfig.model_validate({"pair_check": {"model": str(tmp_path / "no.npz")}})
+
+
+def test_cross_folds_keep_connected_texts_together_and_redeal_per_repeat() -> None:
+    def pair(a: str, b: str) -> Pair:
+        return Pair(a, b, True, "gptcache", "paraphrase")
+
+    # a-b-c are connected through b; every other pair stands alone
+    pairs = [pair("a", "b"), pair("c", "b"), *(pair(f"q{i}", f"r{i}") for i in range(200))]
+    for repeat in (0, 1, 2):
+        folds = cross_folds(pairs, 5, repeat)
+        assert folds[0] == folds[1] and set(folds) == {0, 1, 2, 3, 4}
+    assert cross_folds(pairs, 5, 0) != cross_folds(pairs, 5, 1)

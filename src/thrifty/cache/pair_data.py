@@ -43,7 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +83,17 @@ def paws_pairs(data: Path) -> dict[Split, list[Pair]]:
             _, s1, s2, label = line.split("\t")
             if _normal(s1) != _normal(s2):
                 rows.append((s1, s2, label == "1"))
+    group_key = connected_groups((s1, s2) for s1, s2, _ in rows)
+    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
+    for s1, s2, same in rows:
+        split = split_of("paws:" + group_key[s1])
+        out[split].append(Pair(s1, s2, same, "paws", f"paws-{int(same)}"))
+    return out
+
+
+def connected_groups(edges: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Each text's group key (the smallest text of its group): texts that share a pair,
+    directly or through others, are one group."""
     parent: dict[str, str] = {}
 
     def root(x: str) -> str:
@@ -92,17 +103,26 @@ def paws_pairs(data: Path) -> dict[Split, list[Pair]]:
             x = parent[x]
         return x
 
-    for s1, s2, _ in rows:
-        parent[root(s1)] = root(s2)
+    for a, b in edges:
+        parent[root(a)] = root(b)
     members: dict[str, list[str]] = {}
-    for sentence in list(parent):
-        members.setdefault(root(sentence), []).append(sentence)
-    group_key = {r: min(m) for r, m in members.items()}
-    out: dict[Split, list[Pair]] = {s: [] for s in SPLITS}
-    for s1, s2, same in rows:
-        split = split_of("paws:" + group_key[root(s1)])
-        out[split].append(Pair(s1, s2, same, "paws", f"paws-{int(same)}"))
-    return out
+    for text in list(parent):
+        members.setdefault(root(text), []).append(text)
+    smallest = {r: min(m) for r, m in members.items()}
+    return {text: smallest[root(text)] for text in parent}
+
+
+def cross_folds(pairs: Sequence[Pair], folds: int = 5, repeat: int = 0) -> list[int]:
+    """A fold per pair for cross-fitting within a split: connected texts share a fold, so
+    no text is both fitted on and scored (as the splits keep them apart). Each ``repeat``
+    deals the groups into folds anew (repeated cross-fitting)."""
+    key = connected_groups((p.query, p.cached) for p in pairs)
+    salt = f"{repeat}:" if repeat else ""
+    return [
+        int.from_bytes(hashlib.sha256((salt + key[p.query]).encode("utf-8")).digest()[:8], "big")
+        % folds
+        for p in pairs
+    ]
 
 
 def same_fact_pairs(path: Path = AUDIT) -> set[tuple[str, str]]:
