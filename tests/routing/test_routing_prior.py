@@ -71,14 +71,17 @@ def _records(n: int) -> list[ReplayRecord]:
 
 
 def test_a_config_tuned_from_the_prior_round_trips(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from thrifty.cli.main import main
 
     dataset = tmp_path / "d.jsonl.gz"
     write_dataset(_records(60), dataset)
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump(_raw(strategy="tradeoff", encoder="static")))
+    raw = _raw(strategy="tradeoff", encoder="static")
+    raw["providers"]["p"]["api_key"] = "${ACME_TEST_KEY}"  # no default: must be read
+    monkeypatch.setenv("ACME_TEST_KEY", "sk-test")
+    cfg.write_text(yaml.safe_dump(raw))
     out = tmp_path / "tuned.yaml"
     args = ["tune", "--dataset", str(dataset), "--config", str(cfg), "--out", str(out)]
     assert main([*args, "--folds", "2", "--target-quality", "0.9"]) == 0
@@ -89,7 +92,7 @@ def test_a_config_tuned_from_the_prior_round_trips(
     assert "prior shipped: dropped, the fit was better without it" in printed
     tuned = yaml.safe_load(out.read_text())
     assert tuned["routing"]["encoder"] == "static"
-    config = load_config(out, {})
+    config = load_config(out, {"ACME_TEST_KEY": "sk-test"})
     predictor = QualityPredictor.load(config.routing.predictor or "")
     assert predictor.encoder == "static"
     # 60 clean rows teach more than the prior: the fit's cross-fitted log-loss drops it,
@@ -169,3 +172,17 @@ def test_on_many_rows_the_prior_is_kept_without_the_extra_fits(
     prior = QualityPredictor.load(SHIPPED)
     misleading = _fit(_tiny_head(prior, _texts(200), agree=False))
     assert misleading.prior_scale == 1.0 and misleading.prior is not None
+
+
+def test_tune_skips_the_predictor_line_when_its_file_cannot_be_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from thrifty.cli.tune import predictor_summary
+
+    bad = tmp_path / "old.predictor.npz"
+    np.savez(bad, keys=np.zeros(3))  # an old nearest-neighbours file has no "kind"
+    section = parse_config(_raw(strategy="tradeoff", predictor=str(bad))).routing
+    assert predictor_summary(section, _records(6)) is None
+    assert "predictor not summarised" in capsys.readouterr().err
+    rules = parse_config(_raw(strategy="rules", predictor=str(bad))).routing
+    assert predictor_summary(rules, _records(6)) is None  # rules do not route by it

@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
     cache_choice = _tune_cache(raw, args) if args.cache_pairs else None
     write_tuned(raw, result, args.out, base_dir)
     output = {
-        "predictor": predictor_summary(args.out, records),
+        "predictor": predictor_summary(config.routing, records),
         "chosen": result.chosen.candidate.label,
         "candidates": len(result.evaluated),
         "fit_on_all_rows": result.fit,
@@ -245,22 +245,26 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 RED, RESET = "\033[31m", "\033[0m"
 
 
-def predictor_summary(tuned_config: str, records: list[Any]) -> dict[str, Any] | None:
+def predictor_summary(section: Any, records: list[Any]) -> dict[str, Any] | None:
     """What the tuned config's quality predictor learned: its cross-fitted AUC on the
     tuning rows (how well it ranks; 0.5 = no better than random routing), the labelled
-    rows, and whether the fit kept the prior it was offered."""
-    from thrifty.config import load_config
+    rows of its cheaper models, and whether the fit kept the prior it was offered.
+    ``section``: the tuned config's routing section (its predictor path still valid)."""
     from thrifty.routing.predictor import QualityPredictor
     from thrifty.routing.ranking import predictor_auc
 
-    section = load_config(tuned_config, {}).routing
-    if not section.enabled or not section.predictor:
+    if not section.enabled or not section.predictor or section.strategy == "rules":
+        return None  # the predictor is not what routes
+    try:
+        predictor = QualityPredictor.load(section.predictor)
+    except (OSError, ValueError) as exc:  # a file from elsewhere: the tune still stands
+        sys.stderr.write(f"  predictor not summarised ({section.predictor}): {exc}\n")
         return None
-    predictor = QualityPredictor.load(section.predictor)
     offered = section.prior != "none"
+    heads = predictor.support[:-1]  # the reference's own column is last
     return {
         "auc_cross_fitted": predictor_auc(predictor, records),
-        "labelled_rows": int(predictor.support.max()) if len(predictor.support) else 0,
+        "labelled_rows": int(heads.max()) if len(heads) else 0,
         "prior": section.prior if offered else None,
         "prior_kept": bool(predictor.prior_path) if offered else None,
     }

@@ -8,9 +8,10 @@ quality *relative to R's* on that prompt: the soft label ``min(1, q_M / q_R)`` (
 R scored 0). For right/wrong grades that is P(M is as good as R). R itself is 1.0.
 With a prior (``prior.py``), each head starts from the prior's logit for M's price tier
 (an offset the fit corrects; the L2 penalty shrinks towards the prior), or from nothing:
-on fewer than ``PRIOR_CHOICE_ROWS`` labelled rows a head, the fit keeps the prior only
-when the cross-fitted log-loss says it helps on these rows (``PRIOR_SCALES``), since on
-traffic unlike the prior's data it pulls the wrong way.
+on fewer than ``PRIOR_CHOICE_ROWS`` labelled rows a head, the fit keeps the prior (for
+every model at once) only when the cross-fitted log-loss, summed over the models, says it
+helps on these rows (``PRIOR_SCALES``), since on traffic unlike the prior's data it pulls
+the wrong way.
 A decision costs one sparse dot product per model (no scan over the training prompts),
 so it takes the same time whatever the training size.
 
