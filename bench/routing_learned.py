@@ -117,7 +117,8 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
             p_q = min(1.0, max(0.0, (1 - q) / (1 - wq)))
             best_s_at_q = max(best_s_at_q, 100 * p_q * (1 - ratio))
     routed_share = sum(1 for i in rows if routed[i].model != STRONG) / max(1, len(rows))
-    auc_b = predictor_auc(router_of(config)._predictor, test_half)
+    predictor = router_of(config)._predictor
+    auc_b = predictor_auc(predictor, test_half) if predictor is not None else None
     decide = decision_ms(config, test_half)  # last: it forgets every remembered vector
     return {
         "set": name,
@@ -139,9 +140,7 @@ def run_set(name: str, records: list[ReplayRecord], raw: dict[str, Any], use_tag
         "B_oracle_savings_pct": round(100 * (1 - oracle["cost"] / base["actual_cost"]), 2),
         "B_oracle_quality_retained": round(oracle["quality_retained"] or 0, 4),
         "B_auc_as_good": auc_b,
-        "prior_scale_fitted": getattr(router_of(config)._predictor, "prior_scale", None)
-        if prior
-        else None,
+        "prior_scale_fitted": getattr(predictor, "prior_scale", None) if prior else None,
         "decision_ms_p50": decide,
     }
 

@@ -44,6 +44,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -126,22 +127,21 @@ def main() -> int:
             for f in range(FOLDS):
                 crossed[folds == f] = fit(rows & (folds != f)).predict(x[folds == f])
             chosen_on.append((train, crossed, judged(train) & ~noisy))
-    pooled = {
-        name: np.concatenate([value(scored, scores)[keep] for scored, scores, keep in chosen_on])
-        for name, value in {
-            "similarity": lambda sc, _: sc.similarity, "scores": lambda _, s: s,
-            "same": lambda sc, _: sc.same, "guard_ok": lambda sc, _: sc.guard_ok,
-            "source": lambda sc, _: np.array([p.source for p in sc.pairs]),
-        }.items()
-    }  # fmt: skip
+
+    def pooled(column: list[np.ndarray]) -> list[Any]:
+        """One column of every scored set in ``chosen_on``, its kept rows, end to end."""
+        kept = [c[keep] for c, (_, _, keep) in zip(column, chosen_on, strict=True)]
+        return np.concatenate(kept).tolist()
+
+    origins = pooled([np.array([p.source for p in sc.pairs]) for sc, _, _ in chosen_on])
     point = pick_operating_point(
-        pooled["similarity"].tolist(),
-        pooled["scores"].tolist(),
-        pooled["same"].tolist(),
-        pooled["guard_ok"].tolist(),
+        pooled([sc.similarity for sc, _, _ in chosen_on]),
+        pooled([scores for _, scores, _ in chosen_on]),
+        pooled([sc.same for sc, _, _ in chosen_on]),
+        pooled([sc.guard_ok for sc, _, _ in chosen_on]),
         BUDGET,
-        recall_on=(pooled["source"] == "gptcache").tolist(),
-        groups=pooled["source"].tolist(),
+        recall_on=[origin == "gptcache" for origin in origins],
+        groups=origins,
     )
     meta = {
         "encoder": args.encoder,

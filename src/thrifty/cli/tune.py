@@ -21,6 +21,7 @@ from thrifty.replay.report import baseline_rows, below_target, build_report, com
 from thrifty.replay.search import deep_merge
 from thrifty.replay.summary import render_table, summarize, totals
 from thrifty.replay.tuner import TuneResult, tune
+from thrifty.routing.config import RoutingConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -245,7 +246,7 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
 RED, RESET = "\033[31m", "\033[0m"
 
 
-def predictor_summary(section: Any, records: list[Any]) -> dict[str, Any] | None:
+def predictor_summary(section: RoutingConfig, records: list[Any]) -> dict[str, Any] | None:
     """What the tuned config's quality predictor learned: its cross-fitted AUC on the
     tuning rows (how well it ranks; 0.5 = no better than random routing), the labelled
     rows of its cheaper models, and whether the fit kept the prior it was offered.

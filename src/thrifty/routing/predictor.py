@@ -186,6 +186,7 @@ class QualityPredictor:
         prior: QualityPredictor | None = None,
         prior_path: str = "",
         tiers: Sequence[int] = (),
+        prior_scale: float = 1.0,
     ) -> None:
         self.reference = reference
         self.models = list(models)  # the learned heads (every model but the reference)
@@ -203,7 +204,7 @@ class QualityPredictor:
         self.tiers = np.asarray(tiers, dtype=np.int64)  # each head's column in the prior
         self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], dict[str, Prediction]] = {}
         self.l2_rows = math.nan  # the L2 rule the fit chose (nan: not fitted here)
-        self.prior_scale = 1.0  # the share of the prior's logit each head starts from
+        self.prior_scale = prior_scale  # the share of the prior's logit each head starts from
 
     @classmethod
     def fit(
@@ -289,10 +290,9 @@ class QualityPredictor:
         predictor = cls(
             reference, heads, featurizer, columns, weights, mean_tokens,
             known.sum(axis=0).astype(np.float64), keys, scores,
-            encoder, prior, prior_path if prior is not None else "", head_tiers,
+            encoder, prior, prior_path if prior is not None else "", head_tiers, scale,
         )  # fmt: skip
         predictor.l2_rows = chosen
-        predictor.prior_scale = scale if offset is not None else 1.0
         return predictor
 
     @classmethod
@@ -345,7 +345,7 @@ class QualityPredictor:
                     "run `thrifty tune` again to train the learned one"
                 )
             prior_path = str(data["prior"]) if "prior" in data else ""
-            predictor = cls(
+            return cls(
                 str(data["reference"]),
                 [str(m) for m in data["models"]],
                 Featurizer.from_arrays(data),
@@ -359,9 +359,8 @@ class QualityPredictor:
                 None,
                 prior_path,
                 data.get("tiers", ()),
+                float(data["prior_scale"]) if "prior_scale" in data else 1.0,
             )
-            predictor.prior_scale = float(data["prior_scale"]) if "prior_scale" in data else 1.0
-            return predictor
 
         predictor = load_cached(path, build, "predictor")
         if predictor.prior_path and predictor.prior is None:  # outside load_cached's lock

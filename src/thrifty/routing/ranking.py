@@ -24,14 +24,9 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     negatives = len(labels) - positives
     if not positives or not negatives:
         return None
-    order = np.argsort(scores, kind="stable")
-    ranks = np.empty(len(scores))
-    ranks[order] = np.arange(1, len(scores) + 1)
-    sorted_scores = np.asarray(scores)[order]
-    _, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    for start, count in zip(first, counts, strict=True):
-        if count > 1:  # tied scores share their mean rank
-            ranks[order[start : start + count]] = start + (count + 1) / 2
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # rank of each distinct score's last copy (1-based)
+    ranks = (ends - (counts - 1) / 2)[inverse]  # tied scores share their mean rank
     return float(
         (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     )
