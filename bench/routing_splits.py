@@ -9,7 +9,7 @@ random routing at the same quality (the reference mixed with the cheaper model t
 keeps the most), and the spread over splits. Writes
 ``bench/results/<date>-routing-splits.{md,json}``. Usage::
 
-    python -m bench.routing_splits [--sets mmlu arena] [--seeds 1 2 3]
+    python -m bench.routing_splits [--sets mmlu arena] [--seeds 1 2 3] [--encoder static]
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from bench.routing_learned import MIXTRAL, MMLU, STRONG, TARGET, base_raw, run_s
 from thrifty.logs import configure_logging
 from thrifty.recordings.dataset import ReplayRecord, bundled_dataset, load_dataset
 from thrifty.replay.search import deep_merge
+from thrifty.routing.encoders import ENCODERS
 
 
 def seeded_halves(
@@ -66,13 +67,14 @@ def collected(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write(result: dict[str, Any]) -> Path:
+def write(result: dict[str, Any], stem: str = "routing-splits") -> Path:
     lines = [
         f"# Learned routing on other splits ({result['date']})",
         "",
         "Each set halved again by a seeded hash of the id (seed ≥ 1; the demo's split is "
         "`bench.routing_learned`), tuned on A (`thrifty tune`, tradeoff, target "
-        f"{TARGET}, text only), replayed on B, then A and B swapped. Random: the reference "
+        f"{TARGET}, text only, encoder `{result['runs'][0]['encoder']}`), replayed on B, then A "
+        "and B swapped. Random: the reference "
         "mixed with the cheaper model that keeps the most quality, at B's quality. "
         "`python -m bench.routing_splits`.",
         "",
@@ -99,7 +101,7 @@ def write(result: dict[str, Any]) -> Path:
             f"| {s['within_0.01']} | {s['below_target']} | {s['savings_mean']:.1f}% "
             f"| {s['gain_over_random_mean']:+.1f} | {s['gain_over_random_min']:+.1f} |"
         )
-    return write_results(result_stem("routing-splits"), result, lines)
+    return write_results(result_stem(stem), result, lines)
 
 
 def main() -> int:
@@ -107,6 +109,9 @@ def main() -> int:
     parser.add_argument("--mmlu", type=Path, default=MMLU)
     parser.add_argument("--sets", nargs="+", default=["mmlu", "arena"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--encoder", default="none", choices=ENCODERS,
+                        help="the predictor's sentence encoder (default: none)")  # fmt: skip
+    parser.add_argument("--out", default="routing-splits", help="results file stem")
     args = parser.parse_args()
     configure_logging("error", "text")
     raw = base_raw()
@@ -126,11 +131,12 @@ def main() -> int:
                 for tuned_on, halves in (("A", (a, b)), ("B", (b, a))):
                     print(f"{name} seed {seed}, tuned on {tuned_on} ...", file=sys.stderr)
                     path = Path(work) / f"{key}-{seed}-{tuned_on}"
-                    run = run_set(name, records, config, False, path, halves=halves)
+                    run = run_set(name, records, config, False, path, args.encoder,
+                                  halves=halves)  # fmt: skip
                     runs.append({**run, "seed": seed, "tuned_on": tuned_on})
                     result = collected(runs)
-                    write(result)  # kept if cut short
-    print(write(result).read_text() if result else "no runs")
+                    write(result, args.out)  # kept if cut short
+    print(write(result, args.out).read_text() if result else "no runs")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""The router's logistic fit converges in its iteration budget, and the vocabulary drops
+"""The router's logistic fit converges in its iteration budget, its least-squares fit
+(answer lengths) reaches the ridge solution, and the vocabulary drops
 words seen in too few training prompts (at fit and decision time alike)."""
 
 from __future__ import annotations
@@ -6,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from thrifty.routing.features import MIN_DF, Featurizer, text_features, to_csr
-from thrifty.routing.linear import SparseRows, _sigmoid, fit_logistic
+from thrifty.routing.linear import SparseRows, _sigmoid, fit_least_squares, fit_logistic
 
 
 def _problem(n: int = 400, k: int = 60, seed: int = 0) -> tuple[SparseRows, np.ndarray]:
@@ -70,3 +71,18 @@ def test_a_file_saved_before_pruning_keeps_unseen_words() -> None:
     (unseen,), _ = text_features("unseen")[0]
     slots, _ = Featurizer.from_arrays(old).row(*text_features("alpha unseen"), {})
     assert unseen in slots
+
+
+def test_the_least_squares_fit_reaches_the_ridge_solution() -> None:
+    x, _ = _problem(n=300, k=30, seed=4)
+    dense = np.zeros((x.n, x.width))
+    for i in range(x.n):
+        span = slice(x.indptr[i], x.indptr[i + 1])
+        dense[i, x.col[span]] = x.values[span]
+    rng = np.random.default_rng(5)
+    y = dense @ rng.normal(size=(x.width, 1)) + 0.1 * rng.normal(size=(x.n, 1))
+    l2 = 1e-2
+    exact = np.linalg.solve(dense.T @ dense / x.n + l2 * np.eye(x.width), dense.T @ y / x.n)
+    w = fit_least_squares(x, y, np.ones_like(y), l2=l2, iterations=400)
+    fitted, best = dense @ w, dense @ exact
+    assert np.mean((fitted - y) ** 2) < 1.02 * np.mean((best - y) ** 2) + 1e-6

@@ -249,7 +249,9 @@ RED, RESET = "\033[31m", "\033[0m"
 def predictor_summary(section: RoutingConfig, records: list[Any]) -> dict[str, Any] | None:
     """What the tuned config's quality predictor learned: its cross-fitted AUC on the
     tuning rows (how well it ranks; 0.5 = no better than random routing), the labelled
-    rows of its cheaper models, and whether the fit kept the prior it was offered.
+    rows of its cheaper models, whether the fit kept the prior it was offered, and how
+    well its answer-length model ranks the reference's recorded lengths (cross-fitted
+    Spearman; None without lengths to learn from).
     ``section``: the tuned config's routing section (its predictor path still valid)."""
     from thrifty.routing.predictor import QualityPredictor
     from thrifty.routing.ranking import predictor_auc
@@ -268,6 +270,7 @@ def predictor_summary(section: RoutingConfig, records: list[Any]) -> dict[str, A
         "labelled_rows": int(heads.max()) if len(heads) else 0,
         "prior": section.prior if offered else None,
         "prior_kept": bool(predictor.prior_path) if offered else None,
+        "length_rank_correlation": predictor.lengths.rank_correlation,
     }
 
 
@@ -281,6 +284,12 @@ def predictor_line(summary: dict[str, Any]) -> str:
     if summary["prior"] is not None:
         kept = "kept" if summary["prior_kept"] else "dropped, the fit was better without it"
         line += f"; prior {summary['prior']}: {kept}"
+    lengths = summary.get("length_rank_correlation")
+    if lengths is not None:
+        line += (
+            f"\nanswer lengths: rank correlation {lengths:.2f} with the reference's, "
+            "cross-fitted (0: every request expects the mean length)"
+        )
     return line
 
 

@@ -1,4 +1,5 @@
-"""Many L2-regularised logistic regressions at once, on sparse rows, in plain numpy.
+"""Many L2-regularised logistic (or least-squares) regressions at once, on sparse rows, in
+plain numpy.
 
 Each *head* h has its own targets (soft labels in [0, 1]) and its own row weights
 (0 leaves a row out: that is how the cross-fitting folds are trained together), and
@@ -113,19 +114,45 @@ def fit_logistic(
     """Weights (width, heads): ``x.columns`` then the dense block; ``targets``,
     ``row_weights``: (n, heads). ``offset`` (n, heads), added to every logit, is a prior's
     prediction: the L2 penalty then shrinks the fit towards the prior, not towards 0.5."""
+    return _fit(x, targets, row_weights, l2, iterations, offset, logistic=True)
+
+
+def fit_least_squares(
+    x: SparseRows,
+    targets: np.ndarray,
+    row_weights: np.ndarray,
+    l2: float | np.ndarray = 1e-4,
+    iterations: int = 100,
+) -> np.ndarray:
+    """Ridge regression by the same solver: weighted mean squared error / 2 + ``l2``/2 ·
+    ‖w_h‖² per head (the router's answer-length model, ``lengths.py``)."""
+    return _fit(x, targets, row_weights, l2, iterations, None, logistic=False)
+
+
+def _fit(
+    x: SparseRows,
+    targets: np.ndarray,
+    row_weights: np.ndarray,
+    l2: float | np.ndarray,
+    iterations: int,
+    offset: np.ndarray | None,
+    logistic: bool,
+) -> np.ndarray:
     heads = targets.shape[1]
     totals = np.maximum(row_weights.sum(axis=0), 1e-12)
     scaled = (row_weights / totals).astype(np.float32)  # each head: a weighted mean
-    bound = 0.25 * float((scaled * x.sq_norms[:, None]).sum(axis=0).max())
+    curvature = 0.25 if logistic else 1.0  # the loss's largest second derivative
+    bound = curvature * float((scaled * x.sq_norms[:, None]).sum(axis=0).max())
     penalty = np.asarray(l2, dtype=np.float32)  # a number, or one per head
-    lipschitz = min(bound, SAFETY * 0.25 * _top_eigenvalue(x, scaled)) + float(penalty.max())
-    step = 1.0 / lipschitz
+    top = SAFETY * curvature * _top_eigenvalue(x, scaled)
+    step = 1.0 / (min(bound, top) + float(penalty.max()))
     w = np.zeros((x.width, heads), dtype=np.float32)
     previous = w
     y = targets.astype(np.float32)
     base = np.zeros((1, heads), np.float32) if offset is None else offset.astype(np.float32)
+    link = _sigmoid if logistic else (lambda z: z)
     for t in range(1, iterations + 1):
         look = w + ((t - 1) / (t + 2)) * (w - previous)
-        gradient = x.tdot(scaled * (_sigmoid(x.dot(look) + base) - y)) + penalty * look
+        gradient = x.tdot(scaled * (link(x.dot(look) + base) - y)) + penalty * look
         previous, w = w, look - step * gradient
     return w

@@ -25,6 +25,7 @@ the group models (one linear model). Stored as one ``.npz``, loaded once per pro
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -38,6 +39,7 @@ from thrifty.learned import load_cached, save_arrays
 from thrifty.recordings.dataset import ReplayRecord
 from thrifty.routing.encoders import embed_many, embed_one
 from thrifty.routing.features import Featurizer, text_features, to_csr
+from thrifty.routing.lengths import LengthModel, expected_tokens, fit_lengths
 from thrifty.routing.linear import SparseRows, fit_logistic
 from thrifty.routing.text import prompt_text
 
@@ -187,6 +189,7 @@ class QualityPredictor:
         prior_path: str = "",
         tiers: Sequence[int] = (),
         prior_scale: float = 1.0,
+        lengths: LengthModel | None = None,
     ) -> None:
         self.reference = reference
         self.models = list(models)  # the learned heads (every model but the reference)
@@ -199,6 +202,24 @@ class QualityPredictor:
         order = np.argsort(train_keys)
         self.train_keys = train_keys[order].astype(np.int64)
         self.train_scores = train_scores[order].astype(np.float32)
+        # Answer lengths (``lengths.py``); without a length model (an older file, the
+        # prior alone) every prompt expects each model's mean length.
+        self.lengths = (
+            dataclasses.replace(lengths, train_demand=lengths.train_demand[order])
+            if lengths is not None
+            else LengthModel(
+                np.zeros(len(self.weights), np.float32),
+                np.log(np.maximum(self.output_tokens, 1.0)),  # nan stays nan: unknown
+                np.zeros(len(train_keys)),
+                math.nan,
+                None,
+            )
+        )  # its training demands in the order of ``train_keys``, like ``train_scores``
+        # One product gives every head's logit and the length demand (last column).
+        self._dot_weights = np.hstack([self.weights, self.lengths.weights[:, None]])
+        self._train_rows = np.hstack(
+            [self.train_scores, self.lengths.train_demand[:, None].astype(np.float32)]
+        )
         self.encoder = encoder if self.dense_dim else "none"
         self.prior, self.prior_path = prior, prior_path
         self.tiers = np.asarray(tiers, dtype=np.int64)  # each head's column in the prior
@@ -281,6 +302,10 @@ class QualityPredictor:
             )  # fmt: skip
             weights = w.reshape(x.width, FOLDS, n_heads).mean(axis=1)
             columns = x.columns
+        lengths = None
+        if x is not None:
+            say(f"fitting answer lengths on {len(texts)} prompts")
+            lengths = fit_lengths(x, tokens, folds, FOLDS)
         mean_tokens = np.array(
             [np.nanmean(col) if np.isfinite(col).any() else np.nan for col in tokens.T]
         )
@@ -291,6 +316,7 @@ class QualityPredictor:
             reference, heads, featurizer, columns, weights, mean_tokens,
             known.sum(axis=0).astype(np.float64), keys, scores,
             encoder, prior, prior_path if prior is not None else "", head_tiers, scale,
+            lengths,
         )  # fmt: skip
         predictor.l2_rows = chosen
         return predictor
@@ -331,6 +357,13 @@ class QualityPredictor:
             prior=np.array(self.prior_path),
             prior_scale=np.array(self.prior_scale),
             tiers=self.tiers,
+            length_weights=self.lengths.weights.astype(np.float16),
+            length_base=self.lengths.base,
+            train_demand=self.lengths.train_demand.astype(np.float16),
+            length_l2_rows=np.array(self.lengths.l2_rows),
+            length_rank=np.array(
+                math.nan if self.lengths.rank_correlation is None else self.lengths.rank_correlation
+            ),
             **self.featurizer.arrays(),
         )
 
@@ -360,6 +393,7 @@ class QualityPredictor:
                 prior_path,
                 data.get("tiers", ()),
                 float(data["prior_scale"]) if "prior_scale" in data else 1.0,
+                _saved_lengths(data),
             )
 
         predictor = load_cached(path, build, "predictor")
@@ -375,23 +409,32 @@ class QualityPredictor:
     ) -> np.ndarray:
         """One logit per learned model: out-of-group for a training prompt, else the mean
         model (``embedding``: the prompt's, when the caller embedded a batch already)."""
+        return self._scores(text, tags, embedding)[:-1]
+
+    def _scores(
+        self,
+        text: str,
+        tags: Mapping[str, str] | None = None,
+        embedding: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``logits`` followed by the prompt's answer-length demand (``lengths.py``)."""
         key = text_key(text)
         at = int(np.searchsorted(self.train_keys, key))
         if at < len(self.train_keys) and self.train_keys[at] == key:
-            return self.train_scores[at].astype(np.float64)
+            return self._train_rows[at].astype(np.float64)
         counts, shape = text_features(text)
         slots, values = self.featurizer.row(counts, shape, tags or {})
-        out = np.zeros(len(self.models), dtype=np.float32)
+        out = np.zeros(len(self.models) + 1, dtype=np.float32)
         if len(self.columns):
             where = np.minimum(np.searchsorted(self.columns, slots), len(self.columns) - 1)
             hit = self.columns[where] == slots
-            out += values[hit].astype(np.float32) @ self.weights[where[hit]]
+            out += values[hit].astype(np.float32) @ self._dot_weights[where[hit]]
         if self.dense_dim:
             vector = embed_one(text, self.encoder) if embedding is None else embedding
-            out += vector @ self.weights[len(self.columns) :]
+            out += vector @ self._dot_weights[len(self.columns) :]
         if self.prior is not None and len(self.tiers):
-            out += self.prior_scale * self.prior.logits(text)[self.tiers].astype(np.float32)
-        return out
+            out[:-1] += self.prior_scale * self.prior.logits(text)[self.tiers].astype(np.float32)
+        return out.astype(np.float64)
 
     def logits_many(self, texts: Sequence[str]) -> np.ndarray:
         """``logits`` of many prompts, their embeddings computed in batches."""
@@ -415,13 +458,29 @@ class QualityPredictor:
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached
-        relative = 1.0 / (1.0 + np.exp(-self.logits(text, tags)))
+        scores = self._scores(text, tags)
+        relative = 1.0 / (1.0 + np.exp(-scores[:-1]))
+        tokens = expected_tokens(self.lengths.base, float(scores[-1]))  # reference last
         out = {
-            model: Prediction(float(relative[j]), float(self.output_tokens[j]), self.support[j])
+            model: Prediction(float(relative[j]), float(tokens[j]), self.support[j])
             for j, model in enumerate(self.models)
         }
-        out[self.reference] = Prediction(1.0, float(self.output_tokens[-1]), math.inf)
+        out[self.reference] = Prediction(1.0, float(tokens[-1]), math.inf)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
         self._cache[cache_key] = out
         return out
+
+
+def _saved_lengths(data: Any) -> LengthModel | None:
+    """The length model of a saved predictor (None: a file from before it existed)."""
+    if "length_weights" not in data:
+        return None
+    rank = float(data["length_rank"])
+    return LengthModel(
+        data["length_weights"].astype(np.float32),
+        data["length_base"].astype(np.float64),
+        data["train_demand"].astype(np.float64),
+        float(data["length_l2_rows"]),
+        None if math.isnan(rank) else rank,
+    )

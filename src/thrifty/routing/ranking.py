@@ -9,12 +9,32 @@ grade) and the benchmarks report it on held-out rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from thrifty.recordings.dataset import ReplayRecord
-from thrifty.routing.predictor import QualityPredictor
 from thrifty.routing.text import prompt_text
+
+if TYPE_CHECKING:  # the predictor imports its length model, which ranks with this module
+    from thrifty.routing.predictor import QualityPredictor
+
+
+def mean_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks of ``values``, tied values sharing their mean rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    ends = np.cumsum(counts)  # rank of each distinct value's last copy
+    return (ends - (counts - 1) / 2)[inverse]
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation (None when either side is constant or too short)."""
+    if len(a) < 3:
+        return None
+    ra, rb = mean_ranks(a), mean_ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return None
+    return round(float(np.corrcoef(ra, rb)[0, 1]), 4)
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
@@ -24,9 +44,7 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float | None:
     negatives = len(labels) - positives
     if not positives or not negatives:
         return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ends = np.cumsum(counts)  # rank of each distinct score's last copy (1-based)
-    ranks = (ends - (counts - 1) / 2)[inverse]  # tied scores share their mean rank
+    ranks = mean_ranks(scores)
     return float(
         (ranks[labels == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives)
     )

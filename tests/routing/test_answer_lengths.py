@@ -1,0 +1,163 @@
+"""The predictor learns how long each model's answer to a prompt will be, and the
+tradeoff router spends its quality budget on the requests whose answers cost most."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from thrifty.config import parse_config
+from thrifty.learned import save_arrays
+from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord
+from thrifty.registry import ModelRegistry
+from thrifty.routing.build import build_routing
+from thrifty.routing.lengths import demand_targets
+from thrifty.routing.predictor import QualityPredictor, text_key
+
+CHEAP, STRONG = "cheap", "strong"
+LONG = ["essay", "story", "report", "program", "tutorial"]
+SHORT = ["yes", "number", "word", "date", "name"]
+ESSAY = "write an essay about rivers"
+FACT = "one word: the capital of peru"
+
+
+def _records(n: int, seed: int) -> list[ReplayRecord]:
+    """Long answers to prompts asking for an essay or a program, short to facts; the
+    cheap model as good either way (quality carries no signal), and terser."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        long = rng.random() < 0.5
+        words = [rng.choice(LONG if long else SHORT)] + [f"w{rng.randrange(300)}" for _ in range(6)]
+        tokens = rng.randint(500, 900) if long else rng.randint(5, 40)
+        out.append(
+            ReplayRecord(
+                id=f"r{seed}-{i}",
+                messages=({"role": "user", "content": " ".join(words)},),
+                params={},
+                tags={},
+                answers={
+                    CHEAP: RecordedAnswer(None, 1.0, int(tokens * 0.8)),
+                    STRONG: RecordedAnswer(None, 1.0, tokens),
+                },
+            )
+        )
+    return out
+
+
+def test_answer_lengths_are_learned_per_prompt_and_per_model() -> None:
+    train = _records(400, 1)
+    predictor = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG)
+    essay, fact = predictor.predict(ESSAY), predictor.predict(FACT)
+    assert essay[STRONG].output_tokens > 5 * fact[STRONG].output_tokens
+    assert essay[CHEAP].output_tokens < essay[STRONG].output_tokens  # the terser model
+    # the level is right where it matters for the bill: the mean over the training rows
+    predicted = [predictor.predict(r.messages[0]["content"])[STRONG].output_tokens for r in train]
+    recorded = [r.answers[STRONG].output_tokens for r in train]
+    assert np.mean(predicted) == pytest.approx(np.mean(recorded), rel=0.05)
+    assert predictor.lengths.rank_correlation is not None
+    assert predictor.lengths.rank_correlation > 0.7
+
+
+def test_training_prompts_get_cross_fitted_lengths() -> None:
+    train = _records(300, 2)
+    predictor = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG)
+    text = train[0].messages[0]["content"]
+    stored = predictor.lengths.train_demand[
+        np.searchsorted(np.sort([text_key(r.messages[0]["content"]) for r in train]),
+                        text_key(text))]  # fmt: skip
+    tokens = predictor.predict(text)[STRONG].output_tokens
+    assert tokens == pytest.approx(np.exp(predictor.lengths.base[-1] + stored), rel=1e-3)
+
+
+def test_lengths_round_trip_and_an_older_file_expects_the_mean(tmp_path: Path) -> None:
+    fitted = QualityPredictor.fit(_records(300, 3), [CHEAP, STRONG], STRONG)
+    loaded = QualityPredictor.load(fitted.save(tmp_path / "p.npz"))
+    for text in (ESSAY, FACT):
+        assert loaded.predict(text)[STRONG].output_tokens == pytest.approx(
+            fitted.predict(text)[STRONG].output_tokens, rel=0.02
+        )
+    with np.load(tmp_path / "p.npz") as data:  # a file written before the length model
+        arrays = {k: data[k] for k in data.files if not k.startswith(("length_", "train_dem"))}
+    old = QualityPredictor.load(save_arrays(tmp_path / "old.npz", **arrays))
+    assert old.predict(ESSAY)[STRONG].output_tokens == pytest.approx(fitted.output_tokens[-1])
+    assert old.predict(FACT)[STRONG].output_tokens == pytest.approx(fitted.output_tokens[-1])
+
+
+def test_demand_averages_each_model_about_its_own_mean() -> None:
+    tokens = np.array([[10.0, 100.0], [30.0, np.nan], [np.nan, np.nan]])
+    demand, has = demand_targets(tokens)
+    assert has.tolist() == [True, True, False]
+    logs = np.log1p(tokens)
+    assert demand[1] == pytest.approx(logs[1, 0] - np.mean(logs[:2, 0]))
+    # row 0 also has model 2, at its own mean (its only row): the average of the two
+    assert demand[0] == pytest.approx((logs[0, 0] - np.mean(logs[:2, 0]) + 0.0) / 2)
+
+
+def test_the_tradeoff_router_sends_the_long_answers_to_the_cheap_model(tmp_path: Path) -> None:
+    path = QualityPredictor.fit(_records(400, 4), [CHEAP, STRONG], STRONG).save(tmp_path / "p.npz")
+    predictor = QualityPredictor.load(path)
+    loss = {t: 1.0 - predictor.predict(t)[CHEAP].quality for t in (ESSAY, FACT)}
+    saving = {  # USD per 1k requests the cheap model saves on each, by the predicted lengths
+        t: 1000 * (predictor.predict(t)[STRONG].output_tokens * 30e-6
+                   - predictor.predict(t)[CHEAP].output_tokens * 2e-6)
+        for t in (ESSAY, FACT)
+    }  # fmt: skip
+    # a λ at which the essay's saving buys its (predicted) quality loss and the fact's not
+    lam = 2 * loss[ESSAY] / saving[ESSAY]
+    assert lam * saving[FACT] < loss[FACT]
+    raw = {
+        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {
+            STRONG: {"provider": "p", "price": {"input": 10.0, "output": 30.0}},
+            CHEAP: {"provider": "p", "price": {"input": 1.0, "output": 2.0}},
+        },
+        "default_model": STRONG,
+        "routing": {
+            "enabled": True,
+            "strategy": "tradeoff",
+            "predictor": str(path),
+            "tradeoff_lambda": lam,
+        },
+    }
+    config = parse_config(raw)
+    router = build_routing(config.routing, ModelRegistry.from_config(config), STRONG).router
+    model = {t: router.decide({"messages": [{"role": "user", "content": t}]}).model
+             for t in (ESSAY, FACT)}  # fmt: skip
+    assert model == {ESSAY: CHEAP, FACT: STRONG}
+
+
+def test_tune_says_how_well_it_predicts_answer_lengths(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    import yaml
+
+    from thrifty.cli.main import main
+    from thrifty.recordings.dataset import write_dataset
+
+    dataset = write_dataset(_records(200, 5), tmp_path / "d.jsonl.gz")
+    raw = {
+        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {
+            STRONG: {"provider": "p", "price": {"input": 10.0, "output": 30.0}},
+            CHEAP: {"provider": "p", "price": {"input": 1.0, "output": 2.0}},
+        },
+        "default_model": STRONG,
+        "routing": {"enabled": True, "strategy": "tradeoff", "prior": "none"},
+    }
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    args = ["tune", "--dataset", str(dataset), "--config", str(config), "--folds", "2",
+            "--out", str(tmp_path / "tuned.yaml")]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    line = printed.split("answer lengths: rank correlation ")[1]
+    assert float(line.split()[0]) > 0.7 and "with the reference's, cross-fitted" in line
+    assert main([*args, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)["predictor"]
+    assert summary["length_rank_correlation"] == pytest.approx(float(line.split()[0]), abs=0.01)
