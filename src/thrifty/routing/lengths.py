@@ -60,7 +60,8 @@ def fit_lengths(
     ``folds`` (each row's group of ``fold_count``)."""
     n = len(tokens)
     target, has = demand_targets(tokens)
-    if has.sum() < 2 * fold_count:  # too few lengths to learn from: every prompt alike
+    if has.sum() < 2 * fold_count or np.ptp(target[has]) < 1e-9:
+        # too few lengths to learn from, or all alike (MMLU's one-letter answers)
         demand = np.zeros(n)
         return LengthModel(
             np.zeros(x.width, np.float32), _bases(tokens, demand), demand, math.nan, None

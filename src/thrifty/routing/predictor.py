@@ -279,9 +279,9 @@ class QualityPredictor:
         n_heads = len(heads)
         head_tiers = list(tiers) if prior is not None else []
         offset = prior.logits_many(texts)[:, head_tiers] if prior is not None and n_heads else None
-        if x is None or n_heads == 0:
-            weights = np.zeros((0, n_heads), dtype=np.float32)
-            columns = np.zeros(0, dtype=np.int64)
+        if x is None or n_heads == 0:  # nothing to learn quality from (lengths may be)
+            weights = np.zeros((0 if x is None else x.width, n_heads), dtype=np.float32)
+            columns = np.zeros(0, dtype=np.int64) if x is None else x.columns
             scores = np.zeros((len(texts), n_heads), dtype=np.float32)
             chosen, scale = math.nan, 1.0
         else:
