@@ -48,6 +48,19 @@ def _records(n: int, seed: int) -> list[ReplayRecord]:
     return out
 
 
+def _raw(**routing: object) -> dict[str, object]:
+    """A config with the two models priced ~15x apart, tradeoff routing on."""
+    return {
+        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+        "models": {
+            STRONG: {"provider": "p", "price": {"input": 10.0, "output": 30.0}},
+            CHEAP: {"provider": "p", "price": {"input": 1.0, "output": 2.0}},
+        },
+        "default_model": STRONG,
+        "routing": {"enabled": True, "strategy": "tradeoff", **routing},
+    }
+
+
 def test_answer_lengths_are_learned_per_prompt_and_per_model() -> None:
     train = _records(400, 1)
     predictor = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG)
@@ -120,21 +133,7 @@ def test_the_tradeoff_router_sends_the_long_answers_to_the_cheap_model(tmp_path:
     # a λ at which the essay's saving buys its (predicted) quality loss and the fact's not
     lam = 2 * loss[ESSAY] / saving[ESSAY]
     assert lam * saving[FACT] < loss[FACT]
-    raw = {
-        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
-        "models": {
-            STRONG: {"provider": "p", "price": {"input": 10.0, "output": 30.0}},
-            CHEAP: {"provider": "p", "price": {"input": 1.0, "output": 2.0}},
-        },
-        "default_model": STRONG,
-        "routing": {
-            "enabled": True,
-            "strategy": "tradeoff",
-            "predictor": str(path),
-            "tradeoff_lambda": lam,
-        },
-    }
-    config = parse_config(raw)
+    config = parse_config(_raw(predictor=str(path), tradeoff_lambda=lam))
     router = build_routing(config.routing, ModelRegistry.from_config(config), STRONG).router
     model = {t: router.decide({"messages": [{"role": "user", "content": t}]}).model
              for t in (ESSAY, FACT)}  # fmt: skip
@@ -152,17 +151,8 @@ def test_tune_says_how_well_it_predicts_answer_lengths(
     from thrifty.recordings.dataset import write_dataset
 
     dataset = write_dataset(_records(200, 5), tmp_path / "d.jsonl.gz")
-    raw = {
-        "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
-        "models": {
-            STRONG: {"provider": "p", "price": {"input": 10.0, "output": 30.0}},
-            CHEAP: {"provider": "p", "price": {"input": 1.0, "output": 2.0}},
-        },
-        "default_model": STRONG,
-        "routing": {"enabled": True, "strategy": "tradeoff", "prior": "none"},
-    }
     config = tmp_path / "c.yaml"
-    config.write_text(yaml.safe_dump(raw))
+    config.write_text(yaml.safe_dump(_raw(prior="none")))
     args = ["tune", "--dataset", str(dataset), "--config", str(config), "--folds", "2",
             "--out", str(tmp_path / "tuned.yaml")]  # fmt: skip
     assert main(args) == 0

@@ -27,6 +27,14 @@ def _gradient_norm(x: SparseRows, w: np.ndarray, y: np.ndarray, l2: float) -> fl
     return float(np.linalg.norm(x.tdot(scaled * (_sigmoid(x.dot(w)) - y)) + l2 * w))
 
 
+def _dense(x: SparseRows) -> np.ndarray:
+    out = np.zeros((x.n, x.width))
+    for i in range(x.n):
+        span = slice(x.indptr[i], x.indptr[i + 1])
+        out[i, x.col[span]] = x.values[span]
+    return out
+
+
 def test_the_fit_reaches_a_stationary_point() -> None:
     x, y = _problem()
     start = _gradient_norm(x, np.zeros((x.width, 1), np.float32), y, 1e-4)
@@ -36,10 +44,7 @@ def test_the_fit_reaches_a_stationary_point() -> None:
 
 def test_the_products_match_dense_algebra() -> None:
     x, _ = _problem(n=50, k=20, seed=1)
-    dense = np.zeros((x.n, x.width))
-    for i in range(x.n):
-        span = slice(x.indptr[i], x.indptr[i + 1])
-        dense[i, x.col[span]] = x.values[span]
+    dense = _dense(x)
     w = np.random.default_rng(2).normal(size=(x.width, 3))
     r = np.random.default_rng(3).normal(size=(x.n, 3))
     np.testing.assert_allclose(x.dot(w), dense @ w, rtol=1e-4, atol=1e-5)
@@ -75,10 +80,7 @@ def test_a_file_saved_before_pruning_keeps_unseen_words() -> None:
 
 def test_the_least_squares_fit_reaches_the_ridge_solution() -> None:
     x, _ = _problem(n=300, k=30, seed=4)
-    dense = np.zeros((x.n, x.width))
-    for i in range(x.n):
-        span = slice(x.indptr[i], x.indptr[i + 1])
-        dense[i, x.col[span]] = x.values[span]
+    dense = _dense(x)
     rng = np.random.default_rng(5)
     y = dense @ rng.normal(size=(x.width, 1)) + 0.1 * rng.normal(size=(x.n, 1))
     l2 = 1e-2
