@@ -187,3 +187,18 @@ def test_a_reference_alone_still_learns_its_lengths() -> None:
     essay, fact = predictor.predict(ESSAY)[STRONG], predictor.predict(FACT)[STRONG]
     assert essay.quality == fact.quality == 1.0
     assert essay.output_tokens > 5 * fact.output_tokens
+
+
+def test_many_rows_learn_lengths_from_a_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``LENGTH_ROWS`` the length model fits a seeded sample (the tune's time); the
+    other training rows are scored by that model, which never saw them."""
+    import thrifty.routing.lengths as lengths
+
+    monkeypatch.setattr(lengths, "LENGTH_ROWS", 150)
+    train = _records(400, 9)
+    predictor = QualityPredictor.fit(train, [CHEAP, STRONG], STRONG)
+    assert predictor.predict(ESSAY)[STRONG].output_tokens > 5 * (
+        predictor.predict(FACT)[STRONG].output_tokens
+    )
+    assert predictor.lengths.rank_correlation is not None
+    assert predictor.lengths.rank_correlation > 0.5  # 0.8 from all 400 rows

@@ -88,3 +88,12 @@ def test_the_least_squares_fit_reaches_the_ridge_solution() -> None:
     w = fit_least_squares(x, y, np.ones_like(y), l2=l2)  # the length model's 100 steps
     fitted, best = dense @ w, dense @ exact
     assert np.mean((fitted - y) ** 2) < 1.02 * np.mean((best - y) ** 2) + 1e-6
+
+
+def test_a_fit_on_some_rows_widens_back_to_every_column() -> None:
+    x, y = _problem(n=200, k=40, seed=6)
+    rows = np.arange(0, 200, 3)
+    part = x.take(rows)
+    assert part.n == len(rows) and part.k <= x.k
+    w = fit_logistic(part, y[rows], np.ones_like(y[rows]))
+    np.testing.assert_allclose(x.dot(x.widen(part, w))[rows], part.dot(w), rtol=1e-5, atol=1e-5)

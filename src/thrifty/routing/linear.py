@@ -52,6 +52,24 @@ class SparseRows:
         if self.dense is not None:
             self.sq_norms = self.sq_norms + (self.dense.astype(np.float64) ** 2).sum(axis=1)
 
+    def take(self, rows: np.ndarray) -> SparseRows:
+        """These ``rows`` alone (columns renumbered to theirs; :meth:`widen` maps a fit on
+        them back to this matrix's columns)."""
+        starts, ends = self.indptr[rows], self.indptr[rows + 1]
+        entries = np.concatenate([np.arange(a, b) for a, b in zip(starts, ends, strict=True)])
+        indptr = np.r_[0, np.cumsum(ends - starts)]
+        dense = None if self.dense is None else self.dense[rows]
+        return SparseRows(indptr, self.columns[self.col[entries]], self.values[entries], dense)
+
+    def widen(self, part: SparseRows, weights: np.ndarray) -> np.ndarray:
+        """Weights fitted on ``part`` (from :meth:`take`) in this matrix's columns (0 for a
+        column ``part`` never saw)."""
+        out = np.zeros((self.width, *weights.shape[1:]), dtype=weights.dtype)
+        out[np.searchsorted(self.columns, part.columns)] = weights[: part.k]
+        if self.dense is not None:
+            out[self.k :] = weights[part.k :]
+        return out
+
     @property
     def width(self) -> int:
         return self.k + (0 if self.dense is None else self.dense.shape[1])
