@@ -15,7 +15,9 @@ tuned router's ``decide`` per request, median, after warm-up.
     python -m bench.routing_learned [--mmlu PATH] [--sets mmlu arena scale]
 
 ``scale``: ``thrifty tune``'s work on 10,000 MMLU prompts in a fresh process (wall time,
-peak RSS), run first so nothing else shares the machine's cores with it.
+peak RSS), run first so nothing else shares the machine's cores with it; then the same
+prompts given varying answer lengths (``with_lengths``: MMLU's answers are all 5 tokens,
+so its tune skips the length model), the cost of learning lengths at that scale.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import statistics
 import sys
@@ -191,11 +194,29 @@ def base_raw() -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in ("routing", "cascade", "cache")}
 
 
-def scale_child(mmlu: Path, rows: int) -> None:
+def with_lengths(records: list[ReplayRecord]) -> list[ReplayRecord]:
+    """Each answer given a length of 20–1,099 tokens by a hash of the id (the strong
+    model's 1.2× the other's), no text: a set whose lengths vary, for timing only."""
+    out = []
+    for record in records:
+        tokens = 20 + int(hashlib.sha256(record.id.encode()).hexdigest()[:6], 16) % 1080
+        answers = {
+            model: dataclasses.replace(
+                answer, output_tokens=round(tokens * (1.2 if model == STRONG else 1.0))
+            )
+            for model, answer in record.answers.items()
+        }
+        out.append(dataclasses.replace(record, answers=answers))
+    return out
+
+
+def scale_child(mmlu: Path, rows: int, lengths: bool = False) -> None:
     """Run in a fresh process: ``thrifty tune``'s work on ``rows`` prompts; prints JSON."""
     import resource
 
     records = load_dataset(mmlu)[:rows]
+    if lengths:
+        records = with_lengths(records)
     raw = deep_merge(base_raw(), {"routing": {"enabled": True, "strategy": "tradeoff",
                                               "candidates": [STRONG, MIXTRAL]}})  # fmt: skip
     started = time.perf_counter()
@@ -207,12 +228,12 @@ def scale_child(mmlu: Path, rows: int) -> None:
                       "max_rss_mb": round(rss)}))  # fmt: skip
 
 
-def tune_at_scale(mmlu: Path, rows: int) -> dict[str, Any]:
+def tune_at_scale(mmlu: Path, rows: int, lengths: bool = False) -> dict[str, Any]:
     import subprocess
 
     done = subprocess.run(
         [sys.executable, "-m", "bench.routing_learned", "--mmlu", str(mmlu),
-         "--scale-child", str(rows)],
+         "--scale-child", str(rows), *(["--scale-lengths"] if lengths else [])],
         check=True, capture_output=True, text=True, cwd=ROOT,
     )  # fmt: skip
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -279,6 +300,7 @@ def main() -> int:
     parser.add_argument("--sets", nargs="+",
                         default=["scale", "arena", "mmlu", "mmlu-sub", "mmlu-stem"])  # fmt: skip
     parser.add_argument("--scale-child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--scale-lengths", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default="routing-learned", help="results file stem")
     parser.add_argument("--encoders", nargs="+", help="only the variants with these encoders")
     parser.add_argument("--embed-cache", type=Path, help="keep MiniLM/static vectors here")
@@ -291,7 +313,7 @@ def main() -> int:
 
         thrifty.routing.predictor.PRIOR_SCALES = (1.0,)
     if args.scale_child:
-        scale_child(args.mmlu, args.scale_child)
+        scale_child(args.mmlu, args.scale_child, args.scale_lengths)
         return 0
     raw = base_raw()
     workroot = Path(tempfile.mkdtemp(prefix="thrifty-bench-learned-"))
@@ -302,6 +324,7 @@ def main() -> int:
     if "scale" in args.sets:
         print("tune on 10,000 prompts ...", file=sys.stderr)
         scale = tune_at_scale(args.mmlu, 10_000)
+        scale["with_lengths"] = tune_at_scale(args.mmlu, 10_000, lengths=True)
         save(runs, scale, args)
     two = deep_merge(raw, {"routing": {"candidates": [STRONG, MIXTRAL]}})
     sets = {
@@ -388,6 +411,14 @@ def write(results: dict[str, Any]) -> None:
             f"`thrifty tune` (tradeoff routing, 5-fold estimate) on {s['rows']} MMLU prompts "
             f"in a fresh process: {s['tune_seconds']} s, peak RSS {s['max_rss_mb']} MB.",
         ]
+        if s.get("with_lengths"):
+            v = s["with_lengths"]
+            lines += [
+                "",
+                "The same prompts with varying answer lengths (20–1,099 tokens by a hash of "
+                f"the id, no answer text; the length model is fitted): {v['tune_seconds']} s, "
+                f"peak RSS {v['max_rss_mb']} MB.",
+            ]
     write_results(stem, results, lines)
     sys.stdout.write("\n".join(lines) + "\n")
 
