@@ -12,6 +12,9 @@ on fewer than ``PRIOR_CHOICE_ROWS`` labelled rows a head, the fit keeps the prio
 every model at once) only when the cross-fitted log-loss, summed over the models, says it
 helps on these rows (``PRIOR_SCALES``), since on traffic unlike the prior's data it pulls
 the wrong way.
+Each model's expected answer length for the prompt comes from a length model fitted
+beside the heads (``lengths.py``), one more column of the same product: the router's
+expected cost follows the prompt (an essay, a one-word fact), not the model's mean.
 A decision costs one sparse dot product per model (no scan over the training prompts),
 so it takes the same time whatever the training size.
 
@@ -85,7 +88,7 @@ def text_key(text: str) -> int:
 @dataclass(frozen=True, slots=True)
 class Prediction:
     quality: float  # relative to the reference model's (1.0 = as good)
-    output_tokens: float
+    output_tokens: float  # expected for this prompt (nan: the model's length unknown)
     support: float  # training prompts this model had a graded answer for
 
 
