@@ -11,7 +11,7 @@ import hashlib
 import math
 import sys
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thrifty.messages import last_user_text
@@ -28,14 +28,17 @@ _WORD_LIST = """the be to of and a in that have it for not on with he as you do 
 COMMON_WORDS: tuple[str, ...] = tuple(_WORD_LIST.split())
 
 
-def _byte_stream(seed: bytes) -> Iterator[int]:
-    """An endless stable stream of pseudo-random 16-bit numbers derived from ``seed``."""
-    counter = 0
-    while True:
-        block = hashlib.sha256(seed + counter.to_bytes(8, "little")).digest()
-        for i in range(0, 32, 2):
-            yield int.from_bytes(block[i : i + 2], "little")
-        counter += 1
+def _numbers(seed: bytes, count: int) -> list[int]:
+    """The first ``count`` of a stable stream of pseudo-random 16-bit numbers derived from
+    ``seed``: sha256(seed + counter) blocks, little-endian, drawn at once (a replay of
+    10,000 long length-only answers drew ~20 million of them one by one: ~20 s)."""
+    blocks = b"".join(
+        hashlib.sha256(seed + c.to_bytes(8, "little")).digest() for c in range(-(-count // 16))
+    )
+    numbers = array("H", blocks)
+    if sys.byteorder == "big":  # the stream's numbers are little-endian
+        numbers.byteswap()
+    return numbers.tolist()[:count]
 
 
 def rule_text(model: str, messages: Sequence[Mapping[str, Any]], index: int = 0) -> str:
@@ -47,23 +50,11 @@ def rule_text(model: str, messages: Sequence[Mapping[str, Any]], index: int = 0)
     seed = f"{model}\x00{last_user_text(messages)}"
     if index:
         seed += f"\x00{index}"
-    numbers = _byte_stream(hashlib.sha256(seed.encode()).digest())
-    count = 8 + next(numbers) % 53
-    words = [COMMON_WORDS[next(numbers) % len(COMMON_WORDS)] for _ in range(count)]
+    numbers = _numbers(hashlib.sha256(seed.encode()).digest(), 61)  # a count, 8–60 words
+    count = 8 + numbers[0] % 53
+    words = [COMMON_WORDS[n % len(COMMON_WORDS)] for n in numbers[1 : count + 1]]
     words[0] = words[0].capitalize()
     return f"[{model}] {' '.join(words)}."
-
-
-def _numbers(seed: bytes, count: int) -> list[int]:
-    """The first ``count`` numbers of :func:`_byte_stream` at once (a replay of 10,000
-    long length-only answers drew ~20 million of them one by one: ~20 s)."""
-    blocks = b"".join(
-        hashlib.sha256(seed + c.to_bytes(8, "little")).digest() for c in range(-(-count // 16))
-    )
-    numbers = array("H", blocks)
-    if sys.byteorder == "big":  # the stream's numbers are little-endian
-        numbers.byteswap()
-    return numbers.tolist()[:count]
 
 
 def filler_text(model: str, tokens: int, salt: str) -> str:
@@ -86,8 +77,7 @@ def answer_text(answer: RecordedAnswer, model: str, key: str) -> str | None:
 
 def embedding_vector(data: bytes, dimensions: int) -> array[float]:
     """A unit-norm float32 vector derived from sha256 of ``data``."""
-    numbers = _byte_stream(hashlib.sha256(data).digest())
-    raw = [next(numbers) / 32767.5 - 1.0 for _ in range(dimensions)]
+    raw = [n / 32767.5 - 1.0 for n in _numbers(hashlib.sha256(data).digest(), dimensions)]
     norm = math.sqrt(sum(x * x for x in raw)) or 1.0
     vector = array("f", (x / norm for x in raw))
     return vector
