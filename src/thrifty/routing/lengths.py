@@ -45,6 +45,11 @@ class LengthModel:
     l2_rows: float  # the penalty chosen (nan: nothing to fit)
     rank_correlation: float | None  # cross-fitted demand vs the reference's length
 
+    @classmethod
+    def flat(cls, width: int, base: np.ndarray, rows: int) -> LengthModel:
+        """Every prompt expects each model's mean (``base``: log of it): nothing learned."""
+        return cls(np.zeros(width, np.float32), base, np.zeros(rows), math.nan, None)
+
 
 def demand_targets(tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(each row's length demand, whether it has one) from tokens (rows, models), nan
@@ -67,10 +72,7 @@ def fit_lengths(
     target, has = demand_targets(tokens)
     if has.sum() < 2 * fold_count or np.ptp(target[has]) < 1e-9:
         # too few lengths to learn from, or all alike (MMLU's one-letter answers)
-        demand = np.zeros(n)
-        return LengthModel(
-            np.zeros(x.width, np.float32), _bases(tokens, demand), demand, math.nan, None
-        )
+        return LengthModel.flat(x.width, _bases(tokens, np.zeros(n)), n)
     learn = np.flatnonzero(has)
     if len(learn) > LENGTH_ROWS:
         learn = np.sort(np.random.default_rng(0).choice(learn, LENGTH_ROWS, replace=False))

@@ -210,12 +210,8 @@ class QualityPredictor:
         self.lengths = (
             dataclasses.replace(lengths, train_demand=lengths.train_demand[order])
             if lengths is not None
-            else LengthModel(
-                np.zeros(len(self.weights), np.float32),
-                np.log(np.maximum(self.output_tokens, 1.0)),  # nan stays nan: unknown
-                np.zeros(len(train_keys)),
-                math.nan,
-                None,
+            else LengthModel.flat(  # nan stays nan: the model's length unknown
+                len(self.weights), np.log(np.maximum(self.output_tokens, 1.0)), len(train_keys)
             )
         )  # its training demands in the order of ``train_keys``, like ``train_scores``
         # One product gives every head's logit and the length demand (last column).
