@@ -17,7 +17,7 @@ from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_datas
 from thrifty.registry import ModelRegistry
 from thrifty.replay.simulator import replay, without_techniques
 from thrifty.replay.summary import comparable, totals
-from thrifty.replay.tuner import MARGIN_Z, SHARE_STEP, retained_se, safe_share, tune
+from thrifty.replay.tuner import MARGIN_Z, SHARE_STEP, mixed, retained_se, safe_share, tune
 from thrifty.routing.build import build_routing
 from thrifty.routing.policy import share_hash
 from thrifty.routing.text import prompt_text
@@ -146,3 +146,40 @@ def test_a_tuned_mix_round_trips_through_the_written_config(tmp_path: Path) -> N
     inside = [share_hash(prompt_text(r.messages)) < config.routing.share
               for r in synthetic(300, signal=False)]  # fmt: skip
     assert all(o.upstream_model == "big" for o, i in zip(routed, inside, strict=True) if not i)
+
+
+def test_a_cascade_behind_the_router_is_mixed_at_a_share_as_it_replays(tmp_path: Path) -> None:
+    """Routing into a cascade may be taken at a share too: the tuner's estimate of the mix
+    (the candidate's rows inside the share, the reference's outside) is what the written
+    config replays, row by row."""
+    records = synthetic(200, signal=False)
+    tiers = [{"model": "small", "checks": ["heuristics"]}, {"model": "big"}]
+    raw = {**_raw(), "cascade": {"enabled": True, "tiers": tiers}}
+    result = tune(records, raw, TARGET, folds=2, workdir=tmp_path)
+    chosen = result.chosen
+    assert chosen.config is not None and chosen.config.cascade.enabled
+    share = chosen.config.routing.share
+    assert 0 < share < 1  # no signal: the cascade's candidate mixed with the reference
+    label = chosen.candidate.label.rsplit(", share", 1)[0]
+    whole = next(e for e in result.evaluated if e.candidate.label == label)
+    hashes = [share_hash(prompt_text(r.messages)) for r in records]
+    expected = mixed(whole.outcomes, result.baseline, hashes, share)
+
+    def seen(outcomes: list[Any]) -> list[tuple[Any, ...]]:
+        return [(o.model, o.quality, round(o.cost, 12)) for o in outcomes]
+
+    assert seen(chosen.outcomes) == seen(expected)
+    assert any("cascade" in o.techniques for o in chosen.outcomes)
+
+
+def test_a_candidate_with_a_share_already_is_not_mixed_again(tmp_path: Path) -> None:
+    """Mixing by the same hash again changes nothing, though the mix's formula would say
+    it does: the configured share 0.5 must not come back as "as configured, share 0.8"."""
+    records = synthetic(120, signal=False)
+    raw = _raw(prior="shipped", share=0.5, tradeoff_lambda=1e9)  # valid before any tune
+    result = tune(records, raw, TARGET, folds=2, workdir=tmp_path)
+    configured = next(e for e in result.evaluated if e.candidate.label == "as configured")
+    assert configured.config is not None and configured.config.routing.share == 0.5
+    assert not configured.mixable
+    assert all(e.mixable for e in result.evaluated if e.config and e.config.routing.share == 1)
+    assert not result.chosen.candidate.label.startswith("as configured, share")

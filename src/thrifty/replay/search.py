@@ -46,9 +46,12 @@ def _routing(
 ) -> list[Candidate]:
     registry = ModelRegistry.from_config(config)
     baseline = config.baseline_model or config.default_model
-    return routing_space(
+    found = routing_space(
         raw.get("routing") or {}, registry, baseline, train, workdir, target, progress
     )
+    # the tuner chooses the share (it mixes a candidate with the reference): each
+    # candidate starts unmixed, whatever share the config being tuned was written with
+    return [Candidate(c.label, deep_merge(c.patch, {"routing": {"share": 1.0}})) for c in found]
 
 
 def _cascade(

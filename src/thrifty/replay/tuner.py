@@ -38,6 +38,7 @@ class Evaluated:
     outcomes: list[RowOutcome]
     config: ThriftyConfig | None = None
     by_decisions: bool = False  # outcomes assembled by ``DecisionReplay``
+    mixable: bool = False  # may be taken at a routing share (see ``select``)
 
 
 @dataclass
@@ -105,10 +106,12 @@ def select(
     """The cheapest candidate whose quality retained on ``rows``, less ``margin_z``
     standard errors, is ≥ ``target``; if none reaches it, the one that retains the most.
 
-    ``mixable``: a routing-only candidate (``by_decisions``) may also be taken at a
-    share < 1 (``safe_share``), its expected cost then s·cost + (1 − s)·baseline cost.
-    Random routing to a cheaper model is one such mix, so a weak predictor still saves
-    what random routing saves at the target, and lands near it."""
+    ``mixable``: a candidate whose rows are independent and that routes (``Evaluated.
+    mixable``: routing alone, or routing into a cascade) may also be taken at a share
+    < 1 (``safe_share``), its expected cost then s·cost + (1 − s)·baseline cost: the
+    router sends the other requests to the reference, where no cascade starts. Random
+    routing to a cheaper model is one such mix, so a weak predictor still saves what
+    random routing saves at the target, and lands near it."""
     best, best_key = Pick(0), (1, float("inf"))
     for index, item in enumerate(evaluated):
         usable = [i for i in rows if item.outcomes[i].ok]
@@ -116,7 +119,7 @@ def select(
         retained = t["quality_retained"] or 0.0
         se = retained_se(item.outcomes, baseline, usable)
         share = 1.0 if retained - margin_z * se >= target else 0.0
-        if mixable and item.by_decisions and t["quality_retained"] is not None:
+        if mixable and item.mixable and t["quality_retained"] is not None:
             share = safe_share(retained, se, target, margin_z)
         if share > 0:
             reference = sum(baseline[i].cost for i in usable)
@@ -299,16 +302,19 @@ def tune(
             except ConfigError:
                 continue  # e.g. "as configured" before a predictor exists
             fast = decisions.outcomes(patched)
-            key = None
-            if fast is None and fast_thresholds:
-                key = family_key(patched, decisions.distinct)
+            key = None if fast is not None else family_key(patched, decisions.distinct)
+            # rows independent (routing alone, or a family) and routed: a share mixes it
+            # with the reference, unless it has one already (mixing that again by the
+            # hash changes nothing, though the mix's formula would say it does)
+            unmixed = patched.routing.enabled and patched.routing.share >= 1
+            mixable = unmixed and (fast is not None or key is not None)
             if fast is not None:
-                evaluated.append(Evaluated(candidate, fast, patched, by_decisions=True))
-            elif key is not None:
+                evaluated.append(Evaluated(candidate, fast, patched, True, mixable=mixable))
+            elif key is not None and fast_thresholds:
                 families.setdefault(key, []).append(len(evaluated))
-                evaluated.append(Evaluated(candidate, [], patched))  # outcomes below
+                evaluated.append(Evaluated(candidate, [], patched, mixable=mixable))
             else:
-                evaluated.append(Evaluated(candidate, replay(patched), patched))
+                evaluated.append(Evaluated(candidate, replay(patched), patched, mixable=mixable))
         for members in families.values():
             configs = [evaluated[i].config for i in members]
             outcomes = family_outcomes(replay, [c for c in configs if c is not None])
@@ -328,8 +334,10 @@ def tune(
         candidate = with_share(chosen.candidate, pick.share)
         config = parse_config(deep_merge(raw_config, candidate.patch), env, base_dir)
         shared = decisions.outcomes(config)
-        assert shared is not None  # a mixable candidate is routing-only
-        chosen = Evaluated(candidate, shared, config, by_decisions=True)
+        if shared is None:  # routing into a cascade: replayed whole below
+            chosen = Evaluated(candidate, replay(config), config)
+        else:
+            chosen = Evaluated(candidate, shared, config, by_decisions=True)
         evaluated = [*evaluated, chosen]
     if chosen.by_decisions and chosen.config is not None:  # the whole pipeline, ledger detail
         full = Evaluated(chosen.candidate, replay(chosen.config), chosen.config)
