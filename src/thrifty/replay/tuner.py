@@ -7,6 +7,13 @@ candidate is *chosen* on the other folds, then *measured* on this one; the poole
 held-out rows give the estimate, with a bootstrap confidence interval. A number measured
 on the rows a choice was made on is never reported as the estimate. The configuration
 written out is fitted and chosen on all rows.
+
+The choice keeps a safety margin of ``z`` standard errors, and ``z`` itself is chosen by
+the same folds (:func:`calibrated_margin`): the smallest of :data:`MARGIN_GRID` whose
+out-of-fold quality reaches the target. Choosing the cheapest of many candidates on the
+same rows favours those the noise flattered (on 150 rows the chosen policy landed below
+the target on average); the folds see that and widen the margin, and where there is
+evidence enough (thousands of rows) the smallest margin already lands and is kept.
 """
 
 from __future__ import annotations
@@ -55,6 +62,8 @@ class TuneResult:
 #: bound). The SE shrinks with the evidence (≈ 0.004 at 7,000 rows) and, for a mix, with
 #: the share routed (below), so a small set still lands near the target.
 MARGIN_Z = 1.0
+#: The margins (in standard errors) the folds choose from, smallest first (``MARGIN_Z``).
+MARGIN_GRID = (MARGIN_Z, 1.5, 2.0, 3.0, 4.0)
 SHARE_STEP = 0.01  # shares are chosen on this grid (rounded down: the safe side)
 
 
@@ -95,6 +104,54 @@ def safe_share(retained: float, se: float, target: float, margin_z: float = MARG
     return math.floor(share / SHARE_STEP + 1e-9) * SHARE_STEP
 
 
+@dataclass(frozen=True)
+class Measured:
+    """What a choice needs of one candidate on the rows it chooses on (measured once,
+    then compared under every margin)."""
+
+    retained: float | None
+    se: float
+    cost: float
+    reference_cost: float
+    mixable: bool
+
+
+def measure(
+    evaluated: Sequence[Evaluated], baseline: Sequence[RowOutcome], rows: Sequence[int]
+) -> list[Measured]:
+    out = []
+    for item in evaluated:
+        usable = [i for i in rows if item.outcomes[i].ok]
+        t = totals(item.outcomes, baseline, usable)
+        out.append(
+            Measured(
+                t["quality_retained"],
+                retained_se(item.outcomes, baseline, usable),
+                t["actual_cost"],
+                sum(baseline[i].cost for i in usable),
+                item.mixable,
+            )
+        )
+    return out
+
+
+def choose(measured: Sequence[Measured], target: float, margin_z: float, mixable: bool) -> Pick:
+    """:func:`select` on candidates already measured."""
+    best, best_key = Pick(0), (1, float("inf"))
+    for index, m in enumerate(measured):
+        retained = m.retained or 0.0
+        share = 1.0 if retained - margin_z * m.se >= target else 0.0
+        if mixable and m.mixable and m.retained is not None:
+            share = safe_share(retained, m.se, target, margin_z)
+        if share > 0:
+            pick, key = Pick(index, share), (0, share * m.cost + (1 - share) * m.reference_cost)
+        else:
+            pick, key = Pick(index), (1, -retained)
+        if key < best_key:
+            best, best_key = pick, key
+    return best
+
+
 def select(
     evaluated: Sequence[Evaluated],
     baseline: Sequence[RowOutcome],
@@ -112,23 +169,7 @@ def select(
     router sends the other requests to the reference, where no cascade starts. Random
     routing to a cheaper model is one such mix, so a weak predictor still saves what
     random routing saves at the target, and lands near it."""
-    best, best_key = Pick(0), (1, float("inf"))
-    for index, item in enumerate(evaluated):
-        usable = [i for i in rows if item.outcomes[i].ok]
-        t = totals(item.outcomes, baseline, usable)
-        retained = t["quality_retained"] or 0.0
-        se = retained_se(item.outcomes, baseline, usable)
-        share = 1.0 if retained - margin_z * se >= target else 0.0
-        if mixable and item.mixable and t["quality_retained"] is not None:
-            share = safe_share(retained, se, target, margin_z)
-        if share > 0:
-            reference = sum(baseline[i].cost for i in usable)
-            pick, key = Pick(index, share), (0, share * t["actual_cost"] + (1 - share) * reference)
-        else:
-            pick, key = Pick(index), (1, -retained)
-        if key < best_key:
-            best, best_key = pick, key
-    return best
+    return choose(measure(evaluated, baseline, rows), target, margin_z, mixable)
 
 
 def mixed(
@@ -206,6 +247,31 @@ def fold_rows(rows: Sequence[int], folds: int, seed: int) -> list[list[int]]:
 EvaluateFor = Callable[[Sequence[int], str], list[Evaluated]]
 
 
+Held = list[tuple[list[RowOutcome], list[RowOutcome]]]  # per fold: (actual, baseline) rows
+
+
+def _pooled_quality(held: Held, folds: Sequence[int]) -> float | None:
+    actual = [a for f in folds for a in held[f][0]]
+    baseline = [b for f in folds for b in held[f][1]]
+    usable = [i for i, a in enumerate(actual) if a.ok]
+    return totals(actual, baseline, usable)["quality_retained"]
+
+
+def calibrated_margin(
+    held: Mapping[float, Held], target: float, folds: Sequence[int] | None = None
+) -> float:
+    """The smallest margin whose choices, measured out of fold (on ``folds``; default
+    all), keep ``target``; the largest when none does. ``held[z][f]``: fold ``f``'s
+    held-out rows under the choice made with margin ``z`` on the other folds."""
+    grid = sorted(held)
+    for z in grid:
+        every = range(len(held[z])) if folds is None else folds
+        quality = _pooled_quality(held[z], list(every))
+        if quality is None or quality >= target:
+            return z
+    return grid[-1]
+
+
 def cross_validate(
     evaluate_for: EvaluateFor,
     baseline: Sequence[RowOutcome],
@@ -214,39 +280,53 @@ def cross_validate(
     seed: int,
     progress: Callable[[str], None] | None = None,
     hashes: Sequence[float] | None = None,
+    margins: Sequence[float] = MARGIN_GRID,
 ) -> dict[str, Any]:
-    """k-fold estimate of the selection procedure.
+    """k-fold estimate of the selection procedure, and the margin it should use.
 
     ``evaluate_for(train_rows, tag)`` returns the candidates, replayed on every row, with
     anything learned (a router's predictor, a verifier) fitted on ``train_rows`` only; the
-    choice is made on the training rows and measured on the held-out fold. ``hashes``:
-    each row's ``share_hash`` (candidates may then be mixed with the reference).
+    choice is made on the training rows, with each of ``margins``, and measured on the
+    held-out fold. ``margin_z`` is :func:`calibrated_margin` over every fold (what the
+    final choice uses); the estimate pools each fold measured under the margin the
+    *other* folds chose, so the rows a margin was chosen on never measure it.
+    ``hashes``: each row's ``share_hash`` (candidates may then be mixed with the
+    reference).
     """
     rows = comparable(baseline, baseline)
     fold_list = fold_rows(rows, folds, seed)
-    held_actual: list[RowOutcome] = []
-    held_baseline: list[RowOutcome] = []
-    chosen_labels = []
+    held: dict[float, Held] = {z: [] for z in margins}
+    labels: dict[float, list[str]] = {z: [] for z in margins}
     for number, test in enumerate(fold_list):
-        held = set(test)
-        train = [i for i in rows if i not in held]
+        held_rows = set(test)
+        train = [i for i in rows if i not in held_rows]
         if progress is not None:
             progress(f"held-out estimate: fold {number + 1}/{len(fold_list)}")
         evaluated = evaluate_for(train, f"fold{number}")
-        pick = select(evaluated, baseline, train, target, mixable=hashes is not None)
-        item = evaluated[pick.index]
-        chosen_labels.append(with_share(item.candidate, pick.share).label)
-        outcomes = mixed(item.outcomes, baseline, hashes, pick.share)
-        for i in test:
-            held_actual.append(outcomes[i])
-            held_baseline.append(baseline[i])
+        measured = measure(evaluated, baseline, train)
+        for z in margins:
+            pick = choose(measured, target, z, mixable=hashes is not None)
+            item = evaluated[pick.index]
+            labels[z].append(with_share(item.candidate, pick.share).label)
+            outcomes = mixed(item.outcomes, baseline, hashes, pick.share)
+            held[z].append(([outcomes[i] for i in test], [baseline[i] for i in test]))
+    chosen = calibrated_margin(held, target)
+    count = len(fold_list)
+    per_fold = [
+        calibrated_margin(held, target, [g for g in range(count) if g != f]) for f in range(count)
+    ]
+    held_actual = [a for f, z in enumerate(per_fold) for a in held[z][f][0]]
+    held_baseline = [b for f, z in enumerate(per_fold) for b in held[z][f][1]]
     usable = [i for i, a in enumerate(held_actual) if a.ok]
     estimate = totals(held_actual, held_baseline, usable)
     return {
-        "folds": len(fold_list),
+        "folds": count,
         "rows": len(usable),
         "target_quality": target,
-        "chosen_per_fold": chosen_labels,
+        "margin_z": chosen,
+        "margin_z_per_fold": per_fold,
+        "quality_by_margin": {str(z): _pooled_quality(held[z], range(count)) for z in margins},
+        "chosen_per_fold": [labels[z][f] for f, z in enumerate(per_fold)],
         **estimate,
         **_bootstrap(held_actual, held_baseline, usable, seed),
     }
@@ -326,9 +406,12 @@ def tune(
 
     hashes = [share_hash(prompt_text(r.messages)) for r in records]
     all_rows = comparable(baseline, baseline)
-    say(f"choosing on all {len(all_rows)} rows")
+    say(f"fitting and replaying on all {len(all_rows)} rows")
     evaluated = evaluate_for(all_rows, "final")
-    pick = select(evaluated, baseline, all_rows, target, mixable=True)
+    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say, hashes)
+    margin = held_out["margin_z"]
+    say(f"choosing on all {len(all_rows)} rows (margin {margin} standard errors, by the folds)")
+    pick = select(evaluated, baseline, all_rows, target, margin, mixable=True)
     chosen = evaluated[pick.index]
     if pick.share < 1 and chosen.config is not None:  # the candidate mixed with the reference
         candidate = with_share(chosen.candidate, pick.share)
@@ -344,5 +427,4 @@ def tune(
         evaluated = [full if item is chosen else item for item in evaluated]
         chosen = full
     fit = totals(chosen.outcomes, baseline, [i for i in all_rows if chosen.outcomes[i].ok])
-    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say, hashes)
     return TuneResult(chosen, evaluated, baseline, fit, held_out)
