@@ -80,4 +80,6 @@ def test_tune_from_ledger_writes_a_config_for_review(
     assert main([*args, "--folds", "3"]) == 0
     printed = capsys.readouterr().out
     assert "held-out 3-fold estimate" in printed
+    margin = result["held_out"]["margin_z"]
+    assert f"safety margin: {margin:g} standard errors" in printed
     assert re.search(r"\d\.\d{5,}", printed) is None, printed

@@ -233,6 +233,8 @@ def _run(args: argparse.Namespace, workdir: Path) -> int:
         f"held-out {held['folds']}-fold estimate: savings {held['savings_pct']:.1f}% "
         f"{_interval(held['savings_pct_ci'], '{:.1f}%')}, quality retained "
         f"{(held['quality_retained'] or 0):.3f} {_interval(held['quality_retained_ci'], '{:.3f}')}"
+        f"\nsafety margin: {held['margin_z']:g} standard errors (the smallest whose choices "
+        f"kept the target out of fold)"
         f"\nbeside it (all rows; random at the estimate's cost):"
     )
     print("\n".join(comparison_lines(references, base_cost)))
