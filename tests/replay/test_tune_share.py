@@ -15,9 +15,18 @@ from thrifty.cli.main import main
 from thrifty.config import parse_config
 from thrifty.recordings.dataset import RecordedAnswer, ReplayRecord, write_dataset
 from thrifty.registry import ModelRegistry
+from thrifty.replay.search import deep_merge
 from thrifty.replay.simulator import replay, without_techniques
 from thrifty.replay.summary import comparable, totals
-from thrifty.replay.tuner import MARGIN_Z, SHARE_STEP, mixed, retained_se, safe_share, tune
+from thrifty.replay.tuner import (
+    MARGIN_Z,
+    SHARE_STEP,
+    mixed,
+    retained_se,
+    safe_share,
+    shares_to,
+    tune,
+)
 from thrifty.routing.build import build_routing
 from thrifty.routing.policy import share_hash
 from thrifty.routing.text import prompt_text
@@ -168,7 +177,8 @@ def test_a_cascade_behind_the_router_is_mixed_at_a_share_as_it_replays(tmp_path:
     def seen(outcomes: list[Any]) -> list[tuple[Any, ...]]:
         return [(o.model, o.quality, round(o.cost, 12)) for o in outcomes]
 
-    assert seen(chosen.outcomes) == seen(expected)
+    written = parse_config(deep_merge(raw, chosen.candidate.patch))  # replayed afresh
+    assert seen(replay(records, written)) == seen(expected)
     assert any("cascade" in o.techniques for o in chosen.outcomes)
 
 
@@ -181,5 +191,47 @@ def test_a_candidate_with_a_share_already_is_not_mixed_again(tmp_path: Path) -> 
     configured = next(e for e in result.evaluated if e.candidate.label == "as configured")
     assert configured.config is not None and configured.config.routing.share == 0.5
     assert not configured.mixable
-    assert all(e.mixable for e in result.evaluated if e.config and e.config.routing.share == 1)
+    unmixed = [e for e in result.evaluated if e.config and e.config.routing.share == 1]
+    assert unmixed and all(e.mixable for e in unmixed)  # the search starts every one at 1
     assert not result.chosen.candidate.label.startswith("as configured, share")
+
+
+def _config(**changes: Any) -> Any:
+    raw = _raw(prior="shipped")  # valid before any tune
+    raw["models"]["huge"] = {"provider": "rec", "price": {"input": 30.0, "output": 60.0}}
+    for section, values in changes.items():
+        raw[section] = {**raw.get(section, {}), **values}
+    return parse_config(raw)
+
+
+def _cascade(*models: str) -> dict[str, Any]:
+    tiers = [{"model": m, "checks": ["heuristics"]} for m in models[:-1]] + [{"model": models[-1]}]
+    return {"enabled": True, "tiers": tiers}
+
+
+@pytest.mark.parametrize(
+    ("changes", "mixes"),
+    [
+        ({}, True),
+        ({"cascade": _cascade("small", "big")}, True),  # the reference is the last tier
+        ({"cascade": _cascade("small", "huge")}, True),  # not a tier: no cascade from it
+        ({"routing": {"share": 0.5}}, False),  # mixed already
+        ({"routing": {"candidates": ["small", "huge"]}}, False),  # cannot pick the reference
+        ({"routing": {"reference_model": "huge"}}, False),  # the rest would go to huge
+        ({"cascade": _cascade("small", "big", "huge")}, False),  # big climbs on to huge
+        ({"routing": {"enabled": False}}, False),
+    ],
+)
+def test_a_share_mixes_only_where_the_rest_gets_the_baselines_answer(
+    changes: dict[str, Any], mixes: bool
+) -> None:
+    assert shares_to(_config(**changes), "big") is mixes
+
+
+def test_no_mix_when_the_router_cannot_send_anything_to_the_reference(tmp_path: Path) -> None:
+    """``routing.candidates`` without the reference: a share would route nothing back to
+    it, so no candidate is mixed and the estimate is what the written config does."""
+    raw = _raw(candidates=["small"])
+    result = tune(synthetic(120, signal=False), raw, TARGET, folds=2, workdir=tmp_path)
+    assert not any(e.mixable for e in result.evaluated)
+    assert result.chosen.config is not None and result.chosen.config.routing.share == 1

@@ -35,6 +35,7 @@ from thrifty.replay.search import Candidate, candidates_for, deep_merge
 from thrifty.replay.simulator import Replayer, RowOutcome, without_techniques
 from thrifty.replay.summary import comparable, ledger_baseline, quality_pair, totals
 from thrifty.replay.thresholds import family_key, family_outcomes
+from thrifty.routing.build import reference_model
 from thrifty.routing.policy import share_hash
 from thrifty.routing.text import prompt_text
 
@@ -152,6 +153,25 @@ def choose(measured: Sequence[Measured], target: float, margin_z: float, mixable
     return best
 
 
+def shares_to(config: ThriftyConfig, baseline_model: str) -> bool:
+    """Whether a routing share would send the requests outside it to ``baseline_model``
+    and nothing more, as :func:`mixed` assumes: the router's reference is that model and
+    may answer every request (it is among ``candidates`` and every ``tasks`` list), no
+    cascade climbs on from it, and no share is set already (mixing by the same hash
+    again changes nothing, though the mix's formula would say it does)."""
+    routing = config.routing
+    if not routing.enabled or routing.share < 1:
+        return False
+    if reference_model(routing, config.baseline_model or config.default_model) != baseline_model:
+        return False
+    if routing.candidates and baseline_model not in routing.candidates:
+        return False
+    if any(baseline_model not in models for models in routing.tasks.values()):
+        return False
+    climbing = [tier.model for tier in config.cascade.tiers[:-1]] if config.cascade.enabled else []
+    return baseline_model not in climbing
+
+
 def select(
     evaluated: Sequence[Evaluated],
     baseline: Sequence[RowOutcome],
@@ -264,12 +284,30 @@ def calibrated_margin(
     all), keep ``target``; the largest when none does. ``held[z][f]``: fold ``f``'s
     held-out rows under the choice made with margin ``z`` on the other folds."""
     grid = sorted(held)
+    graded = False
     for z in grid:
         every = range(len(held[z])) if folds is None else folds
         quality = _pooled_quality(held[z], list(every))
-        if quality is None or quality >= target:
+        if quality is None:
+            continue  # nothing graded under this margin: it proves nothing either way
+        graded = True
+        if quality >= target:
             return z
-    return grid[-1]
+    return grid[-1] if graded else grid[0]
+
+
+def pooled_under_other_folds(
+    held: Mapping[float, Held], target: float
+) -> tuple[list[float], list[RowOutcome], list[RowOutcome]]:
+    """Each fold's held-out rows under the margin the *other* folds chose (so no fold
+    measures a margin chosen on its own rows): (the margins, actual rows, baseline rows)."""
+    count = len(next(iter(held.values())))
+    per_fold = [
+        calibrated_margin(held, target, [g for g in range(count) if g != f]) for f in range(count)
+    ]
+    actual = [a for f, z in enumerate(per_fold) for a in held[z][f][0]]
+    baseline = [b for f, z in enumerate(per_fold) for b in held[z][f][1]]
+    return per_fold, actual, baseline
 
 
 def cross_validate(
@@ -312,11 +350,7 @@ def cross_validate(
             held[z].append(([outcomes[i] for i in test], [baseline[i] for i in test]))
     chosen = calibrated_margin(held, target)
     count = len(fold_list)
-    per_fold = [
-        calibrated_margin(held, target, [g for g in range(count) if g != f]) for f in range(count)
-    ]
-    held_actual = [a for f, z in enumerate(per_fold) for a in held[z][f][0]]
-    held_baseline = [b for f, z in enumerate(per_fold) for b in held[z][f][1]]
+    per_fold, held_actual, held_baseline = pooled_under_other_folds(held, target)
     usable = [i for i, a in enumerate(held_actual) if a.ok]
     estimate = totals(held_actual, held_baseline, usable)
     return {
@@ -349,12 +383,13 @@ def tune(
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
     fast_thresholds: bool = True,
+    margins: Sequence[float] = MARGIN_GRID,
 ) -> TuneResult:
     """Choose on all rows (writing learned files under ``workdir``), estimate by k-fold.
 
     ``fast_thresholds``: replay each family of cascade-threshold candidates at about one
     replay per tier (``thresholds.py``); off, every candidate is replayed whole (tests
-    compare the two)."""
+    compare the two). ``margins``: the safety margins the folds choose from."""
     base = parse_config(techniques_off(raw_config), env, base_dir)
     baseline_model = base.baseline_model or base.default_model
     if baseline_model is None:
@@ -383,11 +418,8 @@ def tune(
                 continue  # e.g. "as configured" before a predictor exists
             fast = decisions.outcomes(patched)
             key = None if fast is not None else family_key(patched, decisions.distinct)
-            # rows independent (routing alone, or a family) and routed: a share mixes it
-            # with the reference, unless it has one already (mixing that again by the
-            # hash changes nothing, though the mix's formula would say it does)
-            unmixed = patched.routing.enabled and patched.routing.share >= 1
-            mixable = unmixed and (fast is not None or key is not None)
+            # rows independent (routing alone, or a family): a share mixes it
+            mixable = (fast is not None or key is not None) and shares_to(patched, baseline_model)
             if fast is not None:
                 evaluated.append(Evaluated(candidate, fast, patched, True, mixable=mixable))
             elif key is not None and fast_thresholds:
@@ -408,7 +440,7 @@ def tune(
     all_rows = comparable(baseline, baseline)
     say(f"fitting and replaying on all {len(all_rows)} rows")
     evaluated = evaluate_for(all_rows, "final")
-    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say, hashes)
+    held_out = cross_validate(evaluate_for, baseline, target, folds, seed, say, hashes, margins)
     margin = held_out["margin_z"]
     say(f"choosing on all {len(all_rows)} rows (margin {margin} standard errors, by the folds)")
     pick = select(evaluated, baseline, all_rows, target, margin, mixable=True)
