@@ -421,7 +421,9 @@ def tune(
             # rows independent (routing alone, or a family): a share mixes it
             mixable = (fast is not None or key is not None) and shares_to(patched, baseline_model)
             if fast is not None:
-                evaluated.append(Evaluated(candidate, fast, patched, True, mixable=mixable))
+                evaluated.append(
+                    Evaluated(candidate, fast, patched, by_decisions=True, mixable=mixable)
+                )
             elif key is not None and fast_thresholds:
                 families.setdefault(key, []).append(len(evaluated))
                 evaluated.append(Evaluated(candidate, [], patched, mixable=mixable))
@@ -448,13 +450,9 @@ def tune(
     if pick.share < 1 and chosen.config is not None:  # the candidate mixed with the reference
         candidate = with_share(chosen.candidate, pick.share)
         config = parse_config(deep_merge(raw_config, candidate.patch), env, base_dir)
-        shared = decisions.outcomes(config)
-        if shared is None:  # routing into a cascade: replayed whole below
-            chosen = Evaluated(candidate, replay(config), config)
-        else:
-            chosen = Evaluated(candidate, shared, config, by_decisions=True)
+        chosen = Evaluated(candidate, replay(config), config)  # the whole pipeline
         evaluated = [*evaluated, chosen]
-    if chosen.by_decisions and chosen.config is not None:  # the whole pipeline, ledger detail
+    elif chosen.by_decisions and chosen.config is not None:  # the whole pipeline, ledger detail
         full = Evaluated(chosen.candidate, replay(chosen.config), chosen.config)
         evaluated = [full if item is chosen else item for item in evaluated]
         chosen = full
